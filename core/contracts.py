@@ -1,0 +1,205 @@
+"""The data plane: small protocols that sources, mappers, validators, serializers and
+transports implement. They are called directly, in batches, never through pluggy per
+consignment.
+
+Delivery promise (the part a transport author must honour): a record handed to
+`Transport.send` counts as filed only when an acknowledgement for its transaction id
+comes back. Until then the runtime may send it again with the same transaction id, so
+a transport must never invent an acknowledgement, and the receiver answers a repeated
+`add` it already accepted as a duplicate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict
+
+from s321.findings import Finding
+from s321.record import Consignment, FilerType, ModeOfTransport, Party
+
+
+# --------------------------------------------------------------------------- sources
+
+
+@dataclass(frozen=True, slots=True)
+class RawUnit:
+    """One unit of input as a source read it: an order, a bill, a house waybill.
+
+    `key` is the unit's natural key in its source system (an order name, a bill
+    number); with the pipeline's originator code and the source name it makes the
+    transaction id, so it must not change from one run to the next. `findings`
+    carries what the parser found wrong; a unit whose parse failed has `payload`
+    None and at least one error finding.
+    """
+
+    key: str
+    location: str
+    payload: Any
+    findings: tuple[Finding, ...] = ()
+    checkpoint: Any = None
+
+
+@runtime_checkable
+class Source(Protocol):
+    def read(self, paths: Iterable[Path] | None = None) -> Iterator[RawUnit]:
+        """Yield raw units, streaming: memory must not grow with the input.
+
+        `paths` overrides the configured input (as `s321 preview FILE` does).
+        Never raises for bad input: a broken unit is yielded with findings.
+        """
+        ...
+
+    def ack(self, upto: Any) -> None:
+        """Called once every unit up to checkpoint `upto` is durably stored."""
+        ...
+
+
+# --------------------------------------------------------------------------- mappers
+
+
+@dataclass(slots=True)
+class Mapped:
+    """What a mapper made of one raw unit: record fields, or the reason to skip it."""
+
+    record: dict[str, Any] | None = None
+    findings: list[Finding] = field(default_factory=list)
+    skipped: str | None = None
+
+
+@dataclass(frozen=True)
+class PipelineContext:
+    """What every component of one pipeline may know about it."""
+
+    pipeline: str
+    originator_code: str
+    filer_type: FilerType
+    mode_of_transport: ModeOfTransport
+    profile: str
+    source: str
+    defaults: PipelineDefaults
+    base_dir: Path = Path(".")
+
+
+class PipelineDefaults(BaseModel):
+    """Values a source does not carry, set per pipeline in the config."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seller: Party | None = None
+    consignment_originator: Party | None = None
+    marketplace_seller_id: str | None = None
+    identified_marketplace_merchant: bool | None = None
+    known_carrier_customer: bool | None = None
+    exemption_claimant: Party | None = None
+    currency: str | None = None
+    country_of_origin: str | None = None
+
+
+class Mapper(Protocol):
+    def map(self, unit: RawUnit) -> Mapped:
+        """Raw unit -> record fields (without transaction_id), or a skip reason, or
+        findings saying why it is not a consignment. Never raises for bad input."""
+        ...
+
+
+class Validator(Protocol):
+    def validate(self, consignment: Consignment) -> Iterable[Finding]:
+        """Findings about one consignment; `field` must be a dotted path into it."""
+        ...
+
+
+# --------------------------------------------------------------------------- batches
+
+
+class Batch(BaseModel):
+    """The envelope that goes on the wire: s321/1 in docs/wire-format.md."""
+
+    batch_id: str
+    originator_code: str
+    profile: str
+    sent_at: datetime
+    records: list[Consignment]
+
+
+class AckStatus(StrEnum):
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+class AckError(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class RecordAck(BaseModel):
+    transaction_id: str
+    status: AckStatus
+    errors: list[AckError] = []
+
+
+class Ack(BaseModel):
+    """CBP's answer to a batch: per transaction id, accepted or rejected."""
+
+    batch_id: str
+    received_at: datetime
+    results: list[RecordAck]
+
+
+class Receipt(BaseModel):
+    """The receiver took the batch for processing; acks follow later."""
+
+    batch_id: str
+    accepted_for_processing: bool = True
+    detail: str | None = None
+
+
+class Serializer(Protocol):
+    name: str
+    content_type: str
+
+    def encode_batch(self, batch: Batch) -> bytes: ...
+    def decode_batch(self, data: bytes) -> Batch: ...
+    def encode_ack(self, ack: Ack) -> bytes: ...
+    def decode_ack(self, data: bytes) -> Ack: ...
+
+
+# --------------------------------------------------------------------------- transports
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    max_batch: int = 500
+    window: int = 1
+    acknowledges: bool = True
+
+
+class Transport(Protocol):
+    capabilities: Capabilities
+
+    def connect(self) -> None:
+        """Open the link. Idempotent. Raises RetriableError or FatalError."""
+        ...
+
+    def send(self, batch: Batch) -> Receipt:
+        """Hand one batch to the receiver. Raises RetriableError or FatalError."""
+        ...
+
+    def acks(self, timeout: float = 0.0) -> list[Ack]:
+        """Acknowledgements that arrived, waiting up to `timeout` seconds for one."""
+        ...
+
+    def close(self) -> None:
+        """Close the link. Idempotent."""
+        ...
+
+
+def usd(amount: Decimal) -> Decimal:
+    return amount.quantize(Decimal("0.01"))

@@ -1,0 +1,81 @@
+"""Errors that cross module borders, and the one place transport failures are
+classified as retriable or fatal.
+
+`RetriableError`: try again later (refused, reset, timeout, the peer went away).
+`FatalError`: trying again cannot help (certificate refused, protocol version
+refused, authentication failed, bad configuration). Every transport raises only these
+two from its data-plane methods, so the runtime's retry policy is the same for all.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import ssl
+
+
+class S321Error(Exception):
+    """Base of all s321 errors."""
+
+
+class ConfigError(S321Error):
+    """A configuration that cannot be used; `lines` are `FILE: path: message` lines."""
+
+    def __init__(self, lines: list[str]):
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+class PluginError(S321Error):
+    """A plugin or component that cannot be found or loaded."""
+
+
+class TransportError(S321Error):
+    """Base of the two transport outcomes."""
+
+
+class RetriableError(TransportError):
+    """The operation may succeed if tried again later."""
+
+
+class FatalError(TransportError):
+    """Trying again cannot help; an operator must act."""
+
+
+_RETRIABLE_ERRNOS = {
+    errno.ECONNREFUSED,
+    errno.ECONNRESET,
+    errno.ECONNABORTED,
+    errno.EPIPE,
+    errno.ETIMEDOUT,
+    errno.EHOSTUNREACH,
+    errno.ENETUNREACH,
+    errno.ENETDOWN,
+    errno.EAGAIN,
+}
+
+
+def classify(exc: BaseException) -> TransportError:
+    """Map any exception raised while talking to a peer onto Retriable or Fatal."""
+    if isinstance(exc, TransportError):
+        return exc
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return FatalError(f"certificate refused: {exc.verify_message or exc}")
+    if isinstance(exc, ssl.SSLError):
+        reason = (exc.reason or "").upper()
+        if any(word in reason for word in ("CERTIFICATE", "UNKNOWN_CA", "HANDSHAKE_FAILURE", "VERSION")):
+            return FatalError(f"TLS refused: {exc.reason or exc}")
+        return RetriableError(f"TLS error: {exc.reason or exc}")
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return RetriableError(f"timed out: {exc}")
+    if isinstance(exc, socket.gaierror):
+        return RetriableError(f"cannot resolve host: {exc}")
+    if isinstance(exc, (ConnectionError, EOFError)):
+        return RetriableError(f"connection lost: {exc or type(exc).__name__}")
+    if isinstance(exc, OSError) and exc.errno in _RETRIABLE_ERRNOS:
+        return RetriableError(f"{exc.strerror or exc}")
+    if isinstance(exc, PermissionError):
+        return FatalError(f"permission denied: {exc}")
+    if isinstance(exc, OSError):
+        return RetriableError(f"I/O error: {exc}")
+    return FatalError(f"{type(exc).__name__}: {exc}")
