@@ -1,0 +1,33 @@
+"""Calling the observer hooks safely: an observer that raises is logged, never fatal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+
+from s321.logs import get_logger
+
+log = get_logger(__name__)
+
+
+class Observers:
+    def __init__(self, pm: pluggy.PluginManager):
+        self.pm = pm
+
+    def _call(self, hook: str, **kwargs: Any) -> None:
+        try:
+            getattr(self.pm.hook, hook)(**kwargs)
+        except Exception as exc:
+            log.warning("observer raised", hook=hook, error_type=type(exc).__name__, error=str(exc)[:200])
+
+    def pipeline_started(self, pipeline: str, context: Any) -> None:
+        self._call("pipeline_started", pipeline=pipeline, context=context)
+
+    def pipeline_finished(self, pipeline: str, summary: Any) -> None:
+        self._call("pipeline_finished", pipeline=pipeline, summary=summary)
+
+    def consignment_rejected(self, pipeline: str, transaction_id: str, stage: str,
+                             findings: list[Any]) -> None:
+        self._call("consignment_rejected", pipeline=pipeline, transaction_id=transaction_id,
+                   stage=stage, findings=findings)
