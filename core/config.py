@@ -1,0 +1,246 @@
+"""The configuration: TOML parsed into pydantic models, unknown keys rejected.
+
+`load(path, registry)` returns a `LoadedConfig` whose pipelines have their source,
+mapper, validators and transport resolved and each plugin table validated by that
+plugin's own options model. Every problem is reported at once as
+`FILE: dotted.path: what is wrong, and what would be valid` (a `ConfigError`).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from s321 import regimes, rules
+from s321.contracts import PipelineContext, PipelineDefaults
+from s321.errors import ConfigError, PluginError
+from s321.paths import ConfigPath
+from s321.registry import Component, Registry
+from s321.record import FilerType, ModeOfTransport
+
+DEFAULT_SERIALIZER = "s321/1"
+
+
+class PluginTable(BaseModel):
+    """A `[...source]` or `[...transport]` table: `plugin` plus that plugin's options."""
+
+    model_config = ConfigDict(extra="allow")
+    plugin: str
+
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class PipelineConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    originator_code: str = Field(min_length=1, max_length=35)
+    filer_type: FilerType
+    files_as: FilerType | None = Field(
+        default=None,
+        description="For brokers and forwarders: the role whose element set they file "
+        "(carrier or online_marketplace). Defaults to the profile's choice.",
+    )
+    mode_of_transport: ModeOfTransport
+    profile: str = regimes.DEFAULT
+    mapper: str | None = None
+    validators: list[str] = []
+    serializer: str = DEFAULT_SERIALIZER
+    batch_size: int = Field(default=100, ge=1, le=10_000)
+    enabled: bool = True
+    defaults: PipelineDefaults = PipelineDefaults()
+    source: PluginTable
+    transport: PluginTable
+
+
+class PluginsSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    block: list[str] = []
+
+
+class LedgerSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: ConfigPath = Path("s321-ledger.sqlite")
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    currency_rates: dict[str, Decimal] = Field(
+        default_factory=lambda: {"USD": Decimal(1)},
+        description="USD for one unit of each currency, e.g. CAD = 0.73.",
+    )
+    profile_paths: list[ConfigPath] = []
+    plugins: PluginsSection = PluginsSection()
+    ledger: LedgerSection = LedgerSection()
+    pipelines: dict[str, PipelineConfig] = Field(min_length=1)
+
+    @field_validator("currency_rates")
+    @classmethod
+    def _rates(cls, rates: dict[str, Decimal]) -> dict[str, Decimal]:
+        for code, rate in rates.items():
+            if not rules.is_currency(code):
+                raise ValueError(f"{code!r} is not an ISO 4217 currency code")
+            if rate <= 0:
+                raise ValueError(f"rate for {code} must be > 0")
+        rates.setdefault("USD", Decimal(1))
+        return rates
+
+
+@dataclass
+class Pipeline:
+    """One pipeline with every component resolved and its options validated."""
+
+    name: str
+    config: PipelineConfig
+    context: PipelineContext
+    source: Component
+    source_options: BaseModel
+    mapper: Component
+    validators: list[tuple[Component, BaseModel]]
+    transport: Component
+    transport_options: BaseModel
+    serializer: Component
+    profile: regimes.Profile
+
+
+@dataclass
+class LoadedConfig:
+    path: Path
+    config: Config
+    pipelines: dict[str, Pipeline] = field(default_factory=dict)
+
+    @property
+    def rates(self) -> dict[str, Decimal]:
+        return self.config.currency_rates
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: no such file"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot be read: {exc.strerror}"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+
+
+def load(path: str | Path, registry: Registry) -> LoadedConfig:
+    path = Path(path)
+    raw = read_toml(path)
+    ctx = {"base_dir": path.resolve().parent}
+    try:
+        config = Config.model_validate(raw, context=ctx)
+    except ValidationError as exc:
+        raise ConfigError(format_errors(path, exc, Config)) from None
+    loaded = LoadedConfig(path, config)
+    problems: list[str] = []
+    known_profiles = regimes.available(config.profile_paths)
+    for name, pc in config.pipelines.items():
+        pipeline = _resolve_pipeline(path, name, pc, registry, known_profiles, ctx, problems)
+        if pipeline is not None:
+            loaded.pipelines[name] = pipeline
+    if problems:
+        raise ConfigError(problems)
+    return loaded
+
+
+def _resolve_pipeline(path: Path, name: str, pc: PipelineConfig, registry: Registry,
+                      known_profiles: dict[str, Path], ctx: dict[str, Any],
+                      problems: list[str]) -> Pipeline | None:
+    where = f"pipelines.{name}"
+    before = len(problems)
+
+    def component(kind: str, cname: str, loc: str) -> Component | None:
+        try:
+            return registry.get(kind, cname)
+        except PluginError as exc:
+            problems.append(f"{path}: {loc}: {exc}")
+            return None
+
+    def options(comp: Component | None, table: dict[str, Any], loc: str) -> BaseModel | None:
+        if comp is None:
+            return None
+        try:
+            return comp.options.model_validate(table, context=ctx)
+        except ValidationError as exc:
+            problems.extend(format_errors(path, exc, comp.options, prefix=loc))
+            return None
+
+    source = component("source", pc.source.plugin, f"{where}.source.plugin")
+    source_options = options(source, pc.source.options(), f"{where}.source")
+    mapper = component("mapper", pc.mapper or pc.source.plugin, f"{where}.mapper")
+    transport = component("transport", pc.transport.plugin, f"{where}.transport.plugin")
+    transport_options = options(transport, pc.transport.options(), f"{where}.transport")
+    serializer = component("serializer", pc.serializer, f"{where}.serializer")
+    validators = []
+    for i, vname in enumerate(pc.validators):
+        comp = component("validator", vname, f"{where}.validators.{i}")
+        opts = options(comp, {}, f"{where}.validators.{i}")
+        if comp is not None and opts is not None:
+            validators.append((comp, opts))
+    profile = None
+    try:
+        profile = regimes.load(pc.profile, known_profiles)
+    except regimes.ProfileError as exc:
+        problems.append(f"{path}: {where}.profile: {exc}")
+    if len(problems) > before:
+        return None
+    context = PipelineContext(
+        pipeline=name,
+        originator_code=pc.originator_code,
+        filer_type=pc.filer_type,
+        mode_of_transport=pc.mode_of_transport,
+        profile=pc.profile,
+        source=pc.source.plugin,
+        defaults=pc.defaults,
+        base_dir=Path(ctx["base_dir"]),
+    )
+    return Pipeline(name, pc, context, source, source_options, mapper, validators,
+                    transport, transport_options, serializer, profile)
+
+
+def format_errors(path: Path, exc: ValidationError, model: type[BaseModel],
+                  prefix: str = "") -> list[str]:
+    """One line per error: `FILE: dotted.path: message`, saying what would be valid.
+    Input values are never echoed (they may be secrets)."""
+    lines = []
+    for err in exc.errors(include_input=False, include_url=False):
+        loc = ".".join(str(p) for p in err["loc"])
+        full = ".".join(p for p in (prefix, loc) if p)
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            parent = _model_at(model, err["loc"][:-1])
+            valid = ", ".join(sorted(parent.model_fields)) if parent else ""
+            msg = f"unknown key{'; valid keys: ' + valid if valid else ''}"
+        elif err["type"] == "missing":
+            msg = "required, but missing"
+        lines.append(f"{path}: {full}: {msg}")
+    return lines
+
+
+def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model class found by walking `loc` from `model` (for listing valid keys)."""
+    current: Any = model
+    for part in loc:
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        info = current.model_fields.get(str(part))
+        if info is None:
+            continue  # a dict key such as a pipeline name
+        current = _unwrap(info.annotation)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _unwrap(annotation: Any) -> Any:
+    for arg in getattr(annotation, "__args__", ()) or ():
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+    return annotation

@@ -1,0 +1,115 @@
+"""Regime profiles: which record elements each filer type must send, as data.
+
+A profile is a TOML file (bundled ones live in `config/profiles/`, more can be named by
+`profile_paths` in the config). Adding a regime is adding a file, not code. See
+`config/profiles/pilot-2019.toml` for the format.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from s321.record import FilerType
+
+DEFAULT = "pilot-2019"
+
+
+class ProfileError(Exception):
+    pass
+
+
+class OneOf(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    fields: list[str] = Field(min_length=2)
+    report_on: str
+
+
+class When(BaseModel):
+    """Extra requirements that apply when a record field has a given value."""
+
+    model_config = ConfigDict(extra="forbid")
+    field: str
+    equals: str
+    required: list[str] = []
+
+
+class ElementSet(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    files_as: FilerType | None = None
+    required: list[str] = []
+    one_of: list[OneOf] = []
+    conditional: dict[str, str] = {}
+    optional: list[str] = []
+    when: list[When] = []
+
+
+class Profile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    description: str = ""
+    value_limit_usd: Decimal | None = Decimal(800)
+    all: ElementSet = ElementSet()
+    filer: dict[FilerType, ElementSet] = {}
+
+    def element_sets(self, filer_type: FilerType | None,
+                     files_as: FilerType | None = None) -> list[ElementSet]:
+        """The sets that apply to a filer: the common set, then its own (or, for a
+        broker or forwarder, that of the role it files in)."""
+        sets = [self.all]
+        own = self.filer.get(filer_type) if filer_type else None
+        role = files_as or (own.files_as if own else None)
+        if own is not None:
+            sets.append(own)
+        if role is not None and role != filer_type and role in self.filer:
+            sets.append(self.filer[role])
+        return sets
+
+
+def _bundled() -> dict[str, Path]:
+    folder = resources.files("s321.profiles")
+    return {Path(str(p)).stem: Path(str(p)) for p in folder.iterdir() if str(p).endswith(".toml")}
+
+
+def available(extra_dirs: Iterable[Path] = ()) -> dict[str, Path]:
+    """Profile name -> file, the bundled ones first, overridden by `extra_dirs`."""
+    found = _bundled()
+    for folder in extra_dirs:
+        for p in sorted(Path(folder).glob("*.toml")):
+            found[p.stem] = p
+    return found
+
+
+def load(name_or_path: str, known: dict[str, Path] | None = None) -> Profile:
+    known = available() if known is None else known
+    path = known.get(name_or_path)
+    if path is None and name_or_path.endswith(".toml") and Path(name_or_path).is_file():
+        path = Path(name_or_path)
+    if path is None:
+        close = difflib.get_close_matches(name_or_path, list(known), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ProfileError(
+            f"unknown profile {name_or_path!r}{hint} (known: {', '.join(sorted(known))})"
+        )
+    return _load_file(path)
+
+
+@lru_cache(maxsize=64)
+def _load_file(path: Path) -> Profile:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return Profile.model_validate(raw)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ProfileError(f"{path}: {exc}") from None
+    except ValidationError as exc:
+        first = exc.errors(include_input=False)[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise ProfileError(f"{path}: {loc}: {first['msg']}") from None

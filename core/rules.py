@@ -1,0 +1,127 @@
+"""The rules every consignment is held to, beyond presence: ISO codes, at least one
+bill, a US deliver-to, quantities, prices, HTS codes, URLs and the Section 321 value
+limit. `derive` fills the derived fields first (total_value_usd, normalised codes).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from decimal import Decimal
+from functools import lru_cache
+from urllib.parse import urlsplit
+
+import pycountry
+
+from s321.findings import Finding, error, warning
+from s321.record import Consignment, Party
+
+US_CUSTOMS_TERRITORY = frozenset({"US", "PR"})
+_HTS = re.compile(r"\d{6}(\d{4})?")
+
+
+@lru_cache(maxsize=512)
+def is_country(code: str) -> bool:
+    return len(code) == 2 and pycountry.countries.get(alpha_2=code.upper()) is not None
+
+
+@lru_cache(maxsize=256)
+def is_currency(code: str) -> bool:
+    return len(code) == 3 and pycountry.currencies.get(alpha_3=code.upper()) is not None
+
+
+def normalise_hts(code: str) -> str:
+    """HTS codes are often written with dots or spaces (6109.10.0012)."""
+    return re.sub(r"[.\s-]", "", code)
+
+
+def derive(consignment: Consignment, rates: dict[str, Decimal]) -> Consignment:
+    """Normalise codes and compute total_value_usd (None when a price or a rate is
+    missing; `check` reports why)."""
+    total: Decimal | None = Decimal(0)
+    for item in consignment.items:
+        if item.currency:
+            item.currency = item.currency.upper()
+        if item.country_of_origin:
+            item.country_of_origin = item.country_of_origin.upper()
+        if item.hts_code:
+            item.hts_code = normalise_hts(item.hts_code)
+        rate = rates.get(item.currency or "")
+        if total is None or item.listed_price is None or item.quantity is None or rate is None:
+            total = None
+            continue
+        total += item.listed_price * item.quantity * rate
+    for party in _parties(consignment):
+        if party.address and party.address.country:
+            party.address.country = party.address.country.upper()
+    consignment.total_value_usd = None if total is None else total.quantize(Decimal("0.01"))
+    return consignment
+
+
+def _parties(c: Consignment) -> Iterator[Party]:
+    for p in (c.consignment_originator, c.ultimate_deliver_to, c.seller, c.customer, c.exemption_claimant):
+        if p is not None:
+            yield p
+
+
+_PARTY_FIELDS = ("consignment_originator", "ultimate_deliver_to", "seller", "customer", "exemption_claimant")
+
+
+def check(c: Consignment, rates: dict[str, Decimal], value_limit_usd: Decimal | None) -> list[Finding]:
+    """Findings of the value rules. Presence is the profile's business (`s321.validation`)."""
+    out: list[Finding] = []
+    for pname in _PARTY_FIELDS:
+        party = getattr(c, pname)
+        if party and party.address and party.address.country and not is_country(party.address.country):
+            out.append(error("invalid-country", f"{pname}.address.country",
+                             "not an ISO 3166-1 alpha-2 country code (e.g. US, CN, DE)"))
+    deliver = c.ultimate_deliver_to
+    if deliver and deliver.address and deliver.address.country and is_country(deliver.address.country):
+        if deliver.address.country.upper() not in US_CUSTOMS_TERRITORY:
+            out.append(error("deliver-to-not-us", "ultimate_deliver_to.address.country",
+                             f"the deliver-to address must be in the US (US or PR), "
+                             f"not {deliver.address.country}"))
+    if c.security_scan is not None and not c.security_scan.performed:
+        out.append(warning("security-scan-not-performed", "security_scan.performed",
+                           "the consignment declares no foreign security scan"))
+    priced = True
+    for i, item in enumerate(c.items):
+        at = f"items.{i}"
+        if item.quantity is not None and item.quantity <= 0:
+            out.append(error("invalid-quantity", f"{at}.quantity", "quantity must be greater than 0"))
+        if item.listed_price is not None and item.listed_price < 0:
+            out.append(error("negative-price", f"{at}.listed_price", "a price cannot be negative"))
+        if item.weight_kg is not None and item.weight_kg < 0:
+            out.append(error("negative-weight", f"{at}.weight_kg", "a weight cannot be negative"))
+        if item.currency and not is_currency(item.currency):
+            out.append(error("invalid-currency", f"{at}.currency",
+                             "not an ISO 4217 currency code (e.g. USD, EUR, CAD)"))
+        elif item.listed_price is not None and (item.currency or "") not in rates:
+            priced = False
+            out.append(error("unknown-currency-rate", f"{at}.currency",
+                             f"no rate for {item.currency or 'an item without currency'}; "
+                             f"add it under [currency_rates] (known: {', '.join(sorted(rates))})"))
+        if item.country_of_origin and not is_country(item.country_of_origin):
+            out.append(error("invalid-country", f"{at}.country_of_origin",
+                             "not an ISO 3166-1 alpha-2 country code (e.g. CN, DE)"))
+        if item.hts_code and not _HTS.fullmatch(normalise_hts(item.hts_code)):
+            out.append(error("invalid-hts", f"{at}.hts_code",
+                             "an HTS code has 6 or 10 digits (e.g. 610910 or 6109100012)"))
+        if item.product_url and not is_url(item.product_url):
+            out.append(error("invalid-url", f"{at}.product_url",
+                             "not a valid http(s) URL with a host name"))
+    if (priced and value_limit_usd is not None and c.total_value_usd is not None
+            and c.total_value_usd > value_limit_usd):
+        out.append(error("not-section-321", "total_value_usd",
+                         f"total value {c.total_value_usd} USD is over the Section 321 limit "
+                         f"of {value_limit_usd} USD"))
+    return out
+
+
+def is_url(value: str) -> bool:
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return False
+    host = parts.hostname or ""
+    return parts.scheme in ("http", "https") and "." in host and " " not in value
