@@ -1,0 +1,1 @@
+"""First-party s321 transport adapters."""

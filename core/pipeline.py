@@ -1,0 +1,112 @@
+"""The processing half of a pipeline: raw units -> mapped, derived, validated outcomes.
+
+`Processor.process()` turns every unit a source yields into exactly one `Outcome`
+(valid, invalid or skipped): nothing is dropped silently, and a broken unit or a
+plugin that raises becomes an invalid outcome with findings, never a crash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from s321 import ids, rules, validation
+from s321.config import Pipeline
+from s321.contracts import RawUnit
+from s321.findings import Finding, error, from_validation_error, has_errors
+from s321.logs import get_logger
+from s321.record import Consignment
+
+log = get_logger(__name__)
+
+
+class Status(StrEnum):
+    VALID = "valid"
+    INVALID = "invalid"
+    SKIPPED = "skipped"
+
+
+@dataclass(slots=True)
+class Outcome:
+    ref: str
+    status: Status
+    source: str
+    record: Consignment | None = None
+    findings: list[Finding] = field(default_factory=list)
+    reason: str | None = None
+    checkpoint: Any = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ref": self.ref,
+            "status": self.status.value,
+            "source": self.source,
+            "reason": self.reason,
+            "record": self.record.model_dump(mode="json", exclude_none=True) if self.record else None,
+            "findings": [f.model_dump(mode="json", exclude_none=True) for f in self.findings],
+        }
+
+
+class Processor:
+    """Source, mapper and validators of one pipeline, built from its config."""
+
+    def __init__(self, pipeline: Pipeline, rates: dict[str, Decimal]):
+        self.pipeline = pipeline
+        self.rates = rates
+        ctx = pipeline.context
+        self.source = pipeline.source.factory(pipeline.source_options, ctx)
+        self.mapper = pipeline.mapper.factory(pipeline.source_options, ctx)
+        self.validators = [comp.factory(opts, ctx) for comp, opts in pipeline.validators]
+
+    def process(self, paths: Iterable[Path] | None = None) -> Iterator[Outcome]:
+        for unit in self.source.read(paths):
+            yield self.process_unit(unit)
+
+    def process_unit(self, unit: RawUnit) -> Outcome:
+        where = unit.location
+        found = [f.at(where) for f in unit.findings]
+        if unit.payload is None:
+            if not found:
+                found = [error("unreadable", "", "the source yielded a unit with nothing in it", where)]
+            return Outcome(unit.key, Status.INVALID, where, None, found, checkpoint=unit.checkpoint)
+        try:
+            mapped = self.mapper.map(unit)
+        except Exception as exc:  # a mapper bug must not stop the pipeline
+            log.error("mapper raised", pipeline=self.pipeline.name, mapper=self.pipeline.mapper.name,
+                      location=where, error_type=type(exc).__name__)
+            found.append(error("mapper-error", "", f"the mapper failed: {type(exc).__name__}", where))
+            return Outcome(unit.key, Status.INVALID, where, None, found, checkpoint=unit.checkpoint)
+        found += [f.at(where) for f in mapped.findings]
+        if mapped.skipped:
+            return Outcome(unit.key, Status.SKIPPED, where, None, found, reason=mapped.skipped,
+                           checkpoint=unit.checkpoint)
+        if mapped.record is None:
+            if not has_errors(found):
+                found.append(error("not-a-consignment", "", "the mapper made no record of it", where))
+            return Outcome(unit.key, Status.INVALID, where, None, found, checkpoint=unit.checkpoint)
+        ctx = self.pipeline.context
+        fields = dict(mapped.record)
+        fields["transaction_id"] = ids.transaction_id(ctx.originator_code, ctx.source, unit.key)
+        try:
+            consignment = Consignment.model_validate(fields)
+        except ValidationError as exc:
+            found += [f.at(where) for f in from_validation_error(exc)]
+            return Outcome(unit.key, Status.INVALID, where, None, found, checkpoint=unit.checkpoint)
+        rules.derive(consignment, self.rates)
+        found += [f.at(where) for f in self.validate(consignment)]
+        status = Status.INVALID if has_errors(found) else Status.VALID
+        return Outcome(unit.key, status, where, consignment, found, checkpoint=unit.checkpoint)
+
+    def validate(self, consignment: Consignment) -> list[Finding]:
+        try:
+            return validation.validate(consignment, self.pipeline.profile, self.rates,
+                                       self.pipeline.config.files_as, self.validators)
+        except Exception as exc:  # a validator bug must not stop the pipeline
+            log.error("validator raised", pipeline=self.pipeline.name, error_type=type(exc).__name__)
+            return [error("validator-error", "", f"a validator failed: {type(exc).__name__}")]

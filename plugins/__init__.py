@@ -1,0 +1,1 @@
+"""First-party s321 plugins: source connectors, mappers, validators, serializers."""
