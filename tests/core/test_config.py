@@ -1,0 +1,168 @@
+"""Configuration: unknown keys, wrong values, did-you-mean, secrets, paths."""
+
+import subprocess
+import sys
+
+import pytest
+
+from builders import jsonl_pipeline_config, write_config
+from s321 import app
+from s321.errors import ConfigError
+
+
+def errors_of(path):
+    with pytest.raises(ConfigError) as info:
+        app.load(path)
+    return info.value.lines
+
+
+def test_a_valid_config_loads_with_components_resolved(tmp_path):
+    path = jsonl_pipeline_config(tmp_path, tmp_path / "in", tmp_path / "out")
+    _registry, cfg = app.load(path)
+    shop = cfg.pipelines["shop"]
+    assert (shop.source.name, shop.transport.name, shop.serializer.name) == ("records-jsonl", "file", "s321/1")
+    assert shop.transport_options.directory == tmp_path / "out"
+
+
+def test_relative_paths_are_relative_to_the_config_file(tmp_path):
+    path = jsonl_pipeline_config(tmp_path, "inbox", "outbox")
+    _registry, cfg = app.load(path)
+    assert cfg.pipelines["shop"].source_options.path == tmp_path / "inbox"
+
+
+def test_an_unknown_plugin_option_names_the_path_and_the_valid_keys(tmp_path):
+    path = jsonl_pipeline_config(tmp_path, "in", "out")
+    path.write_text(path.read_text().replace('directory = "out"', 'directory = "out"\nport = 22'))
+    lines = errors_of(path)
+    assert lines == [f"{path}: pipelines.shop.transport.port: unknown key; valid keys: directory, max_batch"]
+
+
+def test_a_wrong_value_type_names_the_path(tmp_path):
+    path = jsonl_pipeline_config(tmp_path, "in", "out")
+    path.write_text(path.read_text().replace('directory = "out"', 'directory = "out"\nmax_batch = "many"'))
+    [line] = errors_of(path)
+    assert line.startswith(f"{path}: pipelines.shop.transport.max_batch: ")
+    assert "integer" in line
+
+
+def test_a_wrong_filer_type_lists_the_valid_ones(tmp_path):
+    path = jsonl_pipeline_config(tmp_path, "in", "out", filer_type="shipper")
+    [line] = errors_of(path)
+    assert f"{path}: pipelines.shop.filer_type:" in line
+    assert "'carrier'" in line and "'online_marketplace'" in line
+
+
+def test_a_mistyped_plugin_name_gets_did_you_mean(tmp_path):
+    path = jsonl_pipeline_config(tmp_path, "in", "out")
+    path.write_text(path.read_text().replace('plugin = "file"', 'plugin = "flie"'))
+    [line] = errors_of(path)
+    assert line.startswith(f"{path}: pipelines.shop.transport.plugin: unknown transport 'flie'")
+    assert "did you mean 'file'?" in line
+
+
+def test_unknown_top_level_keys_and_missing_tables_are_all_reported(tmp_path):
+    path = write_config(tmp_path, """
+        colour = "blue"
+        [pipelines.a]
+        originator_code = "X"
+        filer_type = "carrier"
+        mode_of_transport = "truck"
+    """)
+    lines = errors_of(path)
+    assert f"{path}: colour: unknown key; valid keys: currency_rates, ledger, pipelines, plugins, profile_paths" in lines
+    assert f"{path}: pipelines.a.source: required, but missing" in lines
+    assert f"{path}: pipelines.a.transport: required, but missing" in lines
+
+
+def test_invalid_toml_names_the_file_and_line(tmp_path):
+    path = write_config(tmp_path, "[pipelines.a\nx = 1\n")
+    [line] = errors_of(path)
+    assert line.startswith(f"{path}: not valid TOML:") and "line 1" in line
+
+
+def test_a_currency_rate_must_be_an_iso_code(tmp_path):
+    path = jsonl_pipeline_config(tmp_path, "in", "out")
+    path.write_text(path.read_text().replace('CAD = "0.73"', 'CAD = "0.73"\nEURO = "1.1"'))
+    [line] = errors_of(path)
+    assert "currency_rates" in line and "'EURO' is not an ISO 4217 currency code" in line
+
+
+def test_an_unknown_profile_is_reported_with_a_suggestion(tmp_path):
+    path = jsonl_pipeline_config(tmp_path, "in", "out")
+    path.write_text(path.read_text().replace('profile = "pilot-2019"', 'profile = "pilot2019"'))
+    [line] = errors_of(path)
+    assert line.startswith(f"{path}: pipelines.shop.profile: unknown profile 'pilot2019'; did you mean 'pilot-2019'?")
+
+
+def test_check_cli_exits_1_with_one_line_per_error(tmp_path):
+    path = jsonl_pipeline_config(tmp_path, "in", "out", filer_type="shipper")
+    path.write_text(path.read_text().replace('plugin = "file"', 'plugin = "flie"'))
+    proc = subprocess.run([sys.executable, "-m", "s321.cli", "check", "-c", str(path)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "pipelines.shop.filer_type" in lines[0]  # structure first, then plugins
+    ok = jsonl_pipeline_config(tmp_path, "in", "out")
+    proc = subprocess.run([sys.executable, "-m", "s321.cli", "check", "-c", str(ok)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+# --------------------------------------------------------------------------- secrets
+
+from pydantic import BaseModel, ConfigDict, ValidationError  # noqa: E402
+
+from s321.secrets import Secret  # noqa: E402
+
+
+class WithSecret(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    password: Secret
+
+
+def test_a_secret_from_the_environment(monkeypatch):
+    monkeypatch.setenv("S321_TEST_PASSWORD", "hunter2-env")
+    opts = WithSecret.model_validate({"password": {"env": "S321_TEST_PASSWORD"}})
+    assert opts.password.get_secret_value() == "hunter2-env"
+    assert "hunter2" not in repr(opts) and "hunter2" not in str(opts) and "hunter2" not in opts.model_dump_json()
+
+
+def test_a_secret_from_a_file_relative_to_the_config(tmp_path):
+    (tmp_path / "pw.txt").write_text("hunter2-file\n")
+    opts = WithSecret.model_validate({"password": {"file": "pw.txt"}}, context={"base_dir": tmp_path})
+    assert opts.password.get_secret_value() == "hunter2-file"
+
+
+def test_a_literal_secret_is_refused_without_echoing_it():
+    with pytest.raises(ValidationError) as info:
+        WithSecret.model_validate({"password": "hunter2-literal"})
+    from pathlib import Path
+
+    from s321.config import format_errors
+    [line] = format_errors(Path("s321.toml"), info.value, WithSecret)
+    assert "never a literal" in line and "hunter2" not in line
+
+
+def test_an_unset_secret_variable_is_named(monkeypatch):
+    monkeypatch.delenv("S321_NOPE", raising=False)
+    with pytest.raises(ValidationError, match="S321_NOPE"):
+        WithSecret.model_validate({"password": {"env": "S321_NOPE"}})
+
+
+def test_check_never_prints_a_secret_value(tmp_path, monkeypatch):
+    """A config error next to a secret must not show the secret, whatever the error."""
+    path = write_config(tmp_path, """
+        [pipelines.a]
+        originator_code = "X"
+        filer_type = "carrier"
+        mode_of_transport = "truck"
+        [pipelines.a.source]
+        plugin = "records-jsonl"
+        path = "in"
+        [pipelines.a.transport]
+        plugin = "file"
+        directory = "out"
+        password = "hunter2-in-config"
+    """)
+    proc = subprocess.run([sys.executable, "-m", "s321.cli", "check", "-c", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "hunter2" not in proc.stdout + proc.stderr
