@@ -13,10 +13,10 @@ from s321.registry import Registry
 from s321.registry import load as load_plugins
 from s321.config import LoadedConfig
 from s321.errors import ConfigError
-from s321.observers import Observers
 from s321.pipeline import Outcome, Processor
 from s321.record import Consignment
-from s321.runner import PipelineRun, RetryPolicy, RunSummary
+from s321.runner import RunSummary
+from s321.runner import run_once as _run_once
 
 
 def load_registry(config_path: str | Path | None = None) -> Registry:
@@ -49,11 +49,8 @@ def preview(loaded: LoadedConfig, pipeline: str, files: Iterable[Path] = ()) -> 
     yield from processor.process(paths)
 
 
-def run_once(registry: Registry, loaded: LoadedConfig, only: Iterable[str] = (),
-             policy: RetryPolicy | None = None) -> list[RunSummary]:
-    observers = Observers(registry.pm)
-    names = list(only) or [n for n, p in loaded.pipelines.items() if p.config.enabled]
-    return [PipelineRun(loaded.pipelines[n], loaded.rates, observers, policy).run() for n in names]
+def run_once(registry: Registry, loaded: LoadedConfig, only: Iterable[str] = ()) -> list[RunSummary]:
+    return _run_once(registry, loaded, list(only) or None)
 
 
 def schema(kind: str) -> dict[str, Any]:

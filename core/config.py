@@ -12,7 +12,7 @@ import tomllib
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -36,6 +36,18 @@ class PluginTable(BaseModel):
         return dict(self.model_extra or {})
 
 
+class RetrySection(BaseModel):
+    """Retry policy of a pipeline's transport: exponential backoff with full jitter."""
+
+    model_config = ConfigDict(extra="forbid")
+    initial: float = Field(default=1.0, gt=0, description="first backoff ceiling, seconds")
+    maximum: float = Field(default=300.0, gt=0, description="largest wait between attempts, seconds")
+    max_elapsed: float = Field(default=86_400.0, gt=0,
+                               description="after this long since first queued, a record is dead")
+    ack_timeout: float = Field(default=120.0, gt=0,
+                               description="a batch not acknowledged within this is sent again")
+
+
 class PipelineConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -53,6 +65,11 @@ class PipelineConfig(BaseModel):
     serializer: str = DEFAULT_SERIALIZER
     batch_size: int = Field(default=100, ge=1, le=10_000)
     enabled: bool = True
+    archive_dir: ConfigPath | None = Field(
+        default=None, description="processed input files are moved here after the ledger commit")
+    settle_seconds: float = Field(default=1.0, ge=0,
+                                  description="an input file must be this old (unchanged) to be read")
+    retry: RetrySection = RetrySection()
     defaults: PipelineDefaults = PipelineDefaults()
     source: PluginTable
     transport: PluginTable
@@ -65,7 +82,10 @@ class PluginsSection(BaseModel):
 
 class LedgerSection(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    path: ConfigPath = Path("s321-ledger.sqlite")
+    path: ConfigPath = Field(default=Path("s321-ledger.sqlite"), validate_default=True,
+                             description="relative to the config file's folder")
+    synchronous: Literal["NORMAL", "FULL"] = Field(
+        default="NORMAL", description="NORMAL survives a killed process; FULL also a power cut")
 
 
 class Config(BaseModel):
@@ -77,7 +97,9 @@ class Config(BaseModel):
     )
     profile_paths: list[ConfigPath] = []
     plugins: PluginsSection = PluginsSection()
-    ledger: LedgerSection = LedgerSection()
+    # A dict default, validated, so that the default path is resolved against the
+    # config file's folder like any path written in it.
+    ledger: LedgerSection = Field(default={}, validate_default=True)
     pipelines: dict[str, PipelineConfig] = Field(min_length=1)
 
     @field_validator("currency_rates")

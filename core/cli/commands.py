@@ -130,8 +130,12 @@ def run(args: argparse.Namespace) -> int:
                 f"invalid {c['invalid']}, skipped {c['skipped']}, sent {c['sent']}")
         if s.acknowledges:
             line += f", accepted {c['accepted']}, rejected {c['rejected']}"
+        if c["retried"] or c["dead"]:
+            line += f", retried {c['retried']}, dead {c['dead']}"
         print(line)
-        for txid, _batch, findings in s.rejections:
+        if s.queued or s.awaiting_ack:
+            print(f"  still owed: {s.queued} queued, {s.awaiting_ack} awaiting an ack (kept in the ledger)")
+        for txid, findings in s.rejections:
             for f in findings:
                 print(f"  rejected {txid}: {f.code} {f.field or '-'}: {f.message}")
         if s.error:

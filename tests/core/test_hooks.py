@@ -181,7 +181,7 @@ def test_hook_register_transports(tmp_path):
     [summary] = app.run_once(reg, config_mod.load(path, reg))
     assert [len(b.records) for b in received] == [10, 10, 5]  # the transport's max_batch
     assert (summary.counts["sent"], summary.counts["rejected"]) == (25, 25)
-    assert summary.rejections[0][2][0].code == "cbp-says-no"
+    assert summary.rejections[0][1][0].code == "cbp-says-no"
 
 
 def test_hook_register_serializers(tmp_path):

@@ -1,0 +1,346 @@
+"""The ledger: one SQLite file (WAL) holding every consignment's state, the single
+source of truth between ingestion and transmission.
+
+Promises: ingesting the same consignment again changes nothing; a changed one is queued
+as `replace` once filed; `claim` commits `sent` before a batch leaves; `resolve` maps
+acks (a duplicate of an accepted `add` counts as accepted); a record is never lost.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from s321 import ids
+from s321.contracts import Ack, AckStatus
+from s321.pipeline import Outcome, Status
+from s321.record import Action, Consignment
+from s321.states import State
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS consignments (
+    transaction_id  TEXT PRIMARY KEY,
+    pipeline        TEXT NOT NULL,
+    client          TEXT NOT NULL,
+    ref             TEXT NOT NULL,
+    source          TEXT,
+    state           TEXT NOT NULL,
+    action          TEXT NOT NULL DEFAULT 'add',
+    content_hash    TEXT,
+    accepted_hash   TEXT,
+    record          TEXT,
+    findings        TEXT,
+    reason          TEXT,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL DEFAULT 0,
+    queued_at       REAL,
+    batch_id        TEXT,
+    sent_at         REAL,
+    last_error      TEXT,
+    ack             TEXT,
+    created_at      REAL NOT NULL,
+    updated_at      REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS consignments_queue ON consignments (pipeline, state, next_attempt_at);
+CREATE INDEX IF NOT EXISTS consignments_batch ON consignments (batch_id);
+CREATE TABLE IF NOT EXISTS inputs (
+    pipeline     TEXT NOT NULL,
+    path         TEXT NOT NULL,
+    size         INTEGER NOT NULL,
+    mtime_ns     INTEGER NOT NULL,
+    units        INTEGER NOT NULL,
+    processed_at REAL NOT NULL,
+    PRIMARY KEY (pipeline, path, size, mtime_ns)
+);
+"""
+
+
+@dataclass
+class Row:
+    transaction_id: str
+    pipeline: str
+    client: str
+    ref: str
+    state: State
+    action: Action
+    record: Consignment | None
+    attempts: int
+    queued_at: float | None
+    batch_id: str | None
+    last_error: str | None
+
+
+@dataclass
+class IngestCounts:
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+
+
+class Ledger:
+    """Thread-safe: one connection, serialised by a lock (SQLite has one writer anyway)."""
+
+    def __init__(self, path: str | Path, synchronous: str = "NORMAL"):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.row_factory = sqlite3.Row
+        self._lock = threading.RLock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"PRAGMA synchronous={synchronous}")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # ------------------------------------------------------------------ ingestion
+
+    def ingest(self, pipeline: str, client: str, source: str, outcomes: Iterable[Outcome],
+               input_file: tuple[str, int, int] | None = None, now: float | None = None) -> IngestCounts:
+        """Store outcomes in one transaction; with `input_file` (path, size, mtime_ns)
+        also remember that file as processed, atomically with its units."""
+        now = time.time() if now is None else now
+        counts = IngestCounts()
+        units = 0
+        with self.transaction() as db:
+            for outcome in outcomes:
+                units += 1
+                self._ingest_one(db, pipeline, client, source, outcome, now, counts)
+            if input_file is not None:
+                db.execute("INSERT OR REPLACE INTO inputs VALUES (?,?,?,?,?,?)",
+                           (pipeline, input_file[0], input_file[1], input_file[2], units, now))
+        return counts
+
+    def _ingest_one(self, db: sqlite3.Connection, pipeline: str, client: str, source: str,
+                    outcome: Outcome, now: float, counts: IngestCounts) -> None:
+        record = outcome.record
+        txid = record.transaction_id if record else ids.transaction_id(client, source, outcome.ref)
+        digest = ids.content_hash(record) if record else None
+        findings = json.dumps([f.model_dump(mode="json", exclude_none=True) for f in outcome.findings])
+        body = record.model_dump_json(exclude_none=True) if record else None
+        old = db.execute("SELECT state, content_hash, accepted_hash, findings, reason FROM consignments "
+                         "WHERE transaction_id=?", (txid,)).fetchone()
+        state = {Status.VALID: State.QUEUED, Status.INVALID: State.INVALID,
+                 Status.SKIPPED: State.SKIPPED}[outcome.status]
+        if old is None:
+            counts.new += 1
+            db.execute(
+                "INSERT INTO consignments (transaction_id, pipeline, client, ref, source, state, action,"
+                " content_hash, record, findings, reason, queued_at, created_at, updated_at)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (txid, pipeline, client, outcome.ref, outcome.source, state, Action.ADD, digest, body,
+                 findings, outcome.reason, now if state is State.QUEUED else None, now, now))
+            return
+        if old["content_hash"] == digest and old["findings"] == findings and old["reason"] == outcome.reason:
+            counts.unchanged += 1
+            return
+        counts.changed += 1
+        if state is State.QUEUED:
+            if old["accepted_hash"] == digest:
+                # Back to what CBP already has: nothing to file.
+                db.execute("UPDATE consignments SET content_hash=?, record=?, findings=?, state=?,"
+                           " updated_at=? WHERE transaction_id=?",
+                           (digest, body, findings, State.ACCEPTED, now, txid))
+                return
+            action = Action.REPLACE if old["accepted_hash"] else Action.ADD
+            db.execute("UPDATE consignments SET state=?, action=?, content_hash=?, record=?, findings=?,"
+                       " reason=NULL, source=?, attempts=0, next_attempt_at=0, queued_at=?, last_error=NULL,"
+                       " updated_at=? WHERE transaction_id=?",
+                       (State.QUEUED, action, digest, body, findings, outcome.source, now, now, txid))
+        elif old["accepted_hash"] is None and old["state"] not in (State.SENT,):
+            # Not filed yet: the new verdict replaces the old one.
+            db.execute("UPDATE consignments SET state=?, content_hash=?, record=?, findings=?, reason=?,"
+                       " source=?, updated_at=? WHERE transaction_id=?",
+                       (state, digest, body, findings, outcome.reason, outcome.source, now, txid))
+        else:
+            # Filed (or on the wire) and now invalid or skipped here: keep the filing,
+            # record why; an operator decides on `s321 delete`.
+            db.execute("UPDATE consignments SET findings=?, reason=?, last_error=?, updated_at=?"
+                       " WHERE transaction_id=?",
+                       (findings, outcome.reason, f"a newer version is {state.value}", now, txid))
+
+    def input_seen(self, pipeline: str, path: str, size: int, mtime_ns: int) -> bool:
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM inputs WHERE pipeline=? AND path=? AND size=? AND mtime_ns=?",
+                                    (pipeline, path, size, mtime_ns)).fetchone() is not None
+
+    # ------------------------------------------------------------------ transmission
+
+    def claim(self, pipeline: str, batch_id: str, limit: int, now: float | None = None) -> list[Row]:
+        """Mark up to `limit` due records `sent` under `batch_id` and commit, before
+        any byte leaves: after a crash they are found `sent` and sent again."""
+        now = time.time() if now is None else now
+        with self.transaction() as db:
+            rows = db.execute(
+                "SELECT * FROM consignments WHERE pipeline=? AND state=? AND next_attempt_at<=?"
+                " ORDER BY queued_at, transaction_id LIMIT ?", (pipeline, State.QUEUED, now, limit)).fetchall()
+            db.executemany("UPDATE consignments SET state=?, batch_id=?, sent_at=?, attempts=attempts+1,"
+                           " updated_at=? WHERE transaction_id=?",
+                           [(State.SENT, batch_id, now, now, r["transaction_id"]) for r in rows])
+        return [self._row(r, batch_id=batch_id, attempts=r["attempts"] + 1) for r in rows]
+
+    def requeue(self, transaction_ids: Iterable[str], error: str, delays: dict[str, float] | float = 0.0,
+                dead: Iterable[str] = (), now: float | None = None) -> None:
+        """Put sent records back in the queue after `delays` (seconds); those in `dead`
+        go to the dead-letter queue instead, with the error that put them there."""
+        now = time.time() if now is None else now
+        dead = set(dead)
+        with self.transaction() as db:
+            for txid in transaction_ids:
+                if txid in dead:
+                    db.execute("UPDATE consignments SET state=?, last_error=?, updated_at=? WHERE transaction_id=?"
+                               " AND state IN (?,?)", (State.DEAD, error, now, txid, State.SENT, State.QUEUED))
+                    continue
+                delay = delays.get(txid, 0.0) if isinstance(delays, dict) else delays
+                db.execute("UPDATE consignments SET state=?, next_attempt_at=?, last_error=?, updated_at=?"
+                           " WHERE transaction_id=? AND state=?",
+                           (State.QUEUED, now + delay, error, now, txid, State.SENT))
+
+    def resolve(self, ack: Ack, now: float | None = None) -> dict[str, State]:
+        """Apply an acknowledgement; returns the new state per transaction id it moved.
+        An ack for a record that is no longer `sent` under that batch is ignored, so a
+        late or repeated ack cannot undo a newer state."""
+        now = time.time() if now is None else now
+        moved: dict[str, State] = {}
+        with self.transaction() as db:
+            for result in ack.results:
+                row = db.execute("SELECT state, batch_id, content_hash FROM consignments WHERE transaction_id=?",
+                                 (result.transaction_id,)).fetchone()
+                if row is None or row["state"] != State.SENT or row["batch_id"] != ack.batch_id:
+                    continue
+                accepted = result.status is AckStatus.ACCEPTED or _duplicate_only(result)
+                state = State.ACCEPTED if accepted else State.REJECTED
+                db.execute("UPDATE consignments SET state=?, ack=?, accepted_hash=CASE WHEN ? THEN content_hash"
+                           " ELSE accepted_hash END, last_error=?, updated_at=? WHERE transaction_id=?",
+                           (state, result.model_dump_json(), accepted,
+                            None if accepted else "; ".join(e.code for e in result.errors), now,
+                            result.transaction_id))
+                moved[result.transaction_id] = state
+        return moved
+
+    def unacknowledged(self, pipeline: str, sent_before: float) -> list[Row]:
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM consignments WHERE pipeline=? AND state=? AND sent_at<?",
+                                    (pipeline, State.SENT, sent_before)).fetchall()
+        return [self._row(r) for r in rows]
+
+    def sent_in(self, pipeline: str, batch_ids: list[str]) -> list[Row]:
+        marks = ",".join("?" * len(batch_ids))
+        with self._lock:
+            rows = self._db.execute(f"SELECT * FROM consignments WHERE pipeline=? AND state=? AND batch_id IN ({marks})",
+                                    (pipeline, State.SENT, *batch_ids)).fetchall()
+        return [self._row(r) for r in rows]
+
+    def pending(self, pipeline: str) -> tuple[int, int, float | None]:
+        """(queued, sent, earliest next attempt) for one pipeline."""
+        with self._lock:
+            r = self._db.execute(
+                "SELECT SUM(state=?) AS q, SUM(state=?) AS s, MIN(CASE WHEN state=? THEN next_attempt_at END) AS n"
+                " FROM consignments WHERE pipeline=?", (State.QUEUED, State.SENT, State.QUEUED, pipeline)).fetchone()
+        return int(r["q"] or 0), int(r["s"] or 0), r["n"]
+
+    # ------------------------------------------------------------------ operators
+
+    def status(self) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT pipeline, state, COUNT(*) AS n, MIN(CASE WHEN state='queued' THEN queued_at END) AS oldest,"
+                " MAX(updated_at) AS last FROM consignments GROUP BY pipeline, state ORDER BY pipeline, state"
+            ).fetchall()
+            # SQLite takes the bare column from the row that holds the MAX.
+            errors = {r["pipeline"]: r["last_error"] for r in self._db.execute(
+                "SELECT pipeline, last_error, MAX(updated_at) FROM consignments"
+                " WHERE last_error IS NOT NULL GROUP BY pipeline")}
+        return [{"pipeline": r["pipeline"], "state": r["state"], "count": r["n"], "oldest_queued": r["oldest"],
+                 "last_error": errors.get(r["pipeline"])} for r in rows]
+
+    def counts(self, pipeline: str | None = None) -> dict[str, int]:
+        with self._lock:
+            q = "SELECT state, COUNT(*) FROM consignments"
+            rows = self._db.execute(q + " WHERE pipeline=? GROUP BY state", (pipeline,)) if pipeline else \
+                self._db.execute(q + " GROUP BY state")
+            return {state: n for state, n in rows}
+
+    def get(self, transaction_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            r = self._db.execute("SELECT * FROM consignments WHERE transaction_id=?", (transaction_id,)).fetchone()
+        return dict(r) if r else None
+
+    def dead(self, pipeline: str | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT transaction_id, pipeline, ref, attempts, last_error, updated_at FROM consignments"
+                " WHERE state=? AND (? IS NULL OR pipeline=?) ORDER BY updated_at", (State.DEAD, pipeline, pipeline))
+            return [dict(r) for r in rows]
+
+    def retry_dead(self, transaction_ids: Iterable[str] | None = None, now: float | None = None) -> int:
+        """Give dead records a fresh retry budget."""
+        now = time.time() if now is None else now
+        with self.transaction() as db:
+            if transaction_ids is None:
+                cur = db.execute("UPDATE consignments SET state=?, attempts=0, next_attempt_at=0, queued_at=?,"
+                                 " updated_at=? WHERE state=?", (State.QUEUED, now, now, State.DEAD))
+                return cur.rowcount
+            n = 0
+            for txid in transaction_ids:
+                n += db.execute("UPDATE consignments SET state=?, attempts=0, next_attempt_at=0, queued_at=?,"
+                                " updated_at=? WHERE state=? AND transaction_id=?",
+                                (State.QUEUED, now, now, State.DEAD, txid)).rowcount
+            return n
+
+    def resend(self, transaction_id: str, action: Action | None = None, now: float | None = None) -> str:
+        """Queue one record again (operator's `resend` or `delete`). Returns what was done."""
+        now = time.time() if now is None else now
+        with self.transaction() as db:
+            r = db.execute("SELECT state, record, accepted_hash FROM consignments WHERE transaction_id=?",
+                           (transaction_id,)).fetchone()
+            if r is None:
+                raise KeyError(f"no consignment {transaction_id!r} in the ledger")
+            if r["record"] is None:
+                raise ValueError(f"{transaction_id}: no valid record to send (state {r['state']})")
+            if action is None:
+                action = Action.REPLACE if r["accepted_hash"] else Action.ADD
+            if action is Action.DELETE and not r["accepted_hash"]:
+                raise ValueError(f"{transaction_id}: never accepted, nothing to delete")
+            db.execute("UPDATE consignments SET state=?, action=?, attempts=0, next_attempt_at=0, queued_at=?,"
+                       " last_error=NULL, updated_at=? WHERE transaction_id=?",
+                       (State.QUEUED, action, now, now, transaction_id))
+        return f"{transaction_id}: queued as {action.value}"
+
+    # ------------------------------------------------------------------ rows
+
+    def _row(self, r: sqlite3.Row, **override: Any) -> Row:
+        record = Consignment.model_validate_json(r["record"]) if r["record"] else None
+        if record is not None:
+            record.action = Action(r["action"])
+        values = {
+            "transaction_id": r["transaction_id"], "pipeline": r["pipeline"], "client": r["client"],
+            "ref": r["ref"], "state": State(r["state"]), "action": Action(r["action"]), "record": record,
+            "attempts": r["attempts"], "queued_at": r["queued_at"], "batch_id": r["batch_id"],
+            "last_error": r["last_error"],
+        }
+        values.update(override)
+        return Row(**values)
+
+
+def _duplicate_only(result: Any) -> bool:
+    return bool(result.errors) and all(e.code == "duplicate" for e in result.errors)

@@ -1,0 +1,165 @@
+"""The ledger's promises, on a real SQLite file: idempotent ingestion, replace on change,
+sent before the wire, acks resolve, duplicates count as accepted, dead letters."""
+
+import sqlite3
+from datetime import UTC, datetime
+
+import pytest
+
+from builders import consignment, marketplace_fields
+from s321.contracts import Ack, AckError, AckStatus, RecordAck
+from s321.findings import error
+from s321.ledger import Ledger
+from s321.pipeline import Outcome, Status
+from s321.record import Action
+from s321.states import State
+
+
+def valid(ref="A-1", txid="T1", **changes):
+    return Outcome(ref, Status.VALID, "f.jsonl:1", consignment(marketplace_fields(**changes), txid=txid))
+
+
+def ack(batch_id, *results):
+    return Ack(batch_id=batch_id, received_at=datetime.now(UTC), results=[
+        RecordAck(transaction_id=t, status=AckStatus(s), errors=[AckError(code=c, message=c) for c in codes])
+        for t, s, *codes in results])
+
+
+@pytest.fixture
+def ledger(tmp_path):
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    yield ledger
+    ledger.close()
+
+
+def state(ledger, txid):
+    return ledger.get(txid)["state"]
+
+
+def test_the_ledger_is_a_sqlite_file_in_wal_mode(ledger):
+    db = sqlite3.connect(ledger.path)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_ingesting_the_same_consignment_again_changes_nothing(ledger):
+    assert ledger.ingest("shop", "MKT001", "src", [valid()]).new == 1
+    before = ledger.get("T1")
+    counts = ledger.ingest("shop", "MKT001", "src", [valid()])
+    assert (counts.new, counts.unchanged) == (0, 1)
+    assert ledger.get("T1") == before
+
+
+def test_a_changed_consignment_after_acceptance_is_queued_as_replace(ledger):
+    ledger.ingest("shop", "MKT001", "src", [valid()])
+    [row] = ledger.claim("shop", "B1", 10)
+    ledger.resolve(ack("B1", ("T1", "accepted")))
+    assert state(ledger, "T1") == State.ACCEPTED
+    ledger.ingest("shop", "MKT001", "src", [valid(tracking_number="1ZNEW")])
+    [row] = ledger.claim("shop", "B2", 10)
+    assert (row.action, row.record.action, row.record.tracking_number) == (Action.REPLACE, Action.REPLACE, "1ZNEW")
+
+
+def test_a_change_before_filing_stays_an_add(ledger):
+    ledger.ingest("shop", "MKT001", "src", [valid()])
+    ledger.ingest("shop", "MKT001", "src", [valid(tracking_number="1ZNEW")])
+    [row] = ledger.claim("shop", "B1", 10)
+    assert row.action == Action.ADD and row.record.tracking_number == "1ZNEW"
+
+
+def test_claim_commits_sent_before_the_batch_leaves(ledger, tmp_path):
+    ledger.ingest("shop", "MKT001", "src", [valid(txid=f"T{i}", ref=f"A{i}") for i in range(5)])
+    rows = ledger.claim("shop", "B1", 3)
+    other = sqlite3.connect(tmp_path / "ledger.sqlite")  # what a restarted process would see
+    states = dict(other.execute("SELECT transaction_id, state FROM consignments"))
+    assert sorted(t for t, s in states.items() if s == "sent") == sorted(r.transaction_id for r in rows)
+    assert len(rows) == 3 and list(states.values()).count("queued") == 2
+
+
+def test_acks_resolve_records_and_a_duplicate_of_an_add_counts_as_accepted(ledger):
+    ledger.ingest("shop", "MKT001", "src", [valid(txid=f"T{i}", ref=f"A{i}") for i in range(3)])
+    ledger.claim("shop", "B1", 10)
+    moved = ledger.resolve(ack("B1", ("T0", "accepted"), ("T1", "rejected", "duplicate"),
+                               ("T2", "rejected", "invalid-hts")))
+    assert moved == {"T0": State.ACCEPTED, "T1": State.ACCEPTED, "T2": State.REJECTED}
+    assert ledger.get("T2")["last_error"] == "invalid-hts"
+
+
+def test_a_late_ack_of_an_older_batch_does_not_undo_a_newer_state(ledger):
+    ledger.ingest("shop", "MKT001", "src", [valid()])
+    ledger.claim("shop", "B1", 10)
+    ledger.requeue(["T1"], "no ack in time")
+    ledger.claim("shop", "B2", 10)
+    assert ledger.resolve(ack("B1", ("T1", "rejected", "timeout"))) == {}
+    assert state(ledger, "T1") == State.SENT
+    assert ledger.resolve(ack("B2", ("T1", "accepted"))) == {"T1": State.ACCEPTED}
+
+
+def test_requeue_waits_for_the_delay_and_dead_letters_past_the_budget(ledger):
+    ledger.ingest("shop", "MKT001", "src", [valid(txid=f"T{i}", ref=f"A{i}") for i in range(2)], now=1000.0)
+    ledger.claim("shop", "B1", 10, now=1000.0)
+    ledger.requeue(["T0", "T1"], "connection refused", {"T0": 30.0}, dead=["T1"], now=1001.0)
+    assert ledger.claim("shop", "B2", 10, now=1020.0) == []
+    assert [r.transaction_id for r in ledger.claim("shop", "B3", 10, now=1031.5)] == ["T0"]
+    [dead] = ledger.dead()
+    assert (dead["transaction_id"], dead["last_error"]) == ("T1", "connection refused")
+
+
+def test_dlq_retry_gives_dead_records_a_fresh_budget(ledger):
+    ledger.ingest("shop", "MKT001", "src", [valid()])
+    ledger.claim("shop", "B1", 10)
+    ledger.requeue(["T1"], "refused", dead=["T1"])
+    assert ledger.retry_dead() == 1
+    [row] = ledger.claim("shop", "B2", 10)
+    assert row.attempts == 1
+
+
+def test_resend_and_delete_by_an_operator(ledger):
+    ledger.ingest("shop", "MKT001", "src", [valid()])
+    ledger.claim("shop", "B1", 10)
+    ledger.resolve(ack("B1", ("T1", "accepted")))
+    assert ledger.resend("T1") == "T1: queued as replace"
+    ledger.claim("shop", "B2", 10)
+    ledger.resolve(ack("B2", ("T1", "accepted")))
+    assert ledger.resend("T1", Action.DELETE) == "T1: queued as delete"
+    [row] = ledger.claim("shop", "B3", 10)
+    assert row.record.action == Action.DELETE
+    with pytest.raises(KeyError):
+        ledger.resend("T-unknown")
+
+
+def test_delete_of_a_record_never_accepted_is_refused(ledger):
+    ledger.ingest("shop", "MKT001", "src", [valid()])
+    with pytest.raises(ValueError, match="never accepted"):
+        ledger.resend("T1", Action.DELETE)
+
+
+def test_invalid_units_are_kept_with_their_findings(ledger):
+    bad = Outcome("A-9", Status.INVALID, "f.csv:9", None, [error("malformed", "items.0.quantity", "x")])
+    ledger.ingest("shop", "MKT001", "src", [bad])
+    [row] = [r for r in ledger.status() if r["state"] == "invalid"]
+    assert row["count"] == 1
+
+
+def test_a_filed_record_that_turns_invalid_stays_filed(ledger):
+    ledger.ingest("shop", "MKT001", "src", [valid()])
+    ledger.claim("shop", "B1", 10)
+    ledger.resolve(ack("B1", ("T1", "accepted")))
+    bad = Outcome("A-1", Status.INVALID, "f:1", consignment(marketplace_fields(tracking_number=None), txid="T1"),
+                  [error("missing-one-of", "tracking_number", "x")])
+    ledger.ingest("shop", "MKT001", "src", [bad])
+    row = ledger.get("T1")
+    assert row["state"] == State.ACCEPTED and "invalid" in row["last_error"]
+
+
+def test_status_counts_per_pipeline_and_state(ledger):
+    ledger.ingest("shop", "MKT001", "src", [valid(txid=f"T{i}", ref=f"A{i}") for i in range(3)], now=50.0)
+    ledger.claim("shop", "B1", 1)
+    rows = {(r["pipeline"], r["state"]): r for r in ledger.status()}
+    assert rows[("shop", "queued")]["count"] == 2 and rows[("shop", "sent")]["count"] == 1
+    assert rows[("shop", "queued")]["oldest_queued"] == 50.0
+
+
+def test_input_files_are_remembered_with_their_units(ledger):
+    ledger.ingest("shop", "MKT001", "src", [valid()], input_file=("/in/a.csv", 10, 123))
+    assert ledger.input_seen("shop", "/in/a.csv", 10, 123)
+    assert not ledger.input_seen("shop", "/in/a.csv", 11, 123)
