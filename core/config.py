@@ -75,6 +75,15 @@ class PipelineConfig(BaseModel):
     transport: PluginTable
 
 
+class DaemonSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    http: str | None = Field(default=None, pattern=r"^[\w.\-\[\]:]*:\d+$",
+                             description="HOST:PORT for /healthz and /metrics, e.g. 127.0.0.1:9321")
+    rescan_seconds: float = Field(default=5.0, gt=0, description="inboxes are rescanned this often")
+    poll_interval: float = Field(default=0.5, gt=0, description="idle wait between transmit passes")
+    shutdown_timeout: float = Field(default=20.0, ge=0, description="wait for in-flight acks on stop")
+
+
 class PluginsSection(BaseModel):
     model_config = ConfigDict(extra="forbid")
     block: list[str] = []
@@ -97,6 +106,7 @@ class Config(BaseModel):
     )
     profile_paths: list[ConfigPath] = []
     plugins: PluginsSection = PluginsSection()
+    daemon: DaemonSection = DaemonSection()
     # A dict default, validated, so that the default path is resolved against the
     # config file's folder like any path written in it.
     ledger: LedgerSection = Field(default={}, validate_default=True)

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from s321 import logs
-from s321.cli import commands
+from s321.cli import commands, operator
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="summaries as JSON lines")
     p.set_defaults(func=commands.run)
 
+    operator.configure(sub)
     for extension in commands.EXTENSIONS:
         extension(sub)
     return parser

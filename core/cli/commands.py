@@ -22,7 +22,7 @@ def _err(line: str) -> None:
     print(line, file=sys.stderr)
 
 
-def _load(path: str) -> tuple[Any, Any] | None:
+def load_or_report(path: str) -> tuple[Any, Any] | None:
     try:
         return app.load(path)
     except ConfigError as exc:
@@ -48,7 +48,7 @@ def plugins(args: argparse.Namespace) -> int:
 
 
 def check(args: argparse.Namespace) -> int:
-    loaded = _load(args.config)
+    loaded = load_or_report(args.config)
     if loaded is None:
         return 1
     registry, cfg = loaded
@@ -69,7 +69,7 @@ def schema(args: argparse.Namespace) -> int:
 
 
 def preview(args: argparse.Namespace) -> int:
-    loaded = _load(args.config)
+    loaded = load_or_report(args.config)
     if loaded is None:
         return 2
     _registry, cfg = loaded
@@ -109,7 +109,7 @@ def preview(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    loaded = _load(args.config)
+    loaded = load_or_report(args.config)
     if loaded is None:
         return 2
     registry, cfg = loaded
@@ -118,8 +118,8 @@ def run(args: argparse.Namespace) -> int:
         _err(f"{args.config}: no such pipeline: {', '.join(unknown)} (known: {', '.join(cfg.pipelines)})")
         return 2
     if not args.once:
-        _err("the daemon (without --once) is not available yet; use --once")
-        return 2
+        from s321.daemon import Daemon
+        return Daemon(args.config).run_forever()
     summaries = app.run_once(registry, cfg, args.pipeline)
     for s in summaries:
         if args.json:

@@ -1,0 +1,114 @@
+"""Operator commands over the ledger: status, dlq list/retry, resend, delete."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from s321.cli.commands import load_or_report
+from s321.ledger import Ledger
+from s321.record import Action
+
+
+def configure(sub: Any) -> None:
+    p = sub.add_parser("status", help="per pipeline and state: counts, oldest queued, last error")
+    p.add_argument("-c", "--config", required=True)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=status)
+
+    p = sub.add_parser("dlq", help="the dead-letter queue")
+    dlq_sub = p.add_subparsers(dest="dlq_command", required=True)
+    q = dlq_sub.add_parser("list", help="dead records and the error that put them there")
+    q.add_argument("-c", "--config", required=True)
+    q.add_argument("-p", "--pipeline")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=dlq_list)
+    q = dlq_sub.add_parser("retry", help="queue dead records again with a fresh retry budget")
+    q.add_argument("-c", "--config", required=True)
+    q.add_argument("transaction_ids", nargs="*", help="default: all dead records")
+    q.set_defaults(func=dlq_retry)
+
+    p = sub.add_parser("resend", help="queue one consignment again (replace once accepted)")
+    p.add_argument("-c", "--config", required=True)
+    p.add_argument("transaction_id")
+    p.set_defaults(func=lambda a: _requeue(a, None))
+
+    p = sub.add_parser("delete", help="queue a delete of an accepted consignment")
+    p.add_argument("-c", "--config", required=True)
+    p.add_argument("transaction_id")
+    p.set_defaults(func=lambda a: _requeue(a, Action.DELETE))
+
+
+def _ledger(args: argparse.Namespace) -> Ledger | None:
+    loaded = load_or_report(args.config)
+    if loaded is None:
+        return None
+    cfg = loaded[1].config.ledger
+    return Ledger(cfg.path, cfg.synchronous)
+
+
+def _age(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    seconds = max(0, int(time.time() - ts))
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def status(args: argparse.Namespace) -> int:
+    ledger = _ledger(args)
+    if ledger is None:
+        return 2
+    rows = ledger.status()
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+        return 0
+    if not rows:
+        print(f"{ledger.path}: empty")
+    last_pipeline = None
+    for row in rows:
+        if row["pipeline"] != last_pipeline:
+            last_pipeline = row["pipeline"]
+            print(f"{last_pipeline}:" + (f"  last error: {row['last_error']}" if row["last_error"] else ""))
+        oldest = f"  oldest {_age(row['oldest_queued'])}" if row["state"] == "queued" else ""
+        print(f"  {row['state']:<9} {row['count']:>8}{oldest}")
+    return 0
+
+
+def dlq_list(args: argparse.Namespace) -> int:
+    ledger = _ledger(args)
+    if ledger is None:
+        return 2
+    for row in ledger.dead(args.pipeline):
+        if args.json:
+            print(json.dumps(row))
+        else:
+            print(f"{row['transaction_id']}  {row['pipeline']}  {row['ref']}  attempts {row['attempts']}: "
+                  f"{row['last_error']}")
+    return 0
+
+
+def dlq_retry(args: argparse.Namespace) -> int:
+    ledger = _ledger(args)
+    if ledger is None:
+        return 2
+    n = ledger.retry_dead(args.transaction_ids or None)
+    print(f"{n} dead records queued again")
+    return 0
+
+
+def _requeue(args: argparse.Namespace, action: Action | None) -> int:
+    ledger = _ledger(args)
+    if ledger is None:
+        return 2
+    try:
+        print(ledger.resend(args.transaction_id, action))
+    except (KeyError, ValueError) as exc:
+        print(f"s321: {exc.args[0]}", file=sys.stderr)
+        return 1
+    return 0
+
+

@@ -1,0 +1,195 @@
+"""`s321 run -c CONFIG`: the daemon. One thread per pipeline, each watching its inbox
+(watchfiles, backed by a periodic rescan), transmitting through the shared ledger.
+
+SIGTERM/SIGINT: stop reading, wait for in-flight acks up to the shutdown timeout, exit
+cleanly (what is still owed stays in the ledger). SIGHUP: reload the config and restart
+only the pipelines whose configuration changed. Pipelines are independent: one whose
+transport fails keeps retrying on its own while the others go on.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import watchfiles
+
+from s321 import app
+from s321.config import LoadedConfig, Pipeline
+from s321.errors import ConfigError
+from s321.httpd import serve
+from s321.ledger import Ledger
+from s321.logs import get_logger
+from s321.metrics import Metrics
+from s321.observers import Observers
+from s321.registry import Registry
+from s321.worker import PipelineWorker
+
+log = get_logger(__name__)
+
+
+class PipelineThread(threading.Thread):
+    def __init__(self, worker: PipelineWorker, daemon_cfg: Any, observers: Observers):
+        super().__init__(name=f"s321-{worker.name}", daemon=True)
+        self.worker = worker
+        self.cfg = daemon_cfg
+        self.observers = observers
+        self.stop_event = threading.Event()
+        self.wake = threading.Event()
+        self.failed: str | None = None
+
+    def run(self) -> None:
+        w = self.worker
+        self.observers.pipeline_started(w.name, w.pipeline.context)
+        watcher = self._watch()
+        try:
+            w.recover()
+            next_scan = 0.0
+            while not self.stop_event.is_set():
+                if self.wake.is_set() or time.monotonic() >= next_scan:
+                    self.wake.clear()
+                    w.ingest()
+                    next_scan = time.monotonic() + self.cfg.rescan_seconds
+                w.transmit()
+                w.poll_acks(timeout=0.05 if w.outstanding()[1] else 0.0)
+                if w.idle():
+                    self.wake.wait(self.cfg.poll_interval)
+            self._drain()
+        except Exception as exc:
+            self.failed = f"{type(exc).__name__}: {exc}"
+            log.exception("pipeline thread failed", pipeline=w.name)
+        finally:
+            if watcher is not None:
+                watcher.set()
+            w.close()
+            self.observers.pipeline_finished(w.name, w)
+
+    def _drain(self) -> None:
+        """Stop reading; wait for acks of what is on the wire, up to the timeout."""
+        deadline = time.monotonic() + self.cfg.shutdown_timeout
+        while self.worker.outstanding()[1] and time.monotonic() < deadline:
+            self.worker.poll_acks(timeout=0.2)
+
+    def _watch(self) -> threading.Event | None:
+        opts = self.worker.pipeline.source_options
+        folder = getattr(opts, "path", None)
+        if not isinstance(folder, Path) or not folder.is_dir():
+            return None
+        stop = threading.Event()
+
+        def loop() -> None:
+            try:
+                for _changes in watchfiles.watch(folder, stop_event=stop, recursive=False,
+                                                 rust_timeout=500, yield_on_timeout=False):
+                    self.wake.set()
+            except Exception as exc:  # the rescan still finds the files
+                log.warning("inbox watch stopped", pipeline=self.worker.name, error=str(exc))
+
+        threading.Thread(target=loop, name=f"s321-watch-{self.worker.name}", daemon=True).start()
+        return stop
+
+
+def _fingerprint(p: Pipeline) -> str:
+    return p.config.model_dump_json()
+
+
+class Daemon:
+    def __init__(self, config_path: str | Path):
+        self.config_path = Path(config_path)
+        self.registry: Registry
+        self.loaded: LoadedConfig
+        self.registry, self.loaded = app.load(self.config_path)
+        cfg = self.loaded.config
+        self.ledger = Ledger(cfg.ledger.path, cfg.ledger.synchronous)
+        self.metrics = Metrics(depth=self._depth)
+        self.observers = Observers(self.registry.pm)
+        self.threads: dict[str, PipelineThread] = {}
+        self.stopped = threading.Event()
+        self._reload = threading.Event()
+        self.http = None
+        if cfg.daemon.http:
+            host, _, port = cfg.daemon.http.rpartition(":")
+            self.http = serve((host or "127.0.0.1", int(port)), self.metrics, self.health)
+
+    # ------------------------------------------------------------------ pipelines
+
+    def _start(self, name: str) -> None:
+        pipeline = self.loaded.pipelines[name]
+        self.metrics.prepare(name)
+        worker = PipelineWorker(pipeline, self.loaded.rates, self.ledger, self.observers, self.metrics)
+        thread = PipelineThread(worker, self.loaded.config.daemon, self.observers)
+        self.threads[name] = thread
+        thread.start()
+        log.info("pipeline started", pipeline=name, transport=pipeline.transport.name)
+
+    def _stop(self, names: list[str]) -> None:
+        for name in names:
+            self.threads[name].stop_event.set()
+            self.threads[name].wake.set()
+        for name in names:
+            self.threads.pop(name).join(self.loaded.config.daemon.shutdown_timeout + 5)
+            log.info("pipeline stopped", pipeline=name)
+
+    def start(self) -> None:
+        for name, p in self.loaded.pipelines.items():
+            if p.config.enabled:
+                self._start(name)
+
+    def reload(self) -> list[str]:
+        """Load the config again; restart only pipelines whose configuration changed.
+        A config that does not load leaves everything running as it was."""
+        try:
+            registry, loaded = app.load(self.config_path)
+        except ConfigError as exc:
+            log.error("reload refused: the config has errors", errors=len(exc.lines), first=exc.lines[0])
+            return []
+        old = {n: _fingerprint(p) for n, p in self.loaded.pipelines.items() if n in self.threads}
+        new = {n: _fingerprint(p) for n, p in loaded.pipelines.items() if p.config.enabled}
+        changed = sorted(n for n in old if old[n] != new.get(n)) + sorted(n for n in new if n not in old)
+        self._stop([n for n in changed if n in self.threads])
+        self.registry, self.loaded = registry, loaded
+        for name in changed:
+            if name in new:
+                self._start(name)
+        log.info("config reloaded", restarted=changed)
+        return changed
+
+    def stop(self) -> None:
+        self._stop(list(self.threads))
+        if self.http is not None:
+            self.http.shutdown()
+        self.ledger.close()
+        self.stopped.set()
+
+    # ------------------------------------------------------------------ running
+
+    def run_forever(self) -> int:
+        signal.signal(signal.SIGTERM, lambda *_: self.stopped.set())
+        signal.signal(signal.SIGINT, lambda *_: self.stopped.set())
+        if hasattr(signal, "SIGHUP"):
+            signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
+        self.start()
+        log.info("daemon running", pipelines=list(self.threads))
+        while not self.stopped.wait(0.2):
+            if self._reload.is_set():
+                self._reload.clear()
+                self.reload()
+        log.info("daemon stopping")
+        self.stopped.clear()
+        self.stop()
+        return 0
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        detail = {}
+        ok = True
+        for name, t in list(self.threads.items()):
+            alive = t.is_alive() and not t.failed and not t.worker.stalled()
+            ok = ok and alive
+            detail[name] = {"alive": alive, "error": t.failed or t.worker.error}
+        return ok, {"pipelines": detail}
+
+    def _depth(self) -> dict[str, tuple[int, int]]:
+        return {name: t.worker.outstanding() for name, t in list(self.threads.items())}
