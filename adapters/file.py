@@ -8,7 +8,6 @@ no acknowledgements; records written are `sent`, never `accepted`.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
