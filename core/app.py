@@ -49,8 +49,9 @@ def preview(loaded: LoadedConfig, pipeline: str, files: Iterable[Path] = ()) -> 
     yield from processor.process(paths)
 
 
-def run_once(registry: Registry, loaded: LoadedConfig, only: Iterable[str] = ()) -> list[RunSummary]:
-    return _run_once(registry, loaded, list(only) or None)
+def run_once(registry: Registry, loaded: LoadedConfig, only: Iterable[str] = (),
+             watch: Any = None) -> list[RunSummary]:
+    return _run_once(registry, loaded, list(only) or None, watch=watch)
 
 
 def schema(kind: str) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,18 +82,23 @@ def run_pipeline_once(worker: PipelineWorker) -> RunSummary:
 
 
 def run_once(registry: Registry, loaded: LoadedConfig, only: list[str] | None = None,
-             ledger: Ledger | None = None) -> list[RunSummary]:
+             ledger: Ledger | None = None,
+             watch: Callable[[dict[str, Counter[str]], Callable[[], bool]], None] | None = None,
+             ) -> list[RunSummary]:
     """Run the pipelines side by side (one thread each), so that one slow or failing
-    transport does not hold the others up."""
+    transport does not hold the others up. `watch(counts, running)` is called in the
+    calling thread with each pipeline's live counters (for a progress display)."""
     own = ledger is None
     ledger = ledger or Ledger(loaded.config.ledger.path, loaded.config.ledger.synchronous)
     observers = Observers(registry.pm)
     names = only or [n for n, p in loaded.pipelines.items() if p.config.enabled]
     results: dict[str, RunSummary] = {}
+    live: dict[str, Counter[str]] = {n: Counter() for n in names}
 
     def one(name: str) -> None:
         try:
-            worker = PipelineWorker(loaded.pipelines[name], loaded.rates, ledger, observers)
+            worker = PipelineWorker(loaded.pipelines[name], loaded.rates, ledger, observers,
+                                    counts=live[name])
         except Exception as exc:
             results[name] = RunSummary(name, loaded.pipelines[name].transport.name,
                                        error=f"{type(exc).__name__}: {exc}")
@@ -102,6 +108,8 @@ def run_once(registry: Registry, loaded: LoadedConfig, only: list[str] | None = 
     threads = [threading.Thread(target=one, args=(n,), name=f"s321-{n}") for n in names]
     for t in threads:
         t.start()
+    if watch is not None:
+        watch(live, lambda: any(t.is_alive() for t in threads))
     for t in threads:
         t.join()
     if own:

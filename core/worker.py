@@ -32,7 +32,8 @@ CHUNK = 500
 
 class PipelineWorker:
     def __init__(self, pipeline: Pipeline, rates: dict[str, Decimal], ledger: Ledger,
-                 observers: Observers, metrics: Any = None, clock: Callable[[], float] = time.time):
+                 observers: Observers, metrics: Any = None, clock: Callable[[], float] = time.time,
+                 counts: Counter[str] | None = None):
         self.pipeline = pipeline
         self.name = pipeline.name
         self.ledger = ledger
@@ -40,7 +41,7 @@ class PipelineWorker:
         self.metrics = metrics
         self.clock = clock
         self.processor = Processor(pipeline, rates)
-        self.counts: Counter[str] = Counter()
+        self.counts: Counter[str] = counts if counts is not None else Counter()
         ctx = pipeline.context
         self.sender = Transmitter(
             ledger, pipeline.name,

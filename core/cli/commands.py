@@ -120,7 +120,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.once:
         from s321.daemon import Daemon
         return Daemon(args.config).run_forever()
-    summaries = app.run_once(registry, cfg, args.pipeline)
+    watch = None
+    if sys.stderr.isatty() and not args.json:
+        from s321.cli.progress import show as watch
+    summaries = app.run_once(registry, cfg, args.pipeline, watch=watch)
     for s in summaries:
         if args.json:
             print(json.dumps(s.as_dict()))
