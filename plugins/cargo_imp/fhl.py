@@ -1,0 +1,369 @@
+"""FHL messages -> raw units, one per house waybill (HBS), streaming line by line.
+
+Every line lands somewhere: in the house it follows, as a finding, or in a unit of its
+own that says why it could not be filed (lines before any HBS, a message that is not
+an FHL, a master with no houses). Nothing raises for content and nothing is dropped
+without a finding. Memory holds one house at a time, with bounded lines per house.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from s321.contracts import RawUnit
+from s321.findings import Finding, error, warning
+
+from . import segments
+from .lines import Line, read_lines
+from .model import House
+
+KNOWN_VERSIONS = frozenset({"2", "3", "4", "5"})
+MAX_REPEATS = 99
+"""Lines of one kind kept per house (TXT, HTS, OCI, party lines): far above what a
+real house carries, and a bound on the memory a malformed file can take."""
+MAX_TEXT = 99 * segments.TXT_LINE_WIDTH
+MAX_FINDINGS = 50
+
+_ENVELOPE = re.compile(
+    r"(?:ZCZC.*|NNNN|Q[A-Z] [A-Z0-9]{7}(?: [A-Z0-9]{7})*|\.[A-Z0-9]{7}(?: .*)?"
+    r"|=.*|STX,.*|UN[BHTZ]\+.*|[-=&$#*_]+)",
+    re.IGNORECASE,
+)
+"""Type B teletype headers (priority and originator lines, ZCZC/NNNN), SITA/EDIFACT
+wrappers and separator lines: not message content, they only close the open house."""
+
+OTHER_MESSAGES = frozenset({
+    "FWB", "FFM", "FSU", "FSA", "FSR", "FMA", "FNA", "FFR", "FFA", "FBL", "FBR", "FWR",
+    "FDA", "FAD", "FVR", "FVA", "CSN", "CIR", "CSI", "FRI", "FRC", "FRX", "FXI", "FXC",
+    "FXX", "FCC", "FCA", "FMB", "FWM", "FZB",
+})
+PARTY_TAGS = {"SHP": "consignment_originator", "CNE": "ultimate_deliver_to"}
+IGNORED = frozenset({"AGT", "SSR", "NFY", "OSI", "SPH", "REF", "ISU", "FTR", "CER", "ACC",
+                     "COR", "SRI", "OTH", "PPD", "COL", "RTD", "FLT", "RTG"})
+"""Lines an FHL may carry that no record field needs: skipped with their continuations."""
+
+
+def _tagged(text: str) -> tuple[str | None, str]:
+    """("HBS", rest) for "HBS/rest", "hbs / rest" or a bare "SHP"; (None, "") for a
+    continuation ("/...") or a line that is not a Cargo-IMP line at all."""
+    head, _, rest = text.partition("/")
+    head = head.rstrip()
+    if len(head) == 3 and head.isascii() and head.isalpha():
+        return head.upper(), rest.strip()
+    return None, ""
+
+
+def parse(stream: BinaryIO, name: str, encoding: str = "utf-8") -> Iterator[RawUnit]:
+    """Yield one RawUnit per house waybill in `stream`; `name` labels locations."""
+    return _Reader(name).units(read_lines(stream, encoding))
+
+
+@dataclass(slots=True)
+class _Party:
+    tag: str
+    first: str
+    at: str
+    keep: bool
+    lines: list[tuple[str | None, str]] = field(default_factory=list)
+
+
+class _Reader:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.file = os.path.basename(name)  # keys must not depend on how the path was given
+        self.line = 0
+        self.version: str | None = None
+        self.message_findings: list[Finding] = []
+        self.master: segments.MasterBill | None = None
+        self.master_at = ""
+        self.master_findings: list[Finding] = []
+        self.master_houses = 0
+        self.house: House | None = None
+        self.house_ok = True
+        self.house_findings: list[Finding] = []
+        self.block: str | None = None
+        self.last_txt_width = 0
+        self.party: _Party | None = None
+        self.full: set[str] = set()
+        self.foreign = False
+        self.stray_from: int | None = None
+        self.stray_count = 0
+        self.ready: list[RawUnit] = []
+        """Units finished by the current line, handed out before the next is read."""
+
+    # ------------------------------------------------------------------ dispatch
+
+    def units(self, lines: Iterator[Line]) -> Iterator[RawUnit]:
+        for line in lines:
+            self.line = line.number
+            if line.text:
+                self._line(line)
+                if self.ready:
+                    yield from self.ready
+                    self.ready = []
+        self._flush_stray()
+        self._end_master()
+        yield from self.ready
+
+    def _line(self, line: Line) -> None:
+        text = line.text
+        tag, rest = _tagged(text)
+        if tag is None and _ENVELOPE.fullmatch(text):  # no envelope line looks tagged
+            self.foreign = False
+            self._end_house()
+            return
+        if tag == "FHL":
+            self._flush_stray()
+            self._start_message(rest)
+            return
+        if tag in OTHER_MESSAGES and re.fullmatch(r"\d{0,3}", rest):
+            self._flush_stray()
+            self._end_master()
+            self.foreign = True
+            at = self.at
+            self._broken(f"fhl-skipped:{self.file}:{line.number}", at, error(
+                "fhl-not-fhl", "", f"a {text.upper()} message: this source reads FHL "
+                "messages only, so it is skipped up to the next FHL line", at))
+            return
+        if self.foreign:
+            return
+        if tag == "MBI":
+            self._flush_stray()
+            self._start_master(rest)
+        elif tag == "HBS":
+            self._flush_stray()
+            self._start_house(rest)
+        elif self.house is None:
+            self._stray()
+            return
+        elif tag is None and not text.startswith("/"):
+            self._end_party()
+            self._note(warning("fhl-unreadable-line", "",
+                               "a line that is neither a Cargo-IMP line nor a continuation "
+                               "(starting with /); ignored", self.at))
+        elif tag is None:
+            self._continuation(text[1:].strip())
+        else:
+            self._house_line(tag, rest)
+        if line.repaired and self.house is not None:
+            self._note(warning("fhl-repaired-line", "", f"this line was {line.repaired}",
+                               self.at))
+
+    # ------------------------------------------------------------------ structure
+
+    def _start_message(self, rest: str) -> None:
+        self._end_master()
+        self.foreign = False
+        self.version = rest.upper() or None
+        self.message_findings = []
+        if self.version not in KNOWN_VERSIONS:
+            self.message_findings.append(warning(
+                "fhl-version", "", f"FHL/{self.version or ''}: this source knows FHL/2 to "
+                "FHL/5 and reads the message as FHL/4", self.at))
+
+    def _start_master(self, rest: str) -> None:
+        self._end_master()
+        self.master_findings = []
+        self.master = segments.parse_mbi(rest, self.at, self.master_findings)
+        self.master_at = self.at
+        self.master_houses = 0
+
+    def _end_master(self) -> None:
+        self._end_house()
+        if self.master is not None and self.master_houses == 0:
+            findings = self.master_findings + [error(
+                "fhl-master-without-houses", "master_bill_number",
+                "an MBI line with no HBS line after it: no house waybill to file",
+                self.master_at)]
+            line = self.master_at.rsplit(":", 1)[-1]
+            self._broken(f"fhl-empty:{self.file}:{line}", self.master_at, *findings)
+        self.master = None
+        self.master_findings = []
+
+    def _start_house(self, rest: str) -> None:
+        self._end_house()
+        at = self.at
+        self.house = House(number=None, location=at, version=self.version)
+        self.house_findings = []
+        self.full = set()
+        if self.master is None:
+            self.house_findings.append(warning(
+                "fhl-no-master", "master_bill_number",
+                "no MBI line before this HBS: the house is filed without its master AWB", at))
+        else:
+            self.house.master = self.master.number
+            self.master_houses += 1
+        self.house_ok = segments.parse_hbs(rest, self.house, at, self.house_findings)
+        self.block = "HBS"
+
+    def _end_house(self) -> None:
+        if self.house is None:
+            return
+        self._end_party()
+        house, self.house = self.house, None
+        house.free_text = [text for text in house.free_text if text]
+        master_key = self.master.key if self.master else "?"
+        findings = self.message_findings + self.master_findings + self.house_findings
+        if self.house_ok and house.number:
+            key, payload = f"fhl:{master_key}/{house.number}", house
+        else:
+            line = house.location.rsplit(":", 1)[-1]
+            key, payload = f"fhl:{master_key}/?{self.file}:{line}", None
+        self.block = None
+        self.ready.append(RawUnit(key, house.location, payload, tuple(findings),
+                                  self._checkpoint()))
+
+    # ------------------------------------------------------------------ house lines
+
+    def _house_line(self, tag: str, rest: str) -> None:
+        assert self.house is not None
+        if self.party is not None and tag in ("NAM", "ADR", "LOC"):
+            self._party_line(tag, rest)
+            return
+        self._end_party()
+        self.block = tag
+        house = self.house
+        if tag == "TXT":
+            # An empty TXT line still opens an entry, so its continuations do not join
+            # the previous TXT line; empty entries are dropped when the house ends.
+            if self._room(house.free_text, "TXT"):
+                house.free_text.append(rest)
+            self.last_txt_width = len(rest)
+        elif tag == "HTS":
+            self._extend(house.hts_codes, segments.parse_hts(rest), "HTS")
+        elif tag == "OCI":
+            self._add_customs_info(rest)
+        elif tag in PARTY_TAGS:
+            taken = house.shipper if tag == "SHP" else house.consignee
+            if taken is not None:
+                self._note(warning("fhl-repeated-block", PARTY_TAGS[tag],
+                                   f"a second {tag} block for this house; the first is kept",
+                                   self.at))
+            self.party = _Party(tag, rest, self.at, keep=taken is None)
+        elif tag == "CVD":
+            if house.charges is not None:
+                self._note(warning("fhl-repeated-block", "items.0.listed_price",
+                                   "a second CVD line for this house; the first is kept",
+                                   self.at))
+            else:
+                house.charges = segments.parse_cvd(rest, self.at, self.house_findings)
+        elif tag not in IGNORED:
+            self._note(warning("fhl-unknown-line", "",
+                               f"{tag} is not an FHL line this source reads; ignored", self.at))
+
+    def _continuation(self, text: str) -> None:
+        assert self.house is not None
+        house, block = self.house, self.block
+        if self.party is not None:
+            self._party_line(None, text)
+        elif block == "HBS":
+            codes = [c.strip().upper() for c in text.split("/") if c.strip()]
+            self._extend(house.special_handling, codes, "special handling")
+        elif block == "TXT":
+            if house.free_text and self._text_room(house.free_text[-1]):
+                house.free_text[-1] = segments.join_free_text(
+                    house.free_text[-1], self.last_txt_width, text)
+            self.last_txt_width = len(text)
+        elif block == "HTS":
+            self._extend(house.hts_codes, segments.parse_hts(text), "HTS")
+        elif block == "OCI":
+            self._add_customs_info(text)
+        elif block is None or block == "CVD":
+            self._note(warning("fhl-orphan-continuation", "",
+                               "a continuation line (starting with /) that continues no "
+                               "line; ignored", self.at))
+
+    def _add_customs_info(self, text: str) -> None:
+        assert self.house is not None
+        entry = segments.parse_oci(text)
+        if entry is not None and self._room(self.house.customs_info, "OCI"):
+            self.house.customs_info.append(entry)
+
+    def _party_line(self, tag: str | None, text: str) -> None:
+        assert self.party is not None
+        if self._room(self.party.lines, self.party.tag):
+            self.party.lines.append((tag, text))
+
+    def _end_party(self) -> None:
+        party, self.party = self.party, None
+        if party is None or self.house is None:
+            return
+        role = PARTY_TAGS[party.tag]
+        lines = segments.parse_party(party.first, party.lines, role, party.at,
+                                     self.house_findings if party.keep else [])
+        if not party.keep:
+            return
+        if party.tag == "SHP":
+            self.house.shipper = lines
+        else:
+            self.house.consignee = lines
+
+    # ------------------------------------------------------------------ helpers
+
+    def _room(self, kept: list[Any], what: str) -> bool:
+        if len(kept) < MAX_REPEATS:
+            return True
+        if what not in self.full:
+            self.full.add(what)
+            self._note(warning("fhl-too-many-lines", "",
+                               f"more than {MAX_REPEATS} {what} lines for one house; "
+                               "the rest are ignored", self.at))
+        return False
+
+    def _text_room(self, text: str) -> bool:
+        if len(text) < MAX_TEXT:
+            return True
+        if "text" not in self.full:
+            self.full.add("text")
+            self._note(warning("fhl-too-many-lines", "items.0.description",
+                               f"a TXT text longer than {MAX_TEXT} characters; the rest "
+                               "is ignored", self.at))
+        return False
+
+    def _extend(self, kept: list[str], values: list[str], what: str) -> None:
+        for value in values:
+            if not self._room(kept, what):
+                return
+            kept.append(value)
+
+    def _note(self, finding: Finding) -> None:
+        if len(self.house_findings) < MAX_FINDINGS:
+            self.house_findings.append(finding)
+        elif "findings" not in self.full:
+            self.full.add("findings")
+            self.house_findings.append(warning(
+                "fhl-too-many-findings", "", f"more than {MAX_FINDINGS} findings for this "
+                "house; the rest are not listed", finding.location))
+
+    def _stray(self) -> None:
+        if self.stray_from is None:
+            self.stray_from = self.line
+        self.stray_count += 1
+
+    def _flush_stray(self) -> None:
+        if self.stray_from is None:
+            return
+        first, count = self.stray_from, self.stray_count
+        self.stray_from, self.stray_count = None, 0
+        at = f"{self.name}:{first}"
+        self._broken(f"fhl-unparsed:{self.file}:{first}", at, error(
+            "fhl-outside-house", "",
+            f"{count} line(s) from line {first} belong to no house waybill: house details "
+            "must follow an HBS line (FHL/4, MBI, HBS, then TXT, HTS, OCI, SHP, CNE, CVD); "
+            "not filed", at))
+
+    def _broken(self, key: str, at: str, *findings: Finding) -> None:
+        """A unit that cannot be filed: no payload, and the findings that say why."""
+        self.ready.append(RawUnit(key, at, None, findings, self._checkpoint()))
+
+    @property
+    def at(self) -> str:
+        """Location of the line being read; made only when a finding needs it."""
+        return f"{self.name}:{self.line}"
+
+    def _checkpoint(self) -> tuple[str, int]:
+        return (self.name, self.line)

@@ -1,0 +1,157 @@
+"""Source and mapper `cargo-imp-fhl`: IATA Cargo-IMP FHL messages (house waybills).
+
+The source streams FHL files (one, or a folder of them) and yields one raw unit per
+house waybill, keyed `fhl:` + master AWB + `/` + house number; what cannot be filed
+comes out as a unit with error findings and no payload. The mapper turns a house into
+Consignment fields; docs/sources-cargo-imp-fhl.md says which line becomes which field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from s321.contracts import Mapped, PipelineContext, RawUnit
+from s321.findings import error
+from s321.hookspecs import hookimpl
+from s321.paths import ConfigPath
+from s321.plugins.cargo_imp import fhl, mapping
+from s321.plugins.cargo_imp.lines import is_line_compatible
+from s321.plugins.cargo_imp.model import House
+
+NAME = "cargo-imp-fhl"
+DEFAULT_PATTERNS = ("*.txt", "*.fhl")
+
+_DEFAULTED = ("consignment_originator", "known_carrier_customer", "seller",
+              "marketplace_seller_id", "identified_marketplace_merchant", "exemption_claimant")
+"""Record fields an FHL may not carry, filled from the pipeline's `defaults`."""
+
+
+class FhlOptions(BaseModel):
+    """The `[pipelines.NAME.source]` table of a `cargo-imp-fhl` source."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: ConfigPath = Field(description="An FHL file, or a folder of them.")
+    pattern: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_PATTERNS),
+        description="Glob pattern(s) of the files to read in a folder ('**/*.txt' recurses).",
+    )
+    encoding: str = Field(
+        default="utf-8",
+        description="Text encoding of the files; bytes it cannot decode are replaced and "
+        "reported. Must keep CR, LF and '/' as single ASCII bytes (utf-8, latin-1, cp1252).",
+    )
+    catalog: ConfigPath | None = Field(
+        default=None,
+        description="Reserved: the product catalog is looked up by SKU, which FHL house "
+        "waybills do not carry, so it cannot be set for this source yet.",
+    )
+
+    @field_validator("pattern", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("encoding")
+    @classmethod
+    def _line_encoding(cls, value: str) -> str:
+        if not is_line_compatible(value):
+            raise ValueError(f"{value!r} is not an encoding this source can split into lines "
+                             "(use utf-8, latin-1 or cp1252)")
+        return value
+
+    @field_validator("catalog")
+    @classmethod
+    def _no_catalog_yet(cls, value: Path | None) -> Path | None:
+        # Accepting it silently would suggest an enrichment that never happens.
+        if value is not None:
+            raise ValueError("FHL house waybills carry no SKU to look a catalog row up by; "
+                             "remove `catalog` from this source")
+        return value
+
+
+class FhlSource:
+    """Reads FHL files; see the module docstring for what it yields."""
+
+    def __init__(self, options: FhlOptions, context: PipelineContext):
+        self.options = options
+        self.context = context
+        self.acked: Any = None
+
+    def read(self, paths: Iterable[Path] | None = None) -> Iterator[RawUnit]:
+        targets = [Path(p) for p in paths] if paths is not None else [self.options.path]
+        for target in targets:
+            for path in self._files(target):
+                yield from self._read_file(path)
+
+    def ack(self, upto: Any) -> None:
+        # Files stay where they are: the ledger makes reading them again a no-op, so
+        # nothing has to be moved or deleted for delivery to be safe.
+        self.acked = upto
+
+    def _files(self, target: Path) -> list[Path]:
+        if target.is_dir():
+            found = {p for pattern in self.options.pattern for p in target.glob(pattern)
+                     if p.is_file()}
+            return sorted(found)
+        return [target]
+
+    def _read_file(self, path: Path) -> Iterator[RawUnit]:
+        try:
+            stream = path.open("rb")
+        except OSError as exc:
+            yield _unreadable(path, f"cannot open {path}: {exc.strerror or exc}")
+            return
+        with stream:
+            try:
+                yield from fhl.parse(stream, str(path), self.options.encoding)
+            except OSError as exc:  # the disk, not the content: name it and go on
+                yield _unreadable(path, f"reading {path} failed: {exc.strerror or exc}")
+
+
+def _unreadable(path: Path, message: str) -> RawUnit:
+    return RawUnit(f"fhl-file:{path.name}", str(path), None,
+                   (error("fhl-unreadable-file", "", message, str(path)),), (str(path), 0))
+
+
+class FhlMapper:
+    """House -> Consignment fields. The pipeline settings fill originator code, filer
+    type and mode; its `defaults` fill what an FHL does not carry."""
+
+    def __init__(self, options: FhlOptions, context: PipelineContext):
+        self.options = options
+        self.context = context
+
+    def map(self, unit: RawUnit) -> Mapped:
+        house = unit.payload
+        if not isinstance(house, House):
+            # The parser's findings on the unit say why; this one says it was not filed.
+            return Mapped(findings=[error("fhl-no-house", "", "this unit holds no readable "
+                                          "house waybill", unit.location)])
+        record, findings = mapping.to_record(house, self.context)
+        _fill_defaults(record, self.context)
+        return Mapped(record=record, findings=findings)
+
+
+def _fill_defaults(record: dict[str, Any], context: PipelineContext) -> None:
+    for name in _DEFAULTED:
+        default = getattr(context.defaults, name)
+        if record.get(name) is None and default is not None:
+            record[name] = (default.model_dump(exclude_none=True)
+                            if isinstance(default, BaseModel) else default)
+
+
+@hookimpl
+def register_sources(register: Any) -> None:
+    register(NAME, FhlSource, options=FhlOptions,
+             description="IATA Cargo-IMP FHL house waybills (FHL/2 to FHL/5), from files")
+
+
+@hookimpl
+def register_mappers(register: Any) -> None:
+    register(NAME, FhlMapper, options=FhlOptions)
+
