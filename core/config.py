@@ -234,6 +234,7 @@ def _resolve_pipeline(path: Path, name: str, pc: PipelineConfig, registry: Regis
         source=pc.source.plugin,
         defaults=pc.defaults,
         base_dir=Path(ctx["base_dir"]),
+        id_namespace=source.id_namespace or "",
     )
     return Pipeline(name, pc, context, source, source_options, mapper, validators,
                     transport, transport_options, serializer, profile)

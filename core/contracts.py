@@ -85,6 +85,13 @@ class PipelineContext:
     source: str
     defaults: PipelineDefaults
     base_dir: Path = Path(".")
+    id_namespace: str = ""
+
+    @property
+    def ids(self) -> str:
+        """What transaction ids are scoped by: the source's id namespace (shared by
+        sources that read the same system in different shapes), else its name."""
+        return self.id_namespace or self.source
 
 
 class PipelineDefaults(BaseModel):

@@ -34,6 +34,8 @@ def register_sources(register: Any) -> None:
     The factory returns an object with `read(paths=None)` yielding `RawUnit`s and
     `ack(upto)`. A source that has a natural mapper registers it under the same name
     with `register_mappers`; a pipeline uses that mapper unless it names another.
+    Sources that read one system in several shapes (an export and a webhook) pass the
+    same `id_namespace="..."`, so that one order gets one transaction id either way.
     """
 
 

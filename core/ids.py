@@ -19,6 +19,7 @@ _SEP = "\x1f"
 
 
 def transaction_id(originator_code: str, source: str, key: str) -> str:
+    """`source` is the source's id namespace (PipelineContext.ids)."""
     digest = hashlib.sha256(_SEP.join((originator_code, source, key)).encode("utf-8")).digest()
     return "T" + base64.b32encode(digest[:15]).decode("ascii")
 

@@ -92,7 +92,7 @@ class Processor:
             return Outcome(unit.key, Status.INVALID, where, None, found, checkpoint=unit.checkpoint)
         ctx = self.pipeline.context
         fields = dict(mapped.record)
-        fields["transaction_id"] = ids.transaction_id(ctx.originator_code, ctx.source, unit.key)
+        fields["transaction_id"] = ids.transaction_id(ctx.originator_code, ctx.ids, unit.key)
         try:
             consignment = Consignment.model_validate(fields)
         except ValidationError as exc:

@@ -42,6 +42,7 @@ class Component:
     options: type[BaseModel]
     plugin: str
     description: str = ""
+    id_namespace: str | None = None
 
 
 @dataclass
@@ -130,7 +131,7 @@ class Registry:
 
     def _register_callback(self, kind: str, plugin: str, info: PluginInfo) -> Callable[..., None]:
         def register(name: str, factory: Callable[..., Any], options: type[BaseModel] = NoOptions,
-                     description: str = "") -> None:
+                     description: str = "", id_namespace: str | None = None) -> None:
             existing = self._components[kind].get(name)
             if existing is not None:
                 raise PluginError(
@@ -138,7 +139,8 @@ class Registry:
                 )
             if not (isinstance(options, type) and issubclass(options, BaseModel)):
                 raise PluginError(f"{kind} {name!r}: options must be a pydantic model class")
-            self._components[kind][name] = Component(kind, name, factory, options, plugin, description)
+            self._components[kind][name] = Component(kind, name, factory, options, plugin, description,
+                                                     id_namespace)
             info.components.append((kind, name))
 
         return register

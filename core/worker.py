@@ -131,7 +131,7 @@ class PipelineWorker:
             done = len(chunk) < CHUNK
             # The input is marked processed with its last chunk only, so a crash in
             # the middle makes the whole file be read again (idempotently).
-            self.ledger.ingest(self.name, ctx.originator_code, ctx.source, chunk,
+            self.ledger.ingest(self.name, ctx.originator_code, ctx.ids, chunk,
                                input_file=input_file if done else None)
             for outcome in chunk:
                 self._observe(outcome)
