@@ -1,0 +1,510 @@
+"""Enrichment tables any source can use: a product catalog (by SKU), a vendor table (by
+vendor name) and a tracking table (by order), read from CSV files the pipeline names.
+
+Each table is read once (and again only when its file changes); a bad row never stops
+a run: its problems become findings naming `FILE:LINE`, attached to every consignment
+that uses the row. A missing file is a config-time error (`EnrichmentOptions`).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+from pathlib import Path
+from typing import IO, Annotated, Any, Generic, TypeVar
+
+import pycountry
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from s321 import rules
+from s321.contracts import PipelineDefaults
+from s321.errors import S321Error
+from s321.findings import Finding, error, warning
+from s321.logs import get_logger
+from s321.paths import ConfigPath
+
+log = get_logger(__name__)
+
+
+class EnrichmentError(S321Error):
+    """An enrichment file that cannot be used at all (missing, unreadable, no key column)."""
+
+
+# --------------------------------------------------------------------------- values
+# Small converters shared by the tables and the source mappings: they return None for
+# what they cannot read, and the caller reports it with the field it knows.
+
+_DECIMAL = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
+_TRUE = frozenset({"true", "t", "yes", "y", "1"})
+_FALSE = frozenset({"false", "f", "no", "n", "0"})
+
+
+def clean(value: Any) -> str | None:
+    """A text value, stripped; None for blanks and for anything that is not a scalar."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float, Decimal)):
+        return str(value)
+    if isinstance(value, str):
+        return value.strip() or None
+    return None
+
+
+def parse_decimal(value: Any) -> Decimal | None:
+    """A plain decimal number ("12.50"); exponents are refused on purpose, since
+    "1e999999" would make every later computation explode."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, float):
+        value = repr(value)
+    if isinstance(value, Decimal):
+        value = str(value)
+    if not isinstance(value, str) or not _DECIMAL.fullmatch(value.strip()):
+        return None
+    try:
+        return Decimal(value.strip())
+    except InvalidOperation:  # pragma: no cover - the pattern already guards it
+        return None
+
+
+def parse_bool(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    text = clean(value)
+    if text is None:
+        return None
+    low = text.lower()
+    return True if low in _TRUE else False if low in _FALSE else None
+
+
+@lru_cache(maxsize=512)
+def country_code(value: str) -> str | None:
+    """ISO 3166-1 alpha-2 for a code or a country name ("DE", "DEU", "Germany")."""
+    text = value.strip()
+    if not text:
+        return None
+    if rules.is_country(text):
+        return text.upper()
+    try:
+        return str(pycountry.countries.lookup(text).alpha_2)
+    except LookupError:
+        return None
+
+
+# --------------------------------------------------------------------------- options
+
+
+def _existing_file(path: Path) -> Path:
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file (an enrichment table must exist when the "
+                         f"pipeline starts)")
+    return path
+
+
+TablePath = Annotated[ConfigPath, AfterValidator(_existing_file)]
+"""A path to an enrichment CSV: relative to the config file, and it must exist."""
+
+
+class EnrichmentOptions(BaseModel):
+    """Options mixin for sources that take enrichment tables."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    catalog: TablePath | None = Field(
+        default=None, description="CSV by SKU: sku, hts_code, country_of_origin, product_url, "
+        "weight_kg, optional description.")
+    vendors: TablePath | None = Field(
+        default=None, description="CSV by vendor: vendor, seller_name, line1, line2, city, "
+        "state_or_province, postal_code, country, marketplace_seller_id, identified_merchant.")
+    tracking: TablePath | None = Field(
+        default=None, description="CSV by order: order, tracking_number (label-system exports "
+        "with headers such as 'Order Name' and 'Tracking Number' are accepted).")
+
+
+# --------------------------------------------------------------------------- entries
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogEntry:
+    sku: str
+    location: str
+    description: str | None = None
+    hts_code: str | None = None
+    country_of_origin: str | None = None
+    product_url: str | None = None
+    weight_kg: Decimal | None = None
+    findings: tuple[Finding, ...] = ()
+    """Problems of the row, with `field` relative to an item (`weight_kg`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class VendorEntry:
+    vendor: str
+    location: str
+    seller: dict[str, Any] | None = None
+    marketplace_seller_id: str | None = None
+    identified_merchant: bool | None = None
+    findings: tuple[Finding, ...] = ()
+    """Problems of the row, with `field` a path into the record (`seller.address.country`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TrackingEntry:
+    order: str
+    tracking_number: str
+    location: str
+
+
+# --------------------------------------------------------------------------- tables
+
+E = TypeVar("E")
+Row = dict[str, str | None]
+
+
+def _header_key(name: str) -> str:
+    """'Tracking Number', 'tracking-number' and 'Tracking #' all become comparable."""
+    return re.sub(r"[^a-z0-9]+", "_", name.strip().lower()).strip("_")
+
+
+@dataclass(frozen=True)
+class TableSpec(Generic[E]):
+    """What one kind of table looks like: its columns (with accepted header variants),
+    the key column, and how a row becomes an entry."""
+
+    kind: str
+    columns: dict[str, tuple[str, ...]]
+    key: str
+    build: Callable[[Row, str], E]
+    normalise_key: Callable[[str], str] = lambda k: k.strip().casefold()
+
+
+@dataclass
+class Table(Generic[E]):
+    """One loaded table: entries by normalised key, plus problems of rows that could not
+    be keyed (reported once, at load). Reloads itself when its file changes."""
+
+    spec: TableSpec[E]
+    path: Path
+    entries: dict[str, E] = field(default_factory=dict)
+    problems: list[Finding] = field(default_factory=list)
+    _stamp: tuple[int, int] | None = None
+
+    def get(self, key: str | None) -> E | None:
+        if not key:
+            return None
+        return self.entries.get(self.spec.normalise_key(key))
+
+    def refresh(self) -> None:
+        """Read the file again if it changed since the last read (a tracking table grows
+        as labels are printed). A file that vanished keeps the last good contents."""
+        try:
+            st = self.path.stat()
+        except OSError:
+            return
+        if (st.st_mtime_ns, st.st_size) != self._stamp:
+            try:
+                self._load((st.st_mtime_ns, st.st_size))
+            except EnrichmentError as exc:
+                # Half-written by another program, most likely: keep what we had.
+                self._stamp = (st.st_mtime_ns, st.st_size)
+                log.warning("enrichment table not reloaded", table=self.spec.kind, problem=str(exc))
+
+    def _load(self, stamp: tuple[int, int]) -> None:
+        entries: dict[str, E] = {}
+        problems: list[Finding] = []
+        for line, row in _rows(self.spec, self.path):
+            where = f"{self.path}:{line}"
+            raw_key = row.get(self.spec.key)
+            if not raw_key:
+                problems.append(error("enrichment-row-without-key", "", f"{self.spec.kind} row has "
+                                      f"no {self.spec.key}; it is not used", where))
+                continue
+            key = self.spec.normalise_key(raw_key)
+            if key in entries:
+                problems.append(warning("enrichment-duplicate-key", "", f"{self.spec.kind}: "
+                                        f"{self.spec.key} repeats an earlier row; the first "
+                                        f"row is used", where))
+                continue
+            entries[key] = self.spec.build(row, where)
+        self.entries, self.problems, self._stamp = entries, problems, stamp
+        for p in problems:  # locations and codes only: rows may hold personal data
+            log.warning("enrichment row not used", table=self.spec.kind, location=p.location,
+                        code=p.code)
+
+
+def _rows(spec: TableSpec[Any], path: Path) -> Iterator[tuple[int, Row]]:
+    """(line, row) by canonical column name; raises EnrichmentError for a file that
+    cannot be used at all."""
+    try:
+        fh = path.open("rb")
+    except OSError as exc:
+        raise EnrichmentError(f"{path}: cannot read the {spec.kind} table: "
+                              f"{exc.strerror or exc}") from None
+    with fh:
+        reader = csv.reader(_text_lines(fh, path, spec.kind))
+        try:
+            header = next(reader, None)
+            if header is None:
+                raise EnrichmentError(f"{path}: the {spec.kind} table is empty (no header row)")
+            index = _column_index(spec, path, header)
+            while True:
+                line = reader.line_num + 1
+                row = next(reader, None)
+                if row is None:
+                    return
+                if not any(cell.strip() for cell in row):
+                    continue
+                yield line, {col: (row[i].strip() or None) if i < len(row) else None
+                             for col, i in index.items()}
+        except csv.Error as exc:
+            raise EnrichmentError(f"{path}:{reader.line_num}: the {spec.kind} table is not "
+                                  f"valid CSV: {exc}") from None
+
+
+def _text_lines(fh: IO[bytes], path: Path, kind: str) -> Iterator[str]:
+    """Decoded line by line, so that a byte that is not UTF-8 is reported with its line."""
+    for number, raw in enumerate(fh, 1):
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise EnrichmentError(f"{path}:{number}: the {kind} table is not UTF-8 text") from None
+
+
+def _column_index(spec: TableSpec[Any], path: Path, header: list[str]) -> dict[str, int]:
+    seen = {_header_key(h): i for i, h in reversed(list(enumerate(header)))}
+    index: dict[str, int] = {}
+    for col, variants in spec.columns.items():
+        for name in (col, *variants):
+            if name in seen:
+                index[col] = seen[name]
+                break
+    if spec.key not in index:
+        accepted = ", ".join(repr(v) for v in (spec.key, *spec.columns[spec.key]))
+        raise EnrichmentError(f"{path}:1: the {spec.kind} table has no {spec.key!r} column "
+                              f"(accepted headers: {accepted})")
+    return index
+
+
+# --------------------------------------------------------------------------- catalog
+
+
+def _catalog_entry(row: Row, where: str) -> CatalogEntry:
+    found: list[Finding] = []
+    weight = None
+    if row.get("weight_kg"):
+        weight = parse_decimal(row["weight_kg"])
+        if weight is None:
+            found.append(error("enrichment-not-a-number", "weight_kg",
+                               "the catalog's weight_kg is not a number (kilograms, e.g. 0.35)",
+                               where))
+    origin = row.get("country_of_origin")
+    if origin:
+        code = country_code(origin)
+        if code is None:
+            found.append(error("invalid-country", "country_of_origin",
+                               "the catalog's country_of_origin is not a country "
+                               "(ISO alpha-2 such as CN, DE)", where))
+        origin = code
+    hts = row.get("hts_code")
+    return CatalogEntry(
+        sku=row["sku"] or "", location=where, description=row.get("description"),
+        hts_code=rules.normalise_hts(hts) if hts else None, country_of_origin=origin,
+        product_url=row.get("product_url"), weight_kg=weight, findings=tuple(found))
+
+
+CATALOG = TableSpec(
+    kind="catalog",
+    columns={
+        "sku": ("variant_sku", "lineitem_sku"),
+        "description": ("product_description", "title"),
+        "hts_code": ("hts", "hs_code", "htsus", "tariff_code", "harmonized_code"),
+        "country_of_origin": ("origin", "coo", "origin_country"),
+        "product_url": ("url", "listing_url"),
+        "weight_kg": ("weight",),
+    },
+    key="sku",
+    build=_catalog_entry,
+    normalise_key=lambda k: k.strip(),  # SKUs are case-sensitive in Shopify
+)
+
+
+# --------------------------------------------------------------------------- vendors
+
+
+def _vendor_entry(row: Row, where: str) -> VendorEntry:
+    found: list[Finding] = []
+    address = {k: row.get(k) for k in ("line1", "line2", "city", "state_or_province", "postal_code")}
+    if row.get("country"):
+        code = country_code(row["country"] or "")
+        if code is None:
+            found.append(error("invalid-country", "seller.address.country",
+                               "the vendor table's country is not a country (ISO alpha-2 such "
+                               "as CN, HK, GB, DE)", where))
+        address["country"] = code
+    address = {k: v for k, v in address.items() if v}
+    seller: dict[str, Any] = {}
+    if row.get("seller_name"):
+        seller["name"] = row["seller_name"]
+    if address:
+        seller["address"] = address
+    identified = None
+    if row.get("identified_merchant"):
+        identified = parse_bool(row["identified_merchant"])
+        if identified is None:
+            found.append(error("enrichment-not-a-boolean", "identified_marketplace_merchant",
+                               "the vendor table's identified_merchant must be true or false",
+                               where))
+    return VendorEntry(vendor=row["vendor"] or "", location=where, seller=seller or None,
+                       marketplace_seller_id=row.get("marketplace_seller_id"),
+                       identified_merchant=identified, findings=tuple(found))
+
+
+VENDORS = TableSpec(
+    kind="vendors",
+    columns={
+        "vendor": ("vendor_name",),
+        "seller_name": ("seller", "name"),
+        "line1": ("address1", "address_line1", "street"),
+        "line2": ("address2", "address_line2"),
+        "city": (),
+        "state_or_province": ("state", "province", "region"),
+        "postal_code": ("zip", "postcode", "zip_code"),
+        "country": ("country_code",),
+        "marketplace_seller_id": ("seller_id",),
+        "identified_merchant": ("identified_marketplace_merchant",),
+    },
+    key="vendor",
+    build=_vendor_entry,
+)
+
+
+# --------------------------------------------------------------------------- tracking
+
+
+def order_ref(name: str) -> str:
+    """Order names compare without '#', case or spaces: label systems write '1001' for
+    Shopify's '#1001'."""
+    return name.strip().lstrip("#").strip().casefold()
+
+
+def _tracking_entry(row: Row, where: str) -> TrackingEntry:
+    return TrackingEntry(order=row["order"] or "", tracking_number=row.get("tracking_number") or "",
+                         location=where)
+
+
+TRACKING = TableSpec(
+    kind="tracking",
+    columns={
+        "order": ("order_name", "order_number", "order_no", "order_id", "order_ref", "name",
+                  "reference"),
+        "tracking_number": ("tracking", "tracking_no", "tracking_code", "tracking_id",
+                            "tracking_numbers", "tracking_nr"),
+    },
+    key="order",
+    build=_tracking_entry,
+    normalise_key=order_ref,
+)
+
+
+# --------------------------------------------------------------------------- together
+
+
+@dataclass
+class Enrichment:
+    """The tables of one pipeline; any of them may be absent."""
+
+    catalog: Table[CatalogEntry] | None = None
+    vendors: Table[VendorEntry] | None = None
+    tracking: Table[TrackingEntry] | None = None
+
+    def tables(self) -> Iterator[Table[Any]]:
+        return (t for t in (self.catalog, self.vendors, self.tracking) if t is not None)
+
+    def refresh(self) -> None:
+        for table in self.tables():
+            table.refresh()
+
+    @property
+    def problems(self) -> list[Finding]:
+        return [p for t in self.tables() for p in t.problems]
+
+    # ------------------------------------------------------------------ look-ups
+
+    def apply_catalog(self, item: dict[str, Any], at: str) -> list[Finding]:
+        """Fill `item` (record fields of one Item at path `at`) from its SKU's catalog row:
+        the catalog wins where it has a value, since it is curated for customs.
+        Findings name the catalog row; a SKU not in the catalog is a warning."""
+        if self.catalog is None:
+            return []
+        sku = item.get("sku")
+        entry = self.catalog.get(sku)
+        if entry is None:
+            what = "the item has no SKU" if not sku else "its SKU is not in the catalog"
+            return [warning("not-in-catalog", f"{at}.sku", f"no catalog row: {what} "
+                            f"({self.catalog.path})")]
+        for name in ("description", "hts_code", "country_of_origin", "product_url", "weight_kg"):
+            value = getattr(entry, name)
+            if value is not None:
+                item[name] = value
+        return [f.model_copy(update={"field": f"{at}.{f.field}"}) for f in entry.findings]
+
+    def seller_fields(self, vendors: Iterable[str | None],
+                      defaults: PipelineDefaults) -> tuple[dict[str, Any], list[Finding]]:
+        """seller, marketplace_seller_id and identified_marketplace_merchant for goods of
+        `vendors` (in item order): from the first vendor with a row, else the pipeline
+        defaults; a field the row leaves blank falls back to the default too."""
+        names = list(dict.fromkeys(v.strip() for v in vendors if v and v.strip()))
+        found_rows = [self.vendors.get(n) if self.vendors else None for n in names]
+        rows = [e for e in found_rows if e]
+        entry = rows[0] if rows else None
+        found: list[Finding] = list(entry.findings) if entry else []
+        # Vendors without a row all stand for the default seller.
+        sellers = {e.location if e else "default" for e in found_rows}
+        if len(sellers) > 1:
+            found.append(warning("several-sellers", "seller",
+                                 f"the goods come from {len(sellers)} different sellers; the "
+                                 f"seller of the first vendor in the vendor table is filed"))
+        seller = entry.seller if entry and entry.seller else (
+            defaults.seller.model_dump(exclude_none=True) if defaults.seller else None)
+        fields: dict[str, Any] = {
+            "seller": seller,
+            "marketplace_seller_id": (entry.marketplace_seller_id if entry else None)
+            or defaults.marketplace_seller_id,
+            "identified_marketplace_merchant": (
+                entry.identified_merchant if entry and entry.identified_merchant is not None
+                else defaults.identified_marketplace_merchant),
+        }
+        return fields, found
+
+    def tracking_number(self, order: str | None) -> str | None:
+        entry = self.tracking.get(order) if self.tracking else None
+        return entry.tracking_number if entry and entry.tracking_number else None
+
+
+def load(options: EnrichmentOptions) -> Enrichment:
+    """Read the tables named by `options` (each once). Raises EnrichmentError, naming
+    the file, for a table that cannot be used at all."""
+
+    def table(spec: TableSpec[E], path: Path | None) -> Table[E] | None:
+        if path is None:
+            return None
+        t = Table(spec, path)
+        try:
+            st = path.stat()
+        except OSError as exc:
+            raise EnrichmentError(f"{path}: cannot read the {spec.kind} table: "
+                                  f"{exc.strerror or exc}") from None
+        t._load((st.st_mtime_ns, st.st_size))
+        return t
+
+    return Enrichment(catalog=table(CATALOG, options.catalog),
+                      vendors=table(VENDORS, options.vendors),
+                      tracking=table(TRACKING, options.tracking))

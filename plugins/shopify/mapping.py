@@ -1,0 +1,281 @@
+"""The one Shopify order -> Section 321 record mapping, over a neutral order shape that
+both the CSV and the JSON parsers produce.
+
+Promises: the same order gives the same record and the same key from either input;
+cancelled orders, orders with nothing to ship and orders shipped outside the US are
+skipped with a reason; every value that cannot be read is a finding on its record
+path (`items.0.quantity`) at the input line it came from, never an exception.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, ConfigDict, Field
+
+from s321 import rules
+from s321.contracts import Mapped, PipelineContext, RawUnit
+from s321.findings import Finding, error
+from s321.paths import ConfigPath
+
+from .. import enrichment
+from ..enrichment import Enrichment, EnrichmentOptions, clean, country_code, parse_bool, parse_decimal
+
+Raw = Any
+"""A leaf value as the input gave it (CSV text, a JSON scalar): the mapping converts it
+and reports what it cannot read, because only the mapping knows the record path."""
+
+KEY_PREFIX = "shopify:"
+
+
+def order_key(name: str) -> str:
+    """The natural key of an order: its name (`#1001`), the same in CSV and JSON."""
+    return KEY_PREFIX + name.strip()
+
+
+# --------------------------------------------------------------------------- neutral shape
+
+
+@dataclass(slots=True)
+class ShopifyAddress:
+    name: Raw = None
+    company: Raw = None
+    line1: Raw = None
+    line2: Raw = None
+    city: Raw = None
+    province_code: Raw = None
+    province: Raw = None
+    postal_code: Raw = None
+    country_code: Raw = None
+    country: Raw = None
+    phone: Raw = None
+
+    def is_empty(self) -> bool:
+        return not any(clean(getattr(self, f)) for f in ("line1", "city", "postal_code",
+                                                         "country_code", "country"))
+
+
+@dataclass(slots=True)
+class ShopifyLine:
+    location: str
+    """FILE:LINE of the input line (the CSV row) the line item came from."""
+    name: Raw = None
+    quantity: Raw = None
+    price: Raw = None
+    """Per unit, in `currency` (or the order's currency)."""
+    currency: Raw = None
+    sku: Raw = None
+    vendor: Raw = None
+    requires_shipping: Raw = None
+    grams: Raw = None
+    """Weight of one unit in grams, where the input has it (REST JSON)."""
+
+
+@dataclass(slots=True)
+class ShopifyOrder:
+    name: str
+    location: str
+    email: Raw = None
+    phone: Raw = None
+    currency: Raw = None
+    cancelled_at: Raw = None
+    customer_name: Raw = None
+    customer_phone: Raw = None
+    shipping_address: ShopifyAddress | None = None
+    billing_address: ShopifyAddress | None = None
+    lines: list[ShopifyLine] = field(default_factory=list)
+    tracking_numbers: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- options
+
+
+def _iso_country(code: str | None) -> str | None:
+    if code is not None and not rules.is_country(code):
+        raise ValueError("not an ISO 3166-1 alpha-2 country code (e.g. CN, DE)")
+    return code.upper() if code else None
+
+
+class ShopifyOptions(EnrichmentOptions):
+    """Options common to the Shopify sources (and given to their mapper)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: ConfigPath = Field(description="A file, or a directory whose files matching "
+                             "`pattern` are read in name order.")
+    pattern: str | list[str] = Field(default="*", description="Glob(s) for a directory path.")
+    default_country_of_origin: Annotated[str | None, AfterValidator(_iso_country)] = Field(
+        default=None, description="For items whose SKU the catalog does not know.")
+
+
+# --------------------------------------------------------------------------- the mapping
+
+_APOSTROPHE_FIELDS = ("postal_code", "phone")  # Shopify prefixes ' to keep Excel off them
+_CENTS = Decimal("0.01")
+_text = clean
+
+
+def _party(addr: ShopifyAddress) -> dict[str, Any]:
+    """Party fields (name, address, phone) of a Shopify address. A country that is
+    neither a code nor a known name is kept as given: the rules report it."""
+    def shopify_text(name: str) -> str | None:
+        value = _text(getattr(addr, name))
+        if value and name in _APOSTROPHE_FIELDS:
+            value = value.lstrip("'").strip() or None
+        return value
+
+    country_raw = shopify_text("country_code") or shopify_text("country")
+    country = country_code(country_raw) if country_raw else None
+    address = {
+        "line1": shopify_text("line1"),
+        "line2": shopify_text("line2"),
+        "city": shopify_text("city"),
+        "state_or_province": shopify_text("province_code") or shopify_text("province"),
+        "postal_code": shopify_text("postal_code"),
+        "country": country or country_raw,
+    }
+    return {
+        "name": shopify_text("name") or shopify_text("company"),
+        "address": {k: v for k, v in address.items() if v} or None,
+        "phone": shopify_text("phone"),
+    }
+
+
+def _quantity(value: Raw, at: str, where: str, found: list[Finding]) -> int | None:
+    number = parse_decimal(value)
+    if number is None or number != number.to_integral_value():
+        what = "missing" if clean(value) is None else "not a whole number"
+        found.append(error("invalid-quantity", at, f"the line item's quantity is {what}", where))
+        return None
+    return int(number)
+
+
+def _price(value: Raw, at: str, where: str, found: list[Finding]) -> Decimal | None:
+    number = parse_decimal(value)
+    if number is None:
+        what = "missing" if clean(value) is None else "not a number"
+        found.append(error("invalid-price", at, f"the line item's price is {what}", where))
+        return None
+    # GraphQL writes "21.0" where the CSV has "21.00": the same price must hash the same.
+    exponent = number.as_tuple().exponent
+    if isinstance(exponent, int) and exponent > -2 and number.adjusted() < 20:
+        return number.quantize(_CENTS)
+    return number
+
+
+def map_order(order: ShopifyOrder, context: PipelineContext, tables: Enrichment,
+              default_origin: str | None = None) -> Mapped:
+    """Record fields for one order, or the reason it is not a Section 321 consignment."""
+    if clean(order.cancelled_at):
+        return Mapped(skipped="cancelled order")
+    found: list[Finding] = []
+
+    shipping_lines: list[ShopifyLine] = []
+    for line in order.lines:
+        requires = parse_bool(line.requires_shipping)
+        if requires is None:
+            # Unreadable: keep the line (filing too much is safer than silently too little).
+            found.append(error("invalid-requires-shipping", f"items.{len(shipping_lines)}",
+                               "the line item's requires-shipping flag is neither true nor false",
+                               line.location))
+        if requires is not False:
+            shipping_lines.append(line)
+    if not order.lines:
+        return Mapped(skipped="nothing to ship: the order has no line items")
+    if not shipping_lines:
+        return Mapped(skipped="nothing to ship: no line item requires shipping")
+    if order.shipping_address is None or order.shipping_address.is_empty():
+        return Mapped(skipped="nothing to ship: the order has no shipping address")
+
+    deliver_to = _party(order.shipping_address)
+    country = (deliver_to["address"] or {}).get("country")
+    if country and rules.is_country(country) and country not in rules.US_CUSTOMS_TERRITORY:
+        return Mapped(skipped=f"ships to {country}, outside the US customs territory")
+    if not country:
+        # Without it nothing shows the goods stay in the US: never file that by default.
+        found.append(error("missing-country", "ultimate_deliver_to.address.country",
+                           "the shipping address has no country", order.location))
+
+    items = [_item(line, i, order, context, tables, default_origin, found)
+             for i, line in enumerate(shipping_lines)]
+
+    customer = (_party(order.billing_address)
+                if order.billing_address and not order.billing_address.is_empty()
+                else {"name": None, "address": None, "phone": None})
+    customer["name"] = customer["name"] or _text(order.customer_name)
+    customer["email"] = _text(order.email)
+    customer["phone"] = customer["phone"] or _text(order.customer_phone) or _text(order.phone)
+
+    seller, seller_findings = tables.seller_fields(
+        (_text(line.vendor) for line in shipping_lines), context.defaults)
+    found += seller_findings
+
+    tracking = next((t for t in (clean(n) for n in order.tracking_numbers) if t), None)
+    tracking = tracking or tables.tracking_number(order.name)
+
+    defaults = context.defaults
+    record: dict[str, Any] = {
+        "originator_code": context.originator_code,
+        "filer_type": context.filer_type,
+        "mode_of_transport": context.mode_of_transport,
+        "tracking_number": tracking,
+        "ultimate_deliver_to": _drop_empty(deliver_to),
+        "customer": _drop_empty(customer),
+        **seller,
+        "items": items,
+    }
+    for name in ("consignment_originator", "exemption_claimant"):
+        party = getattr(defaults, name)
+        if party is not None:
+            record[name] = party.model_dump(exclude_none=True)
+    if defaults.known_carrier_customer is not None:
+        record["known_carrier_customer"] = defaults.known_carrier_customer
+    return Mapped(record=record, findings=found)
+
+
+def _item(line: ShopifyLine, index: int, order: ShopifyOrder, context: PipelineContext,
+          tables: Enrichment, default_origin: str | None, found: list[Finding]) -> dict[str, Any]:
+    at = f"items.{index}"
+    where = line.location
+    currency = _text(line.currency) or _text(order.currency) or context.defaults.currency
+    item: dict[str, Any] = {
+        "description": _text(line.name),
+        "quantity": _quantity(line.quantity, f"{at}.quantity", where, found),
+        "listed_price": _price(line.price, f"{at}.listed_price", where, found),
+        "currency": currency.upper() if currency else None,
+        "sku": _text(line.sku),
+    }
+    grams = parse_decimal(line.grams)
+    if grams:
+        item["weight_kg"] = grams / 1000
+    found += [f.at(where) for f in tables.apply_catalog(item, at)]
+    if not item.get("country_of_origin"):
+        item["country_of_origin"] = default_origin or context.defaults.country_of_origin
+    return {k: v for k, v in item.items() if v is not None}
+
+
+def _drop_empty(party: dict[str, Any]) -> dict[str, Any] | None:
+    party = {k: v for k, v in party.items() if v is not None}
+    return party or None
+
+
+# --------------------------------------------------------------------------- the mapper
+
+
+class ShopifyMapper:
+    """The mapper of both Shopify sources: `map(unit)` for units whose payload is a
+    `ShopifyOrder`. Enrichment tables are read once, when the mapper is built."""
+
+    def __init__(self, options: ShopifyOptions, context: PipelineContext):
+        self.context = context
+        self.default_origin = options.default_country_of_origin
+        self.tables = enrichment.load(options)
+
+    def map(self, unit: RawUnit) -> Mapped:
+        if not isinstance(unit.payload, ShopifyOrder):
+            # A broken unit: the source's findings already say why.
+            return Mapped()
+        self.tables.refresh()
+        return map_order(unit.payload, self.context, self.tables, self.default_origin)

@@ -1,0 +1,299 @@
+"""`shopify-csv`: orders from Shopify's admin "Export orders" CSV, one raw unit per order.
+
+Promises: the file is streamed (one order's rows in memory at a time); columns are found
+by header name; each unit's location is the physical line where its first row starts;
+a file that is not an orders export is one broken unit naming the missing columns.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from pydantic import Field
+
+from s321.contracts import PipelineContext, RawUnit
+from s321.findings import Finding, error
+from s321.hookspecs import hookimpl
+
+from .shopify.inputs import broken, input_files
+from .shopify.mapping import (ShopifyAddress, ShopifyLine, ShopifyMapper, ShopifyOptions,
+                              ShopifyOrder, order_key)
+
+NAME = "shopify-csv"
+
+REQUIRED_COLUMNS = (
+    "Name", "Currency", "Cancelled at", "Vendor",
+    "Lineitem quantity", "Lineitem name", "Lineitem price", "Lineitem sku",
+    "Lineitem requires shipping",
+    "Shipping Name", "Shipping Address1", "Shipping City", "Shipping Zip",
+    "Shipping Province", "Shipping Country",
+)
+"""Columns without which an order cannot be mapped safely (e.g. without `Cancelled at`
+cancelled orders would be filed). Every export of the last years has them all."""
+
+_ORDER_LEVEL = ("Currency", "Created at", "Financial Status")
+"""Order-level columns Shopify fills on an order's first row only."""
+
+
+class ShopifyCsvOptions(ShopifyOptions):
+    pattern: str | list[str] = Field(default="*.csv",
+                                     description="Glob(s) for a directory path.")
+
+
+# --------------------------------------------------------------------------- reading
+
+
+class _Lines:
+    """The file's physical lines as text, for csv.reader. Lines that are not UTF-8 are
+    decoded with replacement characters and their numbers kept, so that the order they
+    belong to gets a finding instead of silently changed text."""
+
+    def __init__(self, fh: IO[bytes]):
+        self._fh = fh
+        self._number = 0
+        self.bad: list[int] = []
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        raw = next(self._fh)
+        self._number += 1
+        if self._number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]  # Shopify writes a BOM so that Excel reads UTF-8
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            self.bad.append(self._number)
+            return raw.decode("utf-8", "replace")
+
+    def take_bad(self) -> list[int]:
+        bad, self.bad = self.bad, []
+        return bad
+
+
+class _Columns:
+    """Column positions by header name (case and surrounding spaces ignored)."""
+
+    def __init__(self, header: list[str]):
+        self.width = len(header)
+        self._folded: dict[str, int] = {}
+        for i, name in enumerate(header):
+            self._folded.setdefault(name.strip().casefold(), i)
+        self._exact: dict[str, int | None] = {}  # memo: get() runs for every cell we read
+
+    def _position(self, name: str) -> int | None:
+        try:
+            return self._exact[name]
+        except KeyError:
+            i = self._exact[name] = self._folded.get(name.casefold())
+            return i
+
+    def missing(self, names: Iterable[str]) -> list[str]:
+        return [n for n in names if self._position(n) is None]
+
+    def get(self, row: list[str], name: str) -> str | None:
+        i = self._position(name)
+        if i is None or i >= len(row):
+            return None
+        return row[i].strip() or None
+
+
+@dataclass
+class _Group:
+    """The rows of one order: consecutive rows with the same Name."""
+
+    name: str
+    file: str
+    start: int
+    rows: list[tuple[int, list[str]]] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+    def unit(self, cols: _Columns) -> RawUnit:
+        location = f"{self.file}:{self.start}"
+        first = self.rows[0][1]
+        if not any(cols.get(first, c) for c in _ORDER_LEVEL):
+            # Its first row is elsewhere (or lost): mapping it would invent an order.
+            self.findings.append(error(
+                "order-first-row-missing", "",
+                f"order rows without the order's first row (Currency, Created at are empty); "
+                f"the rows of an order must be consecutive, first row first", location))
+            return RawUnit(order_key(self.name), location, None, tuple(self.findings),
+                           (self.file, self.start))
+        return RawUnit(order_key(self.name), location, self._order(cols, location),
+                       tuple(self.findings), (self.file, self.start))
+
+    def _order(self, cols: _Columns, location: str) -> ShopifyOrder:
+        first = self.rows[0][1]
+        return ShopifyOrder(
+            name=self.name,
+            location=location,
+            email=cols.get(first, "Email"),
+            phone=cols.get(first, "Phone"),
+            currency=cols.get(first, "Currency"),
+            cancelled_at=cols.get(first, "Cancelled at"),
+            customer_name=cols.get(first, "Billing Name"),
+            customer_phone=cols.get(first, "Billing Phone"),
+            shipping_address=_address(cols, first, "Shipping"),
+            billing_address=_address(cols, first, "Billing"),
+            lines=[_line(cols, row, f"{self.file}:{line}") for line, row in self.rows],
+        )
+
+
+def _address(cols: _Columns, row: list[str], kind: str) -> ShopifyAddress:
+    def col(name: str) -> str | None:
+        return cols.get(row, f"{kind} {name}")
+
+    return ShopifyAddress(
+        name=col("Name"), company=col("Company"),
+        line1=col("Address1") or col("Street"), line2=col("Address2"),
+        city=col("City"), province_code=col("Province"), province=col("Province Name"),
+        postal_code=col("Zip"), country=col("Country"), phone=col("Phone"),
+    )
+
+
+def _line(cols: _Columns, row: list[str], location: str) -> ShopifyLine:
+    return ShopifyLine(
+        location=location,
+        name=cols.get(row, "Lineitem name"),
+        quantity=cols.get(row, "Lineitem quantity"),
+        price=cols.get(row, "Lineitem price"),
+        sku=cols.get(row, "Lineitem sku"),
+        vendor=cols.get(row, "Vendor"),
+        requires_shipping=cols.get(row, "Lineitem requires shipping"),
+    )
+
+
+def read_export(path: Path) -> Iterator[RawUnit]:
+    """Raw units (one per order) of one export file. Never raises for bad input."""
+    file = str(path)
+    try:
+        fh = path.open("rb")
+    except OSError as exc:
+        yield broken(f"{file}:1", error("input-unreadable", "",
+                                        f"{file}: cannot be read: {exc.strerror or exc}"))
+        return
+    with fh:
+        yield from _units(_Lines(fh), file)
+
+
+def _units(lines: _Lines, file: str) -> Iterator[RawUnit]:
+    reader = csv.reader(lines)
+    try:
+        header = next(reader, None)
+    except (csv.Error, OSError) as exc:
+        yield broken(f"{file}:1", error("not-an-orders-export", "",
+                                        f"{file}: the header row cannot be read: {exc}"))
+        return
+    if header is None:
+        yield broken(f"{file}:1", error("not-an-orders-export", "",
+                                        f"{file}: empty file, no header row"))
+        return
+    cols = _Columns(header)
+    missing = cols.missing(REQUIRED_COLUMNS)
+    if missing:
+        names = ", ".join(repr(m) for m in missing)
+        yield broken(f"{file}:1", error(
+            "missing-column", "", f"{file}: not a Shopify orders export: missing column(s) "
+            f"{names} (Shopify admin > Orders > Export writes them in the header row)"))
+        return
+    lines.take_bad()  # a garbled header cell we do not use changes nothing
+
+    group: _Group | None = None
+    for start, row, problems in _rows(reader, lines, cols.width, file):
+        name = cols.get(row, "Name")
+        if name is None and any(cell.strip() for cell in row):
+            problems.append(error("row-without-order", "", "the row has no order Name",
+                                  f"{file}:{start}"))
+        if name is not None:
+            if group is None or name != group.name:
+                if group is not None:
+                    yield group.unit(cols)
+                group = _Group(name, file, start)
+            group.rows.append((start, row))
+        if problems:
+            # A row we cannot place most likely belongs to the order being read: mark
+            # that order rather than filing it without the row.
+            if group is not None:
+                group.findings.extend(problems)
+            else:
+                yield broken(f"{file}:{start}", *problems)
+    if group is not None:
+        yield group.unit(cols)
+
+
+def _rows(reader: Any, lines: _Lines, width: int,
+          file: str) -> Iterator[tuple[int, list[str], list[Finding]]]:
+    """(line where the row starts, its cells, what is wrong with it) for each row after
+    the header. Blank lines are left out; a row that cannot be read has no cells."""
+    while True:
+        start = reader.line_num + 1
+        problems: list[Finding] = []
+        try:
+            row: list[str] = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            row = []
+            problems.append(error("bad-csv-row", "", f"not a valid CSV row: {exc}",
+                                  f"{file}:{start}"))
+        except OSError as exc:
+            yield start, [], [error("input-unreadable", "", f"reading stopped: "
+                                    f"{exc.strerror or exc}", f"{file}:{start}")]
+            return
+        problems += [error("invalid-utf8", "", "the line is not UTF-8 text", f"{file}:{n}")
+                     for n in lines.take_bad()]
+        if any(cell.strip() for cell in row):
+            if len(row) != width:
+                problems.append(error("bad-csv-row", "", f"the row has {len(row)} fields, "
+                                      f"the header {width}", f"{file}:{start}"))
+        elif not problems:
+            continue
+        yield start, row, problems
+
+
+# --------------------------------------------------------------------------- the source
+
+
+class ShopifyCsvSource:
+    """Reads the configured export file(s), or `paths` when given."""
+
+    def __init__(self, options: ShopifyCsvOptions, context: PipelineContext):
+        self.options = options
+        self.context = context
+        self.acked: Any = None
+
+    def read(self, paths: Iterable[Path] | None = None) -> Iterator[RawUnit]:
+        targets = list(paths) if paths is not None else [self.options.path]
+        for item in input_files(targets, self.options.pattern):
+            if isinstance(item, RawUnit):
+                yield item
+            else:
+                yield from read_export(item)
+
+    def ack(self, upto: Any) -> None:
+        # Export files are read again whole each run; the ledger makes a unit it
+        # already holds a no-op, so there is nothing to move or delete here.
+        self.acked = upto
+
+
+# The CSV export and the order JSON are one system: an order gets one transaction id
+# whichever way it came.
+ID_NAMESPACE = "shopify"
+
+
+@hookimpl
+def register_sources(register: Any) -> None:
+    register(NAME, ShopifyCsvSource, options=ShopifyCsvOptions,
+             description='Shopify admin "Export orders" CSV (one order over several rows)',
+             id_namespace=ID_NAMESPACE)
+
+
+@hookimpl
+def register_mappers(register: Any) -> None:
+    register(NAME, ShopifyMapper, options=ShopifyCsvOptions,
+             description="Shopify order -> Section 321 record (shared with shopify-json)")

@@ -1,0 +1,284 @@
+"""`shopify-json`: orders as Shopify's Admin API gives them, one raw unit per order.
+
+Reads a webhook body or a single order (`.json`), a REST list `{"orders": [...]}` or a
+GraphQL response, and JSON Lines (`.jsonl`, `.ndjson`), all streamed: a JSONL file line
+by line, a list one element at a time. Malformed JSON is a broken unit at FILE:LINE.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from pydantic import Field
+
+from s321.contracts import PipelineContext, RawUnit
+from s321.findings import error
+from s321.hookspecs import hookimpl
+
+from .shopify import json_orders
+from .shopify.inputs import broken, input_files
+from .shopify.mapping import ShopifyMapper, ShopifyOptions, order_key
+
+NAME = "shopify-json"
+LINE_SUFFIXES = (".jsonl", ".ndjson")
+
+
+class ShopifyJsonOptions(ShopifyOptions):
+    pattern: str | list[str] = Field(default=["*.json", "*.jsonl", "*.ndjson"],
+                                     description="Glob(s) for a directory path.")
+
+
+# --------------------------------------------------------------------------- units
+
+
+def _units(doc: Any, file: str, line: int) -> Iterator[RawUnit]:
+    location = f"{file}:{line}"
+    for candidate in json_orders.orders_in(doc):
+        order, findings = json_orders.parse(candidate, location)
+        if order is None:
+            yield broken(location, *findings)
+        else:
+            yield RawUnit(order_key(order.name), location, order, tuple(findings), (file, line))
+
+
+def read_lines(path: Path) -> Iterator[RawUnit]:
+    """JSON Lines: one document (usually one order) per line; a bad line is a broken
+    unit and reading goes on with the next."""
+    file = str(path)
+    try:
+        fh = path.open("rb")
+    except OSError as exc:
+        yield broken(f"{file}:1", error("input-unreadable", "", f"{file}: cannot be read: "
+                                        f"{exc.strerror or exc}"))
+        return
+    with fh:
+        for number, raw in enumerate(fh, 1):
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            location = f"{file}:{number}"
+            try:
+                text = raw.decode("utf-8")
+                if not text.strip():
+                    continue
+                doc = json.loads(text)
+            except UnicodeDecodeError:
+                yield broken(location, error("invalid-utf8", "", "the line is not UTF-8 text"))
+                continue
+            except ValueError as exc:  # JSONDecodeError, or an absurdly long integer
+                yield broken(location, error("malformed-json", "", f"not valid JSON: {_why(exc)}"))
+                continue
+            except RecursionError:
+                yield broken(location, error("malformed-json", "", "JSON nested too deeply"))
+                continue
+            yield from _units(doc, file, number)
+
+
+def _why(exc: ValueError) -> str:
+    return exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+
+
+# --------------------------------------------------------------------------- documents
+
+
+class _Malformed(Exception):
+    def __init__(self, line: int, why: str):
+        super().__init__(why)
+        self.line = line
+        self.why = why
+
+
+_WS = re.compile(r"[ \t\r\n]*")
+
+
+class _JsonText:
+    """A JSON file read in chunks and decoded one value at a time, counting lines, so
+    that a long list of orders never sits in memory whole."""
+
+    CHUNK = 1 << 16
+
+    def __init__(self, fh: IO[str]):
+        self._fh = fh
+        self._decoder = json.JSONDecoder()
+        self.buf = ""
+        self.pos = 0
+        self.line = 1
+        self.eof = False
+
+    def _fill(self, size: int) -> bool:
+        if self.eof:
+            return False
+        chunk = self._fh.read(size)
+        if not chunk:
+            self.eof = True
+            return False
+        self.buf = self.buf[self.pos:] + chunk  # drop what was consumed
+        self.pos = 0
+        return True
+
+    def _advance(self, to: int) -> None:
+        self.line += self.buf.count("\n", self.pos, to)
+        self.pos = to
+
+    def peek(self) -> str:
+        """The next character that is not white space ("" at the end)."""
+        while True:
+            match = _WS.match(self.buf, self.pos)
+            self._advance(match.end() if match else self.pos)
+            if self.pos < len(self.buf):
+                return self.buf[self.pos]
+            if not self._fill(self.CHUNK):
+                return ""
+
+    def take(self, char: str) -> None:
+        if self.peek() != char:
+            found = self.peek() or "the end of the file"
+            raise _Malformed(self.line, f"expected {char!r}, found {found!r}")
+        self._advance(self.pos + 1)
+
+    def value(self) -> Any:
+        """Decode the value that starts here, reading more until it is complete."""
+        self.peek()
+        size = self.CHUNK
+        while True:
+            try:
+                obj, end = self._decoder.raw_decode(self.buf, self.pos)
+            except json.JSONDecodeError as exc:
+                if self._fill(size):
+                    size *= 2  # doubling keeps a long value linear to read
+                    continue
+                raise _Malformed(self.line + self.buf.count("\n", self.pos, exc.pos),
+                                 exc.msg) from None
+            except RecursionError:
+                raise _Malformed(self.line, "JSON nested too deeply") from None
+            except ValueError as exc:
+                raise _Malformed(self.line, str(exc)) from None
+            if end == len(self.buf) and self._fill(size):
+                continue  # a number may go on in the next chunk
+            self._advance(end)
+            return obj
+
+
+def _top_level(text: _JsonText) -> Iterator[tuple[int, Any]]:
+    """(line, document) pairs of one file: list elements and `orders` elements one by
+    one, anything else as one document."""
+    first = text.peek()
+    if first == "":
+        raise _Malformed(1, "empty file")
+    if first == "[":
+        yield from _elements(text)
+    elif first == "{":
+        start = text.line
+        rest: dict[str, Any] = {}
+        streamed = False
+        text.take("{")
+        while text.peek() != "}":
+            if rest or streamed:
+                text.take(",")
+            line = text.line
+            key = text.value()
+            if not isinstance(key, str):
+                raise _Malformed(line, "expected a key (a string)")
+            text.take(":")
+            if key == "orders" and text.peek() == "[":
+                yield from _elements(text)
+                streamed = True
+            else:
+                rest[key] = text.value()
+        text.take("}")
+        if not streamed:
+            yield start, rest
+    else:
+        yield text.line, text.value()
+    if text.peek() != "":
+        raise _Malformed(text.line, "extra data after the JSON document")
+
+
+def _elements(text: _JsonText) -> Iterator[tuple[int, Any]]:
+    text.take("[")
+    first = True
+    while text.peek() != "]":
+        if not first:
+            text.take(",")
+            text.peek()
+        first = False
+        line = text.line
+        yield line, text.value()
+    text.take("]")
+
+
+def read_document(path: Path) -> Iterator[RawUnit]:
+    """A `.json` file: a single order, a webhook body, a REST list, a GraphQL response."""
+    file = str(path)
+    try:
+        fh = path.open(encoding="utf-8-sig", newline="")
+    except OSError as exc:
+        yield broken(f"{file}:1", error("input-unreadable", "", f"{file}: cannot be read: "
+                                        f"{exc.strerror or exc}"))
+        return
+    with fh:
+        text = _JsonText(fh)
+        try:
+            for line, doc in _top_level(text):
+                yield from _units(doc, file, line)
+        except _Malformed as exc:
+            yield broken(f"{file}:{exc.line}", error("malformed-json", "",
+                                                     f"not valid JSON: {exc.why}"))
+        except UnicodeDecodeError:
+            yield broken(f"{file}:{text.line}", error("invalid-utf8", "",
+                                                      "the file is not UTF-8 text"))
+        except OSError as exc:
+            yield broken(f"{file}:{text.line}", error("input-unreadable", "",
+                                                      f"reading stopped: {exc.strerror or exc}"))
+
+
+def read_file(path: Path) -> Iterator[RawUnit]:
+    if path.suffix.lower() in LINE_SUFFIXES:
+        return read_lines(path)
+    return read_document(path)
+
+
+# --------------------------------------------------------------------------- the source
+
+
+class ShopifyJsonSource:
+    """Reads the configured JSON file(s), or `paths` when given."""
+
+    def __init__(self, options: ShopifyJsonOptions, context: PipelineContext):
+        self.options = options
+        self.context = context
+        self.acked: Any = None
+
+    def read(self, paths: Iterable[Path] | None = None) -> Iterator[RawUnit]:
+        targets = list(paths) if paths is not None else [self.options.path]
+        for item in input_files(targets, self.options.pattern):
+            if isinstance(item, RawUnit):
+                yield item
+            else:
+                yield from read_file(item)
+
+    def ack(self, upto: Any) -> None:
+        # Files are read again whole each run; the ledger makes a unit it already
+        # holds a no-op, so there is nothing to move or delete here.
+        self.acked = upto
+
+
+# The CSV export and the order JSON are one system: an order gets one transaction id
+# whichever way it came.
+ID_NAMESPACE = "shopify"
+
+
+@hookimpl
+def register_sources(register: Any) -> None:
+    register(NAME, ShopifyJsonSource, options=ShopifyJsonOptions,
+             description="Shopify Admin order JSON: webhook body, REST list, GraphQL, JSON Lines",
+             id_namespace=ID_NAMESPACE)
+
+
+@hookimpl
+def register_mappers(register: Any) -> None:
+    register(NAME, ShopifyMapper, options=ShopifyJsonOptions,
+             description="Shopify order -> Section 321 record (shared with shopify-csv)")

@@ -1,0 +1,304 @@
+"""Source and mapper `shopify-json`: a webhook body, JSON Lines, a REST list, the GraphQL
+shape; malformed JSON at FILE:LINE; the same order from CSV and JSON gives the same key
+and record; arbitrary input never raises; a long list is streamed."""
+
+from __future__ import annotations
+
+import copy
+import json
+import tempfile
+import tracemalloc
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from s321.contracts import Mapped, PipelineContext, PipelineDefaults, RawUnit
+from s321.record import Consignment, FilerType, ModeOfTransport, Party
+from s321.plugins import shopify_json
+from s321.plugins.shopify.mapping import ShopifyMapper
+from s321.plugins.shopify_csv import ShopifyCsvOptions, ShopifyCsvSource
+from s321.plugins.shopify_json import ShopifyJsonOptions, ShopifyJsonSource
+
+SAMPLES = Path(__file__).resolve().parents[2] / "contrib" / "samples" / "shop"
+JSONL = SAMPLES / "orders.jsonl"
+WEBHOOK = SAMPLES / "order-webhook.json"
+GRAPHQL = SAMPLES / "order-graphql.json"
+TABLES = {"catalog": SAMPLES / "catalog.csv", "vendors": SAMPLES / "vendors.csv",
+          "tracking": SAMPLES / "tracking.csv"}
+
+
+def context() -> PipelineContext:
+    return PipelineContext(
+        pipeline="shop", originator_code="MKT001", filer_type=FilerType.ONLINE_MARKETPLACE,
+        mode_of_transport=ModeOfTransport.AIR, profile="pilot-2019", source="shopify-json",
+        defaults=PipelineDefaults(
+            seller=Party.model_validate({"name": "Northwind Goods LLC", "address": {
+                "line1": "1 Harbor Way", "city": "Boston", "postal_code": "02110",
+                "country": "US"}}),
+            marketplace_seller_id="NWG-HOUSE", identified_marketplace_merchant=True))
+
+
+MAPPER = ShopifyMapper(ShopifyJsonOptions(path=SAMPLES, **TABLES), context())
+
+
+def read(path: Path, **options: Any) -> list[RawUnit]:
+    return list(ShopifyJsonSource(ShopifyJsonOptions(path=path, **options), context()).read())
+
+
+def read_and_map(path: Path) -> list[tuple[RawUnit, Mapped]]:
+    return [(unit, MAPPER.map(unit)) for unit in read(path)]
+
+
+def webhook_order() -> dict[str, Any]:
+    return json.loads(WEBHOOK.read_text(encoding="utf-8"))
+
+
+# --------------------------------------------------------------------------- shapes
+
+
+def test_a_webhook_body_is_one_order():
+    [(unit, mapped)] = read_and_map(WEBHOOK)
+    assert (unit.key, unit.location, unit.findings) == ("shopify:#1045", f"{WEBHOOK}:1", ())
+    record = Consignment.model_validate({"transaction_id": "T", **mapped.record})
+    assert mapped.findings == []
+    assert record.tracking_number == "YT2503000000777001"  # from its fulfillment
+    assert record.ultimate_deliver_to.address.model_dump() == {
+        "line1": "77 Massachusetts Ave", "line2": None, "city": "Cambridge",
+        "state_or_province": "MA", "postal_code": "02139", "country": "US"}
+    assert record.customer.email == "maya.maya@example.com"
+    assert record.seller.name == "Shenzhen Kite Electronics Technology Co., Ltd."
+    assert [(i.sku, i.quantity, i.listed_price, i.currency, i.hts_code) for i in record.items] == [
+        ("SK-POWER-10K", 1, Decimal("29.99"), "USD", "8507600020"),
+        ("SK-CABLE-C-2M", 2, Decimal("9.99"), "USD", "8544429000")]
+
+
+def test_json_lines_are_one_unit_per_line_with_skip_reasons():
+    results = read_and_map(JSONL)
+    assert [u.location for u, _ in results] == [f"{JSONL}:{n}" for n in range(1, 11)]
+    skipped = {u.key: m.skipped for u, m in results if m.skipped}
+    assert skipped == {
+        "shopify:#1039": "cancelled order",
+        "shopify:#1040": "ships to CA, outside the US customs territory",
+        "shopify:#1041": "nothing to ship: no line item requires shipping",
+    }
+    mapped = {u.key: m for u, m in results}
+    assert [i["sku"] for i in mapped["shopify:#1042"].record["items"]] == ["TL-SOCKS-ARAN-M"]
+    # no fulfillment yet: the tracking table is the fallback
+    assert mapped["shopify:#1038"].record["tracking_number"] == "YT2503000000945618"
+    assert mapped["shopify:#1037"].record["tracking_number"] == "YT2503000000123456"
+
+
+def test_a_rest_list_is_streamed_with_each_order_at_its_own_line(tmp_path):
+    orders = [json.loads(line) for line in JSONL.read_text(encoding="utf-8").splitlines()[:3]]
+    path = tmp_path / "orders.json"
+    path.write_text(json.dumps({"orders": orders}, indent=2), encoding="utf-8")
+    units = read(path)
+    assert [u.key for u in units] == ["shopify:#1001", "shopify:#1002", "shopify:#1037"]
+    lines = path.read_text().splitlines()
+    for unit in units:
+        line = int(unit.location.rsplit(":", 1)[1])
+        assert lines[line - 1].strip() == "{" and f'"name": "{unit.key[8:]}"' in "\n".join(
+            lines[line - 1:line + 80])
+
+
+def test_single_order_wrappers_and_bare_lists_are_accepted(tmp_path):
+    order = webhook_order()
+    for n, doc in enumerate([{"order": order}, [order], {"orders": [order], "link": "next"}]):
+        path = tmp_path / f"doc{n}.json"
+        path.write_text(json.dumps(doc), encoding="utf-8")
+        assert [u.key for u in read(path)] == ["shopify:#1045"]
+
+
+def test_the_graphql_shape_maps_like_the_rest_shape():
+    [(unit, mapped)] = read_and_map(GRAPHQL)
+    assert unit.key == "shopify:#1046" and mapped.findings == []
+    record = mapped.record
+    assert record["tracking_number"] == "LX000731046HK"  # trackingInfo.number
+    assert [(i["sku"], i["quantity"], str(i["listed_price"]), i["currency"])
+            for i in record["items"]] == [("HT-OOLONG-100", 2, "21.00", "USD")]  # no gift card
+    assert record["ultimate_deliver_to"]["address"]["state_or_province"] == "HI"
+    assert record["customer"]["name"] == "Grace Nakamura"
+    assert record["seller"]["name"] == "Harbour Tea House Limited"
+
+
+def test_a_graphql_orders_connection_yields_every_node(tmp_path):
+    node = json.loads(GRAPHQL.read_text(encoding="utf-8"))["data"]["order"]
+    other = copy.deepcopy(node) | {"name": "#1047", "cancelledAt": "2025-03-12T16:00:00Z"}
+    for shape in ({"edges": [{"node": node}, {"node": other}]}, {"nodes": [node, other]}):
+        path = tmp_path / "page.json"
+        path.write_text(json.dumps({"data": {"orders": shape}}), encoding="utf-8")
+        results = read_and_map(path)
+        assert [(u.key, m.skipped) for u, m in results] == [
+            ("shopify:#1046", None), ("shopify:#1047", "cancelled order")]
+
+
+def test_the_same_order_from_csv_and_json_has_the_same_key_and_record():
+    csv_opts = ShopifyCsvOptions(path=SAMPLES / "orders_export.csv", **TABLES)
+    csv_units = {u.key: u for u in ShopifyCsvSource(csv_opts, context()).read()}
+    csv_mapper = ShopifyMapper(csv_opts, context())
+    for unit in read(JSONL)[:2]:
+        twin = csv_units[unit.key]  # the same natural key: "shopify:#1001"
+        assert MAPPER.map(unit).record == csv_mapper.map(twin).record
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_a_malformed_line_is_a_broken_unit_and_the_next_lines_are_read(tmp_path):
+    lines = JSONL.read_text(encoding="utf-8").splitlines()
+    path = tmp_path / "orders.jsonl"
+    path.write_text("\n".join([lines[0], '{"name": "#9", "line_items": [', "", lines[1]]) + "\n",
+                    encoding="utf-8")
+    units = read(path)
+    assert [(u.key, u.location) for u in units] == [
+        ("shopify:#1001", f"{path}:1"), (f"unparsed:{path}:2", f"{path}:2"),
+        ("shopify:#1002", f"{path}:4")]
+    [finding] = units[1].findings
+    assert (finding.code, finding.location) == ("malformed-json", f"{path}:2")
+    assert units[1].payload is None
+
+
+def test_malformed_json_in_a_document_names_the_line_of_the_error(tmp_path):
+    path = tmp_path / "order.json"
+    text = json.dumps(webhook_order(), indent=2).replace('"currency": "USD",', '"currency": USD,')
+    path.write_text(text, encoding="utf-8")
+    [unit] = read(path)
+    line = next(n for n, t in enumerate(text.splitlines(), 1) if '"currency": USD' in t)
+    assert (unit.payload, unit.location) == (None, f"{path}:{line}")
+    assert unit.findings[0].code == "malformed-json"
+
+
+def test_a_list_cut_short_yields_the_orders_before_the_break(tmp_path):
+    order = webhook_order()
+    text = json.dumps({"orders": [order, order | {"name": "#1099"}]}, indent=1)
+    path = tmp_path / "page.json"
+    path.write_text(text[: len(text) * 3 // 4], encoding="utf-8")
+    units = read(path)
+    assert [u.key for u in units[:1]] == ["shopify:#1045"]
+    assert units[-1].payload is None and units[-1].findings[0].code == "malformed-json"
+
+
+@pytest.mark.parametrize("doc", ['42', '"order"', '{"foo": 1}', '[1, 2]', '{"orders": [null]}'])
+def test_json_that_is_no_order_is_a_broken_unit_with_a_finding(tmp_path, doc):
+    path = tmp_path / "x.json"
+    path.write_text(doc, encoding="utf-8")
+    units = read(path)
+    assert units and all(u.payload is None and u.findings for u in units)
+
+
+def test_wrong_types_inside_an_order_are_findings_not_crashes(tmp_path):
+    order = webhook_order()
+    order["line_items"][0]["quantity"] = "lots"
+    order["line_items"][1]["price"] = {"amount": "9.99"}
+    order["customer"] = "someone"
+    path = tmp_path / "order.json"
+    path.write_text(json.dumps(order), encoding="utf-8")
+    [unit] = read(path)
+    mapped = MAPPER.map(unit)
+    assert [(f.code, f.field) for f in unit.findings] == [("not-an-object", "customer")]
+    assert {(f.code, f.field) for f in mapped.findings} == {
+        ("invalid-quantity", "items.0.quantity"), ("invalid-price", "items.1.listed_price")}
+
+
+def test_an_order_without_a_name_is_refused_because_it_has_no_stable_key(tmp_path):
+    order = webhook_order()
+    del order["name"], order["order_number"]
+    path = tmp_path / "order.json"
+    path.write_text(json.dumps(order), encoding="utf-8")
+    [unit] = read(path)
+    assert unit.payload is None and unit.findings[0].code == "order-without-name"
+
+
+def test_a_directory_reads_json_and_json_lines_by_default(tmp_path):
+    (tmp_path / "a.json").write_bytes(WEBHOOK.read_bytes())
+    (tmp_path / "b.ndjson").write_bytes(JSONL.read_bytes().splitlines(keepends=True)[0])
+    (tmp_path / "c.txt").write_text("not read", encoding="utf-8")
+    assert [u.key for u in read(tmp_path)] == ["shopify:#1045", "shopify:#1001"]
+
+
+def test_values_cut_at_any_chunk_boundary_decode_the_same(tmp_path, monkeypatch):
+    orders = [json.loads(line) for line in JSONL.read_text(encoding="utf-8").splitlines()]
+    path = tmp_path / "orders.json"
+    path.write_text(json.dumps({"count": 10, "orders": orders, "total": 12.5}), encoding="utf-8")
+    expected = [(u.key, u.payload) for u in read(path)]
+    monkeypatch.setattr(shopify_json._JsonText, "CHUNK", 7)
+    assert [(u.key, u.payload) for u in read(path)] == expected
+    assert len(expected) == 10
+
+
+# --------------------------------------------------------------------------- robustness
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=st.binary(max_size=1500), suffix=st.sampled_from([".json", ".jsonl"]))
+def test_arbitrary_bytes_never_raise_out_of_read_or_map(body: bytes, suffix: str):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"fuzz{suffix}"
+        path.write_bytes(body)
+        for unit in read(path):
+            assert unit.payload is not None or unit.findings
+            MAPPER.map(unit)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
+                                                                 max_size=3),
+    max_leaves=12)
+ORDER_KEYS = ["name", "line_items", "shipping_address", "billing_address", "customer",
+              "fulfillments", "currency", "cancelled_at", "lineItems", "shippingAddress"]
+LINE_KEYS = ["quantity", "price", "requires_shipping", "sku", "vendor", "grams", "price_set"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(order=st.fixed_dictionaries({}, optional={k: json_values for k in ORDER_KEYS}),
+       line=st.fixed_dictionaries({}, optional={k: json_values for k in LINE_KEYS}))
+def test_arbitrary_order_shapes_never_raise_out_of_map(order: dict[str, Any], line: dict[str, Any]):
+    order = {"name": "#1", "line_items": [line], **order}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "order.jsonl"
+        path.write_text(json.dumps(order) + "\n", encoding="utf-8")
+        for unit in read(path):
+            mapped = MAPPER.map(unit)
+            if mapped.record is not None:
+                Consignment.model_validate({"transaction_id": "T", **mapped.record})
+
+
+def peak_bytes(path: Path) -> int:
+    source = ShopifyJsonSource(ShopifyJsonOptions(path=path), context())
+    mapper = ShopifyMapper(ShopifyJsonOptions(path=path), context())
+    mapper.map(next(iter(source.read())))  # load pycountry's tables before measuring
+    tracemalloc.start()
+    try:
+        count = sum(1 for unit in source.read() if mapper.map(unit).record)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert count > 0
+    return peak
+
+
+def test_memory_stays_flat_as_a_rest_list_grows(tmp_path):
+    order = json.dumps({
+        "name": "#N", "currency": "USD", "line_items": [
+            {"name": "Mug", "quantity": 2, "price": "24.00", "sku": "LC-MUG-350-CEL",
+             "vendor": "Lumen Ceramics", "requires_shipping": True}],
+        "shipping_address": {"name": "Ann Example", "address1": "1 Main St", "city": "Springfield",
+                             "province_code": "MA", "zip": "01101", "country_code": "US"}})
+
+    def write(name: str, n: int) -> Path:
+        path = tmp_path / name
+        with path.open("w", encoding="utf-8") as fh:
+            fh.write('{"orders": [\n')
+            fh.write(",\n".join(order.replace('"#N"', f'"#{i}"') for i in range(n)))
+            fh.write("\n]}\n")
+        return path
+
+    # 1k vs 10k keeps tracemalloc's slowdown bearable; the CSV test does 2k vs 20k.
+    small = peak_bytes(write("small.json", 1_000))
+    large = peak_bytes(write("large.json", 10_000))
+    assert large < small * 1.5 + 64_000, (small, large)
