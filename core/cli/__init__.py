@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from s321 import logs
 from s321.cli import commands, operator
+from s321.sandbox import cli as sandbox_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=commands.run)
 
     operator.configure(sub)
+    sandbox_cli.configure(sub)
     for extension in commands.EXTENSIONS:
         extension(sub)
     return parser

@@ -1,0 +1,85 @@
+"""How the sandbox answers a batch, record by record, like CBP would: accepted, or
+rejected with coded errors (finding code, field, message).
+
+A second `add` of a transaction id it already accepted is a `duplicate`; a `replace`
+or `delete` of an id it does not hold is an `unknown-transaction`; an `add` or
+`replace` is validated against the batch's regime profile with the sandbox's rates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+from s321 import regimes, rules, validation
+from s321.contracts import Ack, AckError, AckStatus, Batch, RecordAck
+from s321.findings import Severity
+from s321.record import Action, Consignment
+from s321.sandbox.faults import INJECTED, FaultState
+from s321.sandbox.store import ACTIVE, SandboxStore, Session
+
+DUPLICATE = "duplicate"
+UNKNOWN_TRANSACTION = "unknown-transaction"
+UNKNOWN_PROFILE = "unknown-profile"
+
+
+class Reviewer:
+    def __init__(self, store: SandboxStore, rates: dict[str, Decimal] | None = None,
+                 profile_paths: Iterable[Path] = (), faults: FaultState | None = None):
+        self.store = store
+        self.rates = dict(rates or {"USD": Decimal(1)})
+        self.rates.setdefault("USD", Decimal(1))
+        # Only profile names: a peer must not make the sandbox read a file by path.
+        self.known_profiles = regimes.available(list(profile_paths))
+        self.faults = faults
+
+    def review(self, batch: Batch) -> Ack:
+        profile, profile_problem = self._profile(batch.profile)
+        results: list[RecordAck] = []
+        with self.store.session() as session:
+            for record in batch.records:
+                errors = self._errors(session, record, profile, profile_problem)
+                if errors:
+                    session.reject(record.transaction_id, batch.batch_id, [e.code for e in errors])
+                    results.append(RecordAck(transaction_id=record.transaction_id,
+                                             status=AckStatus.REJECTED, errors=errors))
+                else:
+                    session.accept(record, batch.batch_id)
+                    results.append(RecordAck(transaction_id=record.transaction_id,
+                                             status=AckStatus.ACCEPTED))
+        return Ack(batch_id=batch.batch_id, received_at=datetime.now(UTC), results=results)
+
+    def _profile(self, name: str) -> tuple[regimes.Profile | None, str | None]:
+        if name not in self.known_profiles:
+            return None, f"unknown profile {name!r}; known: {', '.join(sorted(self.known_profiles))}"
+        try:
+            return regimes.load(name, self.known_profiles), None
+        except regimes.ProfileError as exc:
+            return None, str(exc)
+
+    def _errors(self, session: Session, record: Consignment, profile: regimes.Profile | None,
+                profile_problem: str | None) -> list[AckError]:
+        state = session.state(record.transaction_id)
+        if record.action is Action.ADD and state is not None:
+            return [AckError(code=DUPLICATE, field="transaction_id",
+                             message="this transaction id was already filed; "
+                                     "send a replace to change it")]
+        if record.action is not Action.ADD and state != ACTIVE:
+            return [AckError(code=UNKNOWN_TRANSACTION, field="transaction_id",
+                             message=f"a {record.action.value} needs a transaction id that "
+                                     f"was filed and not deleted")]
+        if record.action is not Action.DELETE:
+            if profile is None:
+                return [AckError(code=UNKNOWN_PROFILE, field=None,
+                                 message=profile_problem or "no profile")]
+            findings = validation.validate(rules.derive(record, self.rates), profile, self.rates)
+            errors = [AckError(code=f.code, field=f.field, message=f.message)
+                      for f in findings if f.severity is Severity.ERROR]
+            if errors:
+                return errors
+        if self.faults is not None and self.faults.reject():
+            return [AckError(code=INJECTED, field=None,
+                             message="rejected by the sandbox's fault injection")]
+        return []

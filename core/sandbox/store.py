@@ -1,0 +1,140 @@
+"""What the sandbox accepted, in its own SQLite file (WAL), so a test or an operator can
+ask how often each consignment was accepted: a correct client makes that once.
+
+A batch is reviewed inside one `session()`: the checks (is this transaction id known?)
+and the writes happen in one transaction under one lock, so two connections sending
+the same `add` at once cannot both have it accepted.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from s321 import ids
+from s321.record import Action, Consignment
+
+ACTIVE = "active"
+DELETED = "deleted"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS consignments (
+    transaction_id TEXT PRIMARY KEY,
+    state TEXT NOT NULL CHECK (state IN ('active', 'deleted')),
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS acceptances (
+    id INTEGER PRIMARY KEY,
+    transaction_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    batch_id TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    record TEXT NOT NULL,
+    accepted_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS acceptances_by_transaction ON acceptances (transaction_id);
+CREATE TABLE IF NOT EXISTS rejections (
+    id INTEGER PRIMARY KEY,
+    transaction_id TEXT NOT NULL,
+    batch_id TEXT NOT NULL,
+    code TEXT NOT NULL,
+    rejected_at TEXT NOT NULL
+);
+"""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class Session:
+    """Reads and writes of one batch review, inside one transaction."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self._db = db
+
+    def state(self, transaction_id: str) -> str | None:
+        row = self._db.execute("SELECT state FROM consignments WHERE transaction_id = ?",
+                               (transaction_id,)).fetchone()
+        return row[0] if row else None
+
+    def accept(self, record: Consignment, batch_id: str) -> None:
+        at = _now()
+        state = DELETED if record.action is Action.DELETE else ACTIVE
+        self._db.execute(
+            "INSERT INTO consignments (transaction_id, state, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (transaction_id) DO UPDATE SET state = excluded.state, "
+            "updated_at = excluded.updated_at",
+            (record.transaction_id, state, at))
+        self._db.execute(
+            "INSERT INTO acceptances (transaction_id, action, batch_id, content_hash, record, "
+            "accepted_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (record.transaction_id, record.action.value, batch_id, ids.content_hash(record),
+             record.model_dump_json(exclude_none=True), at))
+
+    def reject(self, transaction_id: str, batch_id: str, codes: list[str]) -> None:
+        at = _now()
+        self._db.executemany(
+            "INSERT INTO rejections (transaction_id, batch_id, code, rejected_at) VALUES (?, ?, ?, ?)",
+            [(transaction_id, batch_id, code, at) for code in codes])
+
+
+class SandboxStore:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # One connection shared by the connection threads, serialised by `_lock`:
+        # the sandbox writes little, and this keeps check-then-write atomic.
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._lock = threading.RLock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(_SCHEMA)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield Session(self._db)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def accepted_counts(self) -> dict[str, int]:
+        """Transaction id -> how many times a record with it was accepted."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT transaction_id, COUNT(*) FROM acceptances GROUP BY transaction_id "
+                "ORDER BY transaction_id").fetchall()
+        return {txid: n for txid, n in rows}
+
+    def rejection_counts(self) -> dict[str, int]:
+        """Error code -> how many times a record was rejected with it."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT code, COUNT(*) FROM rejections GROUP BY code ORDER BY code").fetchall()
+        return {code: n for code, n in rows}
+
+    def accepted_records(self, transaction_id: str) -> list[dict[str, Any]]:
+        """Every accepted version of one consignment, oldest first, as filed."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT record FROM acceptances WHERE transaction_id = ? ORDER BY id",
+                (transaction_id,)).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def journal_mode(self) -> str:
+        with self._lock:
+            return str(self._db.execute("PRAGMA journal_mode").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
