@@ -1,0 +1,728 @@
+"""Generic ANSI X12 reading: bytes to segments, segments to checked envelopes.
+
+Promises: a file is read in chunks, so memory is bounded by the longest segment and
+the problems found, never by the size of the file; separators come from each ISA
+header; segments are numbered from 1 at the start of the file; nothing here raises on
+bad input: every problem becomes a `Finding` located at `FILE:segment N`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from s321.findings import Finding, Severity, error
+
+ISA_LENGTH = 106
+CHUNK_SIZE = 64 * 1024
+MAX_SEGMENT = 64 * 1024
+"""A segment longer than this is not X12 (the longest real ones are a few hundred
+bytes); it is reported and skipped so that garbage cannot make the buffer grow."""
+
+# Offsets of the element separator inside the fixed-width ISA (ISA01..ISA16).
+_ISA_SEPARATORS = (3, 6, 17, 20, 31, 34, 50, 53, 69, 76, 81, 83, 89, 99, 101, 103)
+_WHITESPACE = b" \t\r\n\f\v"
+_BLANKS = " \t\r\n"  # str.strip() alone would also eat \x1c-\x1f, which can be separators
+_BOM = b"\xef\xbb\xbf"
+_BLANK_BYTES = _BLANKS.encode("ascii")
+_TAG = re.compile(r"[A-Z0-9]{2,3}\Z")
+_TAG_BYTES = re.compile(rb"[A-Z0-9]{2,3}\Z")
+ENVELOPE_TAGS = frozenset({"ISA", "GS", "ST", "SE", "GE", "IEA"})
+_ENVELOPE_BYTES = frozenset(t.encode("ascii") for t in ENVELOPE_TAGS)
+
+
+def location(source: str, number: int) -> str:
+    return f"{source}:segment {number}"
+
+
+# --------------------------------------------------------------------------- segments
+
+
+@dataclass(frozen=True, slots=True)
+class Delimiters:
+    element: str
+    component: str
+    segment: str
+    repetition: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One segment: its tag, its elements (stripped, element 01 first) and its number
+    counted from the start of the file."""
+
+    tag: str
+    elements: tuple[str, ...]
+    number: int
+    delimiters: Delimiters
+
+    def get(self, index: int) -> str:
+        """Element `index`, numbered as X12 does (1 for TAG01); '' when absent."""
+        if 1 <= index <= len(self.elements):
+            return self.elements[index - 1]
+        return ""
+
+    def components(self, index: int) -> list[str]:
+        return [c.strip(_BLANKS) for c in self.get(index).split(self.delimiters.component)]
+
+    def repeats(self, index: int) -> list[str]:
+        value = self.get(index)
+        if self.delimiters.repetition is None:
+            return [value]
+        return [r.strip(_BLANKS) for r in value.split(self.delimiters.repetition)]
+
+
+def _decode(raw: bytes, latin1_only: bool) -> str:
+    # Names arrive in UTF-8 or in a single-byte code page; latin-1 never fails.
+    if not latin1_only:
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+    return raw.decode("latin-1")
+
+
+class _Buffer:
+    """A window on the stream: bytes are read a chunk at a time and dropped once used."""
+
+    def __init__(self, stream: BinaryIO, chunk_size: int):
+        self.stream = stream
+        self.chunk_size = max(1, chunk_size)
+        self.buf = bytearray()
+        self.pos = 0
+        self.eof = False
+
+    def available(self) -> int:
+        return len(self.buf) - self.pos
+
+    def fill(self) -> bool:
+        """Read one more chunk; False at the end of the stream."""
+        if self.eof:
+            return False
+        chunk = self.stream.read(self.chunk_size)
+        if self.pos:
+            del self.buf[: self.pos]
+            self.pos = 0
+        if not chunk:
+            self.eof = True
+            return False
+        self.buf += chunk
+        return True
+
+    def ensure(self, n: int) -> bool:
+        while self.available() < n:
+            if not self.fill():
+                return False
+        return True
+
+    def skip(self, chars: bytes) -> bool:
+        """Skip any of `chars`; False when nothing else is left."""
+        while True:
+            while self.pos < len(self.buf) and self.buf[self.pos] in chars:
+                self.pos += 1
+            if self.pos < len(self.buf):
+                return True
+            if not self.fill():
+                return False
+
+    def discard_through(self, needle: bytes) -> bool:
+        """Drop bytes up to and including the next `needle`; False if the stream ends."""
+        while True:
+            at = self.buf.find(needle, self.pos)
+            if at >= 0:
+                self.pos = at + len(needle)
+                return True
+            self.pos = max(self.pos, len(self.buf) - len(needle) + 1)
+            if not self.fill():
+                self.pos = len(self.buf)
+                return False
+
+
+def _parse_isa(header: bytes) -> tuple[Delimiters, tuple[str, ...], int] | str:
+    """Delimiters, elements and length of an ISA at the start of `header`, or why not.
+
+    The standard fixes the ISA at 106 characters; a header padded wrongly is still
+    read when its 16 elements can be found, since its separators are unambiguous."""
+    es = header[3:4]
+    if len(header) >= ISA_LENGTH and all(header[i : i + 1] == es for i in _ISA_SEPARATORS):
+        length = ISA_LENGTH
+    else:
+        seps = [i for i in range(3, min(len(header), 200)) if header[i : i + 1] == es]
+        if len(seps) < 16 or seps[15] + 2 >= len(header):
+            return "the ISA header is cut short or has fewer than 16 elements"
+        length = seps[15] + 3
+    body = header[: length - 1]
+    cs = body[-1:]
+    term = header[length - 1 : length]
+    elements = tuple(
+        e.strip(_BLANKS) for e in body.decode("latin-1").split(es.decode("latin-1"))[1:]
+    )
+    for name, sep in (
+        ("element separator", es),
+        ("component separator (ISA16)", cs),
+        ("segment terminator", term),
+    ):
+        if not sep or sep.isalnum() or sep == b" ":
+            return f"the ISA declares {sep.decode('latin-1')!r} as its {name}, which cannot be one"
+    if len({es, cs, term}) < 3:
+        return "the ISA uses the same character for two different separators"
+    version = elements[11] if len(elements) > 11 else ""
+    isa11 = elements[10][:1] if len(elements) > 10 else ""
+    repetition = None
+    # ISA11 is the repetition separator from 00402 on; before that it is the
+    # standards identifier ("U").
+    if (
+        version >= "00402"
+        and isa11
+        and not isa11.isalnum()
+        and isa11.encode("latin-1") not in (es, cs, term)
+    ):
+        repetition = isa11
+    delims = Delimiters(
+        es.decode("latin-1"), cs.decode("latin-1"), term.decode("latin-1"), repetition
+    )
+    return delims, elements, length
+
+
+def segments(
+    stream: BinaryIO, source: str, chunk_size: int = CHUNK_SIZE, envelope_only: bool = False
+) -> Iterator[Segment | Finding]:
+    """Tokenize `stream` into segments, yielding a `Finding` for bytes that are not X12.
+
+    `source` names the input in finding locations. Whitespace (CR, LF, spaces) after a
+    segment terminator is ignored; so is a UTF-8 byte order mark at the start. With
+    `envelope_only`, segments other than ISA/GS/ST/SE/GE/IEA come without elements
+    (same tags, numbers and findings, for a cheaper first pass)."""
+    return _Tokenizer(stream, source, chunk_size, envelope_only).run()
+
+
+class _Tokenizer:
+    """The state of one tokenization: the buffer, the segment count and the separators
+    of the interchange being read (None between interchanges)."""
+
+    def __init__(self, stream: BinaryIO, source: str, chunk_size: int, envelope_only: bool):
+        self.buf = _Buffer(stream, chunk_size)
+        self.source = source
+        self.envelope_only = envelope_only
+        self.number = 0
+        self.delims: Delimiters | None = None
+        self.term = self.es = b""
+        self.strip = _WHITESPACE
+        self.latin1_only = False
+
+    def run(self) -> Iterator[Segment | Finding]:
+        buf = self.buf
+        try:
+            if buf.ensure(3) and buf.buf.startswith(_BOM, buf.pos):
+                buf.pos += 3
+            while buf.skip(self.strip if self.delims else _WHITESPACE):
+                if (
+                    buf.ensure(4)
+                    and buf.buf.startswith(b"ISA", buf.pos)
+                    and _is_separator(buf.buf[buf.pos + 3])
+                ):
+                    yield self._header()
+                elif self.delims is None:
+                    skipped = _skip_to_isa(buf)
+                    yield error(
+                        "x12-not-x12",
+                        "ISA",
+                        f"{skipped} bytes that belong to no interchange were "
+                        "skipped (expected an ISA header)",
+                        location(self.source, self.number + 1),
+                    )
+                else:
+                    yield from self._body()
+        except OSError as exc:
+            yield error(
+                "x12-read-error",
+                "",
+                f"the file could not be read: {exc.strerror or exc}",
+                location(self.source, self.number + 1),
+            )
+
+    def _header(self) -> Segment | Finding:
+        buf = self.buf
+        buf.ensure(200)
+        parsed = _parse_isa(bytes(buf.buf[buf.pos : buf.pos + 200]))
+        self.number += 1
+        if isinstance(parsed, str):
+            self.delims = None
+            buf.pos += 3  # look for the next ISA from here on
+            return error(
+                "x12-isa-invalid",
+                "ISA",
+                f"interchange header unusable: {parsed}",
+                location(self.source, self.number),
+            )
+        delims, elements, length = parsed
+        self.delims = delims
+        self.term, self.es = delims.segment.encode("latin-1"), delims.element.encode("latin-1")
+        self.strip = bytes(
+            b for b in _WHITESPACE if chr(b) not in (delims.element, delims.component)
+        )
+        seps = delims.element + delims.component + delims.segment + (delims.repetition or "")
+        self.latin1_only = any(ord(c) > 0x7F for c in seps)
+        buf.pos += length
+        return Segment("ISA", elements, self.number, delims)
+
+    def _body(self) -> Iterator[Segment | Finding]:
+        """The whole segments buffered, split in one go (cheap per segment); returns
+        where the byte-level path takes over: at an ISA, after an IEA, at the end of
+        what is buffered."""
+        buf, term = self.buf, self.term
+        data = bytes(buf.buf[buf.pos :])
+        parts = data.split(term)
+        if len(parts) == 1:  # no terminator buffered
+            if len(data) > MAX_SEGMENT:
+                yield self._overlong()
+                buf.discard_through(term)
+            elif not buf.fill():
+                buf.pos = len(buf.buf)
+                item = self._segment(data)  # the last segment may lack its terminator
+                if item is not None:
+                    yield item
+            return
+        step, end = len(term), 0
+        for part in parts[:-1]:
+            here, end = end, end + len(part) + step
+            raw = part.lstrip(self.strip)
+            if raw.startswith(b"ISA") and len(raw) > 3 and _is_separator(raw[3]):
+                buf.pos += here + len(part) - len(raw)
+                return
+            item = self._overlong() if len(part) > MAX_SEGMENT else self._segment(raw)
+            if item is not None:
+                yield item
+            if self.delims is None:  # after an IEA only an ISA may follow
+                buf.pos += end
+                return
+        buf.pos += end
+
+    def _overlong(self) -> Finding:
+        self.number += 1
+        return error(
+            "x12-segment-too-long",
+            "",
+            f"no segment terminator {self.term.decode('latin-1')!r} "
+            f"within {MAX_SEGMENT} bytes; skipped to the next one",
+            location(self.source, self.number),
+        )
+
+    def _segment(self, raw: bytes) -> Segment | Finding | None:
+        raw = raw.rstrip(self.strip)
+        if not raw:
+            return None
+        self.number += 1
+        if self.envelope_only:
+            cut = raw.find(self.es, 0, 4)
+            tag_bytes = (raw[:cut] if cut >= 0 else raw[:4]).strip(_BLANK_BYTES)
+            if tag_bytes not in _ENVELOPE_BYTES:
+                if _TAG_BYTES.match(tag_bytes):
+                    return Segment(tag_bytes.decode("ascii"), (), self.number, self.delims)  # type: ignore[arg-type]
+                return _bad_segment(self.source, self.number)
+        assert self.delims is not None
+        parts = _decode(raw, self.latin1_only).split(self.delims.element)
+        tag = parts[0].strip(_BLANKS)
+        if not _TAG.match(tag):
+            return _bad_segment(self.source, self.number)
+        seg = Segment(tag, tuple(p.strip(_BLANKS) for p in parts[1:]), self.number, self.delims)
+        if tag == "IEA":
+            self.delims = None  # the next interchange may use other separators
+        return seg
+
+
+def _bad_segment(source: str, number: int) -> Finding:
+    return error(
+        "x12-bad-segment",
+        "",
+        "this is not a segment: it does not start with a 2 or 3 character segment id",
+        location(source, number),
+    )
+
+
+def _is_separator(byte: int) -> bool:
+    return not (chr(byte).isalnum() or byte in _WHITESPACE)
+
+
+def _skip_to_isa(buf: _Buffer) -> int:
+    """Drop bytes until the next `ISA` that could start a header; the count dropped."""
+    dropped = 0
+    start = buf.pos + 1  # the current position is known not to start a usable header
+    while True:
+        at = buf.buf.find(b"ISA", start)
+        while at >= 0 and at + 3 < len(buf.buf) and not _is_separator(buf.buf[at + 3]):
+            at = buf.buf.find(b"ISA", at + 1)
+        if at >= 0 and at + 3 < len(buf.buf):
+            dropped += at - buf.pos
+            buf.pos = at
+            return dropped
+        keep = max(buf.pos, len(buf.buf) - 3)  # an ISA may straddle two chunks
+        dropped += keep - buf.pos
+        buf.pos = keep
+        if not buf.fill():
+            dropped += buf.available()
+            buf.pos = len(buf.buf)
+            return dropped
+        start = buf.pos
+
+
+# --------------------------------------------------------------------------- envelopes
+
+
+@dataclass(frozen=True, slots=True)
+class SetHeader:
+    """Where a transaction set sits: its ST and the group and interchange around it."""
+
+    control: str  # ST02
+    type: str  # ST01, e.g. "309"
+    position: int  # segment number of the ST
+    version: str  # GS08 (e.g. "004010"), or ISA12 when GS08 is empty
+    functional_id: str  # GS01
+    source: str
+
+    @property
+    def location(self) -> str:
+        return location(self.source, self.position)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Findings about one place in the file. `set_control` is set when they discard a
+    whole transaction set (then `position` is its ST)."""
+
+    position: int
+    findings: tuple[Finding, ...]
+    set_control: str | None = None
+
+
+class EnvelopeChecker:
+    """Checks ISA/IEA, GS/GE and ST/SE pairing, control numbers and counts.
+
+    A transaction set with any problem of its own (SE missing, SE01 or SE02 wrong, a
+    tokenizer error inside it, no GS around it) is broken and listed in
+    `broken_sets`. Group and interchange trailer problems are findings of their own:
+    the sets inside have their own SE check, so they still go through."""
+
+    def __init__(self, source: str):
+        self.source = source
+        self.problems: list[Problem] = []
+        self.broken_sets: set[int] = set()
+        self.interchanges = 0
+        self._isa: Segment | None = None
+        self._groups = 0
+        self._gs: Segment | None = None
+        self._sets = 0
+        self._st: Segment | None = None
+        self._count = 0
+        self._set_findings: list[Finding] = []
+        self._stray: tuple[int, int, str] | None = None  # first position, count, first tag
+
+    def _loc(self, number: int) -> str:
+        return location(self.source, number)
+
+    def _problem(self, number: int, code: str, field: str, message: str) -> None:
+        self.problems.append(Problem(number, (error(code, field, message, self._loc(number)),)))
+
+    def feed(self, item: Segment | Finding) -> None:
+        if isinstance(item, Finding):
+            self._flush_stray()
+            if self._st is not None and item.severity is Severity.ERROR:
+                self._set_findings.append(item)
+                if item.code in _UNREADABLE_SEGMENT:
+                    self._count += 1  # it was a segment, so SE01 counts it
+            else:
+                number = _position(item)
+                self.problems.append(Problem(number, (item,)))
+            return
+        handler = _HANDLERS.get(item.tag)
+        if handler is not None:
+            self._flush_stray()
+            handler(self, item)
+        elif self._st is not None:
+            self._count += 1
+        elif self._stray is None:
+            self._stray = (item.number, 1, item.tag)
+        else:
+            first, count, tag = self._stray
+            self._stray = (first, count + 1, tag)
+
+    def finish(self, last: int) -> None:
+        """End of file after segment `last`: close whatever is still open."""
+        self._flush_stray()
+        self._close_interchange(last, "the file ends")
+        if self.interchanges == 0 and not self.problems:
+            self._problem(1, "x12-empty", "ISA", "the file holds no X12 interchange")
+
+    # ------------------------------------------------------------------ structure
+
+    def _on_isa(self, seg: Segment) -> None:
+        self._close_interchange(seg.number, "another ISA starts")
+        self._isa, self._groups = seg, 0
+        self.interchanges += 1
+
+    def _on_gs(self, seg: Segment) -> None:
+        if self._isa is None:
+            self._problem(
+                seg.number,
+                "x12-outside-interchange",
+                "GS",
+                "GS outside an interchange (no ISA before it)",
+            )
+        self._close_group(seg.number, "another GS starts")
+        self._gs, self._sets = seg, 0
+
+    def _on_st(self, seg: Segment) -> None:
+        self._close_set(seg.number, "another ST starts")
+        self._st, self._count, self._set_findings = seg, 1, []
+        if self._gs is None:
+            self._set_findings.append(
+                error(
+                    "x12-outside-group",
+                    "GS",
+                    f"transaction set ST02={seg.get(2)!r} is not inside a functional group "
+                    "(no GS before it)",
+                    self._loc(seg.number),
+                )
+            )
+
+    def _on_se(self, seg: Segment) -> None:
+        st = self._st
+        if st is None:
+            self._problem(seg.number, "x12-stray-trailer", "SE", "SE without an ST before it")
+            return
+        self._count += 1
+        control = st.get(2)
+        if seg.get(2) != control:
+            self._set_findings.append(
+                error(
+                    "x12-se-control",
+                    "SE02",
+                    f"transaction set ST02={control!r} (ST at segment {st.number}) ends with "
+                    f"SE02={seg.get(2)!r}",
+                    self._loc(seg.number),
+                )
+            )
+        if seg.get(1) != str(self._count):
+            self._set_findings.append(
+                error(
+                    "x12-se-count",
+                    "SE01",
+                    f"transaction set ST02={control!r} (ST at segment {st.number}): SE01 says "
+                    f"{seg.get(1)!r} segments, counted {self._count} from ST to SE",
+                    self._loc(seg.number),
+                )
+            )
+        self._end_set()
+
+    def _on_ge(self, seg: Segment) -> None:
+        self._close_set(seg.number, "GE comes first")
+        gs = self._gs
+        if gs is None:
+            self._problem(seg.number, "x12-stray-trailer", "GE", "GE without a GS before it")
+            return
+        if seg.get(2) != gs.get(6):
+            self._problem(
+                seg.number,
+                "x12-ge-control",
+                "GE02",
+                f"functional group GS06={gs.get(6)!r} (GS at segment {gs.number}) ends with "
+                f"GE02={seg.get(2)!r}",
+            )
+        if seg.get(1) != str(self._sets):
+            self._problem(
+                seg.number,
+                "x12-ge-count",
+                "GE01",
+                f"functional group GS06={gs.get(6)!r}: GE01 says {seg.get(1)!r} transaction "
+                f"sets, counted {self._sets}",
+            )
+        self._gs = None
+        self._groups += 1
+
+    def _on_iea(self, seg: Segment) -> None:
+        self._close_group(seg.number, "IEA comes first")
+        isa = self._isa
+        if isa is None:
+            self._problem(seg.number, "x12-stray-trailer", "IEA", "IEA without an ISA before it")
+            return
+        if seg.get(2) != isa.get(13):
+            self._problem(
+                seg.number,
+                "x12-iea-control",
+                "IEA02",
+                f"interchange ISA13={isa.get(13)!r} (ISA at segment {isa.number}) ends with "
+                f"IEA02={seg.get(2)!r}",
+            )
+        if seg.get(1) != str(self._groups):
+            self._problem(
+                seg.number,
+                "x12-iea-count",
+                "IEA01",
+                f"interchange ISA13={isa.get(13)!r}: IEA01 says {seg.get(1)!r} functional "
+                f"groups, counted {self._groups}",
+            )
+        self._isa = None
+
+    # ------------------------------------------------------------------ closing
+
+    def _close_set(self, number: int, why: str) -> None:
+        st = self._st
+        if st is None:
+            return
+        self._set_findings.append(
+            error(
+                "x12-se-missing",
+                "SE",
+                f"transaction set ST02={st.get(2)!r} (ST at segment {st.number}) has no SE: {why}",
+                self._loc(number),
+            )
+        )
+        self._end_set()
+
+    def _end_set(self) -> None:
+        st = self._st
+        assert st is not None
+        if self._set_findings:
+            self.broken_sets.add(st.number)
+            self.problems.append(Problem(st.number, tuple(self._set_findings), st.get(2)))
+        self._st, self._set_findings = None, []
+        self._sets += 1
+
+    def _close_group(self, number: int, why: str) -> None:
+        self._close_set(number, why)
+        gs = self._gs
+        if gs is not None:
+            self._problem(
+                number,
+                "x12-ge-missing",
+                "GE",
+                f"functional group GS06={gs.get(6)!r} (GS at segment {gs.number}) has no GE: {why}",
+            )
+            self._gs = None
+            self._groups += 1
+
+    def _close_interchange(self, number: int, why: str) -> None:
+        self._close_group(number, why)
+        isa = self._isa
+        if isa is not None:
+            self._problem(
+                number,
+                "x12-iea-missing",
+                "IEA",
+                f"interchange ISA13={isa.get(13)!r} (ISA at segment {isa.number}) has no IEA: "
+                f"{why}",
+            )
+            self._isa = None
+
+    def _flush_stray(self) -> None:
+        if self._stray is None:
+            return
+        first, count, tag = self._stray
+        self._stray = None
+        what = f"segment {tag}" if count == 1 else f"{count} segments (from {tag})"
+        self._problem(
+            first, "x12-outside-set", tag, f"{what} outside any transaction set (no ST before)"
+        )
+
+
+_UNREADABLE_SEGMENT = frozenset({"x12-segment-too-long", "x12-bad-segment"})
+
+_HANDLERS = {
+    "ISA": EnvelopeChecker._on_isa,
+    "GS": EnvelopeChecker._on_gs,
+    "ST": EnvelopeChecker._on_st,
+    "SE": EnvelopeChecker._on_se,
+    "GE": EnvelopeChecker._on_ge,
+    "IEA": EnvelopeChecker._on_iea,
+}
+
+
+def _position(finding: Finding) -> int:
+    loc = finding.location or ""
+    tail = loc.rpartition(":segment ")[2]
+    return int(tail) if tail.isdigit() else 0
+
+
+def scan(stream: BinaryIO, source: str, chunk_size: int = CHUNK_SIZE) -> EnvelopeChecker:
+    """First pass: check the envelopes of a whole stream without keeping its segments."""
+    checker = EnvelopeChecker(source)
+    last = 0
+    for item in segments(stream, source, chunk_size, envelope_only=True):
+        if isinstance(item, Segment):
+            last = item.number
+        checker.feed(item)
+    checker.finish(max(last, 1))
+    return checker
+
+
+def read_sets(
+    path: Path, source: str | None = None, chunk_size: int = CHUNK_SIZE
+) -> Iterator[tuple[SetHeader, Segment] | Problem]:
+    """The segments of every sound transaction set of `path`, ST to SE, each with its
+    header, and a `Problem` for everything else, in file order.
+
+    Two passes over the file: the first checks the envelopes, the second hands out
+    the segments of the sets that passed. So a broken set is never half delivered, and
+    memory does not grow with the size of a set. Never raises: an unreadable file is a
+    Problem."""
+    name = source or str(path)
+    try:
+        with path.open("rb") as fh:
+            checker = scan(fh, name, chunk_size)
+        problems = sorted(checker.problems, key=lambda p: p.position)
+        with path.open("rb") as fh:
+            yield from _deliver(fh, name, chunk_size, checker.broken_sets, problems)
+    except OSError as exc:
+        yield Problem(
+            0,
+            (
+                error(
+                    "x12-read-error",
+                    "",
+                    f"the file could not be read: {exc.strerror or exc}",
+                    location(name, 0),
+                ),
+            ),
+        )
+
+
+def _deliver(
+    stream: BinaryIO, source: str, chunk_size: int, broken: set[int], problems: list[Problem]
+) -> Iterator[tuple[SetHeader, Segment] | Problem]:
+    pending = iter(problems)
+    nxt = next(pending, None)
+    isa: Segment | None = None
+    gs: Segment | None = None
+    current: SetHeader | None = None
+    for item in segments(stream, source, chunk_size):
+        if not isinstance(item, Segment):
+            if item.code == "x12-read-error":  # the first pass read it, this one could not
+                yield Problem(_position(item), (item,))
+            continue  # everything else was reported by the first pass
+        while nxt is not None and nxt.position <= item.number:
+            yield nxt
+            nxt = next(pending, None)
+        tag = item.tag
+        if tag == "ISA":
+            isa, gs, current = item, None, None
+        elif tag == "GS":
+            gs, current = item, None
+        elif tag in ("GE", "IEA"):
+            gs, current = None, None
+        elif tag == "ST":
+            current = None
+            if item.number not in broken and gs is not None:
+                version = gs.get(8) or (isa.get(12) if isa else "")
+                current = SetHeader(
+                    item.get(2), item.get(1), item.number, version, gs.get(1), source
+                )
+        if current is not None:
+            yield current, item
+            if tag == "SE":
+                current = None
+    while nxt is not None:
+        yield nxt
+        nxt = next(pending, None)
