@@ -7,13 +7,16 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 
-def input_files(override: Iterable[Path] | None, configured: Path, pattern: str) -> Iterator[Path]:
+def input_files(override: Iterable[Path] | None, configured: Path,
+                pattern: str | list[str]) -> Iterator[Path]:
     """The files to read: `override` when given (as `s321 preview FILE` does), else the
-    configured path: itself if a file, its matching files if a folder. A path that does
-    not exist yields itself, so that the source reports it as unreadable."""
+    configured path: itself if a file, its files matching the pattern(s) if a folder.
+    A path that does not exist yields itself, so that the source reports it."""
     roots = list(override) if override else [configured]
+    patterns = [pattern] if isinstance(pattern, str) else list(pattern)
     for root in roots:
         if root.is_dir():
-            yield from sorted(p for p in root.glob(pattern) if p.is_file())
+            found = {p for pat in patterns for p in root.glob(pat) if p.is_file()}
+            yield from sorted(found)
         else:
             yield root

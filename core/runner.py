@@ -21,7 +21,8 @@ from s321.worker import PipelineWorker
 
 log = get_logger(__name__)
 
-COUNTS = ("received", "valid", "invalid", "skipped", "sent", "accepted", "rejected", "retried", "dead")
+COUNTS = ("received", "unchanged", "valid", "invalid", "skipped", "sent", "accepted", "rejected", "retried",
+          "dead")
 
 
 @dataclass

@@ -131,8 +131,9 @@ class PipelineWorker:
             done = len(chunk) < CHUNK
             # The input is marked processed with its last chunk only, so a crash in
             # the middle makes the whole file be read again (idempotently).
-            self.ledger.ingest(self.name, ctx.originator_code, ctx.ids, chunk,
-                               input_file=input_file if done else None)
+            stored = self.ledger.ingest(self.name, ctx.originator_code, ctx.ids, chunk,
+                                        input_file=input_file if done else None)
+            self.counts["unchanged"] += stored.unchanged
             for outcome in chunk:
                 self._observe(outcome)
                 if outcome.checkpoint is not None:

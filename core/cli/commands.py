@@ -131,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
         c = s.counts
         line = (f"{s.pipeline} -> {s.transport}: received {c['received']}, valid {c['valid']}, "
                 f"invalid {c['invalid']}, skipped {c['skipped']}, sent {c['sent']}")
+        if c["unchanged"]:
+            line += f" ({c['unchanged']} already in the ledger, unchanged)"
         if s.acknowledges:
             line += f", accepted {c['accepted']}, rejected {c['rejected']}"
         if c["retried"] or c["dead"]:
