@@ -7,12 +7,10 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 
-def input_files(override: Iterable[Path] | None, configured: Path,
-                pattern: str | list[str]) -> Iterator[Path]:
-    """The files to read: `override` when given (as `s321 preview FILE` does), else the
-    configured path: itself if a file, its files matching the pattern(s) if a folder.
-    A path that does not exist yields itself, so that the source reports it."""
-    roots = list(override) if override else [configured]
+def input_files(roots: Iterable[Path], pattern: str | list[str]) -> Iterator[Path]:
+    """The files to read under `roots`: a file as given, a folder's files matching the
+    pattern(s), not recursive. A path that does not exist yields itself, so that the
+    source opening it reports it with its own finding."""
     patterns = [pattern] if isinstance(pattern, str) else list(pattern)
     for root in roots:
         if root.is_dir():

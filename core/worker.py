@@ -84,7 +84,7 @@ class PipelineWorker:
         if callable(inputs):
             files = list(inputs())
         elif hasattr(opts, "path") and hasattr(opts, "pattern"):
-            files = list(input_files(None, opts.path, opts.pattern))
+            files = list(input_files([opts.path], opts.pattern))
         else:
             return None
         now = time.time()

@@ -33,7 +33,7 @@ class RecordsJsonlSource:
         self.options = options
 
     def read(self, paths: Iterable[Path] | None = None) -> Iterator[RawUnit]:
-        for path in input_files(paths, self.options.path, self.options.pattern):
+        for path in input_files(paths or [self.options.path], self.options.pattern):
             yield from self._read_file(path)
 
     def _read_file(self, path: Path) -> Iterator[RawUnit]:

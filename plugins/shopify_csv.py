@@ -120,8 +120,8 @@ class _Group:
             # Its first row is elsewhere (or lost): mapping it would invent an order.
             self.findings.append(error(
                 "order-first-row-missing", "",
-                f"order rows without the order's first row (Currency, Created at are empty); "
-                f"the rows of an order must be consecutive, first row first", location))
+                "order rows without the order's first row (Currency, Created at are empty); "
+                "the rows of an order must be consecutive, first row first", location))
             return RawUnit(order_key(self.name), location, None, tuple(self.findings),
                            (self.file, self.start))
         return RawUnit(order_key(self.name), location, self._order(cols, location),

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from s321.contracts import Mapped, PipelineContext, RawUnit
 from s321.findings import Finding, error, warning
 from s321.hookspecs import hookimpl
+from s321.inputs import input_files
 from s321.paths import ConfigPath
 from s321.record import ModeOfTransport
 
@@ -277,31 +278,12 @@ class X12309Source:
 
     def _files(self, paths: Iterable[Path] | None) -> Iterator[Path | RawUnit]:
         targets = [Path(p) for p in paths] if paths is not None else [self.options.path]
-        for target in targets:
-            if target.is_dir():
-                found = {
-                    p
-                    for pattern in self.options.pattern
-                    for p in target.glob(pattern)
-                    if p.is_file()
-                }
-                yield from sorted(found)
-            elif target.is_file():
+        for target in input_files(targets, self.options.pattern):
+            if target.is_file():
                 yield target
             else:
-                yield RawUnit(
-                    f"unparsed:{target}",
-                    str(target),
-                    None,
-                    (
-                        error(
-                            "input-not-found",
-                            "",
-                            f"{target}: no such file or directory",
-                            str(target),
-                        ),
-                    ),
-                )
+                yield RawUnit(f"unparsed:{target}", str(target), None,
+                              (error("input-not-found", "", f"{target}: no such file or directory"),))
 
     def _read_file(self, path: Path) -> Iterator[RawUnit]:
         builder: _BillBuilder | None = None

@@ -10,17 +10,14 @@ from pathlib import Path
 
 from s321.contracts import RawUnit
 from s321.findings import Finding, error
+from s321.inputs import input_files as core_input_files
 
 
 def input_files(paths: Iterable[Path], patterns: str | list[str]) -> Iterator[Path | RawUnit]:
     """Every file to read: a file as given, a directory's files matching `patterns`
     (sorted, not recursive). A path that does not exist yields a broken unit instead."""
-    globs = [patterns] if isinstance(patterns, str) else patterns
-    for path in paths:
-        if path.is_dir():
-            matched = {p for g in globs for p in path.glob(g) if p.is_file()}
-            yield from sorted(matched)
-        elif path.is_file():
+    for path in core_input_files(paths, patterns):
+        if path.is_file():
             yield path
         else:
             yield broken(f"{path}:1", error("input-not-found", "",
