@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from s321.contracts import Mapped, PipelineContext, RawUnit
 from s321.findings import error
 from s321.hookspecs import hookimpl
+from s321.inputs import input_files
 from s321.paths import ConfigPath
 from s321.plugins.cargo_imp import fhl, mapping
 from s321.plugins.cargo_imp.lines import is_line_compatible
@@ -84,21 +85,13 @@ class FhlSource:
 
     def read(self, paths: Iterable[Path] | None = None) -> Iterator[RawUnit]:
         targets = [Path(p) for p in paths] if paths is not None else [self.options.path]
-        for target in targets:
-            for path in self._files(target):
-                yield from self._read_file(path)
+        for path in input_files(targets, self.options.pattern):
+            yield from self._read_file(path)
 
     def ack(self, upto: Any) -> None:
         # Files stay where they are: the ledger makes reading them again a no-op, so
         # nothing has to be moved or deleted for delivery to be safe.
         self.acked = upto
-
-    def _files(self, target: Path) -> list[Path]:
-        if target.is_dir():
-            found = {p for pattern in self.options.pattern for p in target.glob(pattern)
-                     if p.is_file()}
-            return sorted(found)
-        return [target]
 
     def _read_file(self, path: Path) -> Iterator[RawUnit]:
         try:

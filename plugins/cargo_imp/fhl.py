@@ -19,7 +19,7 @@ from s321.findings import Finding, error, warning
 
 from . import segments
 from .lines import Line, read_lines
-from .model import House
+from .model import CustomsInfo, House, SecurityDeclaration
 
 KNOWN_VERSIONS = frozenset({"2", "3", "4", "5"})
 MAX_REPEATS = 99
@@ -89,7 +89,17 @@ class _Reader:
         self.last_txt_width = 0
         self.party: _Party | None = None
         self.full: set[str] = set()
+        self.house_security: segments.SecurityLines | None = None
         self.foreign = False
+        self.in_message = False
+        self.message_houses = 0
+        # OCI lines between the FHL/MBI lines and the first HBS apply to every house
+        # of the master; read once, they are shared by its houses.
+        self.master_oci: list[CustomsInfo] = []
+        self.master_security = segments.SecurityLines()
+        self.master_security_findings: list[Finding] = []
+        self.master_oci_open = False
+        self.master_shared: tuple[tuple[CustomsInfo, ...], SecurityDeclaration | None] | None = None
         self.stray_from: int | None = None
         self.stray_count = 0
         self.ready: list[RawUnit] = []
@@ -114,6 +124,7 @@ class _Reader:
         tag, rest = _tagged(text)
         if tag is None and _ENVELOPE.fullmatch(text):  # no envelope line looks tagged
             self.foreign = False
+            self.master_oci_open = False
             self._end_house()
             return
         if tag == "FHL":
@@ -123,7 +134,9 @@ class _Reader:
         if tag in OTHER_MESSAGES and re.fullmatch(r"\d{0,3}", rest):
             self._flush_stray()
             self._end_master()
+            self._reset_message_oci()
             self.foreign = True
+            self.in_message = False
             at = self.at
             self._broken(f"fhl-skipped:{self.file}:{line.number}", at, error(
                 "fhl-not-fhl", "", f"a {text.upper()} message: this source reads FHL "
@@ -138,7 +151,8 @@ class _Reader:
             self._flush_stray()
             self._start_house(rest)
         elif self.house is None:
-            self._stray()
+            if not self._message_oci(tag, rest, text):
+                self._stray()
             return
         elif tag is None and not text.startswith("/"):
             self._end_party()
@@ -157,7 +171,10 @@ class _Reader:
 
     def _start_message(self, rest: str) -> None:
         self._end_master()
+        self._reset_message_oci()
         self.foreign = False
+        self.in_message = True
+        self.message_houses = 0
         self.version = rest.upper() or None
         self.message_findings = []
         if self.version not in KNOWN_VERSIONS:
@@ -167,6 +184,7 @@ class _Reader:
 
     def _start_master(self, rest: str) -> None:
         self._end_master()
+        self.master_oci_open = False
         self.master_findings = []
         self.master = segments.parse_mbi(rest, self.at, self.master_findings)
         self.master_at = self.at
@@ -174,8 +192,12 @@ class _Reader:
 
     def _end_master(self) -> None:
         self._end_house()
+        if self.master is not None:
+            # A second MBI starts another master: the first one's OCI lines are not its.
+            # OCI lines between FHL and the first MBI stay for that MBI's houses.
+            self._reset_message_oci(keep_findings=self.master_houses == 0)
         if self.master is not None and self.master_houses == 0:
-            findings = self.master_findings + [error(
+            findings = self.master_findings + self.master_security_findings + [error(
                 "fhl-master-without-houses", "master_bill_number",
                 "an MBI line with no HBS line after it: no house waybill to file",
                 self.master_at)]
@@ -183,6 +205,7 @@ class _Reader:
             self._broken(f"fhl-empty:{self.file}:{line}", self.master_at, *findings)
         self.master = None
         self.master_findings = []
+        self.master_security_findings = []
 
     def _start_house(self, rest: str) -> None:
         self._end_house()
@@ -190,6 +213,10 @@ class _Reader:
         self.house = House(number=None, location=at, version=self.version)
         self.house_findings = []
         self.full = set()
+        self.house_security = None
+        self.master_oci_open = False
+        self.message_houses += 1
+        self.house.master_customs_info, _ = self._master_shared()
         if self.master is None:
             self.house_findings.append(warning(
                 "fhl-no-master", "master_bill_number",
@@ -206,8 +233,10 @@ class _Reader:
         self._end_party()
         house, self.house = self.house, None
         house.free_text = [text for text in house.free_text if text]
+        house.security = self._house_security()
         master_key = self.master.key if self.master else "?"
-        findings = self.message_findings + self.master_findings + self.house_findings
+        findings = (self.message_findings + self.master_findings
+                    + self.master_security_findings + self.house_findings)
         if self.house_ok and house.number:
             key, payload = f"fhl:{master_key}/{house.number}", house
         else:
@@ -280,8 +309,91 @@ class _Reader:
     def _add_customs_info(self, text: str) -> None:
         assert self.house is not None
         entry = segments.parse_oci(text)
-        if entry is not None and self._room(self.house.customs_info, "OCI"):
-            self.house.customs_info.append(entry)
+        if entry is None or not self._room(self.house.customs_info, "OCI"):
+            return
+        self.house.customs_info.append(entry)
+        security = self.house_security or segments.SecurityLines()
+        found: list[Finding] = []
+        if security.add(entry, self.at, found):
+            self.house_security = security
+        for finding in found:
+            self._note(finding)
+
+    def _house_security(self) -> SecurityDeclaration | None:
+        """The house's own declaration when it decides (a status, method or exemption),
+        else the master's when that decides; an undecided one is reported."""
+        own = None
+        if self.house_security is not None:
+            found: list[Finding] = []
+            own = self.house_security.declaration("house", found)
+            for finding in found:
+                self._note(finding)
+        _, shared = self._master_shared()
+        if own is not None and own.decides:
+            return own
+        if shared is not None and shared.decides:
+            return shared
+        chosen = own or shared
+        if chosen is not None:
+            where = (self.house_security if own is not None else self.master_security).location
+            self._note(warning(
+                "fhl-security-incomplete", "security_scan",
+                f"the OCI lines name {chosen.issuer or 'a security entity'} but give no "
+                "security status (SS), screening method (SM) or exemption (L): "
+                "security_scan is left empty", where))
+        return None
+
+    # ------------------------------------------------------------------ master lines
+
+    def _message_oci(self, tag: str | None, rest: str, text: str) -> bool:
+        """Take an OCI line (or its continuation) that comes before the master's first
+        HBS; False for any other line, which is then reported as outside a house."""
+        before_houses = (self.master_houses == 0 if self.master is not None
+                         else self.in_message and self.message_houses == 0)
+        if tag == "OCI" and before_houses:
+            self._flush_stray()
+            self.master_oci_open = True
+            entry = segments.parse_oci(rest)
+        elif tag is None and text.startswith("/") and self.master_oci_open and before_houses:
+            entry = segments.parse_oci(text[1:].strip())
+        else:
+            self.master_oci_open = False
+            return False
+        if entry is None:
+            return True
+        if len(self.master_oci) >= MAX_REPEATS:
+            if "master OCI" not in self.full:
+                self.full.add("master OCI")
+                self.master_security_findings.append(warning(
+                    "fhl-too-many-lines", "", f"more than {MAX_REPEATS} OCI lines for the "
+                    "master; the rest are ignored", self.at))
+            return True
+        self.master_oci.append(entry)
+        self.master_shared = None
+        found: list[Finding] = []
+        self.master_security.add(entry, self.at, found)
+        # Every house of the master carries these: bounded like a house's own findings.
+        room = MAX_FINDINGS - len(self.master_security_findings)
+        self.master_security_findings += found[:max(room, 0)]
+        return True
+
+    def _master_shared(self) -> tuple[tuple[CustomsInfo, ...], SecurityDeclaration | None]:
+        """The master's OCI entries and declaration, made once for all its houses (no
+        master OCI line is read after its first HBS)."""
+        if self.master_shared is None:
+            declaration = self.master_security.declaration(
+                "master", self.master_security_findings)
+            self.master_shared = (tuple(self.master_oci), declaration)
+        return self.master_shared
+
+    def _reset_message_oci(self, keep_findings: bool = False) -> None:
+        self.master_oci = []
+        self.master_security = segments.SecurityLines()
+        self.master_oci_open = False
+        self.master_shared = None
+        self.full.discard("master OCI")
+        if not keep_findings:
+            self.master_security_findings = []
 
     def _party_line(self, tag: str | None, text: str) -> None:
         assert self.party is not None

@@ -14,10 +14,23 @@ from typing import Any
 from s321.contracts import PipelineContext
 from s321.findings import Finding, warning
 
-from .model import House, PartyLines
+from .model import House, PartyLines, SecurityDeclaration
 
 CENT = Decimal("0.01")
 GRAM = Decimal("0.001")
+
+SCREENING_METHODS = {
+    "XRY": "x-ray", "EDS": "explosive detection system", "EDD": "explosive detection dogs",
+    "ETD": "explosive trace detection", "PHS": "physical inspection or hand search",
+    "VCK": "visual check", "CMD": "cargo metal detection", "AOM": "other means",
+    # codes of earlier editions, still sent by older systems
+    "RES": "remote explosive scent tracing", "FRD": "free-running explosive detection dogs",
+    "VPT": "vapour trace", "PRT": "particle trace", "MDE": "metal detection equipment",
+    "SIM": "flight simulation",
+}
+"""Readable names of the screening method codes (SM); an unknown code is filed as written."""
+SECURED = frozenset({"SPX", "SCO", "SHR"})
+"""Statuses that say the consignment was secured (SCO: for all-cargo aircraft only)."""
 
 
 def to_record(house: House, context: PipelineContext) -> tuple[dict[str, Any], list[Finding]]:
@@ -32,6 +45,7 @@ def to_record(house: House, context: PipelineContext) -> tuple[dict[str, Any], l
         "consignment_originator": party(house.shipper),
         "ultimate_deliver_to": party(house.consignee),
         "items": items(house, context, findings),
+        "security_scan": security_scan(house.security),
     }
     return {k: v for k, v in record.items() if v is not None}, findings
 
@@ -49,6 +63,40 @@ def party(lines: PartyLines | None) -> dict[str, Any] | None:
     })
     return _without_none({"name": lines.name, "address": address or None,
                           "phone": lines.phone, "email": lines.email}) or None
+
+
+def security_scan(security: SecurityDeclaration | None) -> dict[str, Any] | None:
+    """A secured status or a screening method: performed; NSC or a screening exemption:
+    not performed; nothing that decides: left out, for the profile to report."""
+    if security is None:
+        return None
+    if security.status == "NSC":
+        performed = False
+    elif security.status in SECURED or security.methods:
+        performed = True
+    elif security.exemptions:
+        performed = False  # exempt (mail, diplomatic bags, ...) is not screened
+    else:
+        return None
+    if not performed:
+        return _without_none({"performed": False, "reference": security.issuer})
+    return _without_none({
+        "performed": True,
+        "method": ", ".join(dict.fromkeys(map(method_name, security.methods))) or None,
+        "reference": security.issuer,
+        "scanned_at": security.screened_at,
+    })
+
+
+def method_name(code: str) -> str:
+    """"XRY" -> "x-ray"; "AOM-SNIFFER CHAMBER" -> "other means (SNIFFER CHAMBER)", the
+    text an AOM code may carry."""
+    head, _, detail = code.partition("-")
+    name = SCREENING_METHODS.get(head.strip())
+    if name is None:
+        return code
+    detail = detail.strip()
+    return f"{name} ({detail})" if detail and head.strip() == "AOM" else name
 
 
 def description(house: House) -> str | None:

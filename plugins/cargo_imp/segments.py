@@ -1,4 +1,5 @@
-"""The FHL line types, one reader each: MBI, HBS, TXT, HTS, OCI, SHP/CNE blocks, CVD.
+"""The FHL line types, one reader each: MBI, HBS, TXT, HTS, OCI, SHP/CNE blocks, CVD,
+and the security declaration that OCI entries carry.
 
 Each reader takes the text after the line identifier and returns plain values; what is
 wrong is appended to `findings` as a finding on the record field it would have filled,
@@ -8,12 +9,13 @@ at the line's location. No reader raises for content, however malformed.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 from s321.findings import Finding, error, warning
 
-from .model import Charges, CustomsInfo, House, PartyLines
+from .model import Charges, CustomsInfo, House, PartyLines, SecurityDeclaration
 
 LB_TO_KG = Decimal("0.45359237")
 TXT_LINE_WIDTH = 65
@@ -180,11 +182,158 @@ def parse_hts(rest: str) -> list[str]:
 
 
 def parse_oci(rest: str) -> CustomsInfo | None:
+    """One OCI entry from the text after "OCI/" or after the "/" of a continuation:
+    country/information id/control id/value, e.g. "GB/ISS/RA/00012-01" or "//SM/XRY"."""
     fields = [f.strip().upper() for f in rest.split("/", 3)]
     if not any(fields):
         return None
     fields += [""] * (4 - len(fields))
-    return CustomsInfo(fields[0], fields[1], fields[2], fields[3])
+    country, information, control, value = fields
+    if (not control and not value and country in _SECURITY_DETAILS
+            and information not in _INFORMATION_IDS):
+        # "/SM/XRY": the sender left out the empty country and information fields.
+        country, information, control, value = "", "", country, information
+    if control in _PERSONAL:
+        value = ""  # dropped here so that no later step can file or log it
+    return CustomsInfo(country, information, control, value)
+
+
+# ------------------------------------------------------------------ security (e-CSD)
+
+SECURITY_STATUSES = frozenset({"SPX", "SCO", "SHR", "NSC"})
+"""Secure for passenger and all-cargo aircraft; for all-cargo aircraft only; for all
+aircraft to high-risk requirements; not secured (yet)."""
+_ENTITIES = frozenset({"RA", "KC", "AC", "AO", "RC"})
+"""Regulated agent, known consignor, account consignor, aircraft operator, regulated
+carrier: each starts a group of the details that follow it."""
+_STATUS_IDS = frozenset({"SS", "SSD"})
+"""SS is the standard identifier; some senders write SSD."""
+_SECURITY_DETAILS = frozenset({"ED", "SM", "SD", "SN", "ST", "L"}) | _STATUS_IDS
+_PERSONAL = frozenset({"SN"})
+_INFORMATION_IDS = frozenset({
+    "ISS", "OSS", "AGT", "SHP", "CNE", "IMP", "EXP", "TRA", "DOC", "DNR", "HWB", "ULD",
+    "MAL", "DCL", "BRK", "AIR", "NFY", "TID"})
+_MONTHS = {name: number for number, name in enumerate(
+    ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"), 1)}
+# The digits after the month tell the forms apart: YY, YYYY, YY+HHMM or YYYY+HHMM; a
+# four-digit year must be 20xx, so that a short time (28OCT2514) is not year 2514.
+_SCREENING_DATE = re.compile(r"(\d{2})([A-Z]{3})(20\d{2}|\d{2})(\d{4})?", re.ASCII)
+
+
+def parse_screening_date(text: str) -> datetime | None:
+    """SD as DDMMMYYHHMM or DDMMMYY (12OCT251200, 12OCT25); also with a four-digit year
+    and with the dashes, spaces or colon some systems add (12-OCT-2025 12:00). None when
+    it is no such date. The time is local to the place of screening."""
+    compact = re.sub(r"[\s:.-]", "", text.upper())
+    match = _SCREENING_DATE.fullmatch(compact)
+    if match is None or match.group(2) not in _MONTHS:
+        return None
+    day, month, year, clock = match.groups()
+    clock = clock or "0000"
+    try:
+        return datetime(int(year) if len(year) == 4 else 2000 + int(year), _MONTHS[month],
+                        int(day), int(clock[:2]), int(clock[2:]))
+    except ValueError:  # 31FEB25, 2460
+        return None
+
+
+@dataclass(slots=True)
+class _Entity:
+    """An entity entry (ISS/RA/00012-01) and the detail entries that follow it."""
+
+    information: str = ""
+    category: str = ""
+    identifier: str = ""
+    statuses: list[str] = field(default_factory=list)
+    methods: list[str] = field(default_factory=list)
+    exemptions: list[str] = field(default_factory=list)
+    screened_at: datetime | None = None
+
+
+class SecurityLines:
+    """Collects the security entries of a run of OCI entries, one entry at a time, and
+    tells whether an entry was one. Details (ED, SM, SD, SN, SS, L, ST) belong to the
+    entity entry before them; the entity that issued the status (ISS) is the reference."""
+
+    __slots__ = ("entities", "location")
+
+    def __init__(self) -> None:
+        self.entities: list[_Entity] = []
+        self.location: str | None = None
+        """The first security entry: where a finding on the whole declaration points."""
+
+    def add(self, entry: CustomsInfo, at: str, findings: list[Finding]) -> bool:
+        control, value = entry.customs_information, entry.value
+        bare = [f for f in (entry.country, entry.information, control, value) if f]
+        if len(bare) == 1 and bare[0] in SECURITY_STATUSES:
+            control, value = "SS", bare[0]  # "/SPX": a status on its own
+        elif control in _ENTITIES:
+            self.entities.append(_Entity(entry.information, control, value))
+            self.location = self.location or at
+            return True
+        elif control not in _SECURITY_DETAILS:
+            return False
+        if not self.entities:  # "OCI///SS/SPX" with no entity entry before it
+            self.entities.append(_Entity())
+        self.location = self.location or at
+        self._detail(self.entities[-1], control, value, at, findings)
+        return True
+
+    @staticmethod
+    def _detail(entity: _Entity, control: str, value: str, at: str,
+                findings: list[Finding]) -> None:
+        if not value:
+            return  # "///SD/" and the like: a field left empty says nothing
+        if control in _STATUS_IDS:
+            status = value.split("/")[0].strip()
+            if status in SECURITY_STATUSES:
+                entity.statuses.append(status)
+            else:
+                findings.append(warning(
+                    "fhl-unknown-security-status", "security_scan",
+                    f"the security status {shown(status)} is none of SPX, SCO, SHR and "
+                    "NSC; ignored", at))
+        elif control == "SM":
+            entity.methods.append(value)
+        elif control == "L":
+            entity.exemptions.append(value)
+        elif control == "SD" and entity.screened_at is None:
+            entity.screened_at = parse_screening_date(value)
+            if entity.screened_at is None:
+                findings.append(warning(
+                    "fhl-bad-screening-date", "security_scan.scanned_at",
+                    f"the screening date {shown(value)} is not DDMMMYYHHMM or DDMMMYY "
+                    "(e.g. 12OCT251200); filed without it", at))
+        # ED (expiry of the entity's approval) and ST (a free statement) file nothing;
+        # SN (the screener's name) is personal data and is never kept.
+
+    def declaration(self, scope: str, findings: list[Finding]) -> SecurityDeclaration | None:
+        if not self.entities:
+            return None
+        issuer = next((e for e in self.entities if e.information == "ISS"), None) or next(
+            (e for e in self.entities if e.category), self.entities[0])
+        # The issuer's details first: its status and date are the declaration's, while
+        # an OSS entity that screened the cargo still contributes its methods and date.
+        ordered = [issuer] + [e for e in self.entities if e is not issuer]
+        statuses = list(dict.fromkeys(s for e in ordered for s in e.statuses))
+        methods = tuple(dict.fromkeys(m for e in ordered for m in e.methods))
+        status = statuses[0] if statuses else None
+        if len(statuses) > 1:
+            findings.append(warning(
+                "fhl-security-conflict", "security_scan.performed",
+                f"the OCI lines give the security statuses {', '.join(statuses)}; the "
+                f"issuer's {status} is filed", self.location))
+        elif status == "NSC" and methods:
+            findings.append(warning(
+                "fhl-security-conflict", "security_scan.performed",
+                "the OCI lines give a screening method but the status NSC (not secured); "
+                "filed as not performed", self.location))
+        reference = " ".join(p for p in (issuer.category, issuer.identifier) if p) or None
+        return SecurityDeclaration(
+            scope=scope, status=status, methods=methods,
+            exemptions=tuple(dict.fromkeys(x for e in ordered for x in e.exemptions)),
+            issuer=reference,
+            screened_at=next((e.screened_at for e in ordered if e.screened_at), None))
 
 
 def parse_cvd(rest: str, at: str, findings: list[Finding]) -> Charges:

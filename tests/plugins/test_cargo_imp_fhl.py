@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import logging
 import tracemalloc
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -469,6 +471,225 @@ def test_the_mapper_says_why_a_unit_without_a_house_is_not_a_record() -> None:
     assert m.record is None and [f.code for f in m.findings] == ["fhl-no-house"]
 
 
+# --------------------------------------------------------------------------- security
+
+
+CSD = ("OCI/GB/ISS/RA/00012-01", "///SM/XRY", "///SD/12OCT251200", "///SN/JOHN SMITH",
+       "///ED/1025")
+
+
+@pytest.mark.parametrize("body,expected", [
+    (CSD, {"performed": True, "method": "x-ray", "reference": "RA 00012-01",
+           "scanned_at": datetime(2025, 10, 12, 12, 0)}),
+    # the country repeated on the continuation lines, as FSU/FWB senders write them
+    (("OCI/HK/ISS/RA/28490", "/HK//SS/SPX", "/HK//SM/XRY"),
+     {"performed": True, "method": "x-ray", "reference": "RA 28490"}),
+    # continuations with the empty country and information fields left out
+    (("OCI/GB/ISS/RA/00012-01", "/SM/EDD", "/SD/12OCT25"),
+     {"performed": True, "method": "explosive detection dogs", "reference": "RA 00012-01",
+      "scanned_at": datetime(2025, 10, 12)}),
+    # no country on the first line, lower case
+    (("oci//iss/kc/00981-02", "///sm/etd"),
+     {"performed": True, "method": "explosive trace detection", "reference": "KC 00981-02"}),
+    # a status and no method: secured by a known consignor's supply chain
+    (("OCI/NL/ISS/RA/00100-01", "///ED/0527", "///SS/SPX", "/NL//KC/00200-01", "///ED/0326"),
+     {"performed": True, "reference": "RA 00100-01"}),
+    (("OCI///SS/SHR",), {"performed": True}),
+    (("OCI///SSD/SPX",), {"performed": True}),
+    (("OCI/GB/ISS/RA/00012-01", "/SPX"), {"performed": True, "reference": "RA 00012-01"}),
+    (("OCI/GB/ISS/RA/00012-01", "///SS/SCO"), {"performed": True, "reference": "RA 00012-01"}),
+    # several methods, old and new codes, an AOM with its text and an unknown code
+    (("OCI/GB/ISS/RA/1", "///SM/XRY", "///SM/RES", "///SM/XRY", "///SM/AOM-SNIFFER UNIT",
+      "///SM/QQQ"),
+     {"performed": True, "reference": "RA 1", "method": "x-ray, remote explosive scent "
+      "tracing, other means (SNIFFER UNIT), QQQ"}),
+    # the status issued by one RA, the screening done by another (OSS): both are read,
+    # the issuer is the reference
+    (("OCI/FI/ISS/RA/00207-01", "///ED/0128", "/FI/OSS/RA/00118-01", "///SM/XRY",
+      "///SN/KAUNISVESI KIIA", "///SD/22MAY251342", "/FI/EXP/M/25FIV00000477982B2"),
+     {"performed": True, "method": "x-ray", "reference": "RA 00207-01",
+      "scanned_at": datetime(2025, 5, 22, 13, 42)}),
+    # security entries after customs entries of the same OCI block
+    (("OCI/US/CNE/T/USC7788", "/GB/ISS/RA/00012-01", "///SM/PHS"),
+     {"performed": True, "method": "physical inspection or hand search",
+      "reference": "RA 00012-01"}),
+])
+def test_security_oci_layouts_seen_in_the_wild(body: tuple[str, ...],
+                                               expected: dict[str, Any]) -> None:
+    (m,) = mapped(house_text("H1", *body))
+    assert m.record["security_scan"] == expected
+    assert Consignment.model_validate({"transaction_id": "t", **m.record}).security_scan
+    assert not m.findings
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("12OCT251200", datetime(2025, 10, 12, 12, 0)),
+    ("12OCT25", datetime(2025, 10, 12)),
+    ("05MAR122359", datetime(2012, 3, 5, 23, 59)),
+    ("12OCT2025", datetime(2025, 10, 12)),
+    ("03-JUN-2026 1958", datetime(2026, 6, 3, 19, 58)),
+    ("12 oct 25 12:00", datetime(2025, 10, 12, 12, 0)),
+    ("29FEB24", datetime(2024, 2, 29)),
+    ("12OCT201200", datetime(2020, 10, 12, 12, 0)),  # YY 20 and a time, not year 2012
+    ("12OCT20201200", datetime(2020, 10, 12, 12, 0)),
+    ("28OCT2514", None),  # a time cut short, not the year 2514
+    ("29FEB25", None), ("12OCT252460", None), ("12XYZ25", None), ("2025-10-12", None),
+    ("12OCT25120", None), ("1OCT25", None), ("", None), ("١٢OCT25", None),
+])
+def test_screening_date_forms(text: str, expected: datetime | None) -> None:
+    assert segments.parse_screening_date(text) == expected
+
+
+def test_a_screening_date_that_does_not_parse_is_a_warning_and_the_scan_still_maps() -> None:
+    (unit,) = units(house_text("H1", "OCI/GB/ISS/RA/00012-01", "///SM/XRY", "///SD/12/10/2025"))
+    (finding,) = unit.findings
+    assert (finding.code, finding.field, finding.severity, finding.location) == (
+        "fhl-bad-screening-date", "security_scan.scanned_at", Severity.WARNING, "in.txt:6")
+    scan = plugin.FhlMapper(options(), context()).map(unit).record["security_scan"]
+    assert scan == {"performed": True, "method": "x-ray", "reference": "RA 00012-01"}
+
+
+@pytest.mark.parametrize("body,expected", [
+    (("OCI/GB/ISS/RA/00012-01", "///ED/1025", "///SS/NSC"),
+     {"performed": False, "reference": "RA 00012-01"}),
+    (("OCI///SS/NSC",), {"performed": False}),
+    # exempt from screening (diplomatic mail): not screened either
+    (("OCI/GB/ISS/RA/001-011", "///ED/0213", "///L/DIPL"),
+     {"performed": False, "reference": "RA 001-011"}),
+])
+def test_not_secured_and_exempt_are_not_performed(body: tuple[str, ...],
+                                                  expected: dict[str, Any]) -> None:
+    rec = record(house_text("H1", *body))
+    assert rec["security_scan"] == expected
+    consignment = Consignment.model_validate({"transaction_id": "t", **rec})
+    assert consignment.security_scan is not None and not consignment.security_scan.performed
+
+
+def test_contradicting_security_lines_keep_the_issuers_status_with_a_warning() -> None:
+    (unit,) = units(house_text("H1", "OCI/GB/ISS/RA/1", "///SS/NSC", "/GB/OSS/RA/2",
+                               "///SS/SPX"))
+    assert [(f.code, f.field, f.location) for f in unit.findings] == [
+        ("fhl-security-conflict", "security_scan.performed", "in.txt:4")]
+    assert unit.payload.security.status == "NSC"
+    (unit,) = units(house_text("H1", "OCI/GB/ISS/RA/1", "///SM/XRY", "///SS/NSC"))
+    assert codes(unit) == {"fhl-security-conflict"}
+    scan = plugin.FhlMapper(options(), context()).map(unit).record["security_scan"]
+    assert scan == {"performed": False, "reference": "RA 1"}
+
+
+def test_an_unknown_status_is_ignored_with_a_warning() -> None:
+    (unit,) = units(house_text("H1", "OCI/GB/ISS/RA/1", "///SS/XYZ", "///SM/VCK"))
+    assert codes(unit) == {"fhl-unknown-security-status"}
+    assert unit.payload.security.status is None
+    assert record(house_text("H1", "OCI/GB/ISS/RA/1", "///SS/XYZ", "///SM/VCK"))[
+        "security_scan"]["method"] == "visual check"
+
+
+def test_without_security_oci_there_is_no_security_scan() -> None:
+    assert "security_scan" not in record(WILD_CHERRY)  # only customs OCI entries
+    assert "security_scan" not in record(house_text("H1", "TXT/SOAP"))
+    assert one_house(WILD_CHERRY).security is None
+
+
+def test_an_entity_without_status_or_method_is_reported_and_files_nothing() -> None:
+    (unit,) = units(house_text("H1", "OCI/DE/ISS/RA/01674-01", "///ED/1299",
+                               "///SN/MINH HO", "///SD/29OCT25"))
+    (finding,) = unit.findings
+    assert (finding.code, finding.field, finding.severity, finding.location) == (
+        "fhl-security-incomplete", "security_scan", Severity.WARNING, "in.txt:4")
+    assert "RA 01674-01" in finding.message
+    assert "security_scan" not in plugin.FhlMapper(options(), context()).map(unit).record
+
+
+MASTER_OCI = """FHL/4
+MBI/160-58231401HKGLAX/T3K3
+OCI/HK/ISS/RA/00231-01
+///SM/XRY
+///SN/CHAN TAI MAN
+///SD/28OCT251410
+///SS/SPX
+HBS/H1/HKGLAX/1/K1/1/EARBUDS
+OCI/US/CNE/T/USC7788
+HBS/H2/HKGLAX/1/K1/1/CASES
+OCI/HK/ISS/RA/00999-01
+///SM/EDD
+HBS/H3/HKGLAX/1/K1/1/BAGS
+OCI/HK/ISS/RA/00999-01
+///ED/1026
+"""
+
+
+def test_message_level_oci_applies_to_every_house_and_house_level_wins() -> None:
+    found = units(MASTER_OCI)
+    assert [u.key for u in found] == [f"fhl:160-58231401/H{i}" for i in (1, 2, 3)]
+    assert not any(u.findings for u in found)  # OCI before the HBS is not outside a house
+    h1, h2, h3 = (u.payload for u in found)
+    assert h1.security.scope == "master" and h1.customs_info[0].information == "CNE"
+    assert h2.security.scope == "house" and h2.security.issuer == "RA 00999-01"
+    # H3's own lines decide nothing (only an expiry): the master's declaration is filed
+    assert h3.security == h1.security
+    assert len(h1.master_customs_info) == 5
+    scans = [m.record["security_scan"] for m in mapped(MASTER_OCI)]
+    master = {"performed": True, "method": "x-ray", "reference": "RA 00231-01",
+              "scanned_at": datetime(2025, 10, 28, 14, 10)}
+    assert scans == [master, {"performed": True, "method": "explosive detection dogs",
+                              "reference": "RA 00999-01"}, master]
+
+
+def test_message_level_oci_before_the_mbi_line_counts_too() -> None:
+    block = "\n".join(MASTER_OCI.splitlines()[2:7]) + "\n"
+    before = MASTER_OCI.replace(block, "").replace("FHL/4\n", "FHL/4\n" + block)
+    assert [u.payload.security.issuer for u in units(before)] == [
+        "RA 00231-01", "RA 00999-01", "RA 00231-01"]
+    # an MBI line between an OCI line and its continuations ends the OCI block
+    split = MASTER_OCI.replace("MBI/160-58231401HKGLAX/T3K3\nOCI/HK/ISS/RA/00231-01\n",
+                               "OCI/HK/ISS/RA/00231-01\nMBI/160-58231401HKGLAX/T3K3\n")
+    stray, *found = units(split)
+    assert codes(stray) == {"fhl-outside-house"} and "4 line(s)" in stray.findings[0].message
+    # left alone, the RA line before the MBI says nothing about screening
+    assert [u.payload.security and u.payload.security.issuer for u in found] == [
+        None, "RA 00999-01", None]
+    assert [codes(u) for u in found] == [{"fhl-security-incomplete"}, set(),
+                                         {"fhl-security-incomplete"}]
+
+
+def test_message_level_oci_does_not_reach_the_next_master_or_message() -> None:
+    next_master = "MBI/125-77302190LHRJFK/T1K1\nHBS/H9/LHRJFK/1/K1/1/SCARF\n"
+    for text in (MASTER_OCI + next_master, MASTER_OCI + "FHL/4\n" + next_master):
+        last = units(text)[-1]
+        assert last.key == "fhl:125-77302190/H9" and last.payload.security is None
+        assert last.payload.master_customs_info == ()
+
+
+def test_oci_after_the_first_house_of_a_master_is_outside_any_house() -> None:
+    text = house_text("H1", "CVD/USD//PP/NVD/1/XXX", "NNNN", "OCI/GB/ISS/RA/1", "///SS/SPX",
+                      "HBS/H2/HKGLAX/1/K1/1/GOODS")
+    h1, stray, h2 = units(text)
+    assert codes(stray) == {"fhl-outside-house"} and "2 line(s)" in stray.findings[0].message
+    assert h1.payload.security is None and h2.payload.security is None
+
+
+def test_findings_on_message_level_security_lines_go_to_every_house() -> None:
+    text = MASTER_OCI.replace("///SD/28OCT251410", "///SD/28OCT2514")
+    found = units(text)
+    assert [[(f.code, f.location) for f in u.findings] for u in found] == [
+        [("fhl-bad-screening-date", "in.txt:6")]] * 3
+
+
+def test_the_screeners_name_is_kept_nowhere(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    text = MASTER_OCI + "\n".join(CSD) + "\n/GB//SN/JANE ROE\n/SN/RICHARD MILES\n"
+    found = units(text)
+    mapper = plugin.FhlMapper(options(), context())
+    results = [mapper.map(u) for u in found]
+    everything = repr(found) + repr(results) + caplog.text
+    for name in ("CHAN TAI MAN", "JOHN SMITH", "JANE ROE", "RICHARD MILES"):
+        assert name in text and name not in everything
+    entries = found[-1].payload.customs_info
+    assert [(e.customs_information, e.value) for e in entries if e.customs_information == "SN"] \
+        == [("SN", "")] * 3
+
+
 # --------------------------------------------------------------------------- source
 
 
@@ -491,9 +712,21 @@ def test_the_sample_file(tmp_path: Path) -> None:
                   for c in consignments if c.items[0].currency == "USD"]
     assert [t for t in usd_totals if t > 800] == [Decimal("1280.00")]
     assert any(len(c.items[0].description or "") > 65 for c in consignments)
+    scans = {c.house_bill_number: c.security_scan for c in consignments}
+    assert scans["LHR0098872"] is None  # the one house sent without security OCI
+    assert all(s is not None and s.performed for h, s in scans.items() if h != "LHR0098872")
+    # HK7731001 and HK7731003 take the master's declaration; HK7731002 has its own
+    assert scans["HK7731001"] == scans["HK7731003"]
+    assert (scans["HK7731001"].method, scans["HK7731001"].scanned_at) == (
+        "x-ray", datetime(2025, 10, 28, 14, 10))
+    assert scans["HK7731002"].method == "x-ray, explosive trace detection"
+    assert scans["HK7731002"].scanned_at == datetime(2025, 10, 28)
+    assert scans["LHR0098871"].reference == "RA 00012-01"
 
 
-def test_the_sample_through_a_configured_pipeline(tmp_path: Path) -> None:
+def test_the_sample_through_a_configured_pipeline(tmp_path: Path,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     config_file = tmp_path / "s321.toml"
     config_file.write_text(f"""
 [currency_rates]
@@ -528,6 +761,16 @@ directory = "out"
     teapot = by_house["HK7731003"].record
     assert teapot.total_value_usd == Decimal("185.60")  # HKD 1450.00 at 0.128
     assert teapot.items[0].weight_kg == Decimal("1.588")  # 3.5 lb
+    # the pilot-2019 profile requires security_scan of a forwarder (filing as carrier)
+    # in air mode: only the house sent without security OCI lines misses it
+    missing = {house for house, o in by_house.items()
+               if ("missing-required", "security_scan") in {(f.code, f.field) for f in o.findings}}
+    assert missing == {"LHR0098872"}
+    assert by_house["HK7731001"].record.security_scan.reference == "RA 00231-01"
+    # the screeners' names in the sample reach neither the records nor the logs
+    everything = caplog.text + " ".join(repr(o) for o in outcomes)
+    for name in ("CHAN TAI MAN", "LEUNG KA YAN", "JOHN SMITH", "LIN MEI HUA"):
+        assert name in _SAMPLE.decode("utf-8") and name not in everything
 
 
 def test_a_folder_is_read_by_pattern_and_paths_override_it(tmp_path: Path) -> None:
@@ -604,7 +847,8 @@ def test_truncated_and_spliced_samples_never_raise(noise: bytes, cut: int) -> No
 
 
 _PREFIXES = ["FHL/", "MBI/", "HBS/", "TXT/", "HTS/", "OCI/", "SHP/", "CNE/", "NAM/", "ADR/",
-             "LOC/", "CVD/", "FWB/", "SSR/", "/", "", "NNNN", "hbs/"]
+             "LOC/", "CVD/", "FWB/", "SSR/", "/", "", "NNNN", "hbs/", "OCI/GB/ISS/RA/",
+             "///SM/", "///SD/", "///SS/", "/HK//SS/", "///L/"]
 _FHL_LINE = st.builds(lambda prefix, body: prefix + body, st.sampled_from(_PREFIXES),
                       st.text(alphabet="0123456789ABCKLTUSDHNCV/-. Zoëü", max_size=40))
 
