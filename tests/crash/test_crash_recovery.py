@@ -7,6 +7,7 @@ Real processes throughout: the daemon (`s321 run`) and the sandbox (`s321 sandbo
 are subprocesses talking mutual TLS on loopback; the ledger is a SQLite file.
 """
 
+import json
 import os
 import random
 import signal
@@ -247,6 +248,5 @@ def test_status_shows_the_real_numbers_of_a_run(world):
     world.settle()
     proc = subprocess.run([sys.executable, "-m", "s321.cli", "status", "-c", str(world.config), "--json"],
                           capture_output=True, text=True)
-    import json
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [(r["pipeline"], r["state"], r["count"]) for r in rows] == [("crash", "accepted", 30)]
