@@ -3,7 +3,7 @@
 The source streams FHL files (one, or a folder of them) and yields one raw unit per
 house waybill, keyed `fhl:` + master AWB + `/` + house number; what cannot be filed
 comes out as a unit with error findings and no payload. The mapper turns a house into
-Consignment fields; docs/sources-cargo-imp-fhl.md says which line becomes which field.
+Consignment fields; docs/sources.md says which line becomes which field.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The source streams files and yields one raw unit per bill of lading (an LX loop with
 its M11), keyed `309:` + the bill number; a broken transaction set or envelope is a
 unit with error findings and no payload. The mapper turns a bill into Consignment
-fields; docs/sources-x12-309.md says which element becomes which field.
+fields; docs/sources.md says which element becomes which field.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""One FHL house waybill -> the fields of a Consignment (docs/sources-cargo-imp-fhl.md).
+"""One FHL house waybill -> the fields of a Consignment (docs/sources.md).
 
 The mapper only rearranges what the parser read: it invents no value. Where the FHL
 gives one figure for several HTS codes (value, weight) it splits it evenly and says so
