@@ -45,9 +45,22 @@ def redact_personal_data(_logger: Any, _method: str, event: dict[str, Any]) -> d
     return {k: (REDACTED if k.lower() in _PERSONAL_KEYS else _scrub(v)) for k, v in event.items()}
 
 
+class _Stderr:
+    """Whatever sys.stderr is at the time of writing (it may be redirected later)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 def configure(level: str = "info", json: bool | None = None, stream: Any = None) -> None:
     """Set up structlog once per process. `json=None` picks JSON unless stderr is a tty."""
-    stream = stream or sys.stderr
+    stream = stream or _Stderr()
     if json is None:
         json = not (hasattr(stream, "isatty") and stream.isatty())
     renderer: Any = (structlog.processors.JSONRenderer() if json

@@ -104,7 +104,11 @@ def run_once(registry: Registry, loaded: LoadedConfig, only: list[str] | None = 
             results[name] = RunSummary(name, loaded.pipelines[name].transport.name,
                                        error=f"{type(exc).__name__}: {exc}")
             return
-        results[name] = run_pipeline_once(worker)
+        try:
+            results[name] = run_pipeline_once(worker)
+        except Exception as exc:  # even a failure to report must leave a summary
+            results[name] = RunSummary(name, loaded.pipelines[name].transport.name,
+                                       error=f"{type(exc).__name__}: {exc}")
 
     threads = [threading.Thread(target=one, args=(n,), name=f"s321-{n}") for n in names]
     for t in threads:
