@@ -186,6 +186,9 @@ class Capabilities:
     max_batch: int = 500
     window: int = 1
     acknowledges: bool = True
+    acks_survive_reconnect: bool = False
+    """True when acks wait for the sender whatever happens to the link (files in an
+    outbound folder): then a reconnect does not make the runtime resend."""
 
 
 class Transport(Protocol):

@@ -68,8 +68,9 @@ class Transmitter:
     def recover(self) -> int:
         """After a start: records left `sent` by an earlier process get no ack on this
         connection; queue them again now (a receiver answers a duplicate)."""
-        if not self.transport.capabilities.acknowledges:
-            return 0
+        caps = self.transport.capabilities
+        if not caps.acknowledges or caps.acks_survive_reconnect:
+            return 0  # nothing, or the acks are still waiting: ack_timeout covers the rest
         rows = self.ledger.unacknowledged(self.name, sent_before=float("inf"))
         self.ledger.requeue([r.transaction_id for r in rows], "sent by an earlier run, not acknowledged")
         return len(rows)
@@ -214,13 +215,14 @@ class Transmitter:
     def _safe_close(self) -> None:
         if self._transport is None:
             return
+        caps = self._transport.capabilities
         try:
             self._transport.close()
         except Exception:
             log.warning("transport close failed", pipeline=self.name)
         if not self._fatal:
             self._transport = None
-        if self._inflight:
+        if self._inflight and not caps.acks_survive_reconnect:
             # Acks travel on the connection that is gone: send those batches again
             # (same transaction ids) rather than wait out the ack timeout.
             rows = self.ledger.sent_in(self.name, list(self._inflight))

@@ -17,6 +17,7 @@ from typing import Any
 from s321 import rules
 from s321.framing import DEFAULT_MAX_FRAME
 from s321.sandbox.certs import DevCerts, ensure_dev_certs, server_context
+from s321.sandbox.drop import add_drop_arguments, start_drop
 from s321.sandbox.faults import Faults, FaultState
 from s321.sandbox.review import Reviewer
 from s321.sandbox.server import SandboxServer
@@ -59,6 +60,7 @@ def configure(subparsers: Any) -> None:
                    help="how many connections --drop-after-frames cuts (0: all; default 1)")
     f.add_argument("--refuse-for", type=float, default=0.0,
                    help="reset connections for this many seconds after start")
+    add_drop_arguments(p)
     p.set_defaults(func=serve)
 
     sub = p.add_subparsers(dest="sandbox_command", metavar="SUBCOMMAND")
@@ -86,7 +88,8 @@ def serve(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     state = FaultState(faults)
-    server = SandboxServer(context, Reviewer(store, rates, args.profile_paths, state), state,
+    reviewer = Reviewer(store, rates, args.profile_paths, state)
+    server = SandboxServer(context, reviewer, state,
                            host=args.host, port=args.port, max_frame=args.max_frame,
                            idle_timeout=args.idle_timeout)
     try:
@@ -105,6 +108,9 @@ def serve(args: argparse.Namespace) -> int:
         print(f"client cert: {certs.client_cert.resolve()}")
         print(f"client key: {certs.client_key.resolve()}")
     print(f"db: {args.db.resolve()}")
+    drop = start_drop(args, reviewer)
+    if drop is not None:
+        print(f"drop: {args.drop.resolve()}")
     print(f"listening on {args.host}:{server.port}", flush=True)
     try:
         while not done.wait(0.5):
@@ -112,6 +118,8 @@ def serve(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     server.stop()
+    if drop is not None:
+        drop.stop()
     store.close()
     return 0
 

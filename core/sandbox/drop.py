@@ -1,0 +1,165 @@
+"""The sandbox on a drop folder (what an SFTP server serves): batch files renamed into
+`inbound/` are reviewed like batches over the socket, and answered with
+acknowledgement files in `outbound/`.
+
+Only complete files are read: names starting with "." (`.B1.json.part` while it is
+uploaded) are left alone. An ack appears under its final name only when complete
+(written as a dot-name, then renamed). A batch file is moved to `inbound/processed/`
+after its ack is written, so a crash in between reviews it again and answers its
+records as duplicates: nothing is accepted twice. A file that is not a batch goes to
+`inbound/rejected/`, logged by name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import threading
+from collections import Counter
+from pathlib import Path
+
+from s321.contracts import Serializer
+from s321.logs import get_logger
+from s321.plugins.wire_s321 import S321Json
+from s321.sandbox.review import Reviewer
+
+log = get_logger(__name__)
+
+PROCESSED = "processed"
+REJECTED = "rejected"
+ACK_SUFFIX = ".ack.json"
+# Ack names are made from batch ids only if this tame: never a path from the peer.
+_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+
+
+class DropSandbox:
+    def __init__(self, inbound: Path, outbound: Path, reviewer: Reviewer,
+                 serializer: Serializer | None = None, poll_interval: float = 0.2):
+        self.inbound = Path(inbound)
+        self.outbound = Path(outbound)
+        self.reviewer = reviewer
+        self.serializer = serializer or S321Json()
+        self.poll_interval = poll_interval
+        self.received: Counter[str] = Counter()  # batch id -> times a file held it
+        self.rejected_files: list[str] = []
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        for folder in (self.inbound / PROCESSED, self.inbound / REJECTED, self.outbound):
+            folder.mkdir(parents=True, exist_ok=True)
+
+    @classmethod
+    def in_folder(cls, folder: Path, reviewer: Reviewer, poll_interval: float = 0.2) -> DropSandbox:
+        """The layout `s321 sandbox --drop DIR` serves: DIR/inbound and DIR/outbound."""
+        return cls(Path(folder) / "inbound", Path(folder) / "outbound", reviewer,
+                   poll_interval=poll_interval)
+
+    # ------------------------------------------------------------------ one pass
+
+    def run_once(self) -> int:
+        """Handle every complete batch file now in `inbound/`, oldest first; how many."""
+        handled = 0
+        for path in self._waiting():
+            try:
+                self._handle(path)
+            except OSError as exc:  # a file that vanished or cannot be moved: next pass
+                log.warning("drop file not handled", file=path.name, error=exc.strerror)
+                continue
+            handled += 1
+        return handled
+
+    def _waiting(self) -> list[Path]:
+        files = []
+        with os.scandir(self.inbound) as entries:
+            for entry in entries:
+                if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
+                    continue
+                try:
+                    files.append((entry.stat().st_mtime_ns, entry.name, Path(entry.path)))
+                except FileNotFoundError:  # taken away since it was listed
+                    continue
+        return [path for *_, path in sorted(files)]
+
+    def _handle(self, path: Path) -> None:
+        body = path.read_bytes()
+        try:
+            batch = self.serializer.decode_batch(body)
+            if not _SAFE_ID.fullmatch(batch.batch_id):
+                raise ValueError("batch_id: letters, digits, '-' and '_' only")
+        except Exception as exc:  # whatever the serializer raises: the file is not a batch
+            os.replace(path, self.inbound / REJECTED / path.name)
+            self.rejected_files.append(path.name)
+            log.error("drop file is not a batch; moved aside", file=path.name, error=str(exc))
+            return
+        self.received[batch.batch_id] += 1
+        ack = self.reviewer.review(batch)
+        self._write_ack(self._ack_name(batch.batch_id), self.serializer.encode_ack(ack))
+        os.replace(path, self.inbound / PROCESSED / path.name)
+        log.info("drop batch answered", batch_id=batch.batch_id, records=len(batch.records))
+
+    def _ack_name(self, batch_id: str) -> str:
+        """`BATCH_ID.ack.json`, numbered when a batch sent again is answered again
+        before the client read the first answer: no ack overwrites another."""
+        name, n = f"{batch_id}{ACK_SUFFIX}", 0
+        while (self.outbound / name).exists():
+            n += 1
+            name = f"{batch_id}.{n}{ACK_SUFFIX}"
+        return name
+
+    def _write_ack(self, name: str, body: bytes) -> None:
+        final = self.outbound / name
+        part = self.outbound / f".{name}.part"
+        with part.open("wb") as fh:
+            fh.write(body)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(part, final)
+
+    # ------------------------------------------------------------------ background
+
+    def start(self) -> DropSandbox:
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._loop, name="s321-sandbox-drop", daemon=True)
+        self._thread.start()
+        log.info("sandbox serving drop folder", inbound=str(self.inbound), outbound=str(self.outbound))
+        return self
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self.run_once()
+            except Exception:  # keep serving: a test or demo wants the next batch answered
+                log.exception("drop pass failed")
+            self._stopping.wait(self.poll_interval)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def __enter__(self) -> DropSandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# ---------------------------------------------------------------------- CLI wiring
+
+
+def add_drop_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--drop DIR` for `s321 sandbox`: also serve DIR/inbound -> DIR/outbound."""
+    parser.add_argument("--drop", type=Path, metavar="DIR",
+                        help="also answer batch files dropped in DIR/inbound with "
+                             "acknowledgement files in DIR/outbound (the folder an SFTP "
+                             "server serves)")
+    parser.add_argument("--drop-poll", type=float, default=0.5, metavar="SECONDS",
+                        help="how often the drop folder is looked at (default 0.5)")
+
+
+def start_drop(args: argparse.Namespace, reviewer: Reviewer) -> DropSandbox | None:
+    """Start serving `--drop DIR` if it was given; the caller stops it."""
+    if getattr(args, "drop", None) is None:
+        return None
+    return DropSandbox.in_folder(args.drop, reviewer, poll_interval=args.drop_poll).start()
