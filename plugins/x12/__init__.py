@@ -1,20 +1,11 @@
 """ANSI X12 support shared by the X12 source plugins (309 today; 856 and 214 next).
 
-`tokenizer` turns a file into numbered segments and checks its envelopes; each
-transaction set plugin maps the segments of the sets that passed.
+`tokenizer` turns a file into numbered segments, `envelope` checks their envelopes and
+hands out the sets that passed; `manifest309` maps the segments of a 309 to bills.
 """
 
-from .tokenizer import (
-    Delimiters,
-    EnvelopeChecker,
-    Problem,
-    Segment,
-    SetHeader,
-    location,
-    read_sets,
-    scan,
-    segments,
-)
+from .envelope import EnvelopeChecker, Problem, SetHeader, read_sets, scan
+from .tokenizer import Delimiters, Segment, location, segments
 
 __all__ = [
     "Delimiters",

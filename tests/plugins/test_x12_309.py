@@ -20,7 +20,8 @@ from s321.contracts import Mapped, PipelineContext, PipelineDefaults, RawUnit
 from s321.findings import Severity
 from s321.pipeline import Processor, Status
 from s321.plugins import x12_309
-from s321.plugins.x12_309 import Bill, X12309Mapper, X12309Options, X12309Source
+from s321.plugins.x12.manifest309 import Bill
+from s321.plugins.x12_309 import X12309Mapper, X12309Options, X12309Source
 from s321.record import Consignment, FilerType, ModeOfTransport, Party
 
 SAMPLES = Path(__file__).resolve().parents[2] / "contrib" / "samples" / "x12-309"

@@ -12,8 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from s321.findings import Finding, Severity
-from s321.plugins.x12 import tokenizer
-from s321.plugins.x12.tokenizer import Problem, Segment, read_sets, scan, segments
+from s321.plugins.x12 import envelope, tokenizer
+from s321.plugins.x12.envelope import Problem, read_sets, scan
+from s321.plugins.x12.tokenizer import Segment, segments
 
 Seg = Sequence[str]
 
@@ -319,10 +320,10 @@ def test_read_sets_of_a_missing_file_is_a_problem(tmp_path: Path) -> None:
     assert out[0].findings[0].code == "x12-read-error"
 
 
-def _sets(text: str) -> list[tuple[tokenizer.SetHeader, Segment]]:
+def _sets(text: str) -> list[tuple[envelope.SetHeader, Segment]]:
     raw = text.encode("utf-8")
     checker = scan(io.BytesIO(raw), "f.edi")
-    out = tokenizer._deliver(
+    out = envelope._deliver(
         io.BytesIO(raw),
         "f.edi",
         4096,
@@ -346,7 +347,7 @@ def _check(raw: bytes) -> None:
         assert any(f.severity is Severity.ERROR for f in problem.findings)
         assert all((f.location or "").startswith("f.edi:segment ") for f in problem.findings)
     delivered = list(
-        tokenizer._deliver(io.BytesIO(raw), "f.edi", 7, checker.broken_sets, checker.problems)
+        envelope._deliver(io.BytesIO(raw), "f.edi", 7, checker.broken_sets, checker.problems)
     )
     tags = [o[1].tag for o in delivered if not isinstance(o, Problem)]
     assert tags.count("ST") == tags.count("SE")

@@ -1,130 +1,31 @@
-"""Enrichment tables any source can use: a product catalog (by SKU), a vendor table (by
-vendor name) and a tracking table (by order), read from CSV files the pipeline names.
+"""The enrichment tables: catalog (by SKU), vendors (by vendor name), tracking (by order).
 
-Each table is read once (and again only when its file changes); a bad row never stops
-a run: its problems become findings naming `FILE:LINE`, attached to every consignment
-that uses the row. A missing file is a config-time error (`EnrichmentOptions`).
+Each CSV is read once, and again only when its file changes; a bad row never stops a
+run: its problems become findings naming `FILE:LINE`, kept with the row that has them.
 """
 
 from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
-from functools import lru_cache
+from decimal import Decimal
 from pathlib import Path
-from typing import IO, Annotated, Any, Generic, TypeVar
-
-import pycountry
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from typing import IO, Any, Generic, TypeVar
 
 from s321 import rules
-from s321.contracts import PipelineDefaults
 from s321.errors import S321Error
 from s321.findings import Finding, error, warning
 from s321.logs import get_logger
-from s321.paths import ConfigPath
+
+from .values import country_code, parse_bool, parse_decimal
 
 log = get_logger(__name__)
 
 
 class EnrichmentError(S321Error):
     """An enrichment file that cannot be used at all (missing, unreadable, no key column)."""
-
-
-# --------------------------------------------------------------------------- values
-# Small converters shared by the tables and the source mappings: they return None for
-# what they cannot read, and the caller reports it with the field it knows.
-
-_DECIMAL = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
-_TRUE = frozenset({"true", "t", "yes", "y", "1"})
-_FALSE = frozenset({"false", "f", "no", "n", "0"})
-
-
-def clean(value: Any) -> str | None:
-    """A text value, stripped; None for blanks and for anything that is not a scalar."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, (int, float, Decimal)):
-        return str(value)
-    if isinstance(value, str):
-        return value.strip() or None
-    return None
-
-
-def parse_decimal(value: Any) -> Decimal | None:
-    """A plain decimal number ("12.50"); exponents are refused on purpose, since
-    "1e999999" would make every later computation explode."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return Decimal(value)
-    if isinstance(value, float):
-        value = repr(value)
-    if isinstance(value, Decimal):
-        value = str(value)
-    if not isinstance(value, str) or not _DECIMAL.fullmatch(value.strip()):
-        return None
-    try:
-        return Decimal(value.strip())
-    except InvalidOperation:  # pragma: no cover - the pattern already guards it
-        return None
-
-
-def parse_bool(value: Any) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    text = clean(value)
-    if text is None:
-        return None
-    low = text.lower()
-    return True if low in _TRUE else False if low in _FALSE else None
-
-
-@lru_cache(maxsize=512)
-def country_code(value: str) -> str | None:
-    """ISO 3166-1 alpha-2 for a code or a country name ("DE", "DEU", "Germany")."""
-    text = value.strip()
-    if not text:
-        return None
-    if rules.is_country(text):
-        return text.upper()
-    try:
-        return str(pycountry.countries.lookup(text).alpha_2)
-    except LookupError:
-        return None
-
-
-# --------------------------------------------------------------------------- options
-
-
-def _existing_file(path: Path) -> Path:
-    if not path.is_file():
-        raise ValueError(f"{path}: no such file (an enrichment table must exist when the "
-                         f"pipeline starts)")
-    return path
-
-
-TablePath = Annotated[ConfigPath, AfterValidator(_existing_file)]
-"""A path to an enrichment CSV: relative to the config file, and it must exist."""
-
-
-class EnrichmentOptions(BaseModel):
-    """Options mixin for sources that take enrichment tables."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    catalog: TablePath | None = Field(
-        default=None, description="CSV by SKU: sku, hts_code, country_of_origin, product_url, "
-        "weight_kg, optional description.")
-    vendors: TablePath | None = Field(
-        default=None, description="CSV by vendor: vendor, seller_name, line1, line2, city, "
-        "state_or_province, postal_code, country, marketplace_seller_id, identified_merchant.")
-    tracking: TablePath | None = Field(
-        default=None, description="CSV by order: order, tracking_number (label-system exports "
-        "with headers such as 'Order Name' and 'Tracking Number' are accepted).")
 
 
 # --------------------------------------------------------------------------- entries
@@ -414,97 +315,16 @@ TRACKING = TableSpec(
 )
 
 
-# --------------------------------------------------------------------------- together
-
-
-@dataclass
-class Enrichment:
-    """The tables of one pipeline; any of them may be absent."""
-
-    catalog: Table[CatalogEntry] | None = None
-    vendors: Table[VendorEntry] | None = None
-    tracking: Table[TrackingEntry] | None = None
-
-    def tables(self) -> Iterator[Table[Any]]:
-        return (t for t in (self.catalog, self.vendors, self.tracking) if t is not None)
-
-    def refresh(self) -> None:
-        for table in self.tables():
-            table.refresh()
-
-    @property
-    def problems(self) -> list[Finding]:
-        return [p for t in self.tables() for p in t.problems]
-
-    # ------------------------------------------------------------------ look-ups
-
-    def apply_catalog(self, item: dict[str, Any], at: str) -> list[Finding]:
-        """Fill `item` (record fields of one Item at path `at`) from its SKU's catalog row:
-        the catalog wins where it has a value, since it is curated for customs.
-        Findings name the catalog row; a SKU not in the catalog is a warning."""
-        if self.catalog is None:
-            return []
-        sku = item.get("sku")
-        entry = self.catalog.get(sku)
-        if entry is None:
-            what = "the item has no SKU" if not sku else "its SKU is not in the catalog"
-            return [warning("not-in-catalog", f"{at}.sku", f"no catalog row: {what} "
-                            f"({self.catalog.path})")]
-        for name in ("description", "hts_code", "country_of_origin", "product_url", "weight_kg"):
-            value = getattr(entry, name)
-            if value is not None:
-                item[name] = value
-        return [f.model_copy(update={"field": f"{at}.{f.field}"}) for f in entry.findings]
-
-    def seller_fields(self, vendors: Iterable[str | None],
-                      defaults: PipelineDefaults) -> tuple[dict[str, Any], list[Finding]]:
-        """seller, marketplace_seller_id and identified_marketplace_merchant for goods of
-        `vendors` (in item order): from the first vendor with a row, else the pipeline
-        defaults; a field the row leaves blank falls back to the default too."""
-        names = list(dict.fromkeys(v.strip() for v in vendors if v and v.strip()))
-        found_rows = [self.vendors.get(n) if self.vendors else None for n in names]
-        rows = [e for e in found_rows if e]
-        entry = rows[0] if rows else None
-        found: list[Finding] = list(entry.findings) if entry else []
-        # Vendors without a row all stand for the default seller.
-        sellers = {e.location if e else "default" for e in found_rows}
-        if len(sellers) > 1:
-            found.append(warning("several-sellers", "seller",
-                                 f"the goods come from {len(sellers)} different sellers; the "
-                                 f"seller of the first vendor in the vendor table is filed"))
-        seller = entry.seller if entry and entry.seller else (
-            defaults.seller.model_dump(exclude_none=True) if defaults.seller else None)
-        fields: dict[str, Any] = {
-            "seller": seller,
-            "marketplace_seller_id": (entry.marketplace_seller_id if entry else None)
-            or defaults.marketplace_seller_id,
-            "identified_marketplace_merchant": (
-                entry.identified_merchant if entry and entry.identified_merchant is not None
-                else defaults.identified_marketplace_merchant),
-        }
-        return fields, found
-
-    def tracking_number(self, order: str | None) -> str | None:
-        entry = self.tracking.get(order) if self.tracking else None
-        return entry.tracking_number if entry and entry.tracking_number else None
-
-
-def load(options: EnrichmentOptions) -> Enrichment:
-    """Read the tables named by `options` (each once). Raises EnrichmentError, naming
-    the file, for a table that cannot be used at all."""
-
-    def table(spec: TableSpec[E], path: Path | None) -> Table[E] | None:
-        if path is None:
-            return None
-        t = Table(spec, path)
-        try:
-            st = path.stat()
-        except OSError as exc:
-            raise EnrichmentError(f"{path}: cannot read the {spec.kind} table: "
-                                  f"{exc.strerror or exc}") from None
-        t._load((st.st_mtime_ns, st.st_size))
-        return t
-
-    return Enrichment(catalog=table(CATALOG, options.catalog),
-                      vendors=table(VENDORS, options.vendors),
-                      tracking=table(TRACKING, options.tracking))
+def read_table(spec: TableSpec[E], path: Path | None) -> Table[E] | None:
+    """The table of `spec` at `path`, read now; None without a path. Raises
+    EnrichmentError, naming the file, for a table that cannot be used at all."""
+    if path is None:
+        return None
+    t = Table(spec, path)
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise EnrichmentError(f"{path}: cannot read the {spec.kind} table: "
+                              f"{exc.strerror or exc}") from None
+    t._load((st.st_mtime_ns, st.st_size))
+    return t
