@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from s321 import logs
 from s321.cli import commands, operator
+from s321.relay import cli as relay_cli
 from s321.sandbox import cli as sandbox_cli
 
 
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     operator.configure(sub)
     sandbox_cli.configure(sub)
+    relay_cli.configure(sub)
     for extension in commands.EXTENSIONS:
         extension(sub)
     return parser
