@@ -6,10 +6,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test bench clean
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml Makefile contrib/plugin-template/pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'
+	# The plugin template is installed like a third-party plugin; its tests run with ours.
+	$(BIN)/python -m pip install -q -e contrib/plugin-template
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -76,7 +76,8 @@ def run_pipeline_once(worker: PipelineWorker) -> RunSummary:
         worker.close()
         summary.counts = worker.counts
         summary.rejections = worker.rejections
-        if summary.queued or summary.awaiting_ack or worker.stalled():
+        # Records dead-lettered in this run are an error the operator must see.
+        if summary.queued or summary.awaiting_ack or worker.stalled() or worker.counts["dead"]:
             summary.error = worker.error
         worker.observers.pipeline_finished(p.name, summary)
     return summary

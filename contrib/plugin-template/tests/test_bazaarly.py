@@ -1,0 +1,96 @@
+"""Tests of the Bazaarly plugin: the s321 conformance suites (subclass, set a few
+attributes, and every check a source or a validator must pass runs), then what the
+plugin makes of the sample export, through a real s321 pipeline.
+
+The `s321_harness` fixture comes with s321's pytest plugin; see docs/plugins.md.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import s321_bazaarly
+from s321.pipeline import Status
+from s321.testing import SourceConformance, ValidatorConformance, pipeline_config
+from s321.testing.samples import marketplace_record
+
+SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "bazaarly-orders.csv"
+HEADER, FIRST_ROW = SAMPLE.read_text(encoding="utf-8").splitlines()[:2]
+
+# What a Bazaarly export does not carry: the seller, set per pipeline in the config.
+DEFAULTS = {
+    "seller": {"name": "Bazaarly Fulfilment Ltd",
+               "address": {"line1": "9 Quayside Park", "city": "Shenzhen", "postal_code": "518000",
+                           "country": "CN"}},
+    "marketplace_seller_id": "BZ-SELLER-0042",
+    "identified_marketplace_merchant": True,
+}
+
+
+class TestBazaarlySource(SourceConformance):
+    plugin_module = s321_bazaarly
+    source_name = "bazaarly-csv"
+    pipeline = {"defaults": DEFAULTS}
+    sample_inputs = [SAMPLE]
+    input_suffix = ".csv"
+    memory_units = 1000  # 10n rows make about 2 MB: enough to tell streaming from loading
+
+    def make_input(self, n: int) -> bytes:
+        _, rest = FIRST_ROW.split(",", 1)
+        rows = (f"BZ-{500000 + i},{rest}" for i in range(n))
+        return ("\n".join([HEADER, *rows]) + "\n").encode("utf-8")
+
+
+class TestBazaarlyListingLinks(ValidatorConformance):
+    plugin_module = s321_bazaarly
+    validator_name = "bazaarly-listing-links"
+    sample_records = [
+        marketplace_record(1, items=[{"description": "Ramen bowl", "quantity": 1, "listed_price": "18.50",
+                                      "currency": "USD", "product_url": "https://bazaarly.example/l/bowl"}]),
+        marketplace_record(2, items=[{"description": "Beanie", "quantity": 1, "listed_price": "24.00",
+                                      "currency": "USD", "product_url": "https://bazaarly.example/search?q=hat"}]),
+    ]
+
+
+# --------------------------------------------------------------------------- its own tests
+
+
+def pipeline(**extra: Any) -> dict[str, Any]:
+    return pipeline_config({"plugin": "bazaarly-csv", "path": str(SAMPLE)}, defaults=DEFAULTS,
+                           validators=["bazaarly-listing-links"], **extra)
+
+
+def test_each_order_becomes_one_consignment_with_its_items(s321_harness: Any) -> None:
+    outcomes = s321_harness(pipeline(), plugins=[s321_bazaarly]).preview()
+    by_order = {o.ref: o for o in outcomes}
+    assert list(by_order) == ["BZ-100231", "BZ-100232", "BZ-100233", "BZ-100234"]
+    two_items = by_order["BZ-100232"].record
+    assert two_items is not None and [i.description for i in two_items.items] == [
+        "Merino wool beanie with fold-over cuff", "Touchscreen knit gloves size M"]
+    assert two_items.ultimate_deliver_to.address.line2 == "Apt 2C"  # type: ignore[union-attr]
+    assert by_order["BZ-100231"].status is Status.VALID
+
+
+def test_a_bad_quantity_names_the_file_line_and_field(s321_harness: Any) -> None:
+    outcomes = s321_harness(pipeline(), plugins=[s321_bazaarly]).preview()
+    bad = next(o for o in outcomes if o.ref == "BZ-100233")
+    assert bad.status is Status.INVALID
+    [finding] = [f for f in bad.findings if f.code == "invalid-quantity"]
+    assert finding.field == "items.0.quantity"
+    assert finding.location == f"{SAMPLE}:5"
+
+
+def test_other_currencies_are_converted_with_the_configured_rates(s321_harness: Any) -> None:
+    outcomes = s321_harness(pipeline(currency_rates={"EUR": "1.10"}), plugins=[s321_bazaarly]).preview()
+    euros = next(o for o in outcomes if o.ref == "BZ-100234")
+    assert euros.record is not None and euros.record.total_value_usd == Decimal("16.50")
+
+
+def test_the_valid_orders_are_filed_once(s321_harness: Any, tmp_path: Path) -> None:
+    harness = s321_harness(pipeline(), plugins=[s321_bazaarly])
+    [summary] = harness.run_once()
+    assert (summary.counts["valid"], summary.counts["invalid"], summary.counts["accepted"]) == (3, 1, 3)
+    [again] = harness.run_once()
+    assert again.counts["sent"] == 0
