@@ -12,6 +12,7 @@ import os
 import random
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -155,6 +156,19 @@ class World:
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=20) == 0, proc.stderr.read().decode()[-2000:]
 
+    def ledger_snapshot(self) -> tuple:
+        """Every row's state and batch: changes whenever the daemon does anything."""
+        path = self.tmp / "ledger.sqlite"
+        if not path.exists():
+            return ()
+        db = sqlite3.connect(path, timeout=10)
+        try:
+            return tuple(db.execute("SELECT transaction_id, state, batch_id FROM consignments ORDER BY 1"))
+        except sqlite3.OperationalError:
+            return ()
+        finally:
+            db.close()
+
     def ledger_states(self) -> dict[str, int]:
         ledger = Ledger(self.tmp / "ledger.sqlite")
         try:
@@ -183,14 +197,19 @@ def world(tmp_path):
 def test_sigkill_at_random_moments_loses_nothing_and_files_nothing_twice(world):
     rng = random.Random(321)
     world.start_sandbox()
-    world.add_input("first", 200)
+    world.add_input("first", 100)
     caught = []
     for kill in range(KILLS):
-        if kill % 3 == 1:
-            world.add_input(f"more{kill}", 60)  # new input arrives while the daemon crashes
+        world.add_input(f"more{kill}", 25)  # new input keeps arriving while the daemon crashes
+        before = world.ledger_snapshot()
         proc = world.daemon()
-        # From "still importing" to "well into sending and waiting for acks".
-        time.sleep(rng.uniform(0.4, 1.4))
+        # Kill only once this run has changed the ledger (it has ingested, claimed or
+        # resolved something), then a random moment later: wall-clock sleeps alone
+        # would often kill a daemon still importing on a loaded machine.
+        deadline = time.monotonic() + 5
+        while world.ledger_snapshot() == before and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.4))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         caught.append(world.ledger_states())
