@@ -32,6 +32,7 @@ from s321.registry import Registry
 from s321.sandbox.drop import DropSandbox, add_drop_arguments, start_drop
 from s321.sandbox.review import Reviewer
 from s321.sandbox.store import SandboxStore
+from s321.testing.transports import Endpoint, ErrorCase, TransportConformance
 from sshd import KeyPair, SshServer, free_port, sshd_missing
 
 WIRE = S321Json()
@@ -533,3 +534,45 @@ def test_the_plugin_registers_sftp_drop_with_its_options() -> None:
     assert info.status == "loaded", info.error
     component = registry.get("transport", "sftp-drop")
     assert component.options is SftpOptions and component.factory is SftpDropTransport
+
+
+# --------------------------------------------------------------------------- the shared suite
+
+
+class TestSftpDropConformance(TransportConformance):
+    """The checks every transport passes, against the real sshd and the drop sandbox,
+    with a passphrase-protected RSA key so that a secret is in play."""
+
+    transport_name = "sftp-drop"
+    plugin_module = sftp_drop
+    plugin_name = "sftp-drop"
+    ack_timeout = 3.0  # acks are files the transport polls for
+
+    @pytest.fixture
+    def endpoint(self, server: SshServer, store: SandboxStore, tmp_path: Path,
+                 monkeypatch: pytest.MonkeyPatch) -> Iterator[Endpoint]:
+        rsa_key = KeyPair.generate(tmp_path / "id_rsa", kind="rsa", passphrase=b"conformance pass")
+        server.authorized_keys.write_text(rsa_key.public_line + "\n")
+        monkeypatch.setenv("SFTP_CONFORMANCE_PASSPHRASE", "conformance pass")
+        drop = DropSandbox.in_folder(server.root, Reviewer(store), poll_interval=0.05).start()
+        try:
+            yield Endpoint(
+                {"host": "127.0.0.1", "port": server.port, "username": server.user,
+                 "key": str(rsa_key.private), "key_passphrase": {"env": "SFTP_CONFORMANCE_PASSPHRASE"},
+                 "known_hosts": str(server.known_hosts()), "connect_timeout": 5, "op_timeout": 5,
+                 "poll_interval": 0.05, "settle_time": 0},
+                accepted=store.accepted_counts,
+                secrets=[rsa_key.private.read_text()])
+        finally:
+            drop.stop()
+
+    def error_cases(self, endpoint: Endpoint, tmp_path: Path) -> list[ErrorCase]:
+        stranger = KeyPair.generate(tmp_path / "stranger")
+        quick = {**endpoint.options, "connect_timeout": 1, "reconnect_attempts": 1}
+        return [
+            ErrorCase({**quick, "port": free_port()}, RetriableError, "nobody listening"),
+            ErrorCase({**quick, "key": str(stranger.private), "key_passphrase": None}, FatalError,
+                      "a user key the server does not authorise"),
+            ErrorCase({**quick, "known_hosts": None, "host_key_fingerprint": "SHA256:" + "A" * 43},
+                      FatalError, "a host key other than the pinned one"),
+        ]
