@@ -12,7 +12,7 @@ import tomllib
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -24,6 +24,7 @@ from s321.registry import Component, Registry
 from s321.record import FilerType, ModeOfTransport
 
 DEFAULT_SERIALIZER = "s321/1"
+M = TypeVar("M", bound=BaseModel)
 
 
 class PluginTable(BaseModel):
@@ -164,14 +165,21 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
 
 
-def load(path: str | Path, registry: Registry) -> LoadedConfig:
-    path = Path(path)
+def parse_file(path: Path, model: type[M]) -> tuple[M, dict[str, Any]]:
+    """Read a TOML file into `model`, relative paths resolved against its folder.
+    Returns the model and the validation context (for the plugin tables that follow).
+    Raises ConfigError with one `FILE: path: message` line per problem."""
     raw = read_toml(path)
     ctx = {"base_dir": path.resolve().parent}
     try:
-        config = Config.model_validate(raw, context=ctx)
+        return model.model_validate(raw, context=ctx), ctx
     except ValidationError as exc:
-        raise ConfigError(format_errors(path, exc, Config)) from None
+        raise ConfigError(format_errors(path, exc, model)) from None
+
+
+def load(path: str | Path, registry: Registry) -> LoadedConfig:
+    path = Path(path)
+    config, ctx = parse_file(path, Config)
     loaded = LoadedConfig(path, config)
     problems: list[str] = []
     known_profiles = regimes.available(config.profile_paths)

@@ -20,7 +20,7 @@ from s321.config import (
     PluginTable,
     RetrySection,
     format_errors,
-    read_toml,
+    parse_file,
 )
 from s321.errors import ConfigError, PluginError
 from s321.paths import ConfigPath
@@ -115,12 +115,7 @@ class LoadedRelay:
 
 def load(path: str | Path, registry: Registry) -> LoadedRelay:
     path = Path(path)
-    raw = read_toml(path)
-    ctx = {"base_dir": path.resolve().parent}
-    try:
-        config = RelayConfig.model_validate(raw, context=ctx)
-    except ValidationError as exc:
-        raise ConfigError(format_errors(path, exc, RelayConfig)) from None
+    config, ctx = parse_file(path, RelayConfig)
     problems: list[str] = []
 
     def upstream(name: str, table: PluginTable, where: str) -> Upstream | None:
