@@ -85,22 +85,25 @@ def run_pipeline_once(worker: PipelineWorker) -> RunSummary:
 
 def run_once(registry: Registry, loaded: LoadedConfig, only: list[str] | None = None,
              ledger: Ledger | None = None,
-             watch: Callable[[dict[str, Counter[str]], Callable[[], bool]], None] | None = None,
-             ) -> list[RunSummary]:
+             watch: Callable[[dict[str, Counter[str]], dict[str, bool], Callable[[], bool]], None]
+             | None = None) -> list[RunSummary]:
     """Run the pipelines side by side (one thread each), so that one slow or failing
-    transport does not hold the others up. `watch(counts, running)` is called in the
-    calling thread with each pipeline's live counters (for a progress display)."""
+    transport does not hold the others up. `watch(counts, acknowledges, running)` is
+    called in the calling thread with each pipeline's live counters and whether its
+    transport acknowledges (for a progress display)."""
     own = ledger is None
     ledger = ledger or Ledger(loaded.config.ledger.path, loaded.config.ledger.synchronous)
     observers = Observers(registry.pm)
     names = only or [n for n, p in loaded.pipelines.items() if p.config.enabled]
     results: dict[str, RunSummary] = {}
     live: dict[str, Counter[str]] = {n: Counter() for n in names}
+    acknowledges: dict[str, bool] = {n: True for n in names}
 
     def one(name: str) -> None:
         try:
             worker = PipelineWorker(loaded.pipelines[name], loaded.rates, ledger, observers,
                                     counts=live[name])
+            acknowledges[name] = worker.transport.capabilities.acknowledges
         except Exception as exc:
             results[name] = RunSummary(name, loaded.pipelines[name].transport.name,
                                        error=f"{type(exc).__name__}: {exc}")
@@ -115,7 +118,7 @@ def run_once(registry: Registry, loaded: LoadedConfig, only: list[str] | None = 
     for t in threads:
         t.start()
     if watch is not None:
-        watch(live, lambda: any(t.is_alive() for t in threads))
+        watch(live, acknowledges, lambda: any(t.is_alive() for t in threads))
     for t in threads:
         t.join()
     if own:

@@ -10,7 +10,10 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 
 
-def show(counts: dict[str, Counter[str]], running: Callable[[], bool]) -> None:
+def show(counts: dict[str, Counter[str]], acknowledges: dict[str, bool],
+         running: Callable[[], bool]) -> None:
+    """A unit is done once invalid, skipped or dead, or once acknowledged (sent, for a
+    transport that gets no acknowledgements)."""
     console = Console(stderr=True)
     with Progress(SpinnerColumn(), TextColumn("{task.description:<16}"), BarColumn(),
                   TextColumn("{task.fields[detail]}"), console=console, transient=False) as progress:
@@ -18,10 +21,13 @@ def show(counts: dict[str, Counter[str]], running: Callable[[], bool]) -> None:
 
         def refresh() -> None:
             for name, c in counts.items():
-                done = c["accepted"] + c["rejected"] + c["invalid"] + c["skipped"] + c["dead"]
+                filed = c["accepted"] + c["rejected"] if acknowledges[name] else c["sent"]
+                done = filed + c["invalid"] + c["skipped"] + c["dead"]
+                detail = f"received {c['received']}  sent {c['sent']}"
+                if acknowledges[name]:
+                    detail += f"  accepted {c['accepted']}  rejected {c['rejected']}"
                 progress.update(tasks[name], total=max(c["received"], 1), completed=min(done, c["received"]),
-                                detail=f"received {c['received']}  sent {c['sent']}  accepted {c['accepted']}"
-                                       f"  rejected {c['rejected']}  invalid {c['invalid']}")
+                                detail=detail + f"  invalid {c['invalid']}  skipped {c['skipped']}")
 
         while running():
             refresh()

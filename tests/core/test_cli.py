@@ -105,3 +105,19 @@ def test_schema_record_and_config_are_json_schema():
     assert {"transaction_id", "ultimate_deliver_to", "items", "total_value_usd"} <= set(record["properties"])
     config = json.loads(s321("schema", "config").stdout)
     assert "pipelines" in config["properties"]
+
+
+def test_run_once_feeds_a_progress_display_live_counts_and_whether_acks_come(tmp_path):
+    from s321 import app
+    cfg = setup(tmp_path, [GOOD, BAD, dict(GOOD, ref="A-4")])
+    seen = {}
+
+    def watch(counts, acknowledges, running):
+        while running():
+            pass
+        seen.update(counts=dict(counts["shop"]), acknowledges=dict(acknowledges))
+
+    registry, loaded = app.load(cfg)
+    app.run_once(registry, loaded, watch=watch)
+    assert seen["acknowledges"] == {"shop": False}  # the file transport gets no acks
+    assert (seen["counts"]["received"], seen["counts"]["sent"], seen["counts"]["invalid"]) == (3, 2, 1)
