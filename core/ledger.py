@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,11 @@ CREATE TABLE IF NOT EXISTS consignments (
 );
 CREATE INDEX IF NOT EXISTS consignments_queue ON consignments (pipeline, state, next_attempt_at);
 CREATE INDEX IF NOT EXISTS consignments_batch ON consignments (batch_id);
+-- claim() takes the oldest due records: in this order they are read straight off the
+-- index (next_attempt_at is in it to filter without reading rows), not sorted anew on
+-- every claim, which cost O(queued) each time and made a large queue drain in O(n^2).
+CREATE INDEX IF NOT EXISTS consignments_due
+    ON consignments (pipeline, state, queued_at, transaction_id, next_attempt_at);
 CREATE TABLE IF NOT EXISTS inputs (
     pipeline     TEXT NOT NULL,
     path         TEXT NOT NULL,
@@ -60,6 +66,10 @@ CREATE TABLE IF NOT EXISTS inputs (
     PRIMARY KEY (pipeline, path, size, mtime_ns)
 );
 """
+
+
+_LOOKUP_CHUNK = 500
+"""Records whose ledger rows ingest() reads in one query (SQLite allows 32766 parameters)."""
 
 
 @dataclass
@@ -122,23 +132,42 @@ class Ledger:
         counts = IngestCounts()
         units = 0
         with self.transaction() as db:
-            for outcome in outcomes:
-                units += 1
-                self._ingest_one(db, pipeline, client, source, outcome, now, counts)
+            stream = iter(outcomes)
+            while chunk := list(islice(stream, _LOOKUP_CHUNK)):
+                # What the ledger holds about a chunk is read in one query, not one per
+                # record; a record written earlier in the chunk is read again.
+                keyed = [(self._txid(client, source, o), o) for o in chunk]
+                known = self._known(db, [txid for txid, _ in keyed])
+                written: set[str] = set()
+                for txid, outcome in keyed:
+                    units += 1
+                    old = known.get(txid) if txid not in written else self._known(db, [txid]).get(txid)
+                    self._ingest_one(db, pipeline, client, source, outcome, now, counts, txid, old)
+                    written.add(txid)
             if input_file is not None:
                 db.execute("INSERT OR REPLACE INTO inputs VALUES (?,?,?,?,?,?)",
                            (pipeline, input_file[0], input_file[1], input_file[2], units, now))
         return counts
 
-    def _ingest_one(self, db: sqlite3.Connection, pipeline: str, client: str, source: str,
-                    outcome: Outcome, now: float, counts: IngestCounts) -> None:
+    @staticmethod
+    def _txid(client: str, source: str, outcome: Outcome) -> str:
         record = outcome.record
-        txid = record.transaction_id if record else ids.transaction_id(client, source, outcome.ref)
+        return record.transaction_id if record else ids.transaction_id(client, source, outcome.ref)
+
+    @staticmethod
+    def _known(db: sqlite3.Connection, txids: list[str]) -> dict[str, sqlite3.Row]:
+        marks = ",".join("?" * len(txids))
+        rows = db.execute("SELECT transaction_id, state, content_hash, accepted_hash, findings, reason"
+                          f" FROM consignments WHERE transaction_id IN ({marks})", txids)
+        return {r["transaction_id"]: r for r in rows}
+
+    def _ingest_one(self, db: sqlite3.Connection, pipeline: str, client: str, source: str,
+                    outcome: Outcome, now: float, counts: IngestCounts, txid: str,
+                    old: sqlite3.Row | None) -> None:
+        record = outcome.record
         digest = ids.content_hash(record) if record else None
         findings = json.dumps([f.model_dump(mode="json", exclude_none=True) for f in outcome.findings])
         body = record.model_dump_json(exclude_none=True) if record else None
-        old = db.execute("SELECT state, content_hash, accepted_hash, findings, reason FROM consignments "
-                         "WHERE transaction_id=?", (txid,)).fetchone()
         state = {Status.VALID: State.QUEUED, Status.INVALID: State.INVALID,
                  Status.SKIPPED: State.SKIPPED}[outcome.status]
         if old is None:
@@ -190,8 +219,10 @@ class Ledger:
         any byte leaves: after a crash they are found `sent` and sent again."""
         now = time.time() if now is None else now
         with self.transaction() as db:
+            # `+next_attempt_at`: the due filter must not pick consignments_queue, whose
+            # order is not the ORDER BY (see consignments_due).
             rows = db.execute(
-                "SELECT * FROM consignments WHERE pipeline=? AND state=? AND next_attempt_at<=?"
+                "SELECT * FROM consignments WHERE pipeline=? AND state=? AND +next_attempt_at<=?"
                 " ORDER BY queued_at, transaction_id LIMIT ?", (pipeline, State.QUEUED, now, limit)).fetchall()
             db.executemany("UPDATE consignments SET state=?, batch_id=?, sent_at=?, attempts=attempts+1,"
                            " updated_at=? WHERE transaction_id=?",
@@ -222,19 +253,23 @@ class Ledger:
         now = time.time() if now is None else now
         moved: dict[str, State] = {}
         with self.transaction() as db:
+            # The records still `sent` under this batch, in one look-up (not one per result).
+            open_ = {r[0] for r in db.execute("SELECT transaction_id FROM consignments"
+                                              " WHERE batch_id=? AND state=?", (ack.batch_id, State.SENT))}
+            updates = []
             for result in ack.results:
-                row = db.execute("SELECT state, batch_id, content_hash FROM consignments WHERE transaction_id=?",
-                                 (result.transaction_id,)).fetchone()
-                if row is None or row["state"] != State.SENT or row["batch_id"] != ack.batch_id:
+                if result.transaction_id not in open_:
                     continue
+                open_.discard(result.transaction_id)
                 accepted = result.status is AckStatus.ACCEPTED or _duplicate_only(result)
                 state = State.ACCEPTED if accepted else State.REJECTED
-                db.execute("UPDATE consignments SET state=?, ack=?, accepted_hash=CASE WHEN ? THEN content_hash"
-                           " ELSE accepted_hash END, last_error=?, updated_at=? WHERE transaction_id=?",
-                           (state, result.model_dump_json(), accepted,
-                            None if accepted else "; ".join(e.code for e in result.errors), now,
-                            result.transaction_id))
+                updates.append((state, result.model_dump_json(), accepted,
+                                None if accepted else "; ".join(e.code for e in result.errors), now,
+                                result.transaction_id))
                 moved[result.transaction_id] = state
+            db.executemany("UPDATE consignments SET state=?, ack=?, accepted_hash=CASE WHEN ? THEN content_hash"
+                           " ELSE accepted_hash END, last_error=?, updated_at=? WHERE transaction_id=?",
+                           updates)
         return moved
 
     def unacknowledged(self, pipeline: str, sent_before: float) -> list[Row]:
@@ -252,10 +287,13 @@ class Ledger:
 
     def pending(self, pipeline: str) -> tuple[int, int, float | None]:
         """(queued, sent, earliest next attempt) for one pipeline."""
+        # Three index look-ups: a SUM over the pipeline read every row it ever had.
         with self._lock:
             r = self._db.execute(
-                "SELECT SUM(state=?) AS q, SUM(state=?) AS s, MIN(CASE WHEN state=? THEN next_attempt_at END) AS n"
-                " FROM consignments WHERE pipeline=?", (State.QUEUED, State.SENT, State.QUEUED, pipeline)).fetchone()
+                "SELECT (SELECT COUNT(*) FROM consignments WHERE pipeline=?1 AND state=?2) AS q,"
+                " (SELECT COUNT(*) FROM consignments WHERE pipeline=?1 AND state=?3) AS s,"
+                " (SELECT MIN(next_attempt_at) FROM consignments WHERE pipeline=?1 AND state=?2) AS n",
+                (pipeline, State.QUEUED, State.SENT)).fetchone()
         return int(r["q"] or 0), int(r["s"] or 0), r["n"]
 
     # ------------------------------------------------------------------ operators

@@ -18,6 +18,7 @@ from s321.record import Consignment, Party
 
 US_CUSTOMS_TERRITORY = frozenset({"US", "PR"})
 _HTS = re.compile(r"\d{6}(\d{4})?")
+_HTS_SEPARATORS = re.compile(r"[.\s-]")
 
 
 @lru_cache(maxsize=512)
@@ -32,19 +33,21 @@ def is_currency(code: str) -> bool:
 
 def normalise_hts(code: str) -> str:
     """HTS codes are often written with dots or spaces (6109.10.0012)."""
-    return re.sub(r"[.\s-]", "", code)
+    return _HTS_SEPARATORS.sub("", code)
 
 
 def derive(consignment: Consignment, rates: dict[str, Decimal]) -> Consignment:
     """Normalise codes and compute total_value_usd (None when a price or a rate is
     missing; `check` reports why)."""
+    # A value is assigned only when it changes: a pydantic assignment costs several
+    # microseconds, and most inputs are normalised already.
     total: Decimal | None = Decimal(0)
     for item in consignment.items:
-        if item.currency:
+        if item.currency and item.currency != item.currency.upper():
             item.currency = item.currency.upper()
-        if item.country_of_origin:
+        if item.country_of_origin and item.country_of_origin != item.country_of_origin.upper():
             item.country_of_origin = item.country_of_origin.upper()
-        if item.hts_code:
+        if item.hts_code and not item.hts_code.isdigit():
             item.hts_code = normalise_hts(item.hts_code)
         rate = rates.get(item.currency or "")
         if total is None or item.listed_price is None or item.quantity is None or rate is None:
@@ -52,7 +55,8 @@ def derive(consignment: Consignment, rates: dict[str, Decimal]) -> Consignment:
             continue
         total += item.listed_price * item.quantity * rate
     for party in _parties(consignment):
-        if party.address and party.address.country:
+        if party.address and party.address.country and \
+                party.address.country != party.address.country.upper():
             party.address.country = party.address.country.upper()
     consignment.total_value_usd = None if total is None else total.quantize(Decimal("0.01"))
     return consignment
@@ -118,6 +122,7 @@ def check(c: Consignment, rates: dict[str, Decimal], value_limit_usd: Decimal | 
     return out
 
 
+@lru_cache(maxsize=4096)  # product URLs repeat: they come from a catalog
 def is_url(value: str) -> bool:
     try:
         parts = urlsplit(value)

@@ -53,26 +53,30 @@ class _Lines:
     belong to gets a finding instead of silently changed text."""
 
     def __init__(self, fh: IO[bytes]):
-        self._fh = fh
-        self._number = 0
         self.bad: list[int] = []
+        self._lines = self._decode(fh)  # a generator: cheaper per line than __next__
 
     def __iter__(self) -> Iterator[str]:
-        return self
+        return self._lines
 
     def __next__(self) -> str:
-        raw = next(self._fh)
-        self._number += 1
-        if self._number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-            raw = raw[3:]  # Shopify writes a BOM so that Excel reads UTF-8
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError:
-            self.bad.append(self._number)
-            return raw.decode("utf-8", "replace")
+        return next(self._lines)
+
+    def _decode(self, fh: IO[bytes]) -> Iterator[str]:
+        bad = self.bad
+        for number, raw in enumerate(fh, 1):
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]  # Shopify writes a BOM so that Excel reads UTF-8
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                bad.append(number)
+                text = raw.decode("utf-8", "replace")
+            yield text
 
     def take_bad(self) -> list[int]:
-        bad, self.bad = self.bad, []
+        bad = self.bad[:]
+        self.bad.clear()
         return bad
 
 
@@ -85,6 +89,7 @@ class _Columns:
         for i, name in enumerate(header):
             self._folded.setdefault(name.strip().casefold(), i)
         self._exact: dict[str, int | None] = {}  # memo: get() runs for every cell we read
+        self._many: dict[tuple[str, ...], list[int | None]] = {}
 
     def _position(self, name: str) -> int | None:
         try:
@@ -101,6 +106,15 @@ class _Columns:
         if i is None or i >= len(row):
             return None
         return row[i].strip() or None
+
+    def take(self, row: list[str], names: tuple[str, ...]) -> list[str | None]:
+        """`get` of several columns in one call (an order reads some 40 cells)."""
+        positions = self._many.get(names)
+        if positions is None:
+            positions = self._many[names] = [self._position(n) for n in names]
+        width = len(row)
+        return [(row[i].strip() or None) if i is not None and i < width else None
+                for i in positions]
 
 
 @dataclass
@@ -129,42 +143,52 @@ class _Group:
 
     def _order(self, cols: _Columns, location: str) -> ShopifyOrder:
         first = self.rows[0][1]
+        email, phone, currency, cancelled_at, customer_name, customer_phone = cols.take(
+            first, _ORDER_COLUMNS)
         return ShopifyOrder(
             name=self.name,
             location=location,
-            email=cols.get(first, "Email"),
-            phone=cols.get(first, "Phone"),
-            currency=cols.get(first, "Currency"),
-            cancelled_at=cols.get(first, "Cancelled at"),
-            customer_name=cols.get(first, "Billing Name"),
-            customer_phone=cols.get(first, "Billing Phone"),
+            email=email,
+            phone=phone,
+            currency=currency,
+            cancelled_at=cancelled_at,
+            customer_name=customer_name,
+            customer_phone=customer_phone,
             shipping_address=_address(cols, first, "Shipping"),
             billing_address=_address(cols, first, "Billing"),
             lines=[_line(cols, row, f"{self.file}:{line}") for line, row in self.rows],
         )
 
 
-def _address(cols: _Columns, row: list[str], kind: str) -> ShopifyAddress:
-    def col(name: str) -> str | None:
-        return cols.get(row, f"{kind} {name}")
+_ORDER_COLUMNS = ("Email", "Phone", "Currency", "Cancelled at", "Billing Name", "Billing Phone")
+_ADDRESS_COLUMNS = {kind: tuple(f"{kind} {name}" for name in (
+    "Name", "Company", "Address1", "Street", "Address2", "City", "Province", "Province Name",
+    "Zip", "Country", "Phone")) for kind in ("Shipping", "Billing")}
+_LINE_COLUMNS = ("Lineitem name", "Lineitem quantity", "Lineitem price", "Lineitem sku", "Vendor",
+                 "Lineitem requires shipping")
 
+
+def _address(cols: _Columns, row: list[str], kind: str) -> ShopifyAddress:
+    (name, company, address1, street, address2, city, province, province_name, postal_code,
+     country, phone) = cols.take(row, _ADDRESS_COLUMNS[kind])
     return ShopifyAddress(
-        name=col("Name"), company=col("Company"),
-        line1=col("Address1") or col("Street"), line2=col("Address2"),
-        city=col("City"), province_code=col("Province"), province=col("Province Name"),
-        postal_code=col("Zip"), country=col("Country"), phone=col("Phone"),
+        name=name, company=company,
+        line1=address1 or street, line2=address2,
+        city=city, province_code=province, province=province_name,
+        postal_code=postal_code, country=country, phone=phone,
     )
 
 
 def _line(cols: _Columns, row: list[str], location: str) -> ShopifyLine:
+    name, quantity, price, sku, vendor, requires_shipping = cols.take(row, _LINE_COLUMNS)
     return ShopifyLine(
         location=location,
-        name=cols.get(row, "Lineitem name"),
-        quantity=cols.get(row, "Lineitem quantity"),
-        price=cols.get(row, "Lineitem price"),
-        sku=cols.get(row, "Lineitem sku"),
-        vendor=cols.get(row, "Vendor"),
-        requires_shipping=cols.get(row, "Lineitem requires shipping"),
+        name=name,
+        quantity=quantity,
+        price=price,
+        sku=sku,
+        vendor=vendor,
+        requires_shipping=requires_shipping,
     )
 
 
@@ -245,9 +269,11 @@ def _rows(reader: Any, lines: _Lines, width: int,
             yield start, [], [error("input-unreadable", "", f"reading stopped: "
                                     f"{exc.strerror or exc}", f"{file}:{start}")]
             return
-        problems += [error("invalid-utf8", "", "the line is not UTF-8 text", f"{file}:{n}")
-                     for n in lines.take_bad()]
-        if any(cell.strip() for cell in row):
+        if lines.bad:
+            problems += [error("invalid-utf8", "", "the line is not UTF-8 text", f"{file}:{n}")
+                         for n in lines.take_bad()]
+        # (An order's rows start with its Name: the first cell settles it, mostly.)
+        if row and row[0].strip() or any(cell.strip() for cell in row):
             if len(row) != width:
                 problems.append(error("bad-csv-row", "", f"the row has {len(row)} fields, "
                                       f"the header {width}", f"{file}:{start}"))

@@ -39,6 +39,7 @@ class Reviewer:
         profile, profile_problem = self._profile(batch.profile)
         results: list[RecordAck] = []
         with self.store.session() as session:
+            session.prefetch([record.transaction_id for record in batch.records])
             for record in batch.records:
                 errors = self._errors(session, record, profile, profile_problem)
                 if errors:

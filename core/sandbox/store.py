@@ -58,8 +58,21 @@ class Session:
 
     def __init__(self, db: sqlite3.Connection):
         self._db = db
+        self._states: dict[str, str | None] = {}  # known in this transaction
+
+    def prefetch(self, transaction_ids: list[str]) -> None:
+        """Read the states of these transaction ids in a few queries, for `state`."""
+        for i in range(0, len(transaction_ids), 500):
+            part = transaction_ids[i:i + 500]
+            self._states.update(dict.fromkeys(part))
+            marks = ",".join("?" * len(part))
+            self._states.update(self._db.execute(
+                f"SELECT transaction_id, state FROM consignments WHERE transaction_id IN ({marks})",
+                part).fetchall())
 
     def state(self, transaction_id: str) -> str | None:
+        if transaction_id in self._states:
+            return self._states[transaction_id]
         row = self._db.execute("SELECT state FROM consignments WHERE transaction_id = ?",
                                (transaction_id,)).fetchone()
         return row[0] if row else None
@@ -67,6 +80,7 @@ class Session:
     def accept(self, record: Consignment, batch_id: str) -> None:
         at = _now()
         state = DELETED if record.action is Action.DELETE else ACTIVE
+        self._states[record.transaction_id] = state
         self._db.execute(
             "INSERT INTO consignments (transaction_id, state, updated_at) VALUES (?, ?, ?) "
             "ON CONFLICT (transaction_id) DO UPDATE SET state = excluded.state, "

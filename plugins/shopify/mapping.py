@@ -9,6 +9,7 @@ path (`items.0.quantity`) at the input line it came from, never an exception.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Annotated, Any
@@ -53,8 +54,8 @@ class ShopifyAddress:
     phone: Raw = None
 
     def is_empty(self) -> bool:
-        return not any(clean(getattr(self, f)) for f in ("line1", "city", "postal_code",
-                                                         "country_code", "country"))
+        return not (_text(self.line1) or _text(self.city) or _text(self.postal_code)
+                    or _text(self.country_code) or _text(self.country))
 
 
 @dataclass(slots=True)
@@ -114,36 +115,44 @@ class ShopifyOptions(EnrichmentOptions):
 
 _APOSTROPHE_FIELDS = ("postal_code", "phone")  # Shopify prefixes ' to keep Excel off them
 _CENTS = Decimal("0.01")
-_text = clean
+
+
+def _text(value: Any) -> str | None:
+    """`clean`, with its most common case (text from a CSV cell) first."""
+    if value.__class__ is str:
+        return value.strip() or None
+    return clean(value)
+
+
+def _unquoted(value: Any) -> str | None:
+    """Text of a field Shopify may prefix with ' (_APOSTROPHE_FIELDS)."""
+    text = _text(value)
+    return (text.lstrip("'").strip() or None) if text else text
 
 
 def _party(addr: ShopifyAddress) -> dict[str, Any]:
     """Party fields (name, address, phone) of a Shopify address. A country that is
     neither a code nor a known name is kept as given: the rules report it."""
-    def shopify_text(name: str) -> str | None:
-        value = _text(getattr(addr, name))
-        if value and name in _APOSTROPHE_FIELDS:
-            value = value.lstrip("'").strip() or None
-        return value
-
-    country_raw = shopify_text("country_code") or shopify_text("country")
+    country_raw = _text(addr.country_code) or _text(addr.country)
     country = country_code(country_raw) if country_raw else None
     address = {
-        "line1": shopify_text("line1"),
-        "line2": shopify_text("line2"),
-        "city": shopify_text("city"),
-        "state_or_province": shopify_text("province_code") or shopify_text("province"),
-        "postal_code": shopify_text("postal_code"),
+        "line1": _text(addr.line1),
+        "line2": _text(addr.line2),
+        "city": _text(addr.city),
+        "state_or_province": _text(addr.province_code) or _text(addr.province),
+        "postal_code": _unquoted(addr.postal_code),
         "country": country or country_raw,
     }
     return {
-        "name": shopify_text("name") or shopify_text("company"),
+        "name": _text(addr.name) or _text(addr.company),
         "address": {k: v for k, v in address.items() if v} or None,
-        "phone": shopify_text("phone"),
+        "phone": _unquoted(addr.phone),
     }
 
 
 def _quantity(value: Raw, at: str, where: str, found: list[Finding]) -> int | None:
+    if value.__class__ is str and value.isascii() and value.isdigit():
+        return int(value)  # what a CSV cell mostly holds; parse_decimal agrees
     number = parse_decimal(value)
     if number is None or number != number.to_integral_value():
         what = "missing" if clean(value) is None else "not a whole number"
@@ -168,13 +177,14 @@ def _price(value: Raw, at: str, where: str, found: list[Finding]) -> Decimal | N
 def map_order(order: ShopifyOrder, context: PipelineContext, tables: Enrichment,
               default_origin: str | None = None) -> Mapped:
     """Record fields for one order, or the reason it is not a Section 321 consignment."""
-    if clean(order.cancelled_at):
+    if _text(order.cancelled_at):
         return Mapped(skipped="cancelled order")
     found: list[Finding] = []
 
     shipping_lines: list[ShopifyLine] = []
     for line in order.lines:
-        requires = parse_bool(line.requires_shipping)
+        flag = line.requires_shipping  # "true" or "false" in an export: parse_bool agrees
+        requires = True if flag == "true" else False if flag == "false" else parse_bool(flag)
         if requires is None:
             # Unreadable: keep the line (filing too much is safer than silently too little).
             found.append(error("invalid-requires-shipping", f"items.{len(shipping_lines)}",
@@ -212,7 +222,8 @@ def map_order(order: ShopifyOrder, context: PipelineContext, tables: Enrichment,
         (_text(line.vendor) for line in shipping_lines), context.defaults)
     found += seller_findings
 
-    tracking = next((t for t in (clean(n) for n in order.tracking_numbers) if t), None)
+    tracking = next((t for t in (clean(n) for n in order.tracking_numbers) if t), None) \
+        if order.tracking_numbers else None
     tracking = tracking or tables.tracking_number(order.name)
 
     defaults = context.defaults
@@ -247,7 +258,7 @@ def _item(line: ShopifyLine, index: int, order: ShopifyOrder, context: PipelineC
         "currency": currency.upper() if currency else None,
         "sku": _text(line.sku),
     }
-    grams = parse_decimal(line.grams)
+    grams = parse_decimal(line.grams) if line.grams is not None else None
     if grams:
         item["weight_kg"] = grams / 1000
     found += [f.at(where) for f in tables.apply_catalog(item, at)]
@@ -264,18 +275,31 @@ def _drop_empty(party: dict[str, Any]) -> dict[str, Any] | None:
 # --------------------------------------------------------------------------- the mapper
 
 
+REFRESH_SECONDS = 0.5
+"""The enrichment files are looked at for changes at the first order of each input file
+and then at most this often: a stat() of every table for every order cost a tenth of
+the mapping."""
+
+
 class ShopifyMapper:
     """The mapper of both Shopify sources: `map(unit)` for units whose payload is a
-    `ShopifyOrder`. Enrichment tables are read once, when the mapper is built."""
+    `ShopifyOrder`. Enrichment tables are read once, when the mapper is built, and again
+    when their files change (see REFRESH_SECONDS)."""
 
     def __init__(self, options: ShopifyOptions, context: PipelineContext):
         self.context = context
         self.default_origin = options.default_country_of_origin
         self.tables = enrichment.load(options)
+        self._input: str | None = None
+        self._refresh_due = 0.0
 
     def map(self, unit: RawUnit) -> Mapped:
         if not isinstance(unit.payload, ShopifyOrder):
             # A broken unit: the source's findings already say why.
             return Mapped()
-        self.tables.refresh()
+        input_file = unit.location.rpartition(":")[0] or unit.location
+        now = time.monotonic()
+        if input_file != self._input or now >= self._refresh_due:
+            self.tables.refresh()
+            self._input, self._refresh_due = input_file, now + REFRESH_SECONDS
         return map_order(unit.payload, self.context, self.tables, self.default_origin)
