@@ -1,0 +1,134 @@
+"""One benchmark stage, run in a fresh process by `throughput.py` so that peak memory
+(ru_maxrss) and CPU time belong to that stage alone.
+
+Stages: `preview` (the framework's read -> map -> validate -> serialize, as
+`s321 preview --json` does it), `baseline` (bench/baseline.py, the same work by hand),
+`tables` (config and enrichment tables only, to tell their memory from the streaming
+part's) and `e2e` (ingest into the durable ledger, then transmit over `p2p-socket` to a
+sandbox running in another process, until every record is acknowledged). Each prints
+one JSON object: records, seconds (wall, from the start of the work), cpu_seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+
+def preview(config: Path, pipeline: str, out: str) -> dict[str, Any]:
+    from s321 import app, logs
+    from s321 import config as config_mod
+
+    logs.configure(level="warning")
+    # Loading the plugins is importing code, which the baseline does before its clock
+    # starts too; reading the config and the enrichment tables is timed, on both sides.
+    registry = app.load_registry(config)
+    t0, c0 = time.perf_counter(), time.process_time()
+    loaded = config_mod.load(config, registry)
+    counts: Counter[str] = Counter()
+    with open(out, "w", encoding="utf-8") as fh:
+        for outcome in app.preview(loaded, pipeline):
+            counts[outcome.status.value] += 1
+            fh.write(app.dumps(outcome.as_dict()))
+            fh.write("\n")
+    return _result(t0, c0, sum(counts.values()), counts)
+
+
+def tables(config: Path, pipeline: str) -> dict[str, Any]:
+    """Only what the preview holds for the whole run: config and enrichment tables."""
+    from s321 import app, logs
+    from s321 import config as config_mod
+    from s321.pipeline import Processor
+
+    logs.configure(level="warning")
+    registry = app.load_registry(config)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    t0, c0 = time.perf_counter(), time.process_time()
+    loaded = config_mod.load(config, registry)
+    Processor(loaded.pipelines[pipeline], loaded.rates)
+    result = _result(t0, c0, 0, Counter())
+    result["rss_before_mb"] = round(before, 1)
+    return result
+
+
+def baseline(folder: Path, out: str) -> dict[str, Any]:
+    import baseline as hand_written
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    counts = hand_written.run(folder, out)
+    return _result(t0, c0, sum(counts.values()), Counter(counts))
+
+
+def e2e(config: Path, pipeline: str) -> dict[str, Any]:
+    """Like `s321 run --once` (run_pipeline_once), with the ingestion timed apart."""
+    from s321 import app, logs
+    from s321 import config as config_mod
+    from s321.ledger import Ledger
+    from s321.observers import Observers
+    from s321.runner import drive
+    from s321.worker import PipelineWorker
+
+    logs.configure(level="warning")
+    registry = app.load_registry(config)
+    t0, c0 = time.perf_counter(), time.process_time()
+    loaded = config_mod.load(config, registry)
+    ledger = Ledger(loaded.config.ledger.path, loaded.config.ledger.synchronous)
+    worker = PipelineWorker(loaded.pipelines[pipeline], loaded.rates, ledger,
+                            Observers(registry.pm))
+    try:
+        worker.recover()
+        received = worker.ingest(settle=False)
+        t_ingested = time.perf_counter()
+        drive(worker, budget=loaded.pipelines[pipeline].config.retry.ack_timeout)
+    finally:
+        worker.close()
+    t_done = time.perf_counter()
+    states = ledger.counts(pipeline)
+    ledger.close()
+    accepted = states.get("accepted", 0)
+    result = _result(t0, c0, accepted, Counter(states))
+    result.update({
+        "received": received,
+        "ingest_seconds": t_ingested - t0,
+        "transmit_seconds": t_done - t_ingested,
+        "error": worker.error,
+    })
+    return result
+
+
+def _result(t0: float, c0: float, records: int, counts: Counter[str]) -> dict[str, Any]:
+    return {"records": records, "seconds": time.perf_counter() - t0,
+            "cpu_seconds": time.process_time() - c0, "counts": dict(counts)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("stage", choices=("preview", "baseline", "tables", "e2e"))
+    parser.add_argument("--config", type=Path)
+    parser.add_argument("--pipeline", default="shop")
+    parser.add_argument("--folder", type=Path, help="baseline: the generated shop folder")
+    parser.add_argument("--out", default="/dev/null", help="where JSON outcomes go")
+    args = parser.parse_args(argv)
+    if args.stage == "preview":
+        result = preview(args.config, args.pipeline, args.out)
+    elif args.stage == "baseline":
+        result = baseline(args.folder, args.out)
+    elif args.stage == "tables":
+        result = tables(args.config, args.pipeline)
+    else:
+        result = e2e(args.config, args.pipeline)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
