@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -23,6 +21,7 @@ from s321 import ids
 from s321.contracts import Ack, AckStatus
 from s321.pipeline import Outcome, Status
 from s321.record import Action, Consignment
+from s321.sqlitefile import SqliteFile
 from s321.states import State
 
 SCHEMA = """
@@ -94,33 +93,11 @@ class IngestCounts:
     unchanged: int = 0
 
 
-class Ledger:
+class Ledger(SqliteFile):
     """Thread-safe: one connection, serialised by a lock (SQLite has one writer anyway)."""
 
     def __init__(self, path: str | Path, synchronous: str = "NORMAL"):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.row_factory = sqlite3.Row
-        self._lock = threading.RLock()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(f"PRAGMA synchronous={synchronous}")
-        self._db.executescript(SCHEMA)
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        super().__init__(path, SCHEMA, synchronous)
 
     # ------------------------------------------------------------------ ingestion
 

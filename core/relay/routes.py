@@ -7,14 +7,12 @@ either side restarts; an ack leaves the outbox only when the client confirms it.
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from s321.sqlitefile import SqliteFile
 from s321.states import State
 
 SCHEMA = """
@@ -71,38 +69,19 @@ class Pending:
     result: str
 
 
-class Routes:
+class Routes(SqliteFile):
     """Thread-safe: one connection, serialised by a lock."""
 
     def __init__(self, path: str | Path, synchronous: str = "NORMAL"):
-        self._db = sqlite3.connect(Path(path), check_same_thread=False, isolation_level=None,
-                                   timeout=30)
-        self._lock = threading.RLock()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(f"PRAGMA synchronous={synchronous}")
-        self._db.executescript(SCHEMA)
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        super().__init__(path, SCHEMA, synchronous)
+        self._db.row_factory = None  # rows as tuples here
 
     # ------------------------------------------------------------------ lanes
 
     def lane(self, client: str, originator_code: str, profile: str, filer_type: str | None,
              mode_of_transport: str | None) -> tuple[Lane, bool]:
         """The lane of (client, code, profile), made on first use; and whether it is new."""
-        with self._transaction() as db:
+        with self.transaction() as db:
             row = db.execute("SELECT lane FROM relay_lanes WHERE client=? AND originator_code=?"
                              " AND profile=?", (client, originator_code, profile)).fetchone()
             new = row is None
@@ -150,7 +129,7 @@ class Routes:
         """Acks for these ids go to `session` under `batch_id` from now on; acks not yet
         delivered under an earlier batch id are dropped (the client resent them)."""
         now = time.time()
-        with self._transaction() as db:
+        with self.transaction() as db:
             for txid in transaction_ids:
                 db.execute("DELETE FROM relay_outbox WHERE transaction_id=? AND batch_id<>?",
                            (txid, batch_id))
@@ -164,7 +143,7 @@ class Routes:
     def result(self, transaction_id: str, result: str) -> tuple[str, str] | None:
         """Queue an upstream result for the client the record came from; returns that
         (client, session), or None for an id with no route."""
-        with self._transaction() as db:
+        with self.transaction() as db:
             row = db.execute("SELECT client, session, batch_id FROM relay_routes WHERE"
                              " transaction_id=?", (transaction_id,)).fetchone()
             if row is None:
@@ -185,17 +164,17 @@ class Routes:
 
     def mark_sent(self, seqs: list[int]) -> None:
         now = time.time()
-        with self._transaction() as db:
+        with self.transaction() as db:
             db.executemany("UPDATE relay_outbox SET sent_at=? WHERE seq=?", [(now, s) for s in seqs])
 
     def delivered(self, client: str, session: str, batch_id: str, upto: int) -> int:
-        with self._transaction() as db:
+        with self.transaction() as db:
             return db.execute("DELETE FROM relay_outbox WHERE client=? AND session=? AND batch_id=?"
                               " AND seq<=?", (client, session, batch_id, upto)).rowcount
 
     def rewind(self, client: str, session: str) -> None:
         """Everything unconfirmed for this session is due again now (it reconnected)."""
-        with self._transaction() as db:
+        with self.transaction() as db:
             db.execute("UPDATE relay_outbox SET sent_at=NULL WHERE client=? AND session=?",
                        (client, session))
 
