@@ -15,11 +15,11 @@ from typing import IO, Any
 
 from pydantic import Field
 
-from s321.contracts import PipelineContext, RawUnit
+from s321.contracts import RawUnit
 from s321.findings import Finding, error
 from s321.hookspecs import hookimpl
 
-from .shopify.inputs import broken, input_files
+from .shopify.inputs import ShopifyFileSource, broken
 from .shopify.mapping import (ShopifyAddress, ShopifyLine, ShopifyMapper, ShopifyOptions,
                               ShopifyOrder, order_key)
 
@@ -285,26 +285,11 @@ def _rows(reader: Any, lines: _Lines, width: int,
 # --------------------------------------------------------------------------- the source
 
 
-class ShopifyCsvSource:
+class ShopifyCsvSource(ShopifyFileSource):
     """Reads the configured export file(s), or `paths` when given."""
 
-    def __init__(self, options: ShopifyCsvOptions, context: PipelineContext):
-        self.options = options
-        self.context = context
-        self.acked: Any = None
-
-    def read(self, paths: Iterable[Path] | None = None) -> Iterator[RawUnit]:
-        targets = list(paths) if paths is not None else [self.options.path]
-        for item in input_files(targets, self.options.pattern):
-            if isinstance(item, RawUnit):
-                yield item
-            else:
-                yield from read_export(item)
-
-    def ack(self, upto: Any) -> None:
-        # Export files are read again whole each run; the ledger makes a unit it
-        # already holds a no-op, so there is nothing to move or delete here.
-        self.acked = upto
+    def read_file(self, path: Path) -> Iterator[RawUnit]:
+        return read_export(path)
 
 
 # The CSV export and the order JSON are one system: an order gets one transaction id

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from pydantic import Field
 
-from s321.contracts import PipelineContext, RawUnit
+from s321.contracts import RawUnit
 from s321.findings import error
 from s321.hookspecs import hookimpl
 
 from .shopify import json_orders
-from .shopify.inputs import broken, input_files
+from .shopify.inputs import ShopifyFileSource, broken
 from .shopify.mapping import ShopifyMapper, ShopifyOptions, order_key
 
 NAME = "shopify-json"
@@ -244,26 +244,11 @@ def read_file(path: Path) -> Iterator[RawUnit]:
 # --------------------------------------------------------------------------- the source
 
 
-class ShopifyJsonSource:
+class ShopifyJsonSource(ShopifyFileSource):
     """Reads the configured JSON file(s), or `paths` when given."""
 
-    def __init__(self, options: ShopifyJsonOptions, context: PipelineContext):
-        self.options = options
-        self.context = context
-        self.acked: Any = None
-
-    def read(self, paths: Iterable[Path] | None = None) -> Iterator[RawUnit]:
-        targets = list(paths) if paths is not None else [self.options.path]
-        for item in input_files(targets, self.options.pattern):
-            if isinstance(item, RawUnit):
-                yield item
-            else:
-                yield from read_file(item)
-
-    def ack(self, upto: Any) -> None:
-        # Files are read again whole each run; the ledger makes a unit it already
-        # holds a no-op, so there is nothing to move or delete here.
-        self.acked = upto
+    def read_file(self, path: Path) -> Iterator[RawUnit]:
+        return read_file(path)  # the module's reader above, not this method
 
 
 # The CSV export and the order JSON are one system: an order gets one transaction id

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
-from s321.contracts import RawUnit
+from s321.contracts import PipelineContext, RawUnit
 from s321.findings import Finding, error
 from s321.inputs import input_files as core_input_files
 
@@ -22,6 +23,31 @@ def input_files(paths: Iterable[Path], patterns: str | list[str]) -> Iterator[Pa
         else:
             yield broken(f"{path}:1", error("input-not-found", "",
                                             f"{path}: no such file or directory"))
+
+
+class ShopifyFileSource:
+    """What both Shopify sources share: the files to read (the configured path, or
+    `paths` when given), a broken unit for a path that is not there, and an `ack` with
+    nothing to move, since the ledger makes reading a file again a no-op."""
+
+    def __init__(self, options: Any, context: PipelineContext):
+        self.options = options
+        self.context = context
+        self.acked: Any = None
+
+    def read(self, paths: Iterable[Path] | None = None) -> Iterator[RawUnit]:
+        targets = list(paths) if paths is not None else [self.options.path]
+        for item in input_files(targets, self.options.pattern):
+            if isinstance(item, RawUnit):
+                yield item
+            else:
+                yield from self.read_file(item)
+
+    def read_file(self, path: Path) -> Iterator[RawUnit]:
+        raise NotImplementedError
+
+    def ack(self, upto: Any) -> None:
+        self.acked = upto
 
 
 def broken(location: str, *findings: Finding) -> RawUnit:
