@@ -76,7 +76,8 @@ class P2POptions(BaseModel):
     window: int = Field(default=4, ge=1, le=256, description="Batches in flight (sent, not acked).")
     max_frame: int = Field(default=DEFAULT_MAX_FRAME, ge=1024, le=1 << 30,
                            description="Largest frame body sent or accepted, in bytes.")
-    max_batch: int = Field(default=500, ge=1, le=100_000)
+    max_batch: int = Field(default=2000, ge=1, le=100_000,
+                           description="Records per batch at most (about 1.3 kB each on the wire).")
     reconnect_attempts: int = Field(
         default=5, ge=1, description="Link failures one send() rides out before giving up.")
     backoff_initial: float = Field(default=0.5, ge=0)
