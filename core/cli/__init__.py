@@ -7,7 +7,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from s321 import logs
+from s321 import gctune, logs
 from s321.cli import commands, operator
 from s321.relay import cli as relay_cli
 from s321.sandbox import cli as sandbox_cli
@@ -61,6 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logs.configure(level=args.log_level, json=args.log_json)
+    gctune.for_batches()
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

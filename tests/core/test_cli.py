@@ -121,3 +121,11 @@ def test_run_once_feeds_a_progress_display_live_counts_and_whether_acks_come(tmp
     app.run_once(registry, loaded, watch=watch)
     assert seen["acknowledges"] == {"shop": False}  # the file transport gets no acks
     assert (seen["counts"]["received"], seen["counts"]["sent"], seen["counts"]["invalid"]) == (3, 2, 1)
+
+
+def test_every_command_runs_with_the_collector_tuned_for_batches():
+    # Python's default (700 allocations) collects dozens of times while one batch of
+    # records is built; see s321.gctune for the figures.
+    code = "import gc, s321.cli; s321.cli.main(['plugins']); print(gc.get_threshold())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "(100000, 50, 100)"
