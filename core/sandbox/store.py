@@ -54,11 +54,21 @@ def _now() -> str:
 
 
 class Session:
-    """Reads and writes of one batch review, inside one transaction."""
+    """Reads and writes of one batch review, inside one transaction.
+
+    The writes are kept until `flush` and then made with one statement per table:
+    an INSERT per record cost more than the rest of the store's work together. What
+    this session accepted is answered by `state` from memory, so the deferral is not
+    visible to the review.
+    """
 
     def __init__(self, db: sqlite3.Connection):
         self._db = db
         self._states: dict[str, str | None] = {}  # known in this transaction
+        self._at = _now()  # one batch, one transaction: one time for its rows
+        self._changed: dict[str, str] = {}  # transaction id -> its new state
+        self._accepted: list[tuple[str, str, str, str, str, str]] = []
+        self._rejected: list[tuple[str, str, str, str]] = []
 
     def prefetch(self, transaction_ids: list[str]) -> None:
         """Read the states of these transaction ids in a few queries, for `state`."""
@@ -78,25 +88,36 @@ class Session:
         return row[0] if row else None
 
     def accept(self, record: Consignment, batch_id: str) -> None:
-        at = _now()
         state = DELETED if record.action is Action.DELETE else ACTIVE
         self._states[record.transaction_id] = state
-        self._db.execute(
-            "INSERT INTO consignments (transaction_id, state, updated_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (transaction_id) DO UPDATE SET state = excluded.state, "
-            "updated_at = excluded.updated_at",
-            (record.transaction_id, state, at))
-        self._db.execute(
-            "INSERT INTO acceptances (transaction_id, action, batch_id, content_hash, record, "
-            "accepted_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (record.transaction_id, record.action.value, batch_id, ids.content_hash(record),
-             record.model_dump_json(exclude_none=True), at))
+        self._changed[record.transaction_id] = state
+        self._accepted.append((record.transaction_id, record.action.value, batch_id,
+                               ids.content_hash(record),
+                               record.model_dump_json(exclude_none=True), self._at))
 
     def reject(self, transaction_id: str, batch_id: str, codes: list[str]) -> None:
-        at = _now()
-        self._db.executemany(
-            "INSERT INTO rejections (transaction_id, batch_id, code, rejected_at) VALUES (?, ?, ?, ?)",
-            [(transaction_id, batch_id, code, at) for code in codes])
+        self._rejected.extend((transaction_id, batch_id, code, self._at) for code in codes)
+
+    def flush(self) -> None:
+        """Write what was accepted and rejected since the last flush."""
+        at = self._at
+        if self._changed:
+            self._db.executemany(
+                "INSERT INTO consignments (transaction_id, state, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (transaction_id) DO UPDATE SET state = excluded.state, "
+                "updated_at = excluded.updated_at",
+                [(txid, state, at) for txid, state in self._changed.items()])
+            self._changed.clear()
+        if self._accepted:
+            self._db.executemany(
+                "INSERT INTO acceptances (transaction_id, action, batch_id, content_hash, record, "
+                "accepted_at) VALUES (?, ?, ?, ?, ?, ?)", self._accepted)
+            self._accepted.clear()
+        if self._rejected:
+            self._db.executemany(
+                "INSERT INTO rejections (transaction_id, batch_id, code, rejected_at) "
+                "VALUES (?, ?, ?, ?)", self._rejected)
+            self._rejected.clear()
 
 
 class SandboxStore:
@@ -116,7 +137,9 @@ class SandboxStore:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield Session(self._db)
+                session = Session(self._db)
+                yield session
+                session.flush()
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
