@@ -80,7 +80,7 @@ def preview(args: argparse.Namespace) -> int:
         for outcome in app.preview(cfg, args.pipeline, [Path(f) for f in args.files]):
             counts[outcome.status.value] += 1
             if args.json:
-                print(app.dumps(outcome.as_dict()))
+                print(outcome.to_json())
                 continue
             if outcome.status is Status.SKIPPED:
                 skipped[outcome.reason or "?"] += 1

@@ -1,0 +1,95 @@
+"""Outcomes as `s321 preview --json` prints them: `Outcome.to_json()` is the text of
+`json.dumps(outcome.as_dict())`, character for character, whatever the record holds."""
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from builders import consignment, marketplace_fields
+from s321.findings import error, warning
+from s321.pipeline import Outcome, Status
+from s321.record import Consignment
+
+# Text a record can hold: pydantic refuses lone surrogates in a str field.
+TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)
+TRICKY = st.sampled_from(['"', "\\", '\\"', '"\\', ",", ":", '":"', '","', "\x00", "\x01", "\x7f",
+                          "\n\t\r\b\f", "\u2028", "é", "\U0001f4e6", "{}", "[]", " , : "])
+CELL = st.lists(st.one_of(TEXT, TRICKY), max_size=4).map("".join)
+
+
+def as_dumped(outcome: Outcome) -> str:
+    return json.dumps(outcome.as_dict(), ensure_ascii=False, default=str)
+
+
+@st.composite
+def records(draw: st.DrawFn) -> Consignment:
+    def maybe(strategy: st.SearchStrategy) -> object:
+        return draw(st.one_of(st.none(), strategy))
+
+    def party() -> dict | None:
+        return maybe(st.fixed_dictionaries({"name": CELL, "address": st.one_of(st.none(), st.fixed_dictionaries(
+            {"line1": CELL, "city": st.one_of(st.none(), CELL), "country": CELL})), "phone": CELL}))
+
+    decimals = st.decimals(allow_nan=False, allow_infinity=False)
+    items = draw(st.lists(st.fixed_dictionaries({
+        "description": st.one_of(st.none(), CELL), "quantity": st.one_of(st.none(), st.integers()),
+        "listed_price": st.one_of(st.none(), decimals), "weight_kg": st.one_of(st.none(), decimals),
+        "sku": st.one_of(st.none(), CELL)}), max_size=3))
+    scan = maybe(st.fixed_dictionaries({"performed": st.booleans(), "method": CELL,
+                                        "scanned_at": st.datetimes(timezones=st.just(UTC))}))
+    record = Consignment.model_validate({
+        "transaction_id": draw(CELL), "originator_code": maybe(CELL),
+        "filer_type": maybe(st.sampled_from(["carrier", "online_marketplace"])),
+        "tracking_number": maybe(CELL), "seller": party(), "customer": party(),
+        "known_carrier_customer": maybe(st.booleans()), "security_scan": scan, "items": items})
+    # Assigned as `rules.derive` does, unvalidated (a NaN would not pass validation).
+    record.total_value_usd = maybe(st.decimals(allow_infinity=False))
+    return record
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(records(), st.sampled_from(list(Status)), CELL, st.one_of(st.none(), CELL),
+       st.lists(st.tuples(CELL, CELL, CELL), max_size=2))
+def test_to_json_is_the_text_of_as_dict_dumped(record, status, ref, reason, found):
+    findings = [(error if i % 2 else warning)(code, field, message, location=None if i else ref)
+                for i, (code, field, message) in enumerate(found)]
+    for outcome in (Outcome(ref, status, f"{ref}:1", record, findings, reason),
+                    Outcome(ref, status, "in.csv:7", None, findings, reason)):
+        assert outcome.to_json() == as_dumped(outcome)
+
+
+def test_a_bundled_record_with_quotes_and_backslashes_in_every_place():
+    fields = marketplace_fields()
+    fields["items"][0]["description"] = 'Poster 24" x 36", "A:B", C:\\ path\\'
+    fields["seller"]["name"] = '\\"'
+    c = consignment(fields)
+    c.total_value_usd = Decimal("12.50")
+    outcome = Outcome("shopify:#1001", Status.VALID, "orders.csv:2", c, [])
+    assert outcome.to_json() == as_dumped(outcome)
+    assert json.loads(outcome.to_json())["record"]["items"][0]["description"].endswith("path\\")
+
+
+def test_text_with_separators_and_newlines_is_left_alone():
+    fields = marketplace_fields(tracking_number="1Z,\n9", marketplace_seller_id=",\n")
+    fields["items"][0]["description"] = 'Mug,\n "red": 2,\nblue\n\n'
+    outcome = Outcome(",\n", Status.VALID, ":\n", consignment(fields), [], reason="a,\nb")
+    assert outcome.to_json() == as_dumped(outcome)
+
+
+class Key(str):
+    """A source's key that is not a plain str: json.dumps writes it all the same."""
+
+
+def test_refs_that_are_not_plain_text_are_written_as_json_dumps_writes_them():
+    for ref in (Key("shopify:#1"), 1001, None):
+        outcome = Outcome(ref, Status.SKIPPED, "f:1", None, [], reason="cancelled order")
+        assert outcome.to_json() == as_dumped(outcome)
+
+
+def test_datetimes_read_the_same():
+    fields = marketplace_fields(security_scan={"performed": True, "scanned_at": datetime(2024, 5, 1, 12, 30)})
+    outcome = Outcome("k", Status.INVALID, "f:1", consignment(fields), [error("x", "y", "z")])
+    assert outcome.to_json() == as_dumped(outcome)
