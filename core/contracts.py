@@ -19,7 +19,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, PrivateAttr, SerializerFunctionWrapHandler, model_serializer
 
 from s321.findings import Finding
 from s321.record import Consignment, FilerType, ModeOfTransport, Party
@@ -133,6 +133,71 @@ class Batch(BaseModel):
     profile: str
     sent_at: datetime
     records: list[Consignment]
+
+    def records_json(self) -> list[str] | None:
+        """Each record as `model_dump_json(exclude_none=True)` would write it, when the
+        batch already holds that text (a `StoredBatch` whose `records` nobody read):
+        a serializer may splice it instead of encoding models. None otherwise."""
+        return None
+
+
+class StoredBatch(Batch):
+    """A batch of records kept as the JSON text the ledger stores: `records` is decoded
+    on first access, so a transport that only encodes the batch never builds a model.
+
+    Reading `records` (or dumping, comparing, printing the batch) decodes them once;
+    from then on the models are the batch, changed or not, and `records_json()` is None.
+    Only a batch held in another model's `Batch` field is dumped without decoding: pass
+    `batch.records` first there.
+    """
+
+    _records_json: list[str] = PrivateAttr(default_factory=list)
+
+    @classmethod
+    def of(cls, batch_id: str, originator_code: str, profile: str, sent_at: datetime,
+           records_json: list[str]) -> StoredBatch:
+        """`records_json`: each record's `model_dump_json(exclude_none=True)`, trusted
+        as such (it is the ledger's own text), in batch order."""
+        batch = cls.model_construct(_fields_set=set(cls.model_fields), batch_id=batch_id,
+                                    originator_code=originator_code, profile=profile, sent_at=sent_at)
+        batch._records_json = records_json
+        return batch
+
+    def records_json(self) -> list[str] | None:
+        return None if "records" in self.__dict__ else self._records_json
+
+    def __getattr__(self, name: str) -> Any:
+        # Python calls this only for a name not found otherwise: `records` before decoding.
+        if name == "records":
+            return self._decoded_records()
+        return super().__getattr__(name)  # type: ignore[misc]
+
+    def _decoded_records(self) -> list[Consignment]:
+        records = self.__dict__.get("records")
+        if records is None:
+            records = [Consignment.model_validate_json(text) for text in self._records_json]
+            self.__dict__["records"] = records
+        return records
+
+    # pydantic reads the instance dict directly: these decode the records first.
+
+    @model_serializer(mode="wrap")
+    def _serialize(self, handler: SerializerFunctionWrapHandler) -> Any:
+        self._decoded_records()
+        return handler(self)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Batch):
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in Batch.model_fields)
+
+    def __repr_args__(self) -> Any:
+        self._decoded_records()
+        return super().__repr_args__()
+
+    def __iter__(self) -> Any:
+        self._decoded_records()
+        return super().__iter__()
 
 
 class AckStatus(StrEnum):

@@ -12,6 +12,8 @@ import json
 import uuid
 from typing import Any
 
+from pydantic_core import to_json
+
 from s321.record import Consignment
 
 _SEP = "\x1f"
@@ -39,6 +41,32 @@ def content_hash(consignment: Consignment) -> str:
     body: dict[str, Any] = consignment.model_dump(mode="json", exclude={"transaction_id", "action"})
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def with_action(text: str, transaction_id: str, action: str) -> str | None:
+    """A record's JSON text (its `model_dump_json(exclude_none=True)`) with the action
+    set to `action`; None when the text does not start as that JSON does."""
+    split = _split(text, transaction_id)
+    if split is None:
+        return None
+    return text if split[0] == action else f"{_head(transaction_id)}{action}\"{split[1]}"
+
+
+def _head(transaction_id: str) -> str:
+    # The two fields a record's JSON starts with (the model's first two, never None),
+    # up to the action's value, written by the same encoder as model_dump_json.
+    return '{"transaction_id":' + to_json(transaction_id).decode("utf-8") + ',"action":"'
+
+
+def _split(text: str, transaction_id: str) -> tuple[str, str] | None:
+    """(action, everything after the action's closing quote), or None."""
+    head = _head(transaction_id)
+    if not text.startswith(head):
+        return None
+    end = text.find('"', len(head))
+    if end < 0 or end + 1 >= len(text) or text[end + 1] not in ",}":
+        return None
+    return text[len(head):end], text[end + 1:]
 
 
 def batch_id() -> str:

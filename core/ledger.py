@@ -13,6 +13,7 @@ import sqlite3
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -79,11 +80,18 @@ class Row:
     ref: str
     state: State
     action: Action
-    record: Consignment | None
+    record_json: str | None
+    """The record as it goes on the wire (`model_dump_json(exclude_none=True)`), with
+    the row's action: what `StoredBatch` carries without building a model."""
     attempts: int
     queued_at: float | None
     batch_id: str | None
     last_error: str | None
+
+    @cached_property
+    def record(self) -> Consignment | None:
+        """The record as a model, decoded on first use."""
+        return Consignment.model_validate_json(self.record_json) if self.record_json else None
 
 
 @dataclass
@@ -199,12 +207,12 @@ class Ledger(SqliteFile):
             # `+next_attempt_at`: the due filter must not pick consignments_queue, whose
             # order is not the ORDER BY (see consignments_due).
             rows = db.execute(
-                "SELECT * FROM consignments WHERE pipeline=? AND state=? AND +next_attempt_at<=?"
+                f"SELECT {_ROW_COLUMNS} FROM consignments WHERE pipeline=? AND state=? AND +next_attempt_at<=?"
                 " ORDER BY queued_at, transaction_id LIMIT ?", (pipeline, State.QUEUED, now, limit)).fetchall()
             db.executemany("UPDATE consignments SET state=?, batch_id=?, sent_at=?, attempts=attempts+1,"
                            " updated_at=? WHERE transaction_id=?",
                            [(State.SENT, batch_id, now, now, r["transaction_id"]) for r in rows])
-        return [self._row(r, batch_id=batch_id, attempts=r["attempts"] + 1) for r in rows]
+        return [self._row(r, state=State.SENT, batch_id=batch_id, attempts=r["attempts"] + 1) for r in rows]
 
     def requeue(self, transaction_ids: Iterable[str], error: str, delays: dict[str, float] | float = 0.0,
                 dead: Iterable[str] = (), now: float | None = None) -> None:
@@ -251,14 +259,15 @@ class Ledger(SqliteFile):
 
     def unacknowledged(self, pipeline: str, sent_before: float) -> list[Row]:
         with self._lock:
-            rows = self._db.execute("SELECT * FROM consignments WHERE pipeline=? AND state=? AND sent_at<?",
+            rows = self._db.execute(f"SELECT {_ROW_COLUMNS} FROM consignments WHERE pipeline=? AND state=? AND sent_at<?",
                                     (pipeline, State.SENT, sent_before)).fetchall()
         return [self._row(r) for r in rows]
 
     def sent_in(self, pipeline: str, batch_ids: list[str]) -> list[Row]:
         marks = ",".join("?" * len(batch_ids))
         with self._lock:
-            rows = self._db.execute(f"SELECT * FROM consignments WHERE pipeline=? AND state=? AND batch_id IN ({marks})",
+            rows = self._db.execute(f"SELECT {_ROW_COLUMNS} FROM consignments"
+                                    f" WHERE pipeline=? AND state=? AND batch_id IN ({marks})",
                                     (pipeline, State.SENT, *batch_ids)).fetchall()
         return [self._row(r) for r in rows]
 
@@ -343,18 +352,35 @@ class Ledger(SqliteFile):
 
     # ------------------------------------------------------------------ rows
 
-    def _row(self, r: sqlite3.Row, **override: Any) -> Row:
-        record = Consignment.model_validate_json(r["record"]) if r["record"] else None
-        if record is not None:
-            record.action = Action(r["action"])
+    @staticmethod
+    def _row(r: sqlite3.Row, **override: Any) -> Row:
         values = {
             "transaction_id": r["transaction_id"], "pipeline": r["pipeline"], "client": r["client"],
-            "ref": r["ref"], "state": State(r["state"]), "action": Action(r["action"]), "record": record,
+            "ref": r["ref"], "state": State(r["state"]), "action": Action(r["action"]),
+            "record_json": _wire_json(r["record"], r["transaction_id"], r["action"]),
             "attempts": r["attempts"], "queued_at": r["queued_at"], "batch_id": r["batch_id"],
             "last_error": r["last_error"],
         }
         values.update(override)
         return Row(**values)
+
+
+_ROW_COLUMNS = ("transaction_id, pipeline, client, ref, state, action, record, attempts, queued_at,"
+                " batch_id, last_error")
+"""What `Row` is made of: claim reads no more than it returns."""
+
+
+def _wire_json(stored: str | None, transaction_id: str, action: str) -> str | None:
+    """The stored record's JSON with the row's action, which wins over the one it was
+    stored with (a record is stored as ingested; `resend` and changes set the action)."""
+    if stored is None:
+        return None
+    text = ids.with_action(stored, transaction_id, action)
+    if text is None:  # not written the way this version writes it: through the model
+        record = Consignment.model_validate_json(stored)
+        record.action = Action(action)
+        text = record.model_dump_json(exclude_none=True)
+    return text
 
 
 def _duplicate_only(result: Any) -> bool:

@@ -18,7 +18,7 @@ from typing import Any
 from s321 import ids
 from s321.backoff import Backoff
 from s321.config import RetrySection
-from s321.contracts import Batch, Transport
+from s321.contracts import StoredBatch, Transport
 from s321.errors import FatalError, RetriableError, classify
 from s321.findings import error
 from s321.ledger import Ledger, Row
@@ -117,9 +117,10 @@ class Transmitter:
             rows = self.ledger.claim(self.name, batch_id, size, now=self.clock())
             if not rows:
                 break
-            batch = Batch(batch_id=batch_id, originator_code=self.originator_code,
-                          profile=self.profile, sent_at=datetime.now(UTC),
-                          records=[r.record for r in rows if r.record is not None])
+            # The records travel as the ledger stored them; a transport that reads
+            # `batch.records` gets models, decoded then.
+            batch = StoredBatch.of(batch_id, self.originator_code, self.profile, datetime.now(UTC),
+                                   [r.record_json for r in rows if r.record_json is not None])
             try:
                 transport.send(batch)
             except Exception as exc:
