@@ -123,6 +123,32 @@ def test_the_same_add_twice_in_one_batch_is_accepted_once(sandbox: Sandbox, file
     assert sandbox.store.accepted_counts() == {"T1": 1}
 
 
+def test_one_batch_sees_its_own_earlier_records(sandbox: Sandbox, file_batches) -> None:
+    # The store writes a batch at its end: what the batch accepted must count already.
+    results = file_batches(carrier("T1"), carrier("T1", Action.REPLACE, house_bill_number="HB-2"),
+                           carrier("T1", Action.DELETE), carrier("T1", Action.REPLACE))
+    assert [codes(r) for r in results] == [[], [], [], ["unknown-transaction"]]
+    assert [v["action"] for v in sandbox.store.accepted_records("T1")] == ["add", "replace", "delete"]
+    [later] = file_batches(carrier("T1", Action.REPLACE))
+    assert codes(later) == ["unknown-transaction"]  # the delete was stored
+    assert sandbox.store.rejection_counts() == {"unknown-transaction": 2}
+
+
+def test_a_review_that_fails_stores_nothing_of_its_batch(tmp_path: Path) -> None:
+    store = SandboxStore(tmp_path / "sandbox.sqlite")
+    try:
+        with pytest.raises(RuntimeError), store.session() as session:
+            session.accept(carrier("T1"), "B1")
+            session.reject("T2", "B1", ["duplicate"])
+            raise RuntimeError("the review failed half-way")
+        assert store.accepted_counts() == {} and store.rejection_counts() == {}
+        with store.session() as session:
+            session.prefetch(["T1"])
+            assert session.state("T1") is None
+    finally:
+        store.close()
+
+
 def test_records_are_checked_against_their_profile_with_the_sandbox_rates(tmp_path: Path) -> None:
     in_cad = carrier_fields()
     in_cad["items"][0]["currency"] = "CAD"
