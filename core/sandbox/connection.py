@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from s321.contracts import Receipt, Serializer
+from s321.contracts import AckStatus, Receipt, Serializer
 from s321.errors import ProtocolError
 from s321.framing import (
     IDLE_TIMEOUT,
@@ -192,7 +192,7 @@ class Connection:
             raise ProtocolError(MALFORMED_BATCH, f"not a {serializer.name} batch: {exc}") from None
         self._send(FrameType.RECEIPT, Receipt(batch_id=batch.batch_id).model_dump_json().encode())
         ack = self.reviewer.review(batch)
-        accepted = sum(1 for r in ack.results if r.status.value == "accepted")
+        accepted = sum(r.status is AckStatus.ACCEPTED for r in ack.results)
         log.info("batch reviewed", peer=self.peer, batch_id=batch.batch_id,
                  accepted=accepted, rejected=len(ack.results) - accepted)
         body = serializer.encode_ack(ack)
