@@ -5,8 +5,10 @@ Each table is read once (and again only when its file changes); a bad row never 
 a run: its problems become findings naming `FILE:LINE`, attached to every consignment
 that uses the row. A missing file is a config-time error (`EnrichmentOptions`).
 
-`tables` reads the CSV files, `options` is the options mixin, `lookup` answers a
-source's questions, `values` holds the converters the source mappings share.
+`tables` reads the CSV files, `store` keeps their rows (in memory, or in a temporary
+SQLite database for a large table, so that memory does not grow with the file),
+`options` is the options mixin, `lookup` answers a source's questions, `values` holds
+the converters the source mappings share.
 """
 
 from .lookup import Enrichment, load

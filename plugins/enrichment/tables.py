@@ -9,23 +9,21 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any, Generic, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 from s321 import rules
-from s321.errors import S321Error
 from s321.findings import Finding, error, warning
 from s321.logs import get_logger
 
+from .errors import EnrichmentError
+from .store import KeyedRow, MemoryStore, Row, SqliteStore, Store, store_rows
 from .values import country_code, parse_bool, parse_decimal
 
 log = get_logger(__name__)
-
-
-class EnrichmentError(S321Error):
-    """An enrichment file that cannot be used at all (missing, unreadable, no key column)."""
 
 
 # --------------------------------------------------------------------------- entries
@@ -65,7 +63,6 @@ class TrackingEntry:
 # --------------------------------------------------------------------------- tables
 
 E = TypeVar("E")
-Row = dict[str, str | None]
 
 
 def _header_key(name: str) -> str:
@@ -88,18 +85,29 @@ class TableSpec(Generic[E]):
 @dataclass
 class Table(Generic[E]):
     """One loaded table: entries by normalised key, plus problems of rows that could not
-    be keyed (reported once, at load). Reloads itself when its file changes."""
+    be keyed (reported once, at load). Reloads itself when its file changes. A table of
+    more than `store.SPILL_ROWS` rows is kept in a temporary SQLite database."""
 
     spec: TableSpec[E]
     path: Path
-    entries: dict[str, E] = field(default_factory=dict)
     problems: list[Finding] = field(default_factory=list)
+    _store: Store[E] = field(default_factory=lambda: MemoryStore({}))
     _stamp: tuple[int, int] | None = None
 
     def get(self, key: str | None) -> E | None:
         if not key:
             return None
-        return self.entries.get(self.spec.normalise_key(key))
+        return self._store.get(self.spec.normalise_key(key))
+
+    @property
+    def size(self) -> int:
+        """Rows with a key, the first of each key."""
+        return len(self._store)
+
+    @property
+    def in_database(self) -> bool:
+        """Whether the rows are in SQLite rather than in memory."""
+        return isinstance(self._store, SqliteStore)
 
     def refresh(self) -> None:
         """Read the file again if it changed since the last read (a tracking table grows
@@ -117,66 +125,105 @@ class Table(Generic[E]):
                 log.warning("enrichment table not reloaded", table=self.spec.kind, problem=str(exc))
 
     def _load(self, stamp: tuple[int, int]) -> None:
-        entries: dict[str, E] = {}
-        problems: list[Finding] = []
-        for line, row in _rows(self.spec, self.path):
-            where = f"{self.path}:{line}"
-            raw_key = row.get(self.spec.key)
-            if not raw_key:
-                problems.append(error("enrichment-row-without-key", "", f"{self.spec.kind} row has "
-                                      f"no {self.spec.key}; it is not used", where))
-                continue
-            key = self.spec.normalise_key(raw_key)
-            if key in entries:
-                problems.append(warning("enrichment-duplicate-key", "", f"{self.spec.kind}: "
-                                        f"{self.spec.key} repeats an earlier row; the first "
-                                        f"row is used", where))
-                continue
-            entries[key] = self.spec.build(row, where)
-        self.entries, self.problems, self._stamp = entries, problems, stamp
+        spec = self.spec
+        with _CsvTable(spec, self.path) as csv_table:
+            loaded, duplicates = store_rows(self.path, csv_table.columns, spec.build,
+                                            csv_table.keyed_rows())
+        lines = sorted([(line, False) for line in csv_table.without_key]
+                       + [(line, True) for line in duplicates])
+        problems = [
+            warning("enrichment-duplicate-key", "", f"{spec.kind}: {spec.key} repeats an "
+                    f"earlier row; the first row is used", f"{self.path}:{line}")
+            if duplicate else
+            error("enrichment-row-without-key", "", f"{spec.kind} row has no {spec.key}; it "
+                  f"is not used", f"{self.path}:{line}")
+            for line, duplicate in lines]
+        previous = self._store
+        self._store, self.problems, self._stamp = loaded, problems, stamp
+        previous.close()
         for p in problems:  # locations and codes only: rows may hold personal data
-            log.warning("enrichment row not used", table=self.spec.kind, location=p.location,
+            log.warning("enrichment row not used", table=spec.kind, location=p.location,
                         code=p.code)
 
 
-def _rows(spec: TableSpec[Any], path: Path) -> Iterator[tuple[int, Row]]:
-    """(line, row) by canonical column name; raises EnrichmentError for a file that
-    cannot be used at all."""
-    try:
-        fh = path.open("rb")
-    except OSError as exc:
-        raise EnrichmentError(f"{path}: cannot read the {spec.kind} table: "
-                              f"{exc.strerror or exc}") from None
-    with fh:
-        reader = csv.reader(_text_lines(fh, path, spec.kind))
+class _CsvTable:
+    """The rows of one enrichment CSV, by the canonical columns the file has. Raises
+    EnrichmentError, naming the file and line, for a file that cannot be used at all."""
+
+    def __init__(self, spec: TableSpec[Any], path: Path):
+        self.spec, self.path = spec, path
+        self.without_key: list[int] = []
+        """Lines of non-blank rows without a key, once `keyed_rows` has run."""
         try:
-            header = next(reader, None)
+            self._fh = path.open(encoding="utf-8-sig", newline="")
+        except OSError as exc:
+            raise EnrichmentError(f"{path}: cannot read the {spec.kind} table: "
+                                  f"{exc.strerror or exc}") from None
+        try:
+            self._reader = csv.reader(self._fh)
+            with self._errors():
+                header = next(self._reader, None)
             if header is None:
                 raise EnrichmentError(f"{path}: the {spec.kind} table is empty (no header row)")
             index = _column_index(spec, path, header)
+        except BaseException:
+            self._fh.close()
+            raise
+        self.columns = tuple(index)
+        self._index = tuple(index.values())
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._fh.close()
+
+    def keyed_rows(self) -> Iterator[KeyedRow]:
+        """(normalised key, line, values in `columns` order) of each row with a key; blank
+        rows are skipped and the lines of rows without a key go to `without_key`."""
+        reader, index, normalise = self._reader, self._index, self.spec.normalise_key
+        key_at, width = self.columns.index(self.spec.key), max(self._index) + 1
+        with self._errors():
             while True:
                 line = reader.line_num + 1
                 row = next(reader, None)
                 if row is None:
                     return
-                if not any(cell.strip() for cell in row):
+                if len(row) >= width:
+                    values = [row[i].strip() or None for i in index]
+                else:
+                    values = [(row[i].strip() or None) if i < len(row) else None for i in index]
+                key = values[key_at]
+                if key is None:
+                    if any(cell.strip() for cell in row):
+                        self.without_key.append(line)
                     continue
-                yield line, {col: (row[i].strip() or None) if i < len(row) else None
-                             for col, i in index.items()}
-        except csv.Error as exc:
-            raise EnrichmentError(f"{path}:{reader.line_num}: the {spec.kind} table is not "
-                                  f"valid CSV: {exc}") from None
+                yield normalise(key), line, values
 
-
-def _text_lines(fh: IO[bytes], path: Path, kind: str) -> Iterator[str]:
-    """Decoded line by line, so that a byte that is not UTF-8 is reported with its line."""
-    for number, raw in enumerate(fh, 1):
-        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-            raw = raw[3:]
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
         try:
-            yield raw.decode("utf-8")
+            yield
+        except csv.Error as exc:
+            raise EnrichmentError(f"{self.path}:{self._reader.line_num}: the {self.spec.kind} "
+                                  f"table is not valid CSV: {exc}") from None
         except UnicodeDecodeError:
-            raise EnrichmentError(f"{path}:{number}: the {kind} table is not UTF-8 text") from None
+            raise EnrichmentError(f"{self.path}:{_first_line_not_utf8(self.path)}: the "
+                                  f"{self.spec.kind} table is not UTF-8 text") from None
+
+
+def _first_line_not_utf8(path: Path) -> int:
+    """The line the decoder stumbled on: files are decoded in large chunks for speed, so
+    the line is found again by decoding line by line (only for a file that is broken)."""
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, 1):
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return number
+    return number  # pragma: no cover - the decoder found a problem, so a line has it
 
 
 def _column_index(spec: TableSpec[Any], path: Path, header: list[str]) -> dict[str, int]:

@@ -1,5 +1,8 @@
 """Enrichment tables: catalog by SKU, vendors by name, tracking by order; header variants,
-bad rows as findings naming FILE:LINE, defaults when a vendor has no row, missing files."""
+bad rows as findings naming FILE:LINE, defaults when a vendor has no row, missing files.
+
+Every test runs twice: with the rows in memory, and with every table kept in SQLite as
+large ones are (`store.SPILL_ROWS`)."""
 
 from __future__ import annotations
 
@@ -28,6 +31,13 @@ DEFAULTS = PipelineDefaults(
     marketplace_seller_id="NWG-HOUSE",
     identified_marketplace_merchant=True,
 )
+
+
+@pytest.fixture(autouse=True, params=["memory", "sqlite"])
+def storage(request, monkeypatch):
+    if request.param == "sqlite":
+        monkeypatch.setattr(enrichment.store, "SPILL_ROWS", 0)
+    return request.param
 
 
 def write(folder: Path, name: str, body: str) -> Path:
