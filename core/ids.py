@@ -8,9 +8,7 @@ run; `content_hash` changes when anything filed about it changes.
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
-from typing import Any
 
 from pydantic_core import to_json
 
@@ -37,10 +35,28 @@ def transaction_id(originator_code: str, source: str, key: str) -> str:
 
 
 def content_hash(consignment: Consignment) -> str:
-    """Hash of what would be filed, without the transaction id and action."""
-    body: dict[str, Any] = consignment.model_dump(mode="json", exclude={"transaction_id", "action"})
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    """Hash of what would be filed, without the transaction id and action: SHA-256 of
+    the record's JSON (`model_dump_json(exclude_none=True)`) with those two left out.
+    Equal filed content gives an equal hash, any change another."""
+    return _sha256(consignment.model_dump_json(exclude_none=True, exclude=_NOT_CONTENT))
+
+
+def filed_json(consignment: Consignment) -> tuple[str, str]:
+    """The record's JSON as stored and sent (`model_dump_json(exclude_none=True)`) and
+    its `content_hash`, from one dump."""
+    text = consignment.model_dump_json(exclude_none=True)
+    digest = content_hash_of_json(text, consignment.transaction_id)
+    return text, digest if digest is not None else content_hash(consignment)
+
+
+def content_hash_of_json(text: str, transaction_id: str) -> str | None:
+    """`content_hash` of the record whose `filed_json` text this is, without decoding
+    it; None when the text does not start as that JSON does."""
+    split = _split(text, transaction_id)
+    if split is None:
+        return None
+    rest = split[1]  # ',"originator_code":...}' or '}'
+    return _sha256("{" + rest[1:] if rest[0] == "," else "{}")
 
 
 def with_action(text: str, transaction_id: str, action: str) -> str | None:
@@ -50,6 +66,9 @@ def with_action(text: str, transaction_id: str, action: str) -> str | None:
     if split is None:
         return None
     return text if split[0] == action else f"{_head(transaction_id)}{action}\"{split[1]}"
+
+
+_NOT_CONTENT = {"transaction_id", "action"}
 
 
 def _head(transaction_id: str) -> str:
@@ -67,6 +86,10 @@ def _split(text: str, transaction_id: str) -> tuple[str, str] | None:
     if end < 0 or end + 1 >= len(text) or text[end + 1] not in ",}":
         return None
     return text[len(head):end], text[end + 1:]
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def batch_id() -> str:

@@ -8,6 +8,7 @@ acks (a duplicate of an accepted `add` counts as accepted); a record is never lo
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import time
@@ -20,6 +21,7 @@ from typing import Any
 
 from s321 import ids
 from s321.contracts import Ack, AckStatus
+from s321.errors import S321Error
 from s321.pipeline import Outcome, Status
 from s321.record import Action, Consignment
 from s321.sqlitefile import SqliteFile
@@ -68,6 +70,10 @@ CREATE TABLE IF NOT EXISTS inputs (
 """
 
 
+SCHEMA_VERSION = 1
+"""PRAGMA user_version of a ledger file. 1: content hashes are ids.content_hash of the
+record's JSON; 0 (no version) hashed a key-sorted json.dumps of the record's dict."""
+
 _LOOKUP_CHUNK = 500
 """Records whose ledger rows ingest() reads in one query (SQLite allows 32766 parameters)."""
 
@@ -106,6 +112,29 @@ class Ledger(SqliteFile):
 
     def __init__(self, path: str | Path, synchronous: str = "NORMAL"):
         super().__init__(path, SCHEMA, synchronous)
+        try:
+            self._upgrade()
+        except BaseException:
+            self.close()
+            raise
+
+    def _upgrade(self) -> None:
+        """Bring a ledger file written by an earlier version to SCHEMA_VERSION, once,
+        in one transaction; refuse one written by a later version."""
+        if self._version(self._db) == SCHEMA_VERSION:
+            return
+        with self.transaction() as db:
+            version = self._version(db)  # again: another process may have done it
+            if version > SCHEMA_VERSION:
+                raise S321Error(f"{self.path}: ledger schema version {version} is newer than this s321"
+                                f" knows ({SCHEMA_VERSION}); upgrade s321 to open it")
+            if version < 1:
+                _rehash(db)
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    @staticmethod
+    def _version(db: sqlite3.Connection) -> int:
+        return int(db.execute("PRAGMA user_version").fetchone()[0])
 
     # ------------------------------------------------------------------ ingestion
 
@@ -150,9 +179,8 @@ class Ledger(SqliteFile):
                     outcome: Outcome, now: float, counts: IngestCounts, txid: str,
                     old: sqlite3.Row | None) -> None:
         record = outcome.record
-        digest = ids.content_hash(record) if record else None
+        body, digest = ids.filed_json(record) if record else (None, None)
         findings = json.dumps([f.model_dump(mode="json", exclude_none=True) for f in outcome.findings])
-        body = record.model_dump_json(exclude_none=True) if record else None
         state = {Status.VALID: State.QUEUED, Status.INVALID: State.INVALID,
                  Status.SKIPPED: State.SKIPPED}[outcome.status]
         if old is None:
@@ -381,6 +409,33 @@ def _wire_json(stored: str | None, transaction_id: str, action: str) -> str | No
         record.action = Action(action)
         text = record.model_dump_json(exclude_none=True)
     return text
+
+
+def _rehash(db: sqlite3.Connection) -> None:
+    """Version 0 -> 1: content hashes of the stored records, the new way. An accepted
+    hash equal to the old content hash becomes the new one (CBP has this content); any
+    other becomes one no new hash can equal, so that content is filed again if it
+    comes back (a replace of what CBP has, never a lost change)."""
+    last = ""
+    while rows := db.execute(
+            "SELECT transaction_id, record, content_hash, accepted_hash FROM consignments"
+            " WHERE transaction_id > ? ORDER BY transaction_id LIMIT ?", (last, _LOOKUP_CHUNK)).fetchall():
+        updates = []
+        for r in rows:
+            record, digest = r["record"], None
+            if record is not None:
+                try:
+                    record, digest = ids.filed_json(Consignment.model_validate_json(record))
+                except ValueError:  # no longer a valid record: hash the text as it is
+                    digest = ids.content_hash_of_json(record, r["transaction_id"]) or \
+                        hashlib.sha256(record.encode("utf-8")).hexdigest()
+            accepted = r["accepted_hash"]
+            if accepted is not None:
+                accepted = digest if accepted == r["content_hash"] and digest else f"v0:{accepted}"
+            updates.append((record, digest, accepted, r["transaction_id"]))
+        db.executemany("UPDATE consignments SET record=?, content_hash=?, accepted_hash=? WHERE transaction_id=?",
+                       updates)
+        last = rows[-1]["transaction_id"]
 
 
 def _duplicate_only(result: Any) -> bool:

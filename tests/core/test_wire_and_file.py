@@ -11,6 +11,7 @@ from s321 import ids
 from s321.adapters.file import FileOptions, FileTransport
 from s321.contracts import Ack, AckError, AckStatus, Batch, RecordAck
 from s321.plugins.wire_s321 import S321Json, WireFormatError
+from s321.record import Action, Consignment
 
 WIRE = S321Json()
 
@@ -83,3 +84,17 @@ def test_the_content_hash_ignores_the_id_and_sees_every_change():
     assert ids.content_hash(one) == ids.content_hash(two)
     two.items[0].quantity = 3
     assert ids.content_hash(one) != ids.content_hash(two)
+    two.items[0].quantity, two.action = 2, Action.REPLACE
+    assert ids.content_hash(one) == ids.content_hash(two)
+
+
+@pytest.mark.parametrize("txid", ["T1", 'T "quoted" \\ é \u2028 \x7f', '","action":"delete'])
+def test_the_stored_json_and_its_hash_come_from_one_dump(txid):
+    record = consignment(marketplace_fields(), txid=txid)
+    text, digest = ids.filed_json(record)
+    assert (text, digest) == (record.model_dump_json(exclude_none=True), ids.content_hash(record))
+    assert ids.content_hash_of_json(text, txid) == digest
+    record.action = Action.DELETE
+    assert ids.with_action(text, txid, "delete") == record.model_dump_json(exclude_none=True)
+    assert ids.content_hash(Consignment(transaction_id=txid)) == ids.filed_json(Consignment(transaction_id=txid))[1]
+    assert ids.with_action(text, "other", "delete") is None  # not this record's text

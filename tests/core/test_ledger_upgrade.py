@@ -1,0 +1,109 @@
+"""A ledger file written before content hashes were hashes of the record's JSON opens,
+is upgraded once, and keeps every promise: what was filed is not filed again, what
+was queued stays queued, a change is still a change."""
+
+import hashlib
+import json
+import sqlite3
+from datetime import UTC, datetime
+
+import pytest
+
+from builders import consignment, marketplace_fields
+from s321 import ids
+from s321.contracts import Ack, AckStatus, RecordAck
+from s321.errors import S321Error
+from s321.ledger import SCHEMA_VERSION, Ledger
+from s321.pipeline import Outcome, Status
+from s321.record import Action, Consignment
+from s321.states import State
+
+
+def valid(txid, **changes):
+    return Outcome(f"ref-{txid}", Status.VALID, "f.jsonl:1", consignment(marketplace_fields(**changes), txid=txid))
+
+
+def version_0_hash(record: Consignment) -> str:
+    """ids.content_hash as version 0 computed it."""
+    body = record.model_dump(mode="json", exclude={"transaction_id", "action"})
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def accept(ledger, batch_id, *txids):
+    ledger.resolve(Ack(batch_id=batch_id, received_at=datetime.now(UTC), results=[
+        RecordAck(transaction_id=t, status=AckStatus.ACCEPTED) for t in txids]))
+
+
+@pytest.fixture
+def old_ledger(tmp_path):
+    """A ledger as version 0 left it: T1 filed and unchanged, T2 filed as A and now
+    queued as B (a replace), T3 queued, never filed."""
+    path = tmp_path / "ledger.sqlite"
+    ledger = Ledger(path)
+    ledger.ingest("shop", "MKT001", "src", [valid("T1"), valid("T2")])
+    ledger.claim("shop", "B1", 10)
+    accept(ledger, "B1", "T1", "T2")
+    ledger.ingest("shop", "MKT001", "src", [valid("T2", tracking_number="1ZNEW"), valid("T3")])
+    ledger.close()
+    a, b = valid("T2").record, valid("T2", tracking_number="1ZNEW").record
+    db = sqlite3.connect(path, isolation_level=None)
+    db.executemany("UPDATE consignments SET content_hash=?, accepted_hash=? WHERE transaction_id=?", [
+        (version_0_hash(valid("T1").record), version_0_hash(valid("T1").record), "T1"),
+        (version_0_hash(b), version_0_hash(a), "T2"),
+        (version_0_hash(valid("T3").record), None, "T3")])
+    db.execute("PRAGMA user_version=0")
+    db.close()
+    return path
+
+
+def snapshot(path):
+    db = sqlite3.connect(path)
+    try:
+        return {r[0]: r[1:] for r in db.execute(
+            "SELECT transaction_id, state, action, content_hash, accepted_hash FROM consignments")}
+    finally:
+        db.close()
+
+
+def test_opening_a_version_0_ledger_rehashes_it_once(old_ledger):
+    Ledger(old_ledger).close()
+    after = snapshot(old_ledger)
+    assert after["T1"][2:] == (ids.content_hash(valid("T1").record),) * 2
+    assert after["T2"][2] == ids.content_hash(valid("T2", tracking_number="1ZNEW").record)
+    assert after["T2"][3].startswith("v0:")  # A's old hash: no new hash can equal it
+    assert after["T3"][2:] == (ids.content_hash(valid("T3").record), None)
+    assert sqlite3.connect(old_ledger).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    Ledger(old_ledger).close()
+    assert snapshot(old_ledger) == after
+
+
+def test_after_the_upgrade_the_same_input_changes_nothing_and_a_change_is_filed(old_ledger):
+    ledger = Ledger(old_ledger)
+    counts = ledger.ingest("shop", "MKT001", "src", [valid("T1"), valid("T2", tracking_number="1ZNEW"),
+                                                       valid("T3")])
+    assert (counts.new, counts.changed, counts.unchanged) == (0, 0, 3)
+    assert {r.transaction_id: r.action for r in ledger.claim("shop", "B2", 10)} == {
+        "T2": Action.REPLACE, "T3": Action.ADD}
+    accept(ledger, "B2", "T2", "T3")
+    ledger.ingest("shop", "MKT001", "src", [valid("T1", tracking_number="1ZT1")])
+    [row] = ledger.claim("shop", "B3", 10)
+    assert (row.transaction_id, row.action, row.record.tracking_number) == ("T1", Action.REPLACE, "1ZT1")
+    ledger.close()
+
+
+def test_content_accepted_before_the_last_change_is_filed_again_if_it_comes_back(old_ledger):
+    ledger = Ledger(old_ledger)
+    ledger.ingest("shop", "MKT001", "src", [valid("T2")])  # back to A, which CBP has
+    assert ledger.get("T2")["state"] == State.QUEUED and ledger.get("T2")["action"] == Action.REPLACE
+    ledger.close()
+
+
+def test_a_ledger_from_a_later_version_is_refused(tmp_path):
+    path = tmp_path / "ledger.sqlite"
+    Ledger(path).close()
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    db.close()
+    with pytest.raises(S321Error, match="newer than this s321 knows"):
+        Ledger(path)
