@@ -3,10 +3,12 @@ of `s321.rules`, then any extra validators, as one list of findings."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from operator import attrgetter
+from types import UnionType
+from typing import Any, NamedTuple, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
@@ -31,35 +33,204 @@ def presence(c: Consignment, profile: Profile, files_as: FilerType | None = None
     # look-ups together. A model answers like the dict `model_dump` would make of it.
     out: list[Finding] = []
     seen: set[str] = set()
-    for es in profile.element_sets(c.filer_type, files_as):
-        required = list(es.required)
-        for when in es.when:
-            if str(_plain(_value_at(c, when.field.split(".")))) == when.equals:
-                required += when.required
-        for found in _resolve_all(c, tuple(required)):
-            for parts, value in found:
-                if not _empty(value):
-                    continue
-                concrete = ".".join(parts)
-                if concrete not in seen:
-                    seen.add(concrete)
-                    out.append(error("missing-required", concrete,
-                                     f"required by {profile.name} for {_who(c, files_as)}"))
-        for group in es.one_of:
-            if all(_empty(_value_at(c, f.split("."))) for f in group.fields):
-                out.append(error("missing-one-of", group.report_on,
-                                 f"at least one of {', '.join(group.fields)} is required"))
-        for path, when_text in es.conditional.items():
-            for concrete, value in _resolve(c, path):
-                if _empty(value):
-                    out.append(warning("missing-conditional", concrete,
-                                       f"{profile.name} asks for it: {when_text}"))
+    for es in _plan(profile, type(c), c.filer_type, files_as):
+        missing: list[tuple[str, ...]] = []
+        if es.all_required is None or not es.all_required(c):
+            for walk in es.required:
+                walk(c, (), missing)
+        for parts, equals, walks in es.when:
+            if str(_plain(_value_at(c, parts))) == equals:
+                for walk in walks:
+                    walk(c, (), missing)
+        for path in missing:
+            concrete = ".".join(path)
+            if concrete not in seen:
+                seen.add(concrete)
+                out.append(error("missing-required", concrete, es.required_message))
+        for values, fields, report_on, message in es.one_of:
+            if all(_empty(v) for v in _values(c, values, fields)):
+                out.append(error("missing-one-of", report_on, message))
+        if es.all_conditional is None or not es.all_conditional(c):
+            for walk, message in es.conditional:
+                missing = []
+                walk(c, (), missing)
+                for path in missing:
+                    out.append(warning("missing-conditional", ".".join(path), message))
     return out
 
 
-def _who(c: Consignment, files_as: FilerType | None) -> str:
-    who = c.filer_type.value if c.filer_type else "every filer"
-    return f"{who} filing as {files_as.value}" if files_as and files_as != c.filer_type else who
+_Check = Callable[[Any], bool]
+_Values = Callable[[Any], tuple[Any, ...]]
+
+
+class _SetPlan(NamedTuple):
+    """One element set, ready to check: each path compiled into a walk (`_walker`),
+    each message written once, and a quick check per group of paths (`_all_present`)
+    that spares the walks when nothing is missing, as in most records."""
+
+    required: tuple[_Walk, ...]
+    all_required: _Check | None
+    required_message: str
+    when: tuple[tuple[tuple[str, ...], str, tuple[_Walk, ...]], ...]
+    """(field, value it must have, the walks of what it then requires)"""
+    one_of: tuple[tuple[_Values | None, tuple[tuple[str, ...], ...], str, str], ...]
+    """(quick getter of the fields' values, the fields, report_on, message)"""
+    conditional: tuple[tuple[_Walk, str], ...]
+    all_conditional: _Check | None
+
+
+_PLANS: dict[tuple[int, type, FilerType | None, FilerType | None],
+             tuple[Profile, list[_SetPlan]]] = {}
+"""Plans by profile (its id; the entry keeps the profile alive, so the id stays its
+own), record class, filer type and role. A profile is not changed once loaded."""
+
+
+def _plan(profile: Profile, root: type, filer_type: FilerType | None,
+          files_as: FilerType | None) -> list[_SetPlan]:
+    key = (id(profile), root, filer_type, files_as)
+    entry = _PLANS.get(key)
+    if entry is not None and entry[0] is profile:
+        return entry[1]
+    if len(_PLANS) > 512:  # profiles made on the fly (tests): keep the cache small
+        _PLANS.clear()
+    who = filer_type.value if filer_type else "every filer"
+    if files_as and files_as != filer_type:
+        who = f"{who} filing as {files_as.value}"
+    plan = []
+    for es in profile.element_sets(filer_type, files_as):
+        fields_of = [tuple(_split(f) for f in g.fields) for g in es.one_of]
+        plan.append(_SetPlan(
+            required=tuple(_walker(_split(p)) for p in es.required),
+            all_required=_all_present(root, [_split(p) for p in es.required]),
+            required_message=f"required by {profile.name} for {who}",
+            when=tuple((_split(w.field), w.equals, tuple(_walker(_split(p)) for p in w.required))
+                       for w in es.when),
+            one_of=tuple((_getter(root, fields), fields, g.report_on,
+                          f"at least one of {', '.join(g.fields)} is required")
+                         for g, fields in zip(es.one_of, fields_of)),
+            conditional=tuple((_walker(_split(p)), f"{profile.name} asks for it: {text}")
+                              for p, text in es.conditional.items()),
+            all_conditional=_all_present(root, [_split(p) for p in es.conditional]),
+        ))
+    _PLANS[key] = (profile, plan)
+    return plan
+
+
+# --------------------------------------------------------------------------- quick checks
+# A validated model holds, in each field, what the field's annotation says. So a path
+# whose every part is a field, through `Model | None` annotations, can be read with one
+# `attrgetter` (C code) for many paths at once: when every value is there and none is
+# empty, the walks would find nothing; in any other case they run and decide.
+
+
+def _values(c: Any, getter: _Values | None, fields: tuple[tuple[str, ...], ...]) -> Iterable[Any]:
+    if getter is not None:
+        try:
+            return getter(c)
+        except Exception:  # a None on the way (or an odd value): the slow way decides
+            pass
+    return [_value_at(c, parts) for parts in fields]
+
+
+def _all_present(root: type, paths: list[tuple[str, ...]]) -> _Check | None:
+    """A check that is True only if no path in `paths` leads to an empty value of a
+    `root` record (False: look with the walks). None when some path is not plain
+    fields (at most one `*`, over a list of models)."""
+    plain: list[tuple[str, ...]] = []
+    listed: dict[tuple[str, ...], list[tuple[str, ...]]] = {}
+    for parts in paths:
+        if "*" not in parts:
+            plain.append(parts)
+            continue
+        star = parts.index("*")
+        item = _list_item(root, parts[:star])
+        if item is None or star == len(parts) - 1:
+            return None
+        listed.setdefault(parts[:star], []).append(parts[star + 1:])
+    get_plain = _getter(root, plain)
+    lists = []
+    for prefix, suffixes in listed.items():
+        get_item = _getter(_list_item(root, prefix), suffixes)  # type: ignore[arg-type]
+        if get_item is None:
+            return None
+        lists.append((attrgetter(".".join(prefix)), get_item))
+    if get_plain is None:
+        return None
+
+    def all_present(c: Any) -> bool:
+        try:
+            values = get_plain(c)
+            if None in values or "" in values or [] in values or {} in values:
+                return False
+            for get_list, get_item in lists:
+                for item in get_list(c):
+                    values = get_item(item)
+                    if None in values or "" in values or [] in values or {} in values:
+                        return False
+        except Exception:  # a None on the way (or an odd value): the walks decide
+            return False
+        return True
+
+    return all_present
+
+
+def _getter(root: type, paths: list[tuple[str, ...]] | tuple[tuple[str, ...], ...]) -> _Values | None:
+    """`attrgetter` of plain field paths of a `root` model, always giving a tuple; None
+    when a path is not fields all the way, or may end on a model without fields (whose
+    dump, `{}`, counts as empty)."""
+    for parts in paths:
+        annotation = _annotation_at(root, parts)
+        if annotation is _MISSING or any(_kind(t) == {} for t in _types_in(annotation)):
+            return None
+    names = [".".join(parts) for parts in paths]
+    if len(names) == 1:
+        one = attrgetter(names[0])
+        return lambda c: (one(c),)
+    return attrgetter(*names) if names else lambda c: ()
+
+
+def _list_item(root: type, parts: tuple[str, ...]) -> type | None:
+    """The model of the items when `parts` are fields leading to a `list[Model]`."""
+    annotation = _annotation_at(root, parts)
+    options = _options(annotation) if annotation is not _MISSING else []
+    if len(options) == 1 and get_origin(options[0]) is list and get_args(options[0]):
+        return _model_in(get_args(options[0])[0])
+    return None
+
+
+def _annotation_at(root: type, parts: tuple[str, ...]) -> Any:
+    """The annotation of the field `parts` leads to from a `root` model, through fields
+    annotated `Model` or `Model | None`; _MISSING when it does not lead to a field so."""
+    cls: Any = root
+    annotation: Any = _MISSING
+    for head in parts:
+        fields = _kind(cls) if cls is not None else None
+        if fields is None or fields is _DICT or head not in fields:
+            return _MISSING
+        annotation = fields[head].annotation
+        cls = _model_in(annotation)
+    return annotation
+
+
+def _options(annotation: Any) -> list[Any]:
+    """What an annotation allows besides None: `A | B | None` -> [A, B]."""
+    union = get_origin(annotation) in (Union, UnionType)
+    return [a for a in (get_args(annotation) if union else (annotation,)) if a is not type(None)]
+
+
+def _model_in(annotation: Any) -> type | None:
+    """`Model` of a `Model` or `Model | None` annotation."""
+    options = _options(annotation)
+    if len(options) == 1 and isinstance(options[0], type) and issubclass(options[0], BaseModel):
+        return options[0]
+    return None
+
+
+def _types_in(annotation: Any) -> list[type]:
+    args = get_args(annotation)
+    if not args:
+        return [annotation] if isinstance(annotation, type) else []
+    return [t for a in args for t in _types_in(a)]
 
 
 _MISSING = object()
@@ -119,12 +290,7 @@ def _value_at(data: Any, parts: list[str]) -> Any:
     return data
 
 
-def _resolve(data: Any, path: str) -> list[tuple[str, Any]]:
-    """Expand `items.*.x` into concrete paths with their values. A missing parent
-    yields the parent's path (so `seller.name` on no seller is reported on `seller`)."""
-    results: list[tuple[str, Any]] = []
-    _expand(data, _split(path), 0, [], results)
-    return results
+_Walk = Callable[[Any, tuple[str, ...], list[tuple[str, ...]]], None]
 
 
 @lru_cache(maxsize=1024)
@@ -132,99 +298,42 @@ def _split(path: str) -> tuple[str, ...]:
     return tuple(path.split("."))
 
 
-def _expand(node: Any, parts: tuple[str, ...], i: int, prefix: list[str],
-            results: list[tuple[str, Any]]) -> None:
-    """Follow `parts[i:]` from `node` (whose path is `prefix`, a list this call owns),
-    depth first: one recursion per `*`, none per plain part."""
-    last = len(parts) - 1
-    while i <= last:
-        head = parts[i]
-        if head == "*":
-            # Iterating a dump's dict gives its keys: a model gives its field names.
-            kind = _kind(type(node))
-            children = list(kind) if kind is not None and kind is not _DICT else node or []
-            for j, child in enumerate(children):
-                _expand(child, parts, i + 1, prefix + [str(j)], results)
+def _walker(parts: tuple[str, ...]) -> _Walk:
+    """A walk `(node, path, missing)` that follows `parts` (`items.*.x`: every item)
+    from `node`, whose path is `path`, and appends to `missing` the concrete path of
+    every empty value it leads to. A missing parent is reported on its own path (so
+    `seller.name` on no seller is reported on `seller`); paths come in the order of
+    the items. The plain parts up to a `*` are followed in one loop; the rest of the
+    path after a `*` is a walk of its own, once per item."""
+    star = parts.index("*") if "*" in parts else len(parts)
+    plain = parts[:star]
+    rest = _walker(parts[star + 1:]) if star < len(parts) else None
+    kinds = _KINDS
+
+    def walk(node: Any, path: tuple[str, ...], missing: list[tuple[str, ...]]) -> None:
+        for depth, head in enumerate(plain):
+            kind = kinds.get(type(node), _MISSING)
+            if kind is _MISSING:
+                kind = _kind(type(node))
+            if kind is None:  # neither a model nor a dict: nothing below it
+                missing.append(path + plain[:depth])
+                return
+            node = node.get(head) if kind is _DICT else getattr(node, head) if head in kind else None
+            if node is None:
+                missing.append(path + plain[:depth + 1])
+                return
+        if rest is None:
+            if _empty(node):
+                missing.append(path + plain)
             return
-        kind = _KINDS.get(type(node), _MISSING)  # _child, inlined: this is the hot loop
+        # Iterating a dump's dict gives its keys: a model gives its field names.
+        kind = kinds.get(type(node), _MISSING)
         if kind is _MISSING:
             kind = _kind(type(node))
-        if kind is None:
-            results.append((".".join(prefix), None))
-            return
-        child = node.get(head) if kind is _DICT else getattr(node, head) if head in kind else None
-        prefix.append(head)
-        if child is None and i < last:
-            results.append((".".join(prefix), None))
-            return
-        node = child
-        i += 1
-    results.append((".".join(prefix), node))
-
-
-class _Trie:
-    """Paths that share a prefix, walked once for all of them (`items` is looked at
-    once, not once per `items.*.x`). `ends`: indices of the paths that end here;
-    `below`: of those that go on."""
-
-    __slots__ = ("children", "ends", "below")
-
-    def __init__(self) -> None:
-        self.children: dict[str, _Trie] = {}
-        self.ends: list[int] = []
-        self.below: list[int] = []
-
-
-@lru_cache(maxsize=256)
-def _trie(paths: tuple[str, ...]) -> _Trie:
-    root = _Trie()
-    for index, path in enumerate(paths):
-        node = root
-        parts = _split(path)
-        for depth, head in enumerate(parts):
-            node = node.children.setdefault(head, _Trie())
-            (node.ends if depth == len(parts) - 1 else node.below).append(index)
-    return root
-
-
-_Found = list[list[tuple[list[str], Any]]]
-
-
-def _resolve_all(data: Any, paths: tuple[str, ...]) -> _Found:
-    """`[_resolve(data, p) for p in paths]` in one walk, with each concrete path as its
-    parts (joined by the caller only for the few it reports)."""
-    results: _Found = [[] for _ in paths]
-    _visit(data, _trie(paths), [], results)
-    return results
-
-
-def _visit(node: Any, trie: _Trie, prefix: list[str], results: _Found) -> None:
-    kind = _KINDS.get(type(node), _MISSING)
-    if kind is _MISSING:
-        kind = _kind(type(node))
-    for head, sub in trie.children.items():
-        if head == "*":
-            children = list(kind) if kind is not None and kind is not _DICT else node or []
+        children = list(kind) if kind is not None and kind is not _DICT else node or []
+        if children:
+            below = path + plain
             for j, child in enumerate(children):
-                _arrive(child, sub, prefix + [str(j)], results, listed=True)
-            continue
-        if kind is None:
-            for index in sub.ends + sub.below:
-                results[index].append((prefix, None))
-            continue
-        child = node.get(head) if kind is _DICT else getattr(node, head) if head in kind else None
-        _arrive(child, sub, prefix + [head], results)
+                rest(child, (*below, str(j)), missing)
 
-
-def _arrive(node: Any, trie: _Trie, path: list[str], results: _Found,
-            listed: bool = False) -> None:
-    """`node` found at `path`: the paths that end here get it; those that go on go on
-    (or end here, reported on `path`, when a field they go through is None)."""
-    for index in trie.ends:
-        results[index].append((path, node))
-    if trie.below:
-        if node is None and not listed:
-            for index in trie.below:
-                results[index].append((path, None))
-        else:
-            _visit(node, trie, path, results)
+    return walk

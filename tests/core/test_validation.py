@@ -1,11 +1,15 @@
 """Every validation rule of the pilot profile and the value rules, one test each."""
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from builders import carrier_fields, consignment, marketplace_fields
 from s321 import regimes, rules, validation
+from s321.findings import error, warning
 from s321.record import FilerType
 
 RATES = {"USD": Decimal(1), "EUR": Decimal("1.08")}
@@ -205,3 +209,142 @@ def test_every_finding_is_well_formed():
     for f in findings_of(fields):
         assert f.code and f.message and f.severity in ("error", "warning")
         assert f.field and all(part for part in f.field.split("."))
+
+
+# --------------------------------------------------------------------------- presence, as specified
+
+def presence_of_the_dump(c, profile, files_as=None):
+    """The presence check as first written: over `model_dump`'s dict, one path at a
+    time. `validation.presence` reads the model instead and must answer the same."""
+    data = c.model_dump(mode="python")
+
+    def value_at(node: Any, parts: list[str]) -> Any:
+        for part in parts:
+            node = node.get(part) if isinstance(node, dict) else None
+        return node
+
+    def resolve(path: str) -> list[tuple[str, Any]]:
+        results: list[tuple[str, Any]] = []
+
+        def walk(node: Any, parts: list[str], prefix: list[str]) -> None:
+            if not parts:
+                results.append((".".join(prefix), node))
+                return
+            head, rest = parts[0], parts[1:]
+            if head == "*":
+                for i, child in enumerate(node or []):
+                    walk(child, rest, prefix + [str(i)])
+                return
+            if not isinstance(node, dict):
+                results.append((".".join(prefix), None))
+                return
+            child = node.get(head)
+            if child is None and rest:
+                results.append((".".join(prefix + [head]), None))
+                return
+            walk(child, rest, prefix + [head])
+
+        walk(data, path.split("."), [])
+        return results
+
+    def empty(value: Any) -> bool:
+        return value is None or value == "" or value == [] or value == {}
+
+    who = c.filer_type.value if c.filer_type else "every filer"
+    if files_as and files_as != c.filer_type:
+        who = f"{who} filing as {files_as.value}"
+    out, seen = [], set()
+    for es in profile.element_sets(c.filer_type, files_as):
+        required = list(es.required)
+        for when in es.when:
+            if str(value_at(data, when.field.split("."))) == when.equals:
+                required += when.required
+        for path in required:
+            for concrete, value in resolve(path):
+                if empty(value) and concrete not in seen:
+                    seen.add(concrete)
+                    out.append(error("missing-required", concrete, f"required by {profile.name} for {who}"))
+        for group in es.one_of:
+            if all(empty(value_at(data, f.split("."))) for f in group.fields):
+                out.append(error("missing-one-of", group.report_on,
+                                 f"at least one of {', '.join(group.fields)} is required"))
+        for path, when_text in es.conditional.items():
+            for concrete, value in resolve(path):
+                if empty(value):
+                    out.append(warning("missing-conditional", concrete, f"{profile.name} asks for it: {when_text}"))
+    return out
+
+
+PATHS = ["originator_code", "filer_type", "mode_of_transport", "action", "items", "items.*",
+         "items.*.description", "items.*.quantity", "items.*.listed_price", "items.*.product_url",
+         "items.*.weight_kg", "items.*.nothing", "items.*.*", "items.description", "items.*.sku.x",
+         "seller", "seller.name", "seller.address", "seller.address.country", "seller.address.*",
+         "seller.*", "seller.nothing", "customer", "customer.email", "ultimate_deliver_to.address",
+         "consignment_originator.address.line1", "exemption_claimant.name", "security_scan",
+         "security_scan.performed", "security_scan.method", "known_carrier_customer",
+         "identified_marketplace_merchant", "marketplace_seller_id", "total_value_usd",
+         "house_bill_number", "tracking_number", "originator_code.x", "nothing", "*", "*.x",
+         "seller.address.country.x"]
+
+
+@st.composite
+def element_sets(draw: st.DrawFn) -> dict[str, Any]:
+    paths = st.lists(st.sampled_from(PATHS), max_size=6)
+    return {
+        "required": draw(paths),
+        "one_of": [{"fields": f, "report_on": f[0]}
+                   for f in draw(st.lists(st.lists(st.sampled_from(PATHS), min_size=2, max_size=3), max_size=2))],
+        "conditional": {p: "when it applies" for p in draw(paths)},
+        "when": [{"field": draw(st.sampled_from(PATHS)), "required": draw(paths),
+                  "equals": draw(st.sampled_from(["air", "truck", "True", "None", "add", "carrier", "[]"]))}
+                 for _ in range(draw(st.integers(0, 2)))],
+    }
+
+
+@st.composite
+def odd_profiles(draw: st.DrawFn) -> regimes.Profile:
+    roles = st.one_of(st.none(), st.sampled_from(list(FilerType)))
+    filer = {t.value: dict(draw(element_sets()), files_as=draw(roles))
+             for t in draw(st.lists(st.sampled_from(list(FilerType)), unique=True))}
+    return regimes.Profile.model_validate({"name": "odd", "all": draw(element_sets()), "filer": filer})
+
+
+@st.composite
+def records_with_gaps(draw: st.DrawFn):
+    fields = draw(st.sampled_from([marketplace_fields, carrier_fields]))()
+    for name in draw(st.lists(st.sampled_from(list(fields)), max_size=4)):
+        value = fields[name]
+        fields[name] = (draw(st.sampled_from([[], value * 3])) if isinstance(value, list) else
+                        draw(st.sampled_from([None, {}])) if isinstance(value, dict) else
+                        draw(st.sampled_from([None, ""])) if isinstance(value, str) else None)
+    for name in ("seller", "customer", "ultimate_deliver_to", "consignment_originator"):
+        party = fields.get(name)
+        if isinstance(party, dict) and draw(st.booleans()):
+            name = draw(st.sampled_from(["name", "address", "email"]))
+            party[name] = draw(st.sampled_from([None, {} if name == "address" else ""]))
+    if fields.get("items"):
+        fields["items"] = [dict(item) for item in fields["items"]]
+        for item in fields["items"]:
+            for name in draw(st.lists(st.sampled_from(list(item)), max_size=3)):
+                item[name] = None if name in ("quantity", "listed_price", "weight_kg") else draw(
+                    st.sampled_from([None, ""]))
+    fields["filer_type"] = draw(st.one_of(st.none(), st.sampled_from(list(FilerType))))
+    fields["mode_of_transport"] = draw(st.sampled_from([None, "air", "truck"]))
+    if draw(st.booleans()):
+        fields["security_scan"] = {"performed": draw(st.booleans())}
+    return consignment(fields)
+
+
+def answers(check, *args):
+    try:
+        return [(f.code, f.field, f.severity, f.message) for f in check(*args)]
+    except Exception as exc:  # a path through a bool with `*` fails alike both ways
+        return type(exc)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(records_with_gaps(), st.one_of(st.sampled_from([PILOT, regimes.load("nprm-2025-basic")]), odd_profiles()),
+       st.one_of(st.none(), st.sampled_from(list(FilerType))))
+def test_presence_answers_as_the_dump_of_the_record_would(c, profile, files_as):
+    assert answers(validation.presence, c, profile, files_as) == \
+        answers(presence_of_the_dump, c, profile, files_as)
