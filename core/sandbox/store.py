@@ -91,9 +91,9 @@ class Session:
         state = DELETED if record.action is Action.DELETE else ACTIVE
         self._states[record.transaction_id] = state
         self._changed[record.transaction_id] = state
-        self._accepted.append((record.transaction_id, record.action.value, batch_id,
-                               ids.content_hash(record),
-                               record.model_dump_json(exclude_none=True), self._at))
+        text, digest = ids.filed_json(record)  # the stored JSON and its hash, one dump
+        self._accepted.append((record.transaction_id, record.action.value, batch_id, digest,
+                               text, self._at))
 
     def reject(self, transaction_id: str, batch_id: str, codes: list[str]) -> None:
         self._rejected.extend((transaction_id, batch_id, code, self._at) for code in codes)
