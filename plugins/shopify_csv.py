@@ -8,8 +8,9 @@ a file that is not an orders export is one broken unit naming the missing column
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any
 
@@ -88,10 +89,10 @@ class _Columns:
         self._folded: dict[str, int] = {}
         for i, name in enumerate(header):
             self._folded.setdefault(name.strip().casefold(), i)
-        self._exact: dict[str, int | None] = {}  # memo: get() runs for every cell we read
-        self._many: dict[tuple[str, ...], list[int | None]] = {}
+        self._exact: dict[str, int | None] = {}  # memo of position()
+        self._many: dict[tuple[str, ...], tuple[int | None, Callable[[list[str]], tuple[str, ...]]]] = {}
 
-    def _position(self, name: str) -> int | None:
+    def position(self, name: str) -> int | None:
         try:
             return self._exact[name]
         except KeyError:
@@ -99,25 +100,31 @@ class _Columns:
             return i
 
     def missing(self, names: Iterable[str]) -> list[str]:
-        return [n for n in names if self._position(n) is None]
+        return [n for n in names if self.position(n) is None]
 
-    def get(self, row: list[str], name: str) -> str | None:
-        i = self._position(name)
-        if i is None or i >= len(row):
-            return None
-        return row[i].strip() or None
+    def take(self, row: list[str], names: tuple[str, ...]) -> tuple[str | None, ...]:
+        """The cells of several columns as the file has them, unstripped (the mapping
+        cleans every value it reads); None where the file or the row has no such column.
+        One call per group of columns: an order reads some 40 cells."""
+        getter = self._many.get(names)
+        if getter is None:
+            getter = self._many[names] = self._getter(names)
+        reach, cells = getter
+        if reach is not None and len(row) >= reach:
+            return cells(row)
+        positions = [self.position(n) for n in names]  # a short row, or a column missing
+        return tuple(row[i] if i is not None and i < len(row) else None for i in positions)
 
-    def take(self, row: list[str], names: tuple[str, ...]) -> list[str | None]:
-        """`get` of several columns in one call (an order reads some 40 cells)."""
-        positions = self._many.get(names)
-        if positions is None:
-            positions = self._many[names] = [self._position(n) for n in names]
-        width = len(row)
-        return [(row[i].strip() or None) if i is not None and i < width else None
-                for i in positions]
+    def _getter(self, names: tuple[str, ...]) -> tuple[int | None, Callable[[list[str]], tuple[str, ...]]]:
+        """(the row width it needs, an itemgetter of the columns); (None, ...) when the
+        file lacks one of them."""
+        positions = [self.position(n) for n in names]
+        if None in positions or len(positions) < 2:
+            return None, tuple
+        return max(positions) + 1, itemgetter(*positions)  # type: ignore[type-var]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Group:
     """The rows of one order: consecutive rows with the same Name."""
 
@@ -130,7 +137,7 @@ class _Group:
     def unit(self, cols: _Columns) -> RawUnit:
         location = f"{self.file}:{self.start}"
         first = self.rows[0][1]
-        if not any(cols.get(first, c) for c in _ORDER_LEVEL):
+        if not any(cell and not cell.isspace() for cell in cols.take(first, _ORDER_LEVEL)):
             # Its first row is elsewhere (or lost): mapping it would invent an order.
             self.findings.append(error(
                 "order-first-row-missing", "",
@@ -173,7 +180,7 @@ def _address(cols: _Columns, row: list[str], kind: str) -> ShopifyAddress:
      country, phone) = cols.take(row, _ADDRESS_COLUMNS[kind])
     return ShopifyAddress(
         name=name, company=company,
-        line1=address1 or street, line2=address2,
+        line1=address1 if address1 and not address1.isspace() else street, line2=address2,
         city=city, province_code=province, province=province_name,
         postal_code=postal_code, country=country, phone=phone,
     )
@@ -228,11 +235,12 @@ def _units(lines: _Lines, file: str) -> Iterator[RawUnit]:
     lines.take_bad()  # a garbled header cell we do not use changes nothing
 
     group: _Group | None = None
+    at = cols.position("Name")
     for start, row, problems in _rows(reader, lines, cols.width, file):
-        name = cols.get(row, "Name")
+        name = (row[at].strip() or None) if at < len(row) else None
         if name is None and any(cell.strip() for cell in row):
-            problems.append(error("row-without-order", "", "the row has no order Name",
-                                  f"{file}:{start}"))
+            problems = [*problems, error("row-without-order", "", "the row has no order Name",
+                                         f"{file}:{start}")]
         if name is not None:
             if group is None or name != group.name:
                 if group is not None:
@@ -251,28 +259,33 @@ def _units(lines: _Lines, file: str) -> Iterator[RawUnit]:
 
 
 def _rows(reader: Any, lines: _Lines, width: int,
-          file: str) -> Iterator[tuple[int, list[str], list[Finding]]]:
+          file: str) -> Iterator[tuple[int, list[str], Sequence[Finding]]]:
     """(line where the row starts, its cells, what is wrong with it) for each row after
     the header. Blank lines are left out; a row that cannot be read has no cells."""
+    bad = lines.bad
     while True:
         start = reader.line_num + 1
-        problems: list[Finding] = []
         try:
             row: list[str] = next(reader)
         except StopIteration:
             return
         except csv.Error as exc:
             row = []
-            problems.append(error("bad-csv-row", "", f"not a valid CSV row: {exc}",
-                                  f"{file}:{start}"))
+            problems = [error("bad-csv-row", "", f"not a valid CSV row: {exc}", f"{file}:{start}")]
         except OSError as exc:
             yield start, [], [error("input-unreadable", "", f"reading stopped: "
                                     f"{exc.strerror or exc}", f"{file}:{start}")]
             return
-        if lines.bad:
+        else:
+            if len(row) == width and not bad:  # most rows: nothing to look into
+                # (An order's rows start with its Name: the first cell settles it, mostly.)
+                if row[0].strip() or any(cell.strip() for cell in row):
+                    yield start, row, ()
+                continue
+            problems = []
+        if bad:
             problems += [error("invalid-utf8", "", "the line is not UTF-8 text", f"{file}:{n}")
                          for n in lines.take_bad()]
-        # (An order's rows start with its Name: the first cell settles it, mostly.)
         if row and row[0].strip() or any(cell.strip() for cell in row):
             if len(row) != width:
                 problems.append(error("bad-csv-row", "", f"the row has {len(row)} fields, "
