@@ -12,8 +12,6 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
-import trustme
-
 SERVER_NAMES = ("localhost", "127.0.0.1", "::1")
 CLIENT_NAME = "client.s321.invalid"  # `.invalid` can never be a real host name
 
@@ -43,6 +41,10 @@ def ensure_dev_certs(folder: Path, server_names: tuple[str, ...] = SERVER_NAMES)
     if certs.exist():
         return certs
     Path(folder).mkdir(parents=True, exist_ok=True)
+    # Imported here: trustme pulls in cryptography (some 30 ms), and every `s321`
+    # command imports this module while only the first sandbox start needs it.
+    import trustme
+
     ca = trustme.CA(organization_name="s321 sandbox (development only)")
     server = ca.issue_cert(*server_names, common_name="s321 sandbox")
     client = ca.issue_cert(CLIENT_NAME, common_name="s321 development client")
