@@ -12,6 +12,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import lru_cache
+from operator import attrgetter
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, ConfigDict, Field
@@ -54,8 +56,7 @@ class ShopifyAddress:
     phone: Raw = None
 
     def is_empty(self) -> bool:
-        return not (_text(self.line1) or _text(self.city) or _text(self.postal_code)
-                    or _text(self.country_code) or _text(self.country))
+        return not _has_place(_texts(self))
 
 
 @dataclass(slots=True)
@@ -124,48 +125,72 @@ def _text(value: Any) -> str | None:
     return clean(value)
 
 
-def _unquoted(value: Any) -> str | None:
-    """Text of a field Shopify may prefix with ' (_APOSTROPHE_FIELDS)."""
-    text = _text(value)
-    return (text.lstrip("'").strip() or None) if text else text
+_ADDRESS_FIELDS = attrgetter("name", "company", "line1", "line2", "city", "province_code",
+                             "province", "postal_code", "country_code", "country", "phone")
 
 
-def _party(addr: ShopifyAddress) -> dict[str, Any]:
-    """Party fields (name, address, phone) of a Shopify address. A country that is
-    neither a code nor a known name is kept as given: the rules report it."""
-    country_raw = _text(addr.country_code) or _text(addr.country)
+def _texts(addr: ShopifyAddress) -> list[str | None]:
+    """`_text` of every field of an address (in _ADDRESS_FIELDS order), in one pass:
+    an order has two addresses of eleven fields, and a call per field added up."""
+    return [(v.strip() or None) if v.__class__ is str else clean(v) for v in _ADDRESS_FIELDS(addr)]
+
+
+def _has_place(texts: list[str | None]) -> bool:
+    """`not ShopifyAddress.is_empty()`, from its `_texts`."""
+    return bool(texts[2] or texts[4] or texts[7] or texts[8] or texts[9])
+
+
+def _party(texts: list[str | None]) -> dict[str, Any]:
+    """Party fields (name, address, phone) of a Shopify address, from its `_texts`. A
+    country that is neither a code nor a known name is kept as given: the rules report it."""
+    (name, company, line1, line2, city, province_code, province, postal_code, code, country_name,
+     phone) = texts
+    country_raw = code or country_name
     country = country_code(country_raw) if country_raw else None
     address = {
-        "line1": _text(addr.line1),
-        "line2": _text(addr.line2),
-        "city": _text(addr.city),
-        "state_or_province": _text(addr.province_code) or _text(addr.province),
-        "postal_code": _unquoted(addr.postal_code),
+        "line1": line1,
+        "line2": line2,
+        "city": city,
+        "state_or_province": province_code or province,
+        "postal_code": (postal_code.lstrip("'").strip() or None) if postal_code else None,
         "country": country or country_raw,
     }
     return {
-        "name": _text(addr.name) or _text(addr.company),
+        "name": name or company,
         "address": {k: v for k, v in address.items() if v} or None,
-        "phone": _unquoted(addr.phone),
+        "phone": (phone.lstrip("'").strip() or None) if phone else None,
     }
 
 
-def _quantity(value: Raw, at: str, where: str, found: list[Finding]) -> int | None:
+def _quantity(value: Raw, index: int, where: str, found: list[Finding]) -> int | None:
     if value.__class__ is str and value.isascii() and value.isdigit():
         return int(value)  # what a CSV cell mostly holds; parse_decimal agrees
     number = parse_decimal(value)
     if number is None or number != number.to_integral_value():
         what = "missing" if clean(value) is None else "not a whole number"
-        found.append(error("invalid-quantity", at, f"the line item's quantity is {what}", where))
+        found.append(error("invalid-quantity", f"items.{index}.quantity",
+                           f"the line item's quantity is {what}", where))
         return None
     return int(number)
 
 
-def _price(value: Raw, at: str, where: str, found: list[Finding]) -> Decimal | None:
-    number = parse_decimal(value)
+def _price(value: Raw, index: int, where: str, found: list[Finding]) -> Decimal | None:
+    number = _price_text(value) if value.__class__ is str else _price_value(value)
     if number is None:
         what = "missing" if clean(value) is None else "not a number"
-        found.append(error("invalid-price", at, f"the line item's price is {what}", where))
+        found.append(error("invalid-price", f"items.{index}.listed_price",
+                           f"the line item's price is {what}", where))
+    return number
+
+
+@lru_cache(maxsize=4096)  # prices repeat (they come from a catalog), Decimals never change
+def _price_text(value: str) -> Decimal | None:
+    return _price_value(value)
+
+
+def _price_value(value: Raw) -> Decimal | None:
+    number = parse_decimal(value)
+    if number is None:
         return None
     # GraphQL writes "21.0" where the CSV has "21.00": the same price must hash the same.
     exponent = number.as_tuple().exponent
@@ -196,10 +221,11 @@ def map_order(order: ShopifyOrder, context: PipelineContext, tables: Enrichment,
         return Mapped(skipped="nothing to ship: the order has no line items")
     if not shipping_lines:
         return Mapped(skipped="nothing to ship: no line item requires shipping")
-    if order.shipping_address is None or order.shipping_address.is_empty():
+    shipping = _texts(order.shipping_address) if order.shipping_address is not None else None
+    if shipping is None or not _has_place(shipping):
         return Mapped(skipped="nothing to ship: the order has no shipping address")
 
-    deliver_to = _party(order.shipping_address)
+    deliver_to = _party(shipping)
     country = (deliver_to["address"] or {}).get("country")
     if country and rules.is_country(country) and country not in rules.US_CUSTOMS_TERRITORY:
         return Mapped(skipped=f"ships to {country}, outside the US customs territory")
@@ -208,11 +234,13 @@ def map_order(order: ShopifyOrder, context: PipelineContext, tables: Enrichment,
         found.append(error("missing-country", "ultimate_deliver_to.address.country",
                            "the shipping address has no country", order.location))
 
-    items = [_item(line, i, order, context, tables, default_origin, found)
+    currency = _text(order.currency) or context.defaults.currency
+    origin = default_origin or context.defaults.country_of_origin
+    items = [_item(line, i, currency, tables, origin, found)
              for i, line in enumerate(shipping_lines)]
 
-    customer = (_party(order.billing_address)
-                if order.billing_address and not order.billing_address.is_empty()
+    billing = _texts(order.billing_address) if order.billing_address else None
+    customer = (_party(billing) if billing is not None and _has_place(billing)
                 else {"name": None, "address": None, "phone": None})
     customer["name"] = customer["name"] or _text(order.customer_name)
     customer["email"] = _text(order.email)
@@ -246,24 +274,25 @@ def map_order(order: ShopifyOrder, context: PipelineContext, tables: Enrichment,
     return Mapped(record=record, findings=found)
 
 
-def _item(line: ShopifyLine, index: int, order: ShopifyOrder, context: PipelineContext,
-          tables: Enrichment, default_origin: str | None, found: list[Finding]) -> dict[str, Any]:
-    at = f"items.{index}"
+def _item(line: ShopifyLine, index: int, order_currency: str | None, tables: Enrichment,
+          default_origin: str | None, found: list[Finding]) -> dict[str, Any]:
     where = line.location
-    currency = _text(line.currency) or _text(order.currency) or context.defaults.currency
+    currency = _text(line.currency) or order_currency
     item: dict[str, Any] = {
         "description": _text(line.name),
-        "quantity": _quantity(line.quantity, f"{at}.quantity", where, found),
-        "listed_price": _price(line.price, f"{at}.listed_price", where, found),
+        "quantity": _quantity(line.quantity, index, where, found),
+        "listed_price": _price(line.price, index, where, found),
         "currency": currency.upper() if currency else None,
         "sku": _text(line.sku),
     }
     grams = parse_decimal(line.grams) if line.grams is not None else None
     if grams:
         item["weight_kg"] = grams / 1000
-    found += [f.at(where) for f in tables.apply_catalog(item, at)]
+    catalog_findings = tables.apply_catalog(item, f"items.{index}")
+    if catalog_findings:
+        found += [f.at(where) for f in catalog_findings]
     if not item.get("country_of_origin"):
-        item["country_of_origin"] = default_origin or context.defaults.country_of_origin
+        item["country_of_origin"] = default_origin
     return {k: v for k, v in item.items() if v is not None}
 
 
