@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from s321 import ids
 from s321.contracts import Ack, AckStatus
@@ -51,13 +51,17 @@ CREATE TABLE IF NOT EXISTS consignments (
     created_at      REAL NOT NULL,
     updated_at      REAL NOT NULL
 );
-CREATE INDEX IF NOT EXISTS consignments_queue ON consignments (pipeline, state, next_attempt_at);
-CREATE INDEX IF NOT EXISTS consignments_batch ON consignments (batch_id);
+-- Beyond its id a record is indexed only while queued or sent: a record that leaves
+-- those states (on every ack) touches no index, one that enters them a single one.
+-- Queries spell the state out (state='queued'): SQLite uses a partial index only then;
+-- `state` is a column of each too, or SQLite reads the row to check it.
 -- claim() takes the oldest due records: in this order they are read straight off the
 -- index (next_attempt_at is in it to filter without reading rows), not sorted anew on
 -- every claim, which cost O(queued) each time and made a large queue drain in O(n^2).
-CREATE INDEX IF NOT EXISTS consignments_due
-    ON consignments (pipeline, state, queued_at, transaction_id, next_attempt_at);
+CREATE INDEX IF NOT EXISTS consignments_queued ON consignments
+    (pipeline, queued_at, transaction_id, next_attempt_at, state) WHERE state = 'queued';
+-- Records awaiting an ack, by age: the ack timeout, a lost connection, pending().
+CREATE INDEX IF NOT EXISTS consignments_sent ON consignments (pipeline, sent_at, state) WHERE state = 'sent';
 CREATE TABLE IF NOT EXISTS inputs (
     pipeline     TEXT NOT NULL,
     path         TEXT NOT NULL,
@@ -70,9 +74,16 @@ CREATE TABLE IF NOT EXISTS inputs (
 """
 
 
-SCHEMA_VERSION = 1
-"""PRAGMA user_version of a ledger file. 1: content hashes are ids.content_hash of the
-record's JSON; 0 (no version) hashed a key-sorted json.dumps of the record's dict."""
+SCHEMA_VERSION = 2
+"""PRAGMA user_version of a ledger file. 2: partial indexes on queued and sent records
+only (SCHEMA). 1: content hashes are ids.content_hash of the record's JSON; 0 (no
+version) hashed a key-sorted json.dumps of the record's dict."""
+
+_OLD_INDEXES = ("consignments_queue", "consignments_batch", "consignments_due")
+"""Indexes of versions 0 and 1, over every record whatever its state."""
+
+_QUEUED, _SENT = f"state='{State.QUEUED.value}'", f"state='{State.SENT.value}'"
+"""The state filters the partial indexes are made for, spelled as they are."""
 
 _LOOKUP_CHUNK = 500
 """Records whose ledger rows ingest() reads in one query (SQLite allows 32766 parameters)."""
@@ -98,6 +109,15 @@ class Row:
     def record(self) -> Consignment | None:
         """The record as a model, decoded on first use."""
         return Consignment.model_validate_json(self.record_json) if self.record_json else None
+
+
+class Owed(NamedTuple):
+    """What `Ledger.owed` says of a pipeline."""
+
+    queued: bool
+    sent: bool
+    due: bool
+    """A queued record whose next attempt is now or past."""
 
 
 @dataclass
@@ -130,6 +150,9 @@ class Ledger(SqliteFile):
                                 f" knows ({SCHEMA_VERSION}); upgrade s321 to open it")
             if version < 1:
                 _rehash(db)
+            if version < 2:
+                for index in _OLD_INDEXES:
+                    db.execute(f"DROP INDEX IF EXISTS {index}")
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     @staticmethod
@@ -232,15 +255,16 @@ class Ledger(SqliteFile):
         any byte leaves: after a crash they are found `sent` and sent again."""
         now = time.time() if now is None else now
         with self.transaction() as db:
-            # `+next_attempt_at`: the due filter must not pick consignments_queue, whose
-            # order is not the ORDER BY (see consignments_due).
             rows = db.execute(
-                f"SELECT {_ROW_COLUMNS} FROM consignments WHERE pipeline=? AND state=? AND +next_attempt_at<=?"
-                " ORDER BY queued_at, transaction_id LIMIT ?", (pipeline, State.QUEUED, now, limit)).fetchall()
+                f"SELECT {_ROW_COLUMNS} FROM consignments WHERE pipeline=? AND {_QUEUED} AND next_attempt_at<=?"
+                " ORDER BY queued_at, transaction_id LIMIT ?", (pipeline, now, limit)).fetchall()
             db.executemany("UPDATE consignments SET state=?, batch_id=?, sent_at=?, attempts=attempts+1,"
                            " updated_at=? WHERE transaction_id=?",
                            [(State.SENT, batch_id, now, now, r["transaction_id"]) for r in rows])
-        return [self._row(r, state=State.SENT, batch_id=batch_id, attempts=r["attempts"] + 1) for r in rows]
+        claimed = [self._row(r) for r in rows]
+        for row in claimed:  # as the update left them
+            row.state, row.batch_id, row.attempts = State.SENT, batch_id, row.attempts + 1
+        return claimed
 
     def requeue(self, transaction_ids: Iterable[str], error: str, delays: dict[str, float] | float = 0.0,
                 dead: Iterable[str] = (), now: float | None = None) -> None:
@@ -266,49 +290,59 @@ class Ledger(SqliteFile):
         now = time.time() if now is None else now
         moved: dict[str, State] = {}
         with self.transaction() as db:
-            # The records still `sent` under this batch, in one look-up (not one per result).
-            open_ = {r[0] for r in db.execute("SELECT transaction_id FROM consignments"
-                                              " WHERE batch_id=? AND state=?", (ack.batch_id, State.SENT))}
-            updates = []
+            # One statement per result, found by id, that moves the record only if it
+            # is still `sent` under this batch: no index on batch ids to keep up on
+            # every claim, no look-up ahead of the update.
             for result in ack.results:
-                if result.transaction_id not in open_:
-                    continue
-                open_.discard(result.transaction_id)
                 accepted = result.status is AckStatus.ACCEPTED or _duplicate_only(result)
                 state = State.ACCEPTED if accepted else State.REJECTED
-                updates.append((state, result.model_dump_json(), accepted,
-                                None if accepted else "; ".join(e.code for e in result.errors), now,
-                                result.transaction_id))
-                moved[result.transaction_id] = state
-            db.executemany("UPDATE consignments SET state=?, ack=?, accepted_hash=CASE WHEN ? THEN content_hash"
-                           " ELSE accepted_hash END, last_error=?, updated_at=? WHERE transaction_id=?",
-                           updates)
+                if db.execute(f"UPDATE consignments SET state=?, ack=?, accepted_hash=CASE WHEN ? THEN content_hash"
+                              f" ELSE accepted_hash END, last_error=?, updated_at=?"
+                              f" WHERE transaction_id=? AND batch_id=? AND {_SENT}",
+                              (state, result.model_dump_json(), accepted,
+                               None if accepted else "; ".join(e.code for e in result.errors), now,
+                               result.transaction_id, ack.batch_id)).rowcount:
+                    moved[result.transaction_id] = state
         return moved
 
     def unacknowledged(self, pipeline: str, sent_before: float) -> list[Row]:
         with self._lock:
-            rows = self._db.execute(f"SELECT {_ROW_COLUMNS} FROM consignments WHERE pipeline=? AND state=? AND sent_at<?",
-                                    (pipeline, State.SENT, sent_before)).fetchall()
+            rows = self._db.execute(f"SELECT {_ROW_COLUMNS} FROM consignments WHERE pipeline=? AND {_SENT}"
+                                    " AND sent_at<?", (pipeline, sent_before)).fetchall()
         return [self._row(r) for r in rows]
 
     def sent_in(self, pipeline: str, batch_ids: list[str]) -> list[Row]:
         marks = ",".join("?" * len(batch_ids))
         with self._lock:
             rows = self._db.execute(f"SELECT {_ROW_COLUMNS} FROM consignments"
-                                    f" WHERE pipeline=? AND state=? AND batch_id IN ({marks})",
-                                    (pipeline, State.SENT, *batch_ids)).fetchall()
+                                    f" WHERE pipeline=? AND {_SENT} AND batch_id IN ({marks})",
+                                    (pipeline, *batch_ids)).fetchall()
         return [self._row(r) for r in rows]
 
     def pending(self, pipeline: str) -> tuple[int, int, float | None]:
-        """(queued, sent, earliest next attempt) for one pipeline."""
-        # Three index look-ups: a SUM over the pipeline read every row it ever had.
+        """(queued, sent, earliest next attempt) for one pipeline: counted off the
+        partial indexes, so it reads every queued and sent entry of the pipeline (not
+        the rows); a loop that only asks "anything left?" wants `owed`."""
         with self._lock:
             r = self._db.execute(
-                "SELECT (SELECT COUNT(*) FROM consignments WHERE pipeline=?1 AND state=?2) AS q,"
-                " (SELECT COUNT(*) FROM consignments WHERE pipeline=?1 AND state=?3) AS s,"
-                " (SELECT MIN(next_attempt_at) FROM consignments WHERE pipeline=?1 AND state=?2) AS n",
-                (pipeline, State.QUEUED, State.SENT)).fetchone()
+                f"SELECT (SELECT COUNT(*) FROM consignments WHERE pipeline=?1 AND {_QUEUED}) AS q,"
+                f" (SELECT COUNT(*) FROM consignments WHERE pipeline=?1 AND {_SENT}) AS s,"
+                f" (SELECT MIN(next_attempt_at) FROM consignments WHERE pipeline=?1 AND {_QUEUED}) AS n",
+                (pipeline,)).fetchone()
         return int(r["q"] or 0), int(r["s"] or 0), r["n"]
+
+    def owed(self, pipeline: str, now: float | None = None) -> Owed:
+        """Whether the pipeline has records queued, sent and not resolved, and due now:
+        one index probe each, whatever the size of the queue. "Due" reads past the
+        records waiting out a backoff at the head of the queue (as `claim` does)."""
+        now = time.time() if now is None else now
+        with self._lock:
+            r = self._db.execute(
+                f"SELECT EXISTS(SELECT 1 FROM consignments WHERE pipeline=?1 AND {_QUEUED}),"
+                f" EXISTS(SELECT 1 FROM consignments WHERE pipeline=?1 AND {_SENT}),"
+                f" EXISTS(SELECT 1 FROM consignments WHERE pipeline=?1 AND {_QUEUED} AND next_attempt_at<=?2)",
+                (pipeline, now)).fetchone()
+        return Owed(bool(r[0]), bool(r[1]), bool(r[2]))
 
     # ------------------------------------------------------------------ operators
 
@@ -381,21 +415,19 @@ class Ledger(SqliteFile):
     # ------------------------------------------------------------------ rows
 
     @staticmethod
-    def _row(r: sqlite3.Row, **override: Any) -> Row:
-        values = {
-            "transaction_id": r["transaction_id"], "pipeline": r["pipeline"], "client": r["client"],
-            "ref": r["ref"], "state": State(r["state"]), "action": Action(r["action"]),
-            "record_json": _wire_json(r["record"], r["transaction_id"], r["action"]),
-            "attempts": r["attempts"], "queued_at": r["queued_at"], "batch_id": r["batch_id"],
-            "last_error": r["last_error"],
-        }
-        values.update(override)
-        return Row(**values)
+    def _row(r: sqlite3.Row) -> Row:
+        txid, pipeline, client, ref, state, action, record, attempts, queued_at, batch_id, last_error = r
+        return Row(txid, pipeline, client, ref, _STATES[state], _ACTIONS[action], _wire_json(record, txid, action),
+                   attempts, queued_at, batch_id, last_error)
 
+
+_STATES = {s.value: s for s in State}
+_ACTIONS = {a.value: a for a in Action}
+"""Column values to enum members by dict: calling the enum costs a microsecond a row."""
 
 _ROW_COLUMNS = ("transaction_id, pipeline, client, ref, state, action, record, attempts, queued_at,"
                 " batch_id, last_error")
-"""What `Row` is made of: claim reads no more than it returns."""
+"""What `Row` is made of, in its order: claim reads no more than it returns."""
 
 
 def _wire_json(stored: str | None, transaction_id: str, action: str) -> str | None:

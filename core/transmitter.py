@@ -199,13 +199,20 @@ class Transmitter:
 
     def idle(self) -> bool:
         """Nothing due now: no queued record due, nothing awaiting an ack."""
-        queued, sent, next_at = self.ledger.pending(self.name)
-        awaiting = sent if self.transport.capabilities.acknowledges else 0
-        return awaiting == 0 and (queued == 0 or (next_at or 0) > self.clock())
+        owed = self.ledger.owed(self.name, self.clock())
+        return not owed.due and not (owed.sent and self.transport.capabilities.acknowledges)
 
     def outstanding(self) -> tuple[int, int]:
+        """(records queued, records awaiting an ack), counted: for a summary or a status.
+        A loop that only asks whether anything is left wants `owes`."""
         queued, sent, _ = self.ledger.pending(self.name)
         return queued, (sent if self.transport.capabilities.acknowledges else 0)
+
+    def owes(self) -> tuple[bool, bool]:
+        """`outstanding()` as yes or no, at the cost of an index probe whatever the
+        queue's size: (anything queued, anything awaiting an ack)."""
+        owed = self.ledger.owed(self.name, self.clock())
+        return owed.queued, owed.sent and self.transport.capabilities.acknowledges
 
     def stalled(self) -> bool:
         return self._fatal

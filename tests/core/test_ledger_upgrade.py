@@ -1,6 +1,6 @@
-"""A ledger file written before content hashes were hashes of the record's JSON opens,
-is upgraded once, and keeps every promise: what was filed is not filed again, what
-was queued stays queued, a change is still a change."""
+"""A ledger file written before content hashes were hashes of the record's JSON (and
+before its indexes were partial) opens, is upgraded once, and keeps every promise: what
+was filed is not filed again, what was queued stays queued, a change is still a change."""
 
 import hashlib
 import json
@@ -52,9 +52,26 @@ def old_ledger(tmp_path):
         (version_0_hash(valid("T1").record), version_0_hash(valid("T1").record), "T1"),
         (version_0_hash(b), version_0_hash(a), "T2"),
         (version_0_hash(valid("T3").record), None, "T3")])
+    db.executescript(VERSION_0_INDEXES)
     db.execute("PRAGMA user_version=0")
     db.close()
     return path
+
+
+VERSION_0_INDEXES = """
+CREATE INDEX consignments_queue ON consignments (pipeline, state, next_attempt_at);
+CREATE INDEX consignments_batch ON consignments (batch_id);
+CREATE INDEX consignments_due ON consignments (pipeline, state, queued_at, transaction_id, next_attempt_at);
+"""
+
+
+def indexes(path):
+    db = sqlite3.connect(path)
+    try:
+        return {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index' AND tbl_name='consignments'"
+                                         " AND sql IS NOT NULL")}
+    finally:
+        db.close()
 
 
 def snapshot(path):
@@ -74,6 +91,7 @@ def test_opening_a_version_0_ledger_rehashes_it_once(old_ledger):
     assert after["T2"][3].startswith("v0:")  # A's old hash: no new hash can equal it
     assert after["T3"][2:] == (ids.content_hash(valid("T3").record), None)
     assert sqlite3.connect(old_ledger).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert indexes(old_ledger) == {"consignments_queued", "consignments_sent"}  # every state's went
     Ledger(old_ledger).close()
     assert snapshot(old_ledger) == after
 
