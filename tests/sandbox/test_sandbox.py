@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import ssl
 import subprocess
 import sys
@@ -317,6 +318,28 @@ def test_the_store_is_a_wal_sqlite_file_that_outlives_the_sandbox(tmp_path: Path
     try:
         assert store.accepted_counts() == {"T1": 1, "T2": 1}
         assert store.accepted_records("T1")[0]["house_bill_number"] == "HB-1001"
+    finally:
+        store.close()
+
+
+def test_a_store_file_made_with_other_settings_still_serves(tmp_path: Path) -> None:
+    # New files get larger pages and more tables; a file an older sandbox made still works.
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA page_size=4096")
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE consignments (transaction_id TEXT PRIMARY KEY, state TEXT NOT NULL "
+               "CHECK (state IN ('active', 'deleted')), updated_at TEXT NOT NULL)")
+    db.execute("INSERT INTO consignments VALUES ('T0', 'active', '2020-01-01T00:00:00+00:00')")
+    db.commit()
+    db.close()
+    store = SandboxStore(path)
+    try:
+        with store.session() as session:
+            session.prefetch(["T0", "T1"])
+            assert session.state("T0") == "active" and session.state("T1") is None
+            session.accept(carrier("T1"), "B1")
+        assert store.accepted_counts() == {"T1": 1}
     finally:
         store.close()
 
