@@ -54,7 +54,7 @@ class PipelineThread(threading.Thread):
                     w.ingest()
                     next_scan = time.monotonic() + self.cfg.rescan_seconds
                 w.transmit()
-                w.poll_acks(timeout=0.05 if w.outstanding()[1] else 0.0)
+                w.poll_acks(timeout=0.05 if w.owes()[1] else 0.0)
                 if w.idle():
                     self.wake.wait(self.cfg.poll_interval)
             self._drain()
@@ -70,7 +70,7 @@ class PipelineThread(threading.Thread):
     def _drain(self) -> None:
         """Stop reading; wait for acks of what is on the wire, up to the timeout."""
         deadline = time.monotonic() + self.cfg.shutdown_timeout
-        while self.worker.outstanding()[1] and time.monotonic() < deadline:
+        while self.worker.owes()[1] and time.monotonic() < deadline:
             self.worker.poll_acks(timeout=0.2)
 
     def _watch(self) -> threading.Event | None:

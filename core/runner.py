@@ -47,11 +47,10 @@ def drive(worker: PipelineWorker, budget: float, stop: threading.Event | None = 
     deadline = time.monotonic() + budget
     while time.monotonic() < deadline and not (stop and stop.is_set()):
         worker.transmit()
-        worker.poll_acks(timeout=0.2 if worker.outstanding()[1] else 0.0)
+        worker.poll_acks(timeout=0.2 if worker.owes()[1] else 0.0)
         if worker.stalled():
             return
-        queued, awaiting = worker.outstanding()
-        if queued == 0 and awaiting == 0:
+        if worker.owes() == (False, False):
             return
         if worker.idle():
             time.sleep(0.05)
