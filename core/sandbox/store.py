@@ -57,9 +57,9 @@ def _now() -> str:
 class Session:
     """Reads and writes of one batch review, inside one transaction.
 
-    The writes are kept until `flush` and then made with one statement per table:
-    an INSERT per record cost more than the rest of the store's work together. What
-    this session accepted is answered by `state` from memory, so the deferral is not
+    The writes are kept until `flush` (before COMMIT) and then made with one
+    executemany per table, about half the CPU of two INSERTs per record. What this
+    session accepted is answered by `state` from memory, so the deferral is not
     visible to the review.
     """
 
