@@ -147,31 +147,64 @@ def _all_present(root: type, paths: list[tuple[str, ...]]) -> _Check | None:
         if item is None or star == len(parts) - 1:
             return None
         listed.setdefault(parts[:star], []).append(parts[star + 1:])
-    get_plain = _getter(root, plain)
+    plain_empty = _any_empty(root, plain)
     lists = []
     for prefix, suffixes in listed.items():
-        get_item = _getter(_list_item(root, prefix), suffixes)  # type: ignore[arg-type]
-        if get_item is None:
+        item_empty = _any_empty(_list_item(root, prefix), suffixes)  # type: ignore[arg-type]
+        if item_empty is None:
             return None
-        lists.append((attrgetter(".".join(prefix)), get_item))
-    if get_plain is None:
+        lists.append((attrgetter(".".join(prefix)), item_empty))
+    if plain_empty is None:
         return None
 
     def all_present(c: Any) -> bool:
         try:
-            values = get_plain(c)
-            if None in values or "" in values or [] in values or {} in values:
+            if plain_empty(c):
                 return False
-            for get_list, get_item in lists:
+            for get_list, item_empty in lists:
                 for item in get_list(c):
-                    values = get_item(item)
-                    if None in values or "" in values or [] in values or {} in values:
+                    if item_empty(item):
                         return False
         except Exception:  # a None on the way (or an odd value): the walks decide
             return False
         return True
 
     return all_present
+
+
+def _any_empty(root: type, paths: list[tuple[str, ...]]) -> _Check | None:
+    """A check: does one of `paths` (plain fields of a `root` model) hold an empty
+    value? It raises when a path leads through None. Values that can only be text,
+    lists, dicts or models with fields are empty exactly when they are false, which
+    `all()` tells in C; the others (numbers, booleans, enums: 0 and False are not
+    empty) are compared with the empty values, also in C. None when `_getter` is."""
+    truthy: list[tuple[str, ...]] = []
+    other: list[tuple[str, ...]] = []
+    for parts in paths:
+        annotation = _annotation_at(root, parts)
+        if annotation is _MISSING:
+            return None
+        (truthy if all(_false_iff_empty(t) for t in _options(annotation)) else other).append(parts)
+    get_truthy, get_other = _getter(root, truthy), _getter(root, other)
+    if get_truthy is None or get_other is None:
+        return None
+    if not other:
+        return lambda node: not all(get_truthy(node))
+
+    def any_empty(node: Any) -> bool:
+        if not all(get_truthy(node)):
+            return True
+        values = get_other(node)
+        return None in values or "" in values or [] in values or {} in values
+
+    return any_empty
+
+
+def _false_iff_empty(annotation: Any) -> bool:
+    """Whether a value of this type is false exactly when `_empty` says it is empty."""
+    if annotation is str or annotation in (list, dict) or get_origin(annotation) in (list, dict):
+        return True
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel) and bool(_kind(annotation))
 
 
 def _getter(root: type, paths: list[tuple[str, ...]] | tuple[tuple[str, ...], ...]) -> _Values | None:
