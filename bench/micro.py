@@ -5,7 +5,7 @@ figures of docs/performance.md. Not a test; nothing here asserts a speed.
     python bench/micro.py [--orders 5000] [--repeat 3] [--only presence,rules]
 
 Steps: parse (CSV -> raw units), map, model (Consignment.model_validate), derive,
-presence, rules, transaction_id, process_unit (all of the preview's per-unit work), outcome_json (Outcome.as_dict + json), content_hash, ledger_ingest,
+presence, rules, transaction_id, process_unit (all of the preview's per-unit work), outcome_json (what `preview --json` prints an outcome as), content_hash, ledger_ingest,
 ledger_claim (with Row decoding), encode_batch, decode_batch, review (the sandbox's
 per-record review and store), encode_ack + decode_ack, ledger_resolve.
 """
@@ -171,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
         "transaction_id": lambda: per_item(lambda u: ids.transaction_id("NWG321", "shopify", u.key),
                                            units, args.repeat),
         "process_unit": lambda: per_item(processor.process_unit, units, args.repeat),
-        "outcome_json": lambda: per_item(lambda o: app.dumps(o.as_dict()), outcomes, args.repeat),
+        "outcome_json": lambda: per_item(
+            lambda o: o.to_json() if hasattr(o, "to_json") else app.dumps(o.as_dict()), outcomes, args.repeat),
         "content_hash": lambda: per_item(ids.content_hash, models, args.repeat),
         "encode_batch": lambda: per_item(lambda ib: wire.encode_batch(make_batch(ib[1], ib[0])),
                                          list(enumerate(batches)), args.repeat, 1) / 500,

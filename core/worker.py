@@ -3,6 +3,11 @@ through a `Transmitter` (s321.transmitter).
 
 Units are committed to the ledger before their input file is archived or the source
 acknowledged, so a crash during ingestion makes the file be read again, idempotently.
+
+A large input is transmitted while it is read: each time a batch's worth of valid
+records has been committed, full batches go out and the acks that came back are
+resolved, so the receiver works while this process keeps reading (the ledger is the
+only hand-over between the two halves; nothing is sent that is not committed).
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ class PipelineWorker:
         self.clock = clock
         self.processor = Processor(pipeline, rates)
         self.counts: Counter[str] = counts if counts is not None else Counter()
+        self._due = 0  # valid units committed since the last transmission while ingesting
         ctx = pipeline.context
         self.sender = Transmitter(
             ledger, pipeline.name,
@@ -54,6 +60,7 @@ class PipelineWorker:
         self.recover = self.sender.recover
         self.idle = self.sender.idle
         self.outstanding = self.sender.outstanding
+        self.owes = self.sender.owes
         self.stalled = self.sender.stalled
         self.close = self.sender.close
 
@@ -102,11 +109,13 @@ class PipelineWorker:
                 ready.append(f)
         return ready
 
-    def ingest(self, paths: Iterable[Path] | None = None, settle: bool = True) -> int:
-        """Read, map, validate and commit. Returns the number of units stored."""
+    def ingest(self, paths: Iterable[Path] | None = None, settle: bool = True, transmit: bool = True) -> int:
+        """Read, map, validate and commit. Returns the number of units stored. With
+        `transmit`, full batches are sent (and acks resolved) while reading."""
         files = list(paths) if paths is not None else self.pending_inputs(settle)
+        self._due = 0
         if files is None:
-            return self._ingest_stream(self.processor.process(), None)
+            return self._ingest_stream(self.processor.process(), None, transmit)
         total = 0
         for f in files:
             try:
@@ -114,11 +123,24 @@ class PipelineWorker:
             except OSError as exc:
                 log.warning("input vanished", pipeline=self.name, file=str(f), error=exc.strerror)
                 continue
-            total += self._ingest_stream(self.processor.process([f]), (str(f), st.st_size, st.st_mtime_ns))
+            total += self._ingest_stream(self.processor.process([f]), (str(f), st.st_size, st.st_mtime_ns),
+                                         transmit)
             self._archive(f)
         return total
 
-    def _ingest_stream(self, outcomes: Iterator[Outcome], input_file: tuple[str, int, int] | None) -> int:
+    def _transmit_full_batches(self, valid: int) -> None:
+        """Called after each committed chunk with its number of valid units: once a
+        batch's worth is queued, send what is due and resolve the acks that are in."""
+        self._due += valid
+        size = max(1, min(self.sender.batch_size, self.transport.capabilities.max_batch))
+        if self._due < size:
+            return
+        self._due %= size
+        self.sender.transmit()
+        self.sender.poll_acks(timeout=0.0)
+
+    def _ingest_stream(self, outcomes: Iterator[Outcome], input_file: tuple[str, int, int] | None,
+                       transmit: bool = False) -> int:
         ctx = self.pipeline.context
         n = 0
         last_checkpoint = None
@@ -141,6 +163,8 @@ class PipelineWorker:
             n += len(chunk)
             if done:
                 break
+            if transmit:
+                self._transmit_full_batches(sum(o.status is Status.VALID for o in chunk))
         if last_checkpoint is not None:
             self.processor.source.ack(last_checkpoint)
         return n
