@@ -6,15 +6,15 @@ limit. `derive` fills the derived fields first (total_value_usd, normalised code
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from decimal import Decimal
 from functools import lru_cache
+from operator import attrgetter
 from urllib.parse import urlsplit
 
 import pycountry
 
 from s321.findings import Finding, error, warning
-from s321.record import Consignment, Party
+from s321.record import Consignment
 
 US_CUSTOMS_TERRITORY = frozenset({"US", "PR"})
 _HTS = re.compile(r"\d{6}(\d{4})?")
@@ -43,39 +43,38 @@ def derive(consignment: Consignment, rates: dict[str, Decimal]) -> Consignment:
     # microseconds, and most inputs are normalised already.
     total: Decimal | None = Decimal(0)
     for item in consignment.items:
-        if item.currency and item.currency != item.currency.upper():
-            item.currency = item.currency.upper()
-        if item.country_of_origin and item.country_of_origin != item.country_of_origin.upper():
-            item.country_of_origin = item.country_of_origin.upper()
-        if item.hts_code and not item.hts_code.isdigit():
-            item.hts_code = normalise_hts(item.hts_code)
-        rate = rates.get(item.currency or "")
-        if total is None or item.listed_price is None or item.quantity is None or rate is None:
+        currency = item.currency
+        if currency and currency != currency.upper():
+            item.currency = currency = currency.upper()
+        origin = item.country_of_origin
+        if origin and origin != origin.upper():
+            item.country_of_origin = origin.upper()
+        hts = item.hts_code
+        if hts and not hts.isdigit():
+            item.hts_code = normalise_hts(hts)
+        rate = rates.get(currency or "")
+        price, quantity = item.listed_price, item.quantity
+        if total is None or price is None or quantity is None or rate is None:
             total = None
             continue
-        total += item.listed_price * item.quantity * rate
-    for party in _parties(consignment):
-        if party.address and party.address.country and \
-                party.address.country != party.address.country.upper():
-            party.address.country = party.address.country.upper()
-    consignment.total_value_usd = None if total is None else total.quantize(Decimal("0.01"))
+        total += price * quantity * rate
+    for party in _PARTIES(consignment):
+        address = party.address if party is not None else None
+        if address is not None and address.country and address.country != address.country.upper():
+            address.country = address.country.upper()
+    consignment.total_value_usd = None if total is None else total.quantize(_CENTS)
     return consignment
 
 
-def _parties(c: Consignment) -> Iterator[Party]:
-    for p in (c.consignment_originator, c.ultimate_deliver_to, c.seller, c.customer, c.exemption_claimant):
-        if p is not None:
-            yield p
-
-
 _PARTY_FIELDS = ("consignment_originator", "ultimate_deliver_to", "seller", "customer", "exemption_claimant")
+_PARTIES = attrgetter(*_PARTY_FIELDS)
+_CENTS = Decimal("0.01")
 
 
 def check(c: Consignment, rates: dict[str, Decimal], value_limit_usd: Decimal | None) -> list[Finding]:
     """Findings of the value rules. Presence is the profile's business (`s321.validation`)."""
     out: list[Finding] = []
-    for pname in _PARTY_FIELDS:
-        party = getattr(c, pname)
+    for pname, party in zip(_PARTY_FIELDS, _PARTIES(c)):
         if party and party.address and party.address.country and not is_country(party.address.country):
             out.append(error("invalid-country", f"{pname}.address.country",
                              "not an ISO 3166-1 alpha-2 country code (e.g. US, CN, DE)"))
@@ -90,29 +89,30 @@ def check(c: Consignment, rates: dict[str, Decimal], value_limit_usd: Decimal | 
                            "the consignment declares no foreign security scan"))
     priced = True
     for i, item in enumerate(c.items):
-        at = f"items.{i}"
-        if item.quantity is not None and item.quantity <= 0:
-            out.append(error("invalid-quantity", f"{at}.quantity", "quantity must be greater than 0"))
-        if item.listed_price is not None and item.listed_price < 0:
-            out.append(error("negative-price", f"{at}.listed_price", "a price cannot be negative"))
+        quantity, price, currency, hts = item.quantity, item.listed_price, item.currency, item.hts_code
+        if quantity is not None and quantity <= 0:
+            out.append(error("invalid-quantity", f"items.{i}.quantity", "quantity must be greater than 0"))
+        if price is not None and price < 0:
+            out.append(error("negative-price", f"items.{i}.listed_price", "a price cannot be negative"))
         if item.weight_kg is not None and item.weight_kg < 0:
-            out.append(error("negative-weight", f"{at}.weight_kg", "a weight cannot be negative"))
-        if item.currency and not is_currency(item.currency):
-            out.append(error("invalid-currency", f"{at}.currency",
+            out.append(error("negative-weight", f"items.{i}.weight_kg", "a weight cannot be negative"))
+        if currency and not is_currency(currency):
+            out.append(error("invalid-currency", f"items.{i}.currency",
                              "not an ISO 4217 currency code (e.g. USD, EUR, CAD)"))
-        elif item.listed_price is not None and (item.currency or "") not in rates:
+        elif price is not None and (currency or "") not in rates:
             priced = False
-            out.append(error("unknown-currency-rate", f"{at}.currency",
-                             f"no rate for {item.currency or 'an item without currency'}; "
+            out.append(error("unknown-currency-rate", f"items.{i}.currency",
+                             f"no rate for {currency or 'an item without currency'}; "
                              f"add it under [currency_rates] (known: {', '.join(sorted(rates))})"))
         if item.country_of_origin and not is_country(item.country_of_origin):
-            out.append(error("invalid-country", f"{at}.country_of_origin",
+            out.append(error("invalid-country", f"items.{i}.country_of_origin",
                              "not an ISO 3166-1 alpha-2 country code (e.g. CN, DE)"))
-        if item.hts_code and not _HTS.fullmatch(normalise_hts(item.hts_code)):
-            out.append(error("invalid-hts", f"{at}.hts_code",
+        # (Decimal digits only, 6 or 10 of them, is what the pattern accepts, quicker.)
+        if hts and not (hts.isdecimal() and len(hts) in (6, 10)) and not _HTS.fullmatch(normalise_hts(hts)):
+            out.append(error("invalid-hts", f"items.{i}.hts_code",
                              "an HTS code has 6 or 10 digits (e.g. 610910 or 6109100012)"))
         if item.product_url and not is_url(item.product_url):
-            out.append(error("invalid-url", f"{at}.product_url",
+            out.append(error("invalid-url", f"items.{i}.product_url",
                              "not a valid http(s) URL with a host name"))
     if (priced and value_limit_usd is not None and c.total_value_usd is not None
             and c.total_value_usd > value_limit_usd):

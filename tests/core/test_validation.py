@@ -348,3 +348,14 @@ def answers(check, *args):
 def test_presence_answers_as_the_dump_of_the_record_would(c, profile, files_as):
     assert answers(validation.presence, c, profile, files_as) == \
         answers(presence_of_the_dump, c, profile, files_as)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.sampled_from("0123456789٣߁².- x"), max_size=12))
+def test_an_hts_code_is_judged_by_its_pattern_whatever_its_digits(hts):
+    fields = marketplace_fields()
+    fields["items"][0]["hts_code"] = hts
+    c = consignment(fields)  # not derived: the code is checked as given
+    valid = rules._HTS.fullmatch(rules.normalise_hts(c.items[0].hts_code or "")) is not None
+    found = {f.field for f in rules.check(c, RATES, PILOT.value_limit_usd) if f.code == "invalid-hts"}
+    assert (found == set()) is (valid or not c.items[0].hts_code)
