@@ -320,16 +320,22 @@ class Ledger(SqliteFile):
         return [self._row(r) for r in rows]
 
     def pending(self, pipeline: str) -> tuple[int, int, float | None]:
-        """(queued, sent, earliest next attempt) for one pipeline: counted off the
-        partial indexes, so it reads every queued and sent entry of the pipeline (not
-        the rows); a loop that only asks "anything left?" wants `owed`."""
+        """(queued, sent, earliest next attempt) for one pipeline, off the partial
+        indexes: it reads every queued and sent entry of the pipeline (not the rows).
+        The counts alone are `in_flight`; a loop that asks "anything left?" wants `owed`."""
+        queued, sent = self.in_flight(pipeline)
+        with self._lock:
+            earliest = self._db.execute(f"SELECT MIN(next_attempt_at) FROM consignments WHERE pipeline=? AND {_QUEUED}",
+                                        (pipeline,)).fetchone()[0]
+        return queued, sent, earliest
+
+    def in_flight(self, pipeline: str) -> tuple[int, int]:
+        """(queued, sent) for one pipeline, counted as `pending` counts them."""
         with self._lock:
             r = self._db.execute(
-                f"SELECT (SELECT COUNT(*) FROM consignments WHERE pipeline=?1 AND {_QUEUED}) AS q,"
-                f" (SELECT COUNT(*) FROM consignments WHERE pipeline=?1 AND {_SENT}) AS s,"
-                f" (SELECT MIN(next_attempt_at) FROM consignments WHERE pipeline=?1 AND {_QUEUED}) AS n",
-                (pipeline,)).fetchone()
-        return int(r["q"] or 0), int(r["s"] or 0), r["n"]
+                f"SELECT (SELECT COUNT(*) FROM consignments WHERE pipeline=?1 AND {_QUEUED}),"
+                f" (SELECT COUNT(*) FROM consignments WHERE pipeline=?1 AND {_SENT})", (pipeline,)).fetchone()
+        return int(r[0]), int(r[1])
 
     def owed(self, pipeline: str, now: float | None = None) -> Owed:
         """Whether the pipeline has records queued, sent and not resolved, and due now:

@@ -205,7 +205,7 @@ class Transmitter:
     def outstanding(self) -> tuple[int, int]:
         """(records queued, records awaiting an ack), counted: for a summary or a status.
         A loop that only asks whether anything is left wants `owes`."""
-        queued, sent, _ = self.ledger.pending(self.name)
+        queued, sent = self.ledger.in_flight(self.name)
         return queued, (sent if self.transport.capabilities.acknowledges else 0)
 
     def owes(self) -> tuple[bool, bool]:

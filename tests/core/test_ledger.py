@@ -168,13 +168,13 @@ def test_pending_counts_and_owed_says_whether_anything_is_left_or_due(ledger):
     ledger.requeue(["T0"], "connection refused", 30.0, now=1001.0)
     assert ledger.pending("shop") == (2, 1, 0.0) and ledger.owed("shop", 1001.0) == (True, True, True)
     ledger.claim("shop", "B2", 1, now=1001.0)  # T2: all that is queued now waits out a backoff
-    assert ledger.pending("shop") == (1, 2, 1031.0)
+    assert ledger.pending("shop") == (1, 2, 1031.0) and ledger.in_flight("shop") == (1, 2)
     assert ledger.owed("shop", 1002.0) == (True, True, False) and ledger.owed("shop", 1031.0).due
     ledger.resolve(ack("B1", ("T1", "accepted")))
     ledger.resolve(ack("B2", ("T2", "rejected", "invalid-hts")))
     ledger.requeue(["T0"], "refused", dead=["T0"], now=1002.0)
     assert ledger.pending("shop") == (0, 0, None) and ledger.owed("shop", 2000.0) == (False, False, False)
-    assert ledger.pending("other") == (1, 0, 0.0)
+    assert ledger.pending("other") == (1, 0, 0.0) and ledger.in_flight("other") == (1, 0)
 
 
 def test_input_files_are_remembered_with_their_units(ledger):
