@@ -61,8 +61,10 @@ class Outcome:
         try:
             # indent=0 puts a newline after every separator, and JSON strings never
             # hold a raw one: so the newlines show where json.dumps puts its spaces.
-            record = self.record.model_dump_json(exclude_none=True, indent=0).replace(
-                ",\n", ", ").replace("\n", "") if self.record else "null"
+            # (`model_dump_json`, without its decode until the bytes are spaced.)
+            record = self.record.__pydantic_serializer__.to_json(
+                self.record, exclude_none=True, indent=0).replace(b",\n", b", ").replace(
+                b"\n", b"").decode() if self.record else "null"
         except Exception:  # whatever the one-pass writer refuses, the dict way decides
             return json.dumps(self.as_dict(), ensure_ascii=False, default=str)
         findings = json.dumps([f.model_dump(mode="json", exclude_none=True) for f in self.findings],
