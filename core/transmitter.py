@@ -103,16 +103,23 @@ class Transmitter:
         self._connect_failures += 1
         log.warning("transport unreachable", pipeline=self.name, error=str(exc), attempt=self._connect_failures)
 
-    def transmit(self) -> int:
-        """Send due records while the window allows. Returns the number sent."""
+    def batch_limit(self) -> int:
+        """Records a batch holds at most: the pipeline's batch_size, capped by the transport."""
+        return max(1, min(self.batch_size, self.transport.capabilities.max_batch))
+
+    def transmit(self, max_batches: int | None = None) -> int:
+        """Send due records while the window allows, `max_batches` batches at most.
+        Returns the number sent."""
         if not self._connected():
             return 0
         transport = self.transport
         caps = transport.capabilities
-        size = max(1, min(self.batch_size, caps.max_batch))
+        size = self.batch_limit()
         window = max(1, caps.window)
         sent = 0
-        while len(self._inflight) < window or not caps.acknowledges:
+        batches = 0
+        while (len(self._inflight) < window or not caps.acknowledges) and batches != max_batches:
+            batches += 1
             batch_id = ids.batch_id()
             rows = self.ledger.claim(self.name, batch_id, size, now=self.clock())
             if not rows:

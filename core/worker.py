@@ -132,11 +132,11 @@ class PipelineWorker:
         """Called after each committed chunk with its number of valid units: once a
         batch's worth is queued, send what is due and resolve the acks that are in."""
         self._due += valid
-        size = max(1, min(self.sender.batch_size, self.transport.capabilities.max_batch))
+        size = self.sender.batch_limit()
         if self._due < size:
             return
-        self._due %= size
-        self.sender.transmit()
+        batches, self._due = divmod(self._due, size)
+        self.sender.transmit(max_batches=batches)
         self.sender.poll_acks(timeout=0.0)
 
     def _ingest_stream(self, outcomes: Iterator[Outcome], input_file: tuple[str, int, int] | None,

@@ -62,7 +62,7 @@ class ClientUpstream(threading.Thread):
                 busy = False
                 for sender in list(self.transmitters.values()):
                     sender.transmit()
-                    awaiting = sender.outstanding()[1]
+                    awaiting = sender.owes()[1]
                     sender.poll_acks(timeout=0.05 if awaiting else 0.0)
                     busy = busy or not sender.idle()
                 if not busy:
