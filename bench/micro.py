@@ -5,9 +5,12 @@ figures of docs/performance.md. Not a test; nothing here asserts a speed.
     python bench/micro.py [--orders 5000] [--repeat 3] [--only presence,rules]
 
 Steps: parse (CSV -> raw units), map, model (Consignment.model_validate), derive,
-presence, rules, transaction_id, process_unit (all of the preview's per-unit work), outcome_json (what `preview --json` prints an outcome as), content_hash, ledger_ingest,
-ledger_claim, encode_batch (of models), encode_stored_batch (what a claim sends), decode_batch, review (the sandbox's
-per-record review and store), encode_ack + decode_ack, ledger_resolve.
+presence, rules, transaction_id, process_unit (all of the preview's per-unit work),
+outcome_json (what `preview --json` prints an outcome as), content_hash, ledger_ingest,
+ledger_claim, encode_batch (of models), encode_stored_batch (what a claim sends),
+decode_batch, review+decode (the sandbox's per-record decode, review and store),
+ack_codec (encode + decode an ack), ledger_resolve. Run with the collector settings of
+every `s321` process (s321.gctune).
 """
 
 from __future__ import annotations
@@ -87,6 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     from s321.sandbox.store import SandboxStore
 
     logs.configure(level="warning")
+    try:  # the collector settings every `s321` process runs with (older code has none)
+        from s321 import gctune
+        gctune.for_batches()
+    except ImportError:
+        pass
     files = throughput.shop_inputs(args.data, args.orders, generate.DEFAULT_SEED)
     tmp = Path(tempfile.mkdtemp(prefix="s321-micro-"))
     settings = throughput.Settings(args.data, tmp, 1, 500, 4, "NORMAL", ())
@@ -191,6 +199,10 @@ def main(argv: list[str] | None = None) -> int:
                                       args.repeat, 1) / 500,
     }
     wanted = set(args.only.split(",")) if args.only else None
+    unknown = (wanted or set()) - set(steps) - {"ledger_ingest", "ledger_claim", "ledger_resolve"}
+    if unknown:
+        parser.error(f"unknown step {', '.join(sorted(unknown))}; steps: "
+                     f"{', '.join([*steps, 'ledger_ingest', 'ledger_claim', 'ledger_resolve'])}")
     results: dict[str, float] = {}
     for name, measure in steps.items():
         if wanted is None or name in wanted:
