@@ -3,9 +3,11 @@ themselves in a private SQLite database for a large one (a tracking table has a 
 order), so that a table's memory stops growing with its file.
 
 Promises: both keep the first row of a key and report the lines of the later ones; both
-give the same entry for a key (a stored row is built on look-up, with its `FILE:LINE`);
-the database is a temporary file that SQLite deletes when it is closed and that nobody
-else can open, and its page cache is bounded (CACHE_KIB).
+give the same entry for a key (a stored row is built when it is read back, with its
+`FILE:LINE`); the database is a temporary file (in SQLITE_TMPDIR, TMPDIR or /var/tmp)
+that SQLite removes from the directory as soon as it is made, so that no other program
+can open it, and its memory is bounded (CACHE_KIB, CACHED_ENTRIES, READ_AHEAD) whatever
+the table's size.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ KeyedRow = tuple[str, int, list[str | None]]
 SPILL_ROWS = 20_000
 """Tables with more keyed rows than this are kept in SQLite. Built entries take about
 400 bytes a row in memory (8 MB here); a look-up in the database costs a few µs instead
-of a fraction of one, so small tables, which items and vendors hit several times an
-order, stay in a dict."""
+of one or two, so small tables, which items and vendors hit several times an order,
+stay in a dict."""
 
 CACHE_KIB = 4096
 """SQLite's page cache for one spilled table; the pages beyond it stay on disk or in the
@@ -38,6 +40,9 @@ operating system's file cache, which is not the process's memory."""
 CACHED_ENTRIES = 4096
 """Entries a spilled table keeps built: a large catalog is looked up for every item, and
 building a catalog entry (numbers, country, HTS code) costs more than fetching its row."""
+
+READ_AHEAD = 256
+"""The most rows one look-up reads (see _ReadAhead)."""
 
 _BATCH = 2_000
 
@@ -74,10 +79,9 @@ class SqliteStore(Generic[E]):
                          f"{', '.join(values)}) WITHOUT ROWID")
         self._insert = (f"INSERT OR IGNORE INTO rows VALUES "
                         f"({', '.join('?' * (len(columns) + 2))})")
-        select = f"SELECT line, {', '.join(values)} FROM rows WHERE key = ?"
         self._size = 0
         self.get: Callable[[str], E | None] = lru_cache(maxsize=CACHED_ENTRIES)(
-            _fetch(self._db.cursor(), self._lock, select, columns, build, f"{path}:"))
+            _ReadAhead(self._db.cursor(), self._lock, values, columns, build, f"{path}:"))
 
     def add(self, rows: Iterable[KeyedRow]) -> list[int]:
         """Store `rows` (in file order, after any added before); the lines of rows whose
@@ -111,19 +115,45 @@ class SqliteStore(Generic[E]):
             self._db.close()
 
 
-def _fetch(cursor: sqlite3.Cursor, lock: threading.Lock, select: str, columns: tuple[str, ...],
-           build: Callable[[Row, str], E], where: str) -> Callable[[str], E | None]:
-    """The look-up of a SqliteStore: the entry built from the row of a key, or None.
-    A closure, not a method, so that the store's cache holds no reference to the store."""
+class _ReadAhead(Generic[E]):
+    """The look-up of a SqliteStore. Rows are read in key order from the key asked for,
+    and the ones read answer the next look-ups that fall among them: orders are looked
+    up in about the order of their numbers, and a query costs far more in a busy
+    process, where SQLite's code and pages are no longer in the CPU's caches, than in a
+    loop of look-ups. While look-ups land in what was read, each read is longer (up to
+    READ_AHEAD rows); one that does not brings it back to two rows, so that scattered
+    look-ups cost one short query each."""
 
-    def fetch(key: str) -> E | None:
-        with lock:
-            found = cursor.execute(select, (key,)).fetchone()
-        if found is None:
-            return None
-        return build(dict(zip(columns, found[1:])), f"{where}{found[0]}")
+    def __init__(self, cursor: sqlite3.Cursor, lock: threading.Lock, values: list[str],
+                 columns: tuple[str, ...], build: Callable[[Row, str], E], where: str):
+        self._cursor, self._lock, self._columns, self._build = cursor, lock, columns, build
+        self._where = where
+        self._select = (f"SELECT key, line, {', '.join(values)} FROM rows WHERE key >= ? "
+                        f"ORDER BY key LIMIT ?")
+        self._read: dict[str, E] = {}
+        self._low: str | None = None  # what was read holds every key in [low, high]
+        self._high: str | None = None  # None: every key from low on
+        self._rows = 1
+        self._used = False
 
-    return fetch
+    def __call__(self, key: str) -> E | None:
+        with self._lock:
+            low, high = self._low, self._high
+            if low is None or key < low or (high is not None and key > high):
+                self._read_from(key)
+            else:
+                self._used = True
+            return self._read.get(key)
+
+    def _read_from(self, key: str) -> None:
+        self._rows = min(self._rows * 4, READ_AHEAD) if self._used else 1
+        rows = self._cursor.execute(self._select, (key, self._rows + 1)).fetchall()
+        build, columns, where = self._build, self._columns, self._where
+        # Built here, in one go, while the code that builds is in the CPU's caches.
+        self._read = {found: build(dict(zip(columns, values)), f"{where}{line}")
+                      for found, line, *values in rows}
+        self._low, self._high = key, (rows[-1][0] if len(rows) > self._rows else None)
+        self._used = False
 
 
 Store = MemoryStore[E] | SqliteStore[E]

@@ -3,6 +3,7 @@ memory, with the same answers, the same findings and the same reloads either way
 
 from __future__ import annotations
 
+import csv
 import os
 import sqlite3
 import threading
@@ -78,20 +79,36 @@ def test_duplicates_across_batches_keep_the_first_row_and_come_in_line_order(tmp
         assert table.size == 4
 
 
-@settings(max_examples=60, deadline=None,
+_KEYS = st.sampled_from(["", " ", "#1", "1", " #1 ", "#2", "x", "X", "ß", "SS"])
+_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=8)
+
+
+@settings(max_examples=100, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(rows=st.lists(st.tuples(st.sampled_from(["", " ", "#1", "1", " #1 ", "#2", "x", "X"]),
-                               st.sampled_from(["", "T1", "T2", " T3 "])), max_size=12),
-       batch=st.integers(1, 4))
-def test_both_stores_give_the_same_results_for_any_rows(tmp_path, monkeypatch, rows, batch):
+@given(rows=st.lists(st.lists(_KEYS | _TEXT, min_size=0, max_size=3), max_size=30),
+       batch=st.integers(1, 4), read_ahead=st.integers(1, 4), data=st.data())
+def test_both_stores_give_the_same_results_for_any_rows(tmp_path, monkeypatch, rows, batch,
+                                                        read_ahead, data):
     monkeypatch.setattr(store, "_BATCH", batch)
-    path = write(tmp_path / "tracking.csv", ["order,tracking_number",
-                                             *(f"{o},{t}" for o, t in rows)])
+    monkeypatch.setattr(store, "READ_AHEAD", read_ahead)
+    path = tmp_path / "tracking.csv"
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh).writerows([["order", "tracking_number", "carrier"], *rows])
     in_memory, in_database = both(TRACKING, path, monkeypatch)
-    for key in ["#1", "1", "#2", "x", "X", "#", "nope", ""]:
-        assert in_database.get(key) == in_memory.get(key)
+    keys = sorted({r[0] for r in rows if r} | {"#1", "1", "#2", "x", "X", "ss", "#", "nope"})
+    # In order (as orders come), then scattered, then anything at all.
+    probes = keys + data.draw(st.permutations(keys)) + data.draw(st.lists(_KEYS | _TEXT))
+    assert [in_database.get(k) for k in probes] == [in_memory.get(k) for k in probes]
     assert in_database.problems == in_memory.problems
     assert in_database.size == in_memory.size
+
+
+def test_look_ups_in_order_backwards_and_scattered_answer_alike(tmp_path, monkeypatch):
+    path = write(tmp_path / "tracking.csv", ["Order Name,Tracking Number", *(
+        f"#{n},LX{n:09d}HK" for n in range(1000, 3000) if n % 17)])  # some orders have none
+    in_memory, in_database = both(TRACKING, path, monkeypatch)
+    for order in [*range(990, 3010), *range(3010, 990, -1), *range(990, 3010, 97)]:
+        assert in_database.get(f"#{order}") == in_memory.get(f"#{order}")
 
 
 def test_a_table_that_grows_past_the_threshold_moves_to_sqlite_and_back(tmp_path, monkeypatch):
