@@ -79,8 +79,15 @@ class _Envelope(BaseModel):
     type: Any = None
 
 
+_HEADS = {"batch": _BATCH_HEAD, "ack": _ACK_HEAD}
+
+
 def _decode_fast(data: bytes, kind: str, model: type[Batch | Ack]):  # type: ignore[no-untyped-def]
     try:
+        if data.startswith(_HEADS[kind]):
+            # Written as encode_* writes it: the envelope is known without parsing the
+            # document twice (the models ignore `format` and `type`).
+            return model.model_validate_json(data)
         envelope = _Envelope.model_validate_json(data)
         if envelope.format == FORMAT and envelope.type == kind:
             return model.model_validate_json(data)

@@ -45,6 +45,7 @@ def test_an_ack_round_trips():
     (b'{"format":"s321/1","type":"ack"}', "type: expected 'batch'"),
     (b'{"format":"s321/1","type":"batch","batch_id":"x","originator_code":"y","profile":"p","sent_at":"now","records":[]}',
      "sent_at"),
+    (b'{"format":"s321/1","type":"batch","batch_id":', "not UTF-8 JSON"),  # cut off after the head
 ])
 def test_what_is_not_s321_1_is_refused_with_the_field_named(data, match):
     with pytest.raises(WireFormatError, match=match):
@@ -98,3 +99,10 @@ def test_the_stored_json_and_its_hash_come_from_one_dump(txid):
     assert ids.with_action(text, txid, "delete") == record.model_dump_json(exclude_none=True)
     assert ids.content_hash(Consignment(transaction_id=txid)) == ids.filed_json(Consignment(transaction_id=txid))[1]
     assert ids.with_action(text, "other", "delete") is None  # not this record's text
+
+
+def test_a_batch_written_by_another_json_library_decodes_too():
+    batch = Batch(batch_id="B1", originator_code="MKT001", profile="pilot-2019",
+                  sent_at=datetime(2026, 1, 2, tzinfo=UTC), records=[consignment(marketplace_fields())])
+    spaced = json.dumps({"type": "batch", "format": "s321/1", **batch.model_dump(mode="json")}, indent=1)
+    assert WIRE.decode_batch(spaced.encode()) == batch
