@@ -81,8 +81,9 @@ class FrameDecoder:
         end = HEADER.size + length
         if len(self._buf) < end:
             return None
-        body = bytes(self._buf[HEADER.size:end])
-        del self._buf[:end]
+        with memoryview(self._buf) as view:  # one copy of a body of megabytes, not two
+            body = bytes(view[HEADER.size:end])
+        del self._buf[:end]  # only once the view is released: a viewed bytearray cannot shrink
         return Frame(ftype, body)
 
 
