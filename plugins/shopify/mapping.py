@@ -239,9 +239,14 @@ def map_order(order: ShopifyOrder, context: PipelineContext, tables: Enrichment,
     items = [_item(line, i, currency, tables, origin, found)
              for i, line in enumerate(shipping_lines)]
 
-    billing = _texts(order.billing_address) if order.billing_address else None
-    customer = (_party(billing) if billing is not None and _has_place(billing)
-                else {"name": None, "address": None, "phone": None})
+    if order.billing_address and _ADDRESS_FIELDS(order.billing_address) == _ADDRESS_FIELDS(
+            order.shipping_address):
+        # Most orders are billed where they ship: the same cells make the same party.
+        customer = {**deliver_to, "address": deliver_to["address"] and dict(deliver_to["address"])}
+    else:
+        billing = _texts(order.billing_address) if order.billing_address else None
+        customer = (_party(billing) if billing is not None and _has_place(billing)
+                    else {"name": None, "address": None, "phone": None})
     customer["name"] = customer["name"] or _text(order.customer_name)
     customer["email"] = _text(order.email)
     customer["phone"] = customer["phone"] or _text(order.customer_phone) or _text(order.phone)
