@@ -2,6 +2,7 @@
 connection under a lock: the embedded store under the ledger and the relay's routes.
 
 `transaction()` is BEGIN IMMEDIATE ... COMMIT, rolled back on any exception.
+`page_size` applies to a file this creates; an existing file keeps its pages.
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ from pathlib import Path
 
 
 class SqliteFile:
-    def __init__(self, path: str | Path, schema: str, synchronous: str = "NORMAL"):
+    def __init__(self, path: str | Path, schema: str, synchronous: str = "NORMAL",
+                 page_size: int | None = None):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
         self._db.row_factory = sqlite3.Row
         self._lock = threading.RLock()
+        if page_size is not None:  # before WAL mode, which fixes the page size of a new file
+            self._db.execute(f"PRAGMA page_size={int(page_size)}")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={synchronous}")
         self._db.executescript(schema)
