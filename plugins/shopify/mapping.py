@@ -252,7 +252,7 @@ def map_order(order: ShopifyOrder, context: PipelineContext, tables: Enrichment,
     customer["phone"] = customer["phone"] or _text(order.customer_phone) or _text(order.phone)
 
     seller, seller_findings = tables.seller_fields(
-        (_text(line.vendor) for line in shipping_lines), context.defaults)
+        [_text(line.vendor) for line in shipping_lines], context.defaults)
     found += seller_findings
 
     tracking = next((t for t in (clean(n) for n in order.tracking_numbers) if t), None) \
