@@ -181,3 +181,23 @@ def test_input_files_are_remembered_with_their_units(ledger):
     ledger.ingest("shop", "MKT001", "src", [valid()], input_file=("/in/a.csv", 10, 123))
     assert ledger.input_seen("shop", "/in/a.csv", 10, 123)
     assert not ledger.input_seen("shop", "/in/a.csv", 11, 123)
+
+
+def test_a_consignment_twice_in_one_ingest_is_new_then_unchanged_or_changed(ledger):
+    counts = ledger.ingest("shop", "MKT001", "src", [valid(), valid()])
+    assert (counts.new, counts.changed, counts.unchanged) == (1, 0, 1)
+    counts = ledger.ingest("shop", "MKT001", "src", [valid(txid="T2"), valid(txid="T2", tracking_number="1ZNEW"),
+                                                     valid(txid="T3"), valid(txid="T2")])
+    assert (counts.new, counts.changed, counts.unchanged) == (2, 2, 0)
+    rows = {r.transaction_id: r for r in ledger.claim("shop", "B1", 10)}
+    assert rows["T2"].record == valid(txid="T2").record and rows["T2"].action == Action.ADD
+    assert sorted(rows) == ["T1", "T2", "T3"]
+
+
+def test_an_ingest_larger_than_a_chunk_stores_each_record_with_its_own_body(ledger):
+    outcomes = [valid(txid=f"T{i}", ref=f"A{i}", tracking_number=f"1Z{i}") for i in range(1203)]
+    counts = ledger.ingest("shop", "MKT001", "src", outcomes + outcomes[:3])
+    assert (counts.new, counts.unchanged) == (1203, 3)
+    rows = {r.transaction_id: r for r in ledger.claim("shop", "B1", 2000)}
+    assert {t: r.record.tracking_number for t, r in rows.items()} == {f"T{i}": f"1Z{i}" for i in range(1203)}
+    assert ledger.get("T7")["record"] == rows["T7"].record_json

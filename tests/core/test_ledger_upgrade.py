@@ -1,6 +1,7 @@
-"""A ledger file written before content hashes were hashes of the record's JSON (and
-before its indexes were partial) opens, is upgraded once, and keeps every promise: what
-was filed is not filed again, what was queued stays queued, a change is still a change."""
+"""A ledger file written before content hashes were hashes of the record's JSON (before
+its indexes were partial, before records had a table of their own) opens, is upgraded
+once, and keeps every promise: what was filed is not filed again, what was queued stays
+queued, what was sent is sent again, a change is still a change."""
 
 import hashlib
 import json
@@ -13,6 +14,7 @@ from builders import consignment, marketplace_fields
 from s321 import ids
 from s321.contracts import Ack, AckStatus, RecordAck
 from s321.errors import S321Error
+from s321.findings import error
 from s321.ledger import SCHEMA_VERSION, Ledger
 from s321.pipeline import Outcome, Status
 from s321.record import Action, Consignment
@@ -46,6 +48,7 @@ def old_ledger(tmp_path):
     accept(ledger, "B1", "T1", "T2")
     ledger.ingest("shop", "MKT001", "src", [valid("T2", tracking_number="1ZNEW"), valid("T3")])
     ledger.close()
+    as_version_2(path)
     a, b = valid("T2").record, valid("T2", tracking_number="1ZNEW").record
     db = sqlite3.connect(path, isolation_level=None)
     db.executemany("UPDATE consignments SET content_hash=?, accepted_hash=? WHERE transaction_id=?", [
@@ -56,6 +59,54 @@ def old_ledger(tmp_path):
     db.execute("PRAGMA user_version=0")
     db.close()
     return path
+
+
+VERSION_2_CONSIGNMENTS = """
+CREATE TABLE consignments_v2 (
+    transaction_id  TEXT PRIMARY KEY,
+    pipeline        TEXT NOT NULL,
+    client          TEXT NOT NULL,
+    ref             TEXT NOT NULL,
+    source          TEXT,
+    state           TEXT NOT NULL,
+    action          TEXT NOT NULL DEFAULT 'add',
+    content_hash    TEXT,
+    accepted_hash   TEXT,
+    record          TEXT,
+    findings        TEXT,
+    reason          TEXT,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL DEFAULT 0,
+    queued_at       REAL,
+    batch_id        TEXT,
+    sent_at         REAL,
+    last_error      TEXT,
+    ack             TEXT,
+    created_at      REAL NOT NULL,
+    updated_at      REAL NOT NULL
+);
+"""
+"""The consignments table of versions 0 to 2: each row held its record."""
+
+VERSION_2_INDEXES = """
+CREATE INDEX consignments_queued ON consignments
+    (pipeline, queued_at, transaction_id, next_attempt_at, state) WHERE state = 'queued';
+CREATE INDEX consignments_sent ON consignments (pipeline, sent_at, state) WHERE state = 'sent';
+"""
+
+
+def as_version_2(path):
+    """Turn a ledger file of this version back into one as version 2 wrote it."""
+    db = sqlite3.connect(path, isolation_level=None)
+    columns = [r[1] for r in db.execute("PRAGMA table_info(consignments)") if r[1] != "body_id"]
+    db.executescript(VERSION_2_CONSIGNMENTS)
+    db.execute(f"INSERT INTO consignments_v2 ({', '.join(columns)}, record) SELECT"
+               f" {', '.join('c.' + c for c in columns)}, b.record FROM consignments c"
+               " JOIN bodies b ON b.id = c.body_id ORDER BY c.rowid")
+    db.executescript("DROP TABLE consignments; DROP TABLE bodies;"
+                     " ALTER TABLE consignments_v2 RENAME TO consignments;" + VERSION_2_INDEXES)
+    db.execute("PRAGMA user_version=2")
+    db.close()
 
 
 VERSION_0_INDEXES = """
@@ -125,3 +176,61 @@ def test_a_ledger_from_a_later_version_is_refused(tmp_path):
     db.close()
     with pytest.raises(S321Error, match="newer than this s321 knows"):
         Ledger(path)
+
+
+def consignment_rows(path):
+    """Every consignment as `Ledger.get` returns it, but where its record is kept."""
+    ledger = Ledger(path)
+    db = sqlite3.connect(path)
+    try:
+        txids = [r[0] for r in db.execute("SELECT transaction_id FROM consignments")]
+        return {t: {k: v for k, v in ledger.get(t).items() if k != "body_id"} for t in txids}
+    finally:
+        db.close()
+        ledger.close()
+
+
+@pytest.fixture
+def version_2_ledger(tmp_path):
+    """A ledger as version 2 left it: T1 accepted, T2 sent, T3 queued, T4 invalid
+    (no record)."""
+    path = tmp_path / "ledger.sqlite"
+    ledger = Ledger(path)
+    ledger.ingest("shop", "MKT001", "src", [valid("T1")])
+    ledger.claim("shop", "B1", 10)
+    accept(ledger, "B1", "T1")
+    ledger.ingest("shop", "MKT001", "src", [valid("T2")])
+    ledger.claim("shop", "B2", 10)
+    ledger.ingest("shop", "MKT001", "src", [valid("T3"), Outcome("ref-T4", Status.INVALID, "f.jsonl:4", None, [
+        error("malformed", "items.0.quantity", "x")])])
+    ledger.close()
+    before = consignment_rows(path)
+    as_version_2(path)
+    return path, before
+
+
+def test_opening_a_version_2_ledger_moves_its_records_to_their_own_table_once(version_2_ledger):
+    path, before = version_2_ledger
+    assert consignment_rows(path) == before  # opened: upgraded, with every column as it was
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert "record" not in {r[1] for r in db.execute("PRAGMA table_info(consignments)")}
+    assert db.execute("SELECT COUNT(*) FROM bodies").fetchone()[0] == 4
+    db.close()
+    assert indexes(path) == {"consignments_queued", "consignments_sent"}
+    assert consignment_rows(path) == before
+
+
+def test_after_moving_the_records_the_queue_and_the_wire_go_on(version_2_ledger):
+    path, _ = version_2_ledger
+    ledger = Ledger(path)
+    [sent] = ledger.sent_in("shop", ["B2"])
+    assert (sent.transaction_id, sent.record) == ("T2", valid("T2").record)
+    counts = ledger.ingest("shop", "MKT001", "src", [valid("T1"), valid("T2"), valid("T3"), valid("T5")])
+    assert (counts.new, counts.changed, counts.unchanged) == (1, 0, 3)
+    claimed = {r.transaction_id: r for r in ledger.claim("shop", "B3", 10)}
+    assert sorted(claimed) == ["T3", "T5"] and claimed["T3"].record == valid("T3").record
+    ledger.ingest("shop", "MKT001", "src", [valid("T1", tracking_number="1ZT1")])
+    [row] = ledger.claim("shop", "B4", 10)
+    assert (row.transaction_id, row.action, row.record.tracking_number) == ("T1", Action.REPLACE, "1ZT1")
+    ledger.close()
