@@ -1,5 +1,8 @@
 """Validation of one consignment: the regime profile's presence rules, the value rules
-of `s321.rules`, then any extra validators, as one list of findings."""
+of `s321.rules`, then any extra validators, as one list of findings.
+
+Presence answers as if the record were first dumped to a dict (`model_dump`) and each
+path looked up in it; each profile is compiled once per record class and filer type."""
 
 from __future__ import annotations
 
