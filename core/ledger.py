@@ -317,13 +317,16 @@ class Ledger(SqliteFile):
         any byte leaves: after a crash they are found `sent` and sent again."""
         now = time.time() if now is None else now
         with self.transaction() as db:
+            # Updated by rowid, which the index entry holds: no look-up of each id. It
+            # stays the row's within the transaction (only VACUUM renumbers rows).
             rows = db.execute(
-                f"SELECT {_ROW_COLUMNS} FROM {_ROWS} WHERE pipeline=? AND {_QUEUED} AND next_attempt_at<=?"
+                f"SELECT {_ROW_COLUMNS}, consignments.rowid FROM {_ROWS}"
+                f" WHERE pipeline=? AND {_QUEUED} AND next_attempt_at<=?"
                 " ORDER BY queued_at, transaction_id LIMIT ?", (pipeline, now, limit)).fetchall()
             db.executemany("UPDATE consignments SET state=?, batch_id=?, sent_at=?, attempts=attempts+1,"
-                           " updated_at=? WHERE transaction_id=?",
-                           [(State.SENT, batch_id, now, now, r["transaction_id"]) for r in rows])
-        claimed = [self._row(r) for r in rows]
+                           " updated_at=? WHERE rowid=?",
+                           [(State.SENT, batch_id, now, now, r[-1]) for r in rows])
+        claimed = [self._row(r[:-1]) for r in rows]
         for row in claimed:  # as the update left them
             row.state, row.batch_id, row.attempts = State.SENT, batch_id, row.attempts + 1
         return claimed
@@ -484,7 +487,7 @@ class Ledger(SqliteFile):
     # ------------------------------------------------------------------ rows
 
     @staticmethod
-    def _row(r: sqlite3.Row) -> Row:
+    def _row(r: sqlite3.Row | tuple[Any, ...]) -> Row:
         txid, pipeline, client, ref, state, action, record, attempts, queued_at, batch_id, last_error = r
         return Row(txid, pipeline, client, ref, _STATES[state], _ACTIONS[action], _wire_json(record, txid, action),
                    attempts, queued_at, batch_id, last_error)
