@@ -62,9 +62,9 @@ class MemoryStore(Generic[E]):
 
 
 class SqliteStore(Generic[E]):
-    """Rows by normalised key in a private temporary database; an entry is built from its
-    row when it is looked up, and the last CACHED_ENTRIES built are kept. Look-ups may
-    come from any thread."""
+    """Rows by normalised key in a private temporary database; entries are built from the
+    rows a look-up reads (see _ReadAhead), and the last CACHED_ENTRIES looked up are kept.
+    Look-ups may come from any thread."""
 
     def __init__(self, path: Path, columns: tuple[str, ...], build: Callable[[Row, str], E]):
         # "" is a private on-disk temporary database, deleted on close. A pipeline's
