@@ -7,9 +7,11 @@ path looked up in it; each profile is compiled once per record class and filer t
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import date, datetime, time
 from decimal import Decimal
 from functools import lru_cache
-from operator import attrgetter
+from itertools import repeat
+from operator import attrgetter, is_
 from types import UnionType
 from typing import Any, NamedTuple, Union, get_args, get_origin
 
@@ -177,37 +179,52 @@ def _all_present(root: type, paths: list[tuple[str, ...]]) -> _Check | None:
 
 def _any_empty(root: type, paths: list[tuple[str, ...]]) -> _Check | None:
     """A check: does one of `paths` (plain fields of a `root` model) hold an empty
-    value? It raises when a path leads through None. Values that can only be text,
-    lists, dicts or models with fields are empty exactly when they are false, which
-    `all()` tells in C; the others (numbers, booleans, enums: 0 and False are not
-    empty) are compared with the empty values, also in C. None when `_getter` is."""
-    truthy: list[tuple[str, ...]] = []
-    other: list[tuple[str, ...]] = []
+    value? It raises when a path leads through None. Each kind of value is told in C:
+    text, lists, dicts and models with fields are empty exactly when they are false
+    (`all()`); numbers, booleans and times only when None (`is`: 0 and False are not
+    empty, and comparing a Decimal with anything else goes through Python's ABCs);
+    anything else is compared with the empty values. None when `_getter` is."""
+    groups: tuple[list[tuple[str, ...]], ...] = ([], [], [])  # false, None, compared
     for parts in paths:
         annotation = _annotation_at(root, parts)
         if annotation is _MISSING:
             return None
-        (truthy if all(_false_iff_empty(t) for t in _options(annotation)) else other).append(parts)
-    get_truthy, get_other = _getter(root, truthy), _getter(root, other)
-    if get_truthy is None or get_other is None:
+        kinds = {_emptiness(t) for t in _options(annotation)}
+        groups[kinds.pop() if len(kinds) == 1 else 2].append(parts)
+    getters = [_getter(root, group) for group in groups]
+    if None in getters:
         return None
-    if not other:
-        return lambda node: not all(get_truthy(node))
+    get_false, get_none, get_other = getters  # type: ignore[misc]
+    false, none, other = (bool(group) for group in groups)
 
     def any_empty(node: Any) -> bool:
-        if not all(get_truthy(node)):
+        if false and not all(get_false(node)):
             return True
-        values = get_other(node)
-        return None in values or "" in values or [] in values or {} in values
+        if none and any(map(is_, get_none(node), _NONES)):
+            return True
+        if other:
+            values = get_other(node)
+            return None in values or "" in values or [] in values or {} in values
+        return False
 
     return any_empty
 
 
-def _false_iff_empty(annotation: Any) -> bool:
-    """Whether a value of this type is false exactly when `_empty` says it is empty."""
-    if annotation is str or annotation in (list, dict) or get_origin(annotation) in (list, dict):
-        return True
-    return isinstance(annotation, type) and issubclass(annotation, BaseModel) and bool(_kind(annotation))
+_NONES = repeat(None)
+_NEVER_EQUAL_TO_EMPTY = (int, float, Decimal, datetime, date, time)
+"""Types whose values are empty only when None (bool is an int)."""
+
+
+def _emptiness(annotation: Any) -> int:
+    """How a value of this type is told empty: 0 when exactly if false, 1 when only
+    if None, 2 by comparing it with each empty value."""
+    if annotation in (list, dict) or get_origin(annotation) in (list, dict):
+        return 0
+    if not isinstance(annotation, type):
+        return 2
+    if issubclass(annotation, str) or (issubclass(annotation, BaseModel) and _kind(annotation)):
+        return 0  # (a str enum too: its value is its text)
+    return 1 if issubclass(annotation, _NEVER_EQUAL_TO_EMPTY) else 2
 
 
 def _getter(root: type, paths: list[tuple[str, ...]] | tuple[tuple[str, ...], ...]) -> _Values | None:

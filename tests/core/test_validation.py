@@ -326,9 +326,12 @@ def records_with_gaps(draw: st.DrawFn):
         fields["items"] = [dict(item) for item in fields["items"]]
         for item in fields["items"]:
             for name in draw(st.lists(st.sampled_from(list(item)), max_size=3)):
-                item[name] = None if name in ("quantity", "listed_price", "weight_kg") else draw(
-                    st.sampled_from([None, ""]))
+                # 0 is no gap: only None and empty text, lists and dicts are.
+                item[name] = draw(st.sampled_from([None, "0", 0])) if name in (
+                    "quantity", "listed_price", "weight_kg") else draw(st.sampled_from([None, ""]))
     fields["filer_type"] = draw(st.one_of(st.none(), st.sampled_from(list(FilerType))))
+    for name in ("identified_marketplace_merchant", "known_carrier_customer"):
+        fields[name] = draw(st.sampled_from([None, False, True]))
     fields["mode_of_transport"] = draw(st.sampled_from([None, "air", "truck"]))
     if draw(st.booleans()):
         fields["security_scan"] = {"performed": draw(st.booleans())}
