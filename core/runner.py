@@ -1,6 +1,7 @@
-"""`s321 run --once`: every enabled pipeline ingests what its source holds now, then
-transmits through the ledger until nothing is due, or until its ack timeout passes
-with work still owed (that work stays queued in the ledger for the next run).
+"""`s321 run --once`: every enabled pipeline ingests what its source holds now (sending
+full batches while it reads), then transmits through the ledger until nothing is due,
+or until its ack timeout passes with work still owed (that work stays queued in the
+ledger for the next run).
 """
 
 from __future__ import annotations
