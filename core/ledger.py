@@ -62,7 +62,7 @@ nothing else, rewrite a few rows a page. `body_id` is its row in `bodies`."""
 # claim() takes the oldest due records: in this order they are read straight off the
 # index (next_attempt_at is in it to filter without reading rows), not sorted anew on
 # every claim, which cost O(queued) each time and made a large queue drain in O(n^2).
-# The second: records awaiting an ack, by age (the ack timeout, a lost connection, pending()).
+# The second: records awaiting an ack, by age (the ack timeout, a lost connection, in_flight()).
 _INDEXES = (
     ("CREATE INDEX IF NOT EXISTS consignments_queued ON consignments"
      " (pipeline, queued_at, transaction_id, next_attempt_at, state) WHERE state = 'queued'"),
@@ -384,18 +384,10 @@ class Ledger(SqliteFile):
                                     (pipeline, *batch_ids)).fetchall()
         return [self._row(r) for r in rows]
 
-    def pending(self, pipeline: str) -> tuple[int, int, float | None]:
-        """(queued, sent, earliest next attempt) for one pipeline, off the partial
-        indexes: it reads every queued and sent entry of the pipeline (not the rows).
-        The counts alone are `in_flight`; a loop that asks "anything left?" wants `owed`."""
-        queued, sent = self.in_flight(pipeline)
-        with self._lock:
-            earliest = self._db.execute(f"SELECT MIN(next_attempt_at) FROM consignments WHERE pipeline=? AND {_QUEUED}",
-                                        (pipeline,)).fetchone()[0]
-        return queued, sent, earliest
-
     def in_flight(self, pipeline: str) -> tuple[int, int]:
-        """(queued, sent) for one pipeline, counted as `pending` counts them."""
+        """(queued, sent) for one pipeline, counted off the partial indexes (every queued
+        and sent entry of the pipeline, not the rows); a loop that asks "anything left?"
+        wants `owed`."""
         with self._lock:
             r = self._db.execute(
                 f"SELECT (SELECT COUNT(*) FROM consignments WHERE pipeline=?1 AND {_QUEUED}),"

@@ -159,22 +159,22 @@ def test_status_counts_per_pipeline_and_state(ledger):
     assert rows[("shop", "queued")]["oldest_queued"] == 50.0
 
 
-def test_pending_counts_and_owed_says_whether_anything_is_left_or_due(ledger):
-    assert ledger.pending("shop") == (0, 0, None) and ledger.owed("shop", 1000.0) == (False, False, False)
+def test_in_flight_counts_and_owed_says_whether_anything_is_left_or_due(ledger):
+    assert ledger.in_flight("shop") == (0, 0) and ledger.owed("shop", 1000.0) == (False, False, False)
     ledger.ingest("shop", "MKT001", "src", [valid(txid=f"T{i}", ref=f"A{i}") for i in range(3)], now=1000.0)
     ledger.ingest("other", "MKT001", "src", [valid(txid="T9", ref="A9")], now=1000.0)
-    assert ledger.pending("shop") == (3, 0, 0.0) and ledger.owed("shop", 1000.0) == (True, False, True)
+    assert ledger.in_flight("shop") == (3, 0) and ledger.owed("shop", 1000.0) == (True, False, True)
     ledger.claim("shop", "B1", 2, now=1000.0)
     ledger.requeue(["T0"], "connection refused", 30.0, now=1001.0)
-    assert ledger.pending("shop") == (2, 1, 0.0) and ledger.owed("shop", 1001.0) == (True, True, True)
+    assert ledger.in_flight("shop") == (2, 1) and ledger.owed("shop", 1001.0) == (True, True, True)
     ledger.claim("shop", "B2", 1, now=1001.0)  # T2: all that is queued now waits out a backoff
-    assert ledger.pending("shop") == (1, 2, 1031.0) and ledger.in_flight("shop") == (1, 2)
+    assert ledger.in_flight("shop") == (1, 2)
     assert ledger.owed("shop", 1002.0) == (True, True, False) and ledger.owed("shop", 1031.0).due
     ledger.resolve(ack("B1", ("T1", "accepted")))
     ledger.resolve(ack("B2", ("T2", "rejected", "invalid-hts")))
     ledger.requeue(["T0"], "refused", dead=["T0"], now=1002.0)
-    assert ledger.pending("shop") == (0, 0, None) and ledger.owed("shop", 2000.0) == (False, False, False)
-    assert ledger.pending("other") == (1, 0, 0.0) and ledger.in_flight("other") == (1, 0)
+    assert ledger.in_flight("shop") == (0, 0) and ledger.owed("shop", 2000.0) == (False, False, False)
+    assert ledger.in_flight("other") == (1, 0)
 
 
 def test_input_files_are_remembered_with_their_units(ledger):
