@@ -2,7 +2,8 @@
 
 A batch appears under its final name (`BATCH_ID.json`) only when complete: it is
 written under a temporary name, flushed to disk, then renamed. A file transport gets
-no acknowledgements; records written are `sent`, never `accepted`.
+no acknowledgements; records written are `sent`, never `accepted`. Batch files and a
+directory this creates are owner-only (s321.private): they hold full records.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from s321 import private
 from s321.contracts import Ack, Batch, Capabilities, PipelineContext, Receipt, Serializer
 from s321.errors import classify
 from s321.hookspecs import hookimpl
@@ -32,7 +34,8 @@ class FileTransport:
 
     def connect(self) -> None:
         try:
-            self.options.directory.mkdir(parents=True, exist_ok=True)
+            # A directory that exists is left as it is: a consumer may read it.
+            private.ensure_dir(self.options.directory)
         except OSError as exc:
             raise classify(exc) from exc
 
@@ -40,7 +43,7 @@ class FileTransport:
         final = self.options.directory / f"{batch.batch_id}.json"
         tmp = final.with_name(f".{final.name}.tmp")
         try:
-            with tmp.open("wb") as fh:
+            with os.fdopen(private.create(tmp), "wb") as fh:
                 fh.write(self.serializer.encode_batch(batch))
                 fh.flush()
                 os.fsync(fh.fileno())

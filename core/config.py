@@ -16,7 +16,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from s321 import regimes, rules
+from s321 import private, regimes, rules
 from s321.contracts import PipelineContext, PipelineDefaults
 from s321.errors import ConfigError, PluginError
 from s321.paths import ConfigPath
@@ -114,6 +114,7 @@ class Config(BaseModel):
     # A dict default, validated, so that the default path is resolved against the
     # config file's folder like any path written in it.
     ledger: LedgerSection = Field(default={}, validate_default=True)
+    files: private.FilesSection = private.FilesSection()
     pipelines: dict[str, PipelineConfig] = Field(min_length=1)
 
     @field_validator("currency_rates")
@@ -183,6 +184,7 @@ def parse_file(path: Path, model: type[M]) -> tuple[M, dict[str, Any]]:
 def load(path: str | Path, registry: Registry) -> LoadedConfig:
     path = Path(path)
     config, ctx = parse_file(path, Config)
+    private.configure(config.files.group)  # modes of every file s321 creates from here on
     loaded = LoadedConfig(path, config)
     problems: list[str] = []
     known_profiles = regimes.available(config.profile_paths)

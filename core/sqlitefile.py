@@ -13,12 +13,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from s321 import private
+
 
 class SqliteFile:
     def __init__(self, path: str | Path, schema: str, synchronous: str = "NORMAL",
                  page_size: int | None = None):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private.prepare_sqlite(self.path)  # owner-only, with its -wal/-shm (s321.private)
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
         self._db.row_factory = sqlite3.Row
         self._lock = threading.RLock()

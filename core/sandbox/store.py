@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from s321 import ids
+from s321 import ids, private
 from s321.record import Action, Consignment
 
 ACTIVE = "active"
@@ -124,7 +124,7 @@ class Session:
 class SandboxStore:
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private.prepare_sqlite(self.path)  # owner-only, with its -wal/-shm (s321.private)
         # One connection shared by the connection threads, serialised by `_lock`:
         # the sandbox writes little, and this keeps check-then-write atomic.
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)

@@ -1,0 +1,166 @@
+"""Personal data at rest: every file and folder s321 creates is owner-only under any
+umask, a looser one of ours is tightened with a warning, an inbox is left alone, the
+group mode comes from `[files] group`, and another account really cannot read them."""
+
+import os
+import shutil
+import stat
+import subprocess
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from builders import consignment, jsonl_pipeline_config, marketplace_fields
+from s321 import app, private
+from s321.adapters.file import FileOptions, FileTransport
+from s321.contracts import Batch
+from s321.ledger import Ledger
+from s321.plugins.wire_s321 import S321Json
+from s321.sandbox.store import SandboxStore
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+@pytest.fixture
+def open_umask():
+    """umask 000: whatever the code does not set itself would come out 0666/0777."""
+    old = os.umask(0)
+    yield
+    os.umask(old)
+
+
+@pytest.fixture
+def shared_dir():
+    """A folder any account can enter (unlike pytest's tmp_path, 0700 under /tmp), so
+    that only the modes of what s321 creates inside stand between it and `nobody`."""
+    folder = Path(tempfile.mkdtemp(prefix="s321-private-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder)
+
+
+@pytest.fixture(autouse=True)
+def _default_group():
+    yield
+    private.configure("none")
+
+
+def nobody_can_read(path: Path) -> bool:
+    if shutil.which("runuser") is None or os.geteuid() != 0:
+        pytest.skip("needs root and runuser to act as another account")
+    done = subprocess.run(["runuser", "-u", "nobody", "--", "cat", str(path)],
+                          capture_output=True, timeout=10)
+    return done.returncode == 0
+
+
+def a_batch() -> Batch:
+    return Batch(batch_id="B1", originator_code="MKT001", profile="pilot-2019",
+                 sent_at=datetime.now(UTC), records=[consignment(marketplace_fields(), txid="T1")])
+
+
+def test_ledger_store_and_their_wal_files_are_owner_only_under_umask_000(open_umask, shared_dir):
+    ledger = Ledger(shared_dir / "state" / "ledger.sqlite")
+    store = SandboxStore(shared_dir / "sandbox.sqlite")
+    try:
+        with ledger.transaction() as db:  # a write, so that -wal and -shm exist
+            db.execute("CREATE TABLE IF NOT EXISTS probe (x)")
+        with store.session() as session:
+            session.reject("T1", "B1", ["probe"])
+        for db_file in (shared_dir / "state" / "ledger.sqlite", shared_dir / "sandbox.sqlite"):
+            for companion in private.sqlite_companions(db_file):
+                if companion.exists():
+                    assert mode(companion) == 0o600, companion
+            assert Path(f"{db_file}-wal").exists()
+            assert not nobody_can_read(db_file)
+        assert mode(shared_dir / "state") == 0o700  # made by s321
+        assert mode(shared_dir) == 0o755  # there before: not ours to change
+    finally:
+        ledger.close()
+        store.close()
+
+
+def test_the_check_is_meaningful_nobody_reads_a_0644_file_there(shared_dir):
+    control = shared_dir / "control.txt"
+    control.write_text("readable\n")
+    control.chmod(0o644)
+    assert nobody_can_read(control)
+
+
+def test_file_transport_batches_and_outbox_are_owner_only_under_umask_000(open_umask, shared_dir):
+    transport = FileTransport(FileOptions(directory=shared_dir / "outbox" / "day1"), None, S321Json())
+    transport.connect()
+    receipt = transport.send(a_batch())
+    written = Path(receipt.detail)
+    assert mode(written) == 0o600
+    assert mode(shared_dir / "outbox") == mode(shared_dir / "outbox" / "day1") == 0o700
+    assert not nobody_can_read(written)
+
+
+def test_a_looser_ledger_of_ours_is_tightened_when_opened(shared_dir):
+    path = shared_dir / "old.sqlite"
+    Ledger(path).close()
+    path.chmod(0o644)  # as an s321 before this change left it
+    Ledger(path).close()
+    assert mode(path) == 0o600
+    assert not nobody_can_read(path)
+
+
+def test_tightening_is_logged_with_the_path(shared_dir):
+    from structlog.testing import capture_logs
+
+    path = shared_dir / "loose.json"
+    path.write_text("{}")
+    path.chmod(0o666)
+    with capture_logs() as logs:
+        private.ensure_file(path)
+    assert mode(path) == 0o600
+    assert [e["event"] for e in logs] == ["made private: it was readable by others"]
+    assert logs[0]["path"] == str(path) and logs[0]["was"] == "0o666"
+
+
+def test_an_existing_inbox_is_never_changed_but_an_archive_is_tightened(shared_dir):
+    inbox = shared_dir / "inbox"
+    inbox.mkdir()
+    inbox.chmod(0o777)  # an uploader account writes here
+    private.ensure_dir(inbox)
+    assert mode(inbox) == 0o777
+    archive = shared_dir / "archive"
+    archive.mkdir()
+    archive.chmod(0o755)
+    private.ensure_dir(archive, tighten=True)
+    assert mode(archive) == 0o700
+
+
+def test_create_refuses_a_symlink_at_the_path(shared_dir):
+    target = shared_dir / "elsewhere"
+    target.write_text("keep me")
+    (shared_dir / "link").symlink_to(target)
+    with pytest.raises(OSError):
+        private.create(shared_dir / "link")
+    assert target.read_text() == "keep me"
+
+
+def test_files_group_from_the_config_opens_files_to_the_group(open_umask, tmp_path):
+    cfg = jsonl_pipeline_config(tmp_path, tmp_path / "in", tmp_path / "out")
+    cfg.write_text('[files]\ngroup = "read"\n' + cfg.read_text())
+    _registry, loaded = app.load(cfg)
+    assert loaded.config.files.group == "read"
+    ledger = Ledger(tmp_path / "group.sqlite")
+    ledger.close()
+    assert mode(tmp_path / "group.sqlite") == 0o640
+    private.ensure_dir(tmp_path / "new")
+    assert mode(tmp_path / "new") == 0o750
+
+
+def test_a_wrong_files_group_is_a_config_error_naming_the_key(tmp_path):
+    from s321.errors import ConfigError
+
+    cfg = jsonl_pipeline_config(tmp_path, tmp_path / "in", tmp_path / "out")
+    cfg.write_text('[files]\ngroup = "everyone"\n' + cfg.read_text())
+    with pytest.raises(ConfigError) as info:
+        app.load(cfg)
+    assert "files.group" in "\n".join(info.value.lines)
