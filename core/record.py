@@ -69,6 +69,9 @@ class Item(_Model):
     )
     quantity: int | None = None
     listed_price: Decimal | None = Field(default=None, description="Per unit.")
+    line_value: Decimal | None = Field(
+        default=None, description="The declared value of the whole line, in the line's currency: "
+        "when a source declares one (X12 N10-06, FHL CVD) it is the truth, not price x quantity.")
     currency: str | None = Field(default=None, description="ISO 4217")
     product_url: str | None = None
     sku: str | None = None

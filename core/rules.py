@@ -6,7 +6,7 @@ limit. `derive` fills the derived fields first (total_value_usd, normalised code
 from __future__ import annotations
 
 import re
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 from operator import attrgetter
 from urllib.parse import urlsplit
@@ -37,11 +37,16 @@ def normalise_hts(code: str) -> str:
 
 
 def derive(consignment: Consignment, rates: dict[str, Decimal]) -> Consignment:
-    """Normalise codes and compute total_value_usd (None when a price or a rate is
-    missing; `check` reports why)."""
+    """Normalise codes and compute total_value_usd (None when a value or a rate is
+    missing; `check` reports why).
+
+    The total is exact arithmetic on what the source declared: each item's `line_value`
+    (else listed price x quantity), summed per currency, each sum converted once at its
+    configured rate, and the result rounded once to cents with ROUND_HALF_UP. A unit
+    price a mapper derived from a line value is never multiplied back."""
     # A value is assigned only when it changes: a pydantic assignment costs several
     # microseconds, and most inputs are normalised already.
-    total: Decimal | None = Decimal(0)
+    sums: dict[str, Decimal] | None = {}
     for item in consignment.items:
         currency = item.currency
         if currency and currency != currency.upper():
@@ -52,20 +57,30 @@ def derive(consignment: Consignment, rates: dict[str, Decimal]) -> Consignment:
         hts = item.hts_code
         if hts and not hts.isdigit():
             item.hts_code = normalise_hts(hts)
-        rate = rates.get(currency or "")
-        price, quantity = item.listed_price, item.quantity
-        if total is None or price is None or quantity is None or rate is None:
-            total = None
+        if sums is None:
             continue
-        total += price * quantity * rate
+        value = item.line_value
+        if value is None:
+            price, quantity = item.listed_price, item.quantity
+            value = None if price is None or quantity is None else price * quantity
+        if value is None or (currency or "") not in rates:
+            sums = None
+            continue
+        sums[currency] = sums.get(currency, Decimal(0)) + value  # type: ignore[index]
     for party in _PARTIES(consignment):
         address = party.address if party is not None else None
         if address is not None and address.country and address.country != address.country.upper():
             address.country = address.country.upper()
-    consignment.total_value_usd = None if total is None else total.quantize(_CENTS)
+    if sums is None:
+        consignment.total_value_usd = None
+    else:
+        total = sum((amount * rates[code] for code, amount in sums.items()), Decimal(0))
+        consignment.total_value_usd = total.quantize(_CENTS, ROUNDING)
     return consignment
 
 
+ROUNDING = ROUND_HALF_UP
+"""How total_value_usd is rounded to cents, once, after conversion: half a cent goes up."""
 _PARTY_FIELDS = ("consignment_originator", "ultimate_deliver_to", "seller", "customer", "exemption_claimant")
 _PARTIES = attrgetter(*_PARTY_FIELDS)
 _CENTS = Decimal("0.01")
@@ -94,12 +109,14 @@ def check(c: Consignment, rates: dict[str, Decimal], value_limit_usd: Decimal | 
             out.append(error("invalid-quantity", f"items.{i}.quantity", "quantity must be greater than 0"))
         if price is not None and price < 0:
             out.append(error("negative-price", f"items.{i}.listed_price", "a price cannot be negative"))
+        if item.line_value is not None and item.line_value < 0:
+            out.append(error("negative-price", f"items.{i}.line_value", "a line value cannot be negative"))
         if item.weight_kg is not None and item.weight_kg < 0:
             out.append(error("negative-weight", f"items.{i}.weight_kg", "a weight cannot be negative"))
         if currency and not is_currency(currency):
             out.append(error("invalid-currency", f"items.{i}.currency",
                              "not an ISO 4217 currency code (e.g. USD, EUR, CAD)"))
-        elif price is not None and (currency or "") not in rates:
+        elif (price is not None or item.line_value is not None) and (currency or "") not in rates:
             priced = False
             out.append(error("unknown-currency-rate", f"items.{i}.currency",
                              f"no rate for {currency or 'an item without currency'}; "

@@ -118,6 +118,7 @@ def items(house: House, context: PipelineContext, findings: list[Finding]) -> li
             **common,
             "quantity": house.pieces,
             "listed_price": per_unit(value, house.pieces),
+            "line_value": value,
             "hts_code": codes[0] if codes else None,
             "weight_kg": house.weight_kg,
         })]
@@ -127,8 +128,8 @@ def items(house: House, context: PipelineContext, findings: list[Finding]) -> li
         f"split evenly over {len(codes)} items of quantity 1", house.location))
     prices = split(value, len(codes), CENT)
     weights = split(house.weight_kg, len(codes), GRAM)
-    return [_without_none({**common, "quantity": 1, "listed_price": price, "hts_code": code,
-                           "weight_kg": weight})
+    return [_without_none({**common, "quantity": 1, "listed_price": price, "line_value": price,
+                           "hts_code": code, "weight_kg": weight})
             for code, price, weight in zip(codes, prices, weights)]
 
 

@@ -347,6 +347,7 @@ def _quantity_and_price(line: ItemLine, at: str, found: list[Finding]) -> dict[s
                            f"N10-06 {line.value!r} is not an amount in whole dollars"))
     elif quantity is not None and whole and quantity > 0:
         out["listed_price"] = _per_unit(value, quantity)
+        out["line_value"] = value  # the declared truth: the total sums it, never price x quantity
         out["currency"] = line.currency or "USD"
     elif not line.quantity or whole:  # an unreadable quantity is reported above
         found.append(error("x12-309-unit-price", f"{at}.listed_price",

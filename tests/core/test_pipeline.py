@@ -93,3 +93,55 @@ def test_datetimes_read_the_same():
     fields = marketplace_fields(security_scan={"performed": True, "scanned_at": datetime(2024, 5, 1, 12, 30)})
     outcome = Outcome("k", Status.INVALID, "f:1", consignment(fields), [error("x", "y", "z")])
     assert outcome.to_json() == as_dumped(outcome)
+
+
+# --------------------------------------------------------------------------- money
+
+from s321 import rules  # noqa: E402
+from s321.record import Item  # noqa: E402
+
+CENTS = Decimal("0.01")
+AMOUNTS = st.decimals(min_value=0, max_value=Decimal("99999999.99"), places=2)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(lines=st.lists(st.tuples(st.integers(min_value=1, max_value=100000), AMOUNTS),
+                      min_size=1, max_size=8))
+def test_the_total_is_the_sum_of_the_declared_line_values_exactly(lines):
+    """Whatever the quantities, a declared line value is summed as declared: the unit
+    price a source derived from it (rounded) is never multiplied back."""
+    items = [Item(quantity=q, line_value=v, currency="USD",
+                  listed_price=(v / q).quantize(Decimal("0.0001"))) for q, v in lines]
+    c = Consignment(transaction_id="T", items=items)
+    rules.derive(c, {"USD": Decimal(1)})
+    assert c.total_value_usd == sum(v for _, v in lines)
+
+
+@given(amounts=st.lists(AMOUNTS, min_size=1, max_size=5), rate=st.decimals(
+    min_value=Decimal("0.0001"), max_value=Decimal("10"), places=4))
+def test_a_foreign_total_is_converted_once_and_rounded_once_half_up(amounts, rate):
+    c = Consignment(transaction_id="T", items=[Item(quantity=1, line_value=a, currency="EUR")
+                                               for a in amounts])
+    rules.derive(c, {"EUR": rate})
+    assert c.total_value_usd == (sum(amounts) * rate).quantize(CENTS, rules.ROUNDING)
+    assert rules.ROUNDING == "ROUND_HALF_UP"
+
+
+def test_without_a_line_value_price_times_quantity_counts_and_half_a_cent_goes_up():
+    c = Consignment(transaction_id="T", items=[
+        Item(quantity=3, listed_price=Decimal("0.335"), currency="USD"),  # 1.005
+        Item(quantity=1, line_value=Decimal("2.00"), listed_price=Decimal("9.99"), currency="USD")])
+    rules.derive(c, {"USD": Decimal(1)})
+    assert c.total_value_usd == Decimal("3.01")
+
+
+def test_the_value_limit_holds_at_exactly_800_and_refuses_800_01():
+    def verdict(value: str) -> set[str]:
+        c = Consignment(transaction_id="T", items=[
+            Item(quantity=456, line_value=Decimal(value), currency="USD",
+                 listed_price=(Decimal(value) / 456).quantize(Decimal("0.0001")))])
+        rules.derive(c, {"USD": Decimal(1)})
+        return {f.code for f in rules.check(c, {"USD": Decimal(1)}, Decimal(800))}
+
+    assert "not-section-321" not in verdict("800.00")
+    assert "not-section-321" in verdict("800.01")

@@ -408,8 +408,8 @@ def test_one_item_with_the_pieces_the_per_unit_value_and_the_txt_description() -
     assert item == {
         "description": "WILD CHERRY BAR DIMS 13X12X15 IN X 2 DIMS 48X40X40 IN X 1 DIMS "
                        "12X11X16 IN X 1 4 SLAC",
-        "quantity": 4, "listed_price": Decimal("1072.42"), "currency": "USD",
-        "weight_kg": Decimal("245.000")}
+        "quantity": 4, "listed_price": Decimal("1072.42"), "line_value": Decimal("4289.68"),
+        "currency": "USD", "weight_kg": Decimal("245.000")}
 
 
 def test_nature_of_goods_is_the_description_when_there_is_no_txt() -> None:
@@ -905,3 +905,14 @@ def test_memory_stays_flat_as_the_file_grows(tmp_path: Path) -> None:
     count_large, peak_large = _peak(large)
     assert (count_small, count_large) == (2_000, 20_000)
     assert peak_large < peak_small * 1.25 + 64 * 1024
+
+
+@pytest.mark.parametrize(("value", "refused"), [("800.00", False), ("800.01", True)])
+def test_the_declared_customs_value_is_the_total_whatever_the_pieces(value: str, refused: bool) -> None:
+    from s321 import rules
+    text = house_text("H1", f"CVD/USD//PP/NVD/{value}/XXX").replace("/1/K1/1/", "/456/K1/456/")
+    c = Consignment.model_validate({"transaction_id": "T", **record(text)})
+    assert c.items[0].line_value == Decimal(value)
+    rules.derive(c, {"USD": Decimal(1)})
+    assert c.total_value_usd == Decimal(value)
+    assert ("not-section-321" in {f.code for f in rules.check(c, {"USD": Decimal(1)}, Decimal(800))}) is refused

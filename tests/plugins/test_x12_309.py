@@ -682,3 +682,19 @@ def test_memory_stays_flat_as_the_file_grows(tmp_path: Path) -> None:
     assert large.stat().st_size > 2_500_000
     assert large_peak - small_peak < 128 * 1024, (small_peak, large_peak)
     assert large_peak < 1_000_000  # well under the 2.5 MB file: it is never held whole
+
+
+# --------------------------------------------------------------------------- money
+
+
+@pytest.mark.parametrize(("value", "refused"), [("800", False), ("800.00", False), ("800.01", True)])
+def test_the_declared_line_value_is_the_total_not_a_remultiplied_unit_price(
+        tmp_path: Path, value: str, refused: bool) -> None:
+    from s321 import rules
+    m = one_bill(tmp_path, *bill(items=[["N10", "456", "CERAMIC TILES", "", "A", "690721", value]]))
+    c = record(m)
+    assert c.items[0].line_value == Decimal(value) and c.items[0].quantity == 456
+    rules.derive(c, {"USD": Decimal(1)})
+    assert c.total_value_usd == Decimal(value).quantize(Decimal("0.01"))
+    codes = {f.code for f in rules.check(c, {"USD": Decimal(1)}, Decimal(800))}
+    assert ("not-section-321" in codes) is refused
