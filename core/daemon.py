@@ -97,8 +97,9 @@ def _fingerprint(p: Pipeline) -> str:
 
 
 class Daemon:
-    def __init__(self, config_path: str | Path):
+    def __init__(self, config_path: str | Path, only: list[str] | None = None):
         self.config_path = Path(config_path)
+        self.only = set(only or ())  # `s321 run -p NAME`: only these pipelines
         self.registry: Registry
         self.loaded: LoadedConfig
         self.registry, self.loaded = app.load(self.config_path)
@@ -135,7 +136,7 @@ class Daemon:
 
     def start(self) -> None:
         for name, p in self.loaded.pipelines.items():
-            if p.config.enabled:
+            if p.config.enabled and (not self.only or name in self.only):
                 self._start(name)
 
     def reload(self) -> list[str]:
@@ -147,7 +148,8 @@ class Daemon:
             log.error("reload refused: the config has errors", errors=len(exc.lines), first=exc.lines[0])
             return []
         old = {n: _fingerprint(p) for n, p in self.loaded.pipelines.items() if n in self.threads}
-        new = {n: _fingerprint(p) for n, p in loaded.pipelines.items() if p.config.enabled}
+        new = {n: _fingerprint(p) for n, p in loaded.pipelines.items()
+               if p.config.enabled and (not self.only or n in self.only)}
         changed = sorted(n for n in old if old[n] != new.get(n)) + sorted(n for n in new if n not in old)
         self._stop([n for n in changed if n in self.threads])
         self.registry, self.loaded = registry, loaded
