@@ -24,6 +24,27 @@ FINE = Decimal("0.0001")
 POUND_KG = Decimal("0.45359237")
 MAX_DIGITS = 15
 
+# Maximum lengths (X12 004010-006050) of the text elements a sender wraps over several
+# segments: a piece that fills its element was cut there, often mid-word.
+N10_DESCRIPTION_MAX = 45  # N10-02
+NAME_MAX = 60  # N1-02, N2-01, N2-02
+ADDRESS_MAX = 55  # N3-01, N3-02
+
+
+def join_wrapped(pieces: list[str], width: int) -> list[str]:
+    """Pieces of wrapped text rejoined: a piece that follows one filling `width` (the
+    element's maximum length) continues it without a space, as the sender cut it there;
+    other pieces stay separate (the caller joins those with a space)."""
+    out: list[str] = []
+    full = False
+    for piece in pieces:
+        if full and out:
+            out[-1] += piece
+        else:
+            out.append(piece)
+        full = len(piece) >= width
+    return out
+
 
 # --------------------------------------------------------------------------- bills
 
@@ -315,7 +336,7 @@ def _item(
     (items.N) and the N10's segment."""
     found: list[Finding] = []
     item: dict[str, Any] = {
-        "description": " ".join(line.descriptions) or None,
+        "description": " ".join(join_wrapped(line.descriptions, N10_DESCRIPTION_MAX)) or None,
         **_quantity_and_price(line, at, found),
         "hts_code": _hts_code(line, at, found),
         "weight_kg": _weight_kg(line, at, found),
@@ -399,9 +420,10 @@ def _number(text: str) -> Decimal | None:
 
 
 def _party(loop: PartyLoop) -> dict[str, Any]:
+    lines = join_wrapped(loop.lines, ADDRESS_MAX)
     address = {
-        "line1": loop.lines[0] if loop.lines else None,
-        "line2": " ".join(loop.lines[1:]) or None,
+        "line1": lines[0] if lines else None,
+        "line2": " ".join(lines[1:]) or None,
         "city": loop.city or None,
         "state_or_province": loop.state or None,
         "postal_code": loop.postal_code or None,
@@ -409,7 +431,8 @@ def _party(loop: PartyLoop) -> dict[str, Any]:
         "country": (country_code(loop.country) or loop.country) if loop.country else None,
     }
     party: dict[str, Any] = {
-        "name": " ".join([loop.name, *loop.more_names]).strip() or None,
+        "name": " ".join(join_wrapped([n for n in (loop.name, *loop.more_names) if n],
+                                      NAME_MAX)) or None,
         "address": {k: v for k, v in address.items() if v is not None} or None,
         "phone": loop.phone or None,
         "email": loop.email or None,

@@ -698,3 +698,31 @@ def test_the_declared_line_value_is_the_total_not_a_remultiplied_unit_price(
     assert c.total_value_usd == Decimal(value).quantize(Decimal("0.01"))
     codes = {f.code for f in rules.check(c, {"USD": Decimal(1)}, Decimal(800))}
     assert ("not-section-321" in codes) is refused
+
+
+# --------------------------------------------------------------------------- wrapped text
+
+
+def test_a_description_cut_at_45_characters_joins_without_a_space(tmp_path: Path) -> None:
+    first = "2 ISOTANKS CONTAINING: 38,000 TONS OF BRAZILI"  # 45: the element's maximum
+    assert len(first) == 45
+    items = [["N10", "1", first, "", "A", "330112", "100"], ["N10", "", "AN ORANGE OIL"],
+             ["N10", "", "SHORT PIECE"], ["N10", "", "AFTER A SHORT ONE"]]
+    item = record(one_bill(tmp_path, *bill("B1", items))).items[0]
+    assert item.description == ("2 ISOTANKS CONTAINING: 38,000 TONS OF BRAZILIAN ORANGE OIL "
+                                "SHORT PIECE AFTER A SHORT ONE")
+
+
+def test_names_and_street_lines_that_fill_their_element_continue_without_a_space(
+        tmp_path: Path) -> None:
+    name = "CITROSUCO AGROINDUSTRIA EXPORTADORA DE SUCOS CONCENTRADOS LT"  # 60
+    street = "RODOVIA WASHINGTON LUIS KM 173 DISTRITO INDUSTRIAL SETO"  # 55
+    assert (len(name), len(street)) == (60, 55)
+    parties = [["N1", "CN", name], ["N2", "DA"], ["N3", street, "R NORTE"], ["N3", "SUITE 4"],
+               ["N4", "Laredo", "TX", "78041", "USA"]]
+    body = [seg for seg in bill("B1") if seg[0] not in ("N1", "N2", "N3", "N4", "PER")]
+    c = record(one_bill(tmp_path, *body[:2], *parties, *body[2:]))
+    deliver = c.ultimate_deliver_to
+    assert deliver.name == name + "DA"
+    assert deliver.address.line1 == street + "R NORTE"
+    assert deliver.address.line2 == "SUITE 4"
