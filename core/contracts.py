@@ -214,6 +214,9 @@ class AckError(BaseModel):
 class RecordAck(BaseModel):
     transaction_id: str
     status: AckStatus
+    version: int | None = None
+    """The version of the record this answers (the record's `version`, echoed). None from a
+    receiver that does not know versions: the ledger then matches the ack by batch."""
     # A factory, not `= []`: pydantic deep-copies a mutable default on every instance,
     # which tripled the cost of an acknowledgement (one per record).
     errors: list[AckError] = Field(default_factory=list)

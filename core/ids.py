@@ -35,16 +35,17 @@ def transaction_id(originator_code: str, source: str, key: str) -> str:
 
 
 def content_hash(consignment: Consignment) -> str:
-    """Hash of what would be filed, without the transaction id and action: SHA-256 of
-    the record's JSON (`model_dump_json(exclude_none=True)`) with those two left out.
+    """Hash of what would be filed, without the transaction id, action and version:
+    SHA-256 of the record's JSON (`model_dump_json(exclude_none=True)`) without them.
     Equal filed content gives an equal hash, any change another."""
     return _sha256(consignment.model_dump_json(exclude_none=True, exclude=_NOT_CONTENT))
 
 
 def filed_json(consignment: Consignment) -> tuple[str, str]:
-    """The record's JSON as stored and sent (`model_dump_json(exclude_none=True)`) and
-    its `content_hash`, from one dump."""
-    text = consignment.model_dump_json(exclude_none=True)
+    """The record's JSON as stored (`model_dump_json(exclude_none=True)` without its
+    version, which the ledger keeps apart and `stamped` puts back) and its
+    `content_hash`, from one dump."""
+    text = consignment.model_dump_json(exclude_none=True, exclude=_NO_VERSION)
     digest = content_hash_of_json(text, consignment.transaction_id)
     return text, digest if digest is not None else content_hash(consignment)
 
@@ -59,16 +60,20 @@ def content_hash_of_json(text: str, transaction_id: str) -> str | None:
     return _sha256("{" + rest[1:] if rest[0] == "," else "{}")
 
 
-def with_action(text: str, transaction_id: str, action: str) -> str | None:
-    """A record's JSON text (its `model_dump_json(exclude_none=True)`) with the action
-    set to `action`; None when the text does not start as that JSON does."""
+def stamped(text: str, transaction_id: str, action: str, version: int | None) -> str | None:
+    """A stored record's JSON text (`filed_json`, no version) with its action set to
+    `action` and its version to `version`: what `model_dump_json(exclude_none=True)`
+    writes for the record so stamped. None when the text does not start as that JSON does."""
     split = _split(text, transaction_id)
     if split is None:
         return None
-    return text if split[0] == action else f"{_head(transaction_id)}{action}\"{split[1]}"
+    if version is None:
+        return text if split[0] == action else f"{_head(transaction_id)}{action}\"{split[1]}"
+    return f'{_head(transaction_id)}{action}","version":{int(version)}{split[1]}'
 
 
-_NOT_CONTENT = {"transaction_id", "action"}
+_NOT_CONTENT = {"transaction_id", "action", "version"}
+_NO_VERSION = {"version"}
 
 
 def _head(transaction_id: str) -> str:

@@ -1,9 +1,26 @@
 """The ledger: one SQLite file (WAL) holding every consignment's state, the single
 source of truth between ingestion and transmission.
 
-Promises: ingesting the same consignment again changes nothing; a changed one is queued
-as `replace` once filed; `claim` commits `sent` before a batch leaves; `resolve` maps
-acks (a duplicate of an accepted `add` counts as accepted); a record is never lost.
+Promises, version by version (the one place they are kept):
+- Ingesting the same consignment again changes nothing. Changed content is a new
+  *version*: an integer the ledger assigns, rising per transaction id (gaps allowed: a
+  version is at least the microsecond it was made, so a ledger rebuilt from archived
+  inputs still counts past what a receiver holds). A record that arrives carrying a
+  version (through the relay) keeps it.
+- At most one version of a consignment is outstanding: a change that arrives while a
+  version is on the wire waits, in `version`, until that one is settled.
+- The action is decided when a version is claimed: `add` while the receiver is known or
+  assumed to hold nothing (never sent; its add rejected, or dead unanswered; deleted;
+  answered `unknown-transaction`), `replace` once some version was put on the wire; the
+  same unsettled version is sent again exactly as it went before.
+- `claim` commits `sent` before a batch leaves. Acknowledgements are matched by
+  (transaction id, version), or by batch from a receiver without versions; a late or
+  repeated one for any other version changes nothing.
+- Only the acknowledged version is recorded as accepted, with its own hash. A
+  `duplicate` answer proves the current version accepted only when the receiver echoes
+  its version, or when no other version was ever put on the wire; otherwise the receiver
+  holds *some* version and the current one follows as a replace.
+- A record is never lost: every state change is committed before anything depends on it.
 """
 
 from __future__ import annotations
@@ -39,6 +56,13 @@ CREATE TABLE IF NOT EXISTS {name} (
     content_hash    TEXT,
     accepted_hash   TEXT,
     body_id         INTEGER NOT NULL,
+    version         INTEGER,
+    wire_version    INTEGER,
+    wire_action     TEXT,
+    wire_hash       TEXT,
+    first_wire_version INTEGER,
+    accepted_version INTEGER,
+    on_file         INTEGER NOT NULL DEFAULT 0,
     findings        TEXT,
     reason          TEXT,
     attempts        INTEGER NOT NULL DEFAULT 0,
@@ -53,7 +77,14 @@ CREATE TABLE IF NOT EXISTS {name} (
 );
 """
 """One row a consignment: its state, small enough that claim and resolve, which change
-nothing else, rewrite a few rows a page. `body_id` is its row in `bodies`."""
+nothing else, rewrite a few rows a page. `body_id` is its row in `bodies`.
+
+Versions (schema 4): `version` is the current content's version and `content_hash` its
+hash; `wire_*` describe the version put on the wire and not yet settled (None once an
+answer settles it); `accepted_version`/`accepted_hash` what the receiver acknowledged;
+`on_file` whether the receiver is known or assumed to hold some version (a claim then
+sends a replace); `first_wire_version` the oldest version it may hold, which is how a
+`duplicate` from a receiver without versions is proven to be about the current one."""
 
 # Beyond its id a record is indexed only while queued or sent: a record that leaves
 # those states (on every ack) touches no index, one that enters them a single one.
@@ -90,8 +121,9 @@ CREATE TABLE IF NOT EXISTS inputs (
 """
 
 
-SCHEMA_VERSION = 3
-"""PRAGMA user_version of a ledger file. 3: records in `bodies`, not in their
+SCHEMA_VERSION = 4
+"""PRAGMA user_version of a ledger file. 4: versions (`version`, `wire_*`,
+`accepted_version`, `first_wire_version`, `on_file`). 3: records in `bodies`, not in their
 consignments row (which held them as `record`). 2: partial indexes on queued and sent records
 only (SCHEMA). 1: content hashes are ids.content_hash of the record's JSON; 0 (no
 version) hashed a key-sorted json.dumps of the record's dict."""
@@ -121,11 +153,12 @@ class Row:
     action: Action
     record_json: str | None
     """The record as it goes on the wire (`model_dump_json(exclude_none=True)`), with
-    the row's action: what `StoredBatch` carries without building a model."""
+    the row's action and version: what `StoredBatch` carries without building a model."""
     attempts: int
     queued_at: float | None
     batch_id: str | None
     last_error: str | None
+    version: int | None = None
 
     @cached_property
     def record(self) -> Consignment | None:
@@ -160,12 +193,12 @@ class _NewRows:
 
     def add(self, txid: str, pipeline: str, client: str, ref: str, source: str | None, state: State,
             action: Action, digest: str | None, body: str | None, findings: str, reason: str | None,
-            queued_at: float | None, now: float) -> None:
+            queued_at: float | None, now: float, version: int) -> None:
         body_id = self.next_body_id
         self.next_body_id += 1
         self.bodies.append((body_id, body))
         self.consignments.append((txid, pipeline, client, ref, source, state, action, digest, body_id,
-                                  findings, reason, queued_at, now, now))
+                                  findings, reason, queued_at, now, now, version))
 
     def write(self, db: sqlite3.Connection) -> None:
         if not self.consignments:
@@ -173,8 +206,8 @@ class _NewRows:
         db.executemany("INSERT INTO bodies (id, record) VALUES (?,?)", self.bodies)
         db.executemany(
             "INSERT INTO consignments (transaction_id, pipeline, client, ref, source, state, action,"
-            " content_hash, body_id, findings, reason, queued_at, created_at, updated_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", self.consignments)
+            " content_hash, body_id, findings, reason, queued_at, created_at, updated_at, version)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", self.consignments)
         self.consignments.clear()
         self.bodies.clear()
 
@@ -200,7 +233,8 @@ class Ledger(SqliteFile):
             if version > SCHEMA_VERSION:
                 raise S321Error(f"{self.path}: ledger schema version {version} is newer than this s321"
                                 f" knows ({SCHEMA_VERSION}); upgrade s321 to open it")
-            created = "body_id" in {r["name"] for r in db.execute("PRAGMA table_info(consignments)")}
+            columns = {r["name"] for r in db.execute("PRAGMA table_info(consignments)")}
+            created = "on_file" in columns  # made by this SCHEMA: nothing to move
             if version < 1 and not created:  # a new file has nothing to rehash
                 _rehash(db)
             if version < 2:
@@ -208,6 +242,8 @@ class Ledger(SqliteFile):
                     db.execute(f"DROP INDEX IF EXISTS {index}")
             if version < 3 and not created:
                 _move_bodies(db)
+            if version < 4 and not created:
+                _add_versions(db)
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     @staticmethod
@@ -257,7 +293,8 @@ class Ledger(SqliteFile):
     @staticmethod
     def _known(db: sqlite3.Connection, txids: list[str]) -> dict[str, sqlite3.Row]:
         marks = ",".join("?" * len(txids))
-        rows = db.execute("SELECT transaction_id, state, content_hash, accepted_hash, body_id, findings, reason"
+        rows = db.execute("SELECT transaction_id, state, content_hash, accepted_hash, body_id, findings, reason,"
+                          " version, wire_version, accepted_version, on_file"
                           f" FROM consignments WHERE transaction_id IN ({marks})", txids)
         return {r["transaction_id"]: r for r in rows}
 
@@ -266,37 +303,50 @@ class Ledger(SqliteFile):
                     old: sqlite3.Row | None, new: _NewRows) -> None:
         record = outcome.record
         body, digest = ids.filed_json(record) if record else (None, None)
+        given = record.version if record else None  # carried by the record (the relay's clients)
         findings = json.dumps([f.model_dump(mode="json", exclude_none=True) for f in outcome.findings])
         state = {Status.VALID: State.QUEUED, Status.INVALID: State.INVALID,
                  Status.SKIPPED: State.SKIPPED}[outcome.status]
         if old is None:
             counts.new += 1
             new.add(txid, pipeline, client, outcome.ref, outcome.source, state, Action.ADD, digest, body,
-                    findings, outcome.reason, now if state is State.QUEUED else None, now)
+                    findings, outcome.reason, now if state is State.QUEUED else None, now,
+                    given if given is not None else next_version(None, now))
             return
-        if old["content_hash"] == digest and old["findings"] == findings and old["reason"] == outcome.reason:
+        newer = given is not None and given > (old["version"] or 0)
+        if not newer and old["content_hash"] == digest and old["findings"] == findings \
+                and old["reason"] == outcome.reason:
             counts.unchanged += 1
             return
         counts.changed += 1
+        version = given if newer else next_version(old["version"], now)
+        settled = old["state"] != State.SENT and old["wire_version"] is None
         if state is State.QUEUED:
-            if old["accepted_hash"] == digest:
-                # Back to what CBP already has: nothing to file.
-                db.execute("UPDATE consignments SET content_hash=?, findings=?, state=?,"
-                           " updated_at=? WHERE transaction_id=?",
+            if settled and old["on_file"] and old["accepted_hash"] == digest and not newer:
+                # Back to the version the receiver holds, nothing on the wire: nothing to file.
+                db.execute("UPDATE consignments SET content_hash=?, findings=?, state=?, version=accepted_version,"
+                           " last_error=NULL, updated_at=? WHERE transaction_id=?",
                            (digest, findings, State.ACCEPTED, now, txid))
                 db.execute("UPDATE bodies SET record=? WHERE id=?", (body, old["body_id"]))
                 return
-            action = Action.REPLACE if old["accepted_hash"] else Action.ADD
-            db.execute("UPDATE consignments SET state=?, action=?, content_hash=?, findings=?,"
-                       " reason=NULL, source=?, attempts=0, next_attempt_at=0, queued_at=?, last_error=NULL,"
-                       " updated_at=? WHERE transaction_id=?",
-                       (State.QUEUED, action, digest, findings, outcome.source, now, now, txid))
+            action = Action.REPLACE if old["on_file"] or old["wire_version"] is not None else Action.ADD
+            if old["state"] == State.SENT:
+                # A version is on the wire: this one waits until that one is settled
+                # (resolve queues it then); the body is already the new version's.
+                db.execute("UPDATE consignments SET version=?, action=?, content_hash=?, findings=?, reason=NULL,"
+                           " source=?, updated_at=? WHERE transaction_id=?",
+                           (version, action, digest, findings, outcome.source, now, txid))
+            else:
+                db.execute("UPDATE consignments SET state=?, version=?, action=?, content_hash=?, findings=?,"
+                           " reason=NULL, source=?, attempts=0, next_attempt_at=0, queued_at=?, last_error=NULL,"
+                           " updated_at=? WHERE transaction_id=?",
+                           (State.QUEUED, version, action, digest, findings, outcome.source, now, now, txid))
             db.execute("UPDATE bodies SET record=? WHERE id=?", (body, old["body_id"]))
-        elif old["accepted_hash"] is None and old["state"] not in (State.SENT,):
-            # Not filed yet: the new verdict replaces the old one.
-            db.execute("UPDATE consignments SET state=?, content_hash=?, findings=?, reason=?,"
+        elif settled and not old["on_file"] and old["accepted_version"] is None:
+            # Never filed: the new verdict replaces the old one.
+            db.execute("UPDATE consignments SET state=?, version=?, content_hash=?, findings=?, reason=?,"
                        " source=?, updated_at=? WHERE transaction_id=?",
-                       (state, digest, findings, outcome.reason, outcome.source, now, txid))
+                       (state, version, digest, findings, outcome.reason, outcome.source, now, txid))
             db.execute("UPDATE bodies SET record=? WHERE id=?", (body, old["body_id"]))
         else:
             # Filed (or on the wire) and now invalid or skipped here: keep the filing,
@@ -314,33 +364,50 @@ class Ledger(SqliteFile):
 
     def claim(self, pipeline: str, batch_id: str, limit: int, now: float | None = None) -> list[Row]:
         """Mark up to `limit` due records `sent` under `batch_id` and commit, before
-        any byte leaves: after a crash they are found `sent` and sent again."""
+        any byte leaves: after a crash they are found `sent` and sent again. Each goes
+        with the action decided now (`claim_action`) and its current version."""
         now = time.time() if now is None else now
         with self.transaction() as db:
             # Updated by rowid, which the index entry holds: no look-up of each id. It
             # stays the row's within the transaction (only VACUUM renumbers rows).
             rows = db.execute(
-                f"SELECT {_ROW_COLUMNS}, consignments.rowid FROM {_ROWS}"
+                f"SELECT {_ROW_COLUMNS}, on_file, wire_version, wire_action, consignments.rowid FROM {_ROWS}"
                 f" WHERE pipeline=? AND {_QUEUED} AND next_attempt_at<=?"
                 " ORDER BY queued_at, transaction_id LIMIT ?", (pipeline, now, limit)).fetchall()
+            claimed: list[Row] = []
+            updates = []
+            for r in rows:
+                *columns, on_file, wire_version, wire_action, rowid = r
+                action = claim_action(columns[5], columns[11], on_file, wire_version, wire_action)
+                columns[5] = action
+                row = self._row(columns)
+                row.state, row.batch_id, row.attempts = State.SENT, batch_id, row.attempts + 1
+                claimed.append(row)
+                updates.append((State.SENT, batch_id, now, action, now, rowid))
+            # The version goes on the wire: what the receiver may now hold.
             db.executemany("UPDATE consignments SET state=?, batch_id=?, sent_at=?, attempts=attempts+1,"
-                           " updated_at=? WHERE rowid=?",
-                           [(State.SENT, batch_id, now, now, r[-1]) for r in rows])
-        claimed = [self._row(r[:-1]) for r in rows]
-        for row in claimed:  # as the update left them
-            row.state, row.batch_id, row.attempts = State.SENT, batch_id, row.attempts + 1
+                           " action=?, wire_version=version, wire_action=action, wire_hash=content_hash,"
+                           " first_wire_version=COALESCE(first_wire_version, version),"
+                           " on_file=CASE WHEN action='delete' THEN on_file ELSE 1 END,"
+                           " updated_at=? WHERE rowid=?", updates)
         return claimed
 
     def requeue(self, transaction_ids: Iterable[str], error: str, delays: dict[str, float] | float = 0.0,
                 dead: Iterable[str] = (), now: float | None = None) -> None:
         """Put sent records back in the queue after `delays` (seconds); those in `dead`
-        go to the dead-letter queue instead, with the error that put them there."""
+        go to the dead-letter queue instead, with the error that put them there.
+
+        A requeued version stays unsettled (it may have reached the receiver): it is
+        sent again as it went, or a newer one follows it as a replace. A dead one is
+        settled unanswered: after a dead `add` the receiver is assumed to hold nothing."""
         now = time.time() if now is None else now
         dead = set(dead)
         with self.transaction() as db:
             for txid in transaction_ids:
                 if txid in dead:
-                    db.execute("UPDATE consignments SET state=?, last_error=?, updated_at=? WHERE transaction_id=?"
+                    db.execute("UPDATE consignments SET state=?, last_error=?, updated_at=?,"
+                               " on_file=CASE WHEN wire_action='add' AND accepted_hash IS NULL THEN 0 ELSE on_file END,"
+                               " wire_version=NULL, wire_action=NULL, wire_hash=NULL WHERE transaction_id=?"
                                " AND state IN (?,?)", (State.DEAD, error, now, txid, State.SENT, State.QUEUED))
                     continue
                 delay = delays.get(txid, 0.0) if isinstance(delays, dict) else delays
@@ -350,24 +417,45 @@ class Ledger(SqliteFile):
 
     def resolve(self, ack: Ack, now: float | None = None) -> dict[str, State]:
         """Apply an acknowledgement; returns the new state per transaction id it moved.
-        An ack for a record that is no longer `sent` under that batch is ignored, so a
-        late or repeated ack cannot undo a newer state."""
+
+        A result settles the version on the wire when it names that version (or, from a
+        receiver without versions, when the record is still `sent` under this batch);
+        any other result is late or repeated and changes nothing. See `settle` for what
+        each answer means."""
         now = time.time() if now is None else now
         moved: dict[str, State] = {}
+        results = {r.transaction_id: r for r in ack.results}
         with self.transaction() as db:
-            # One statement per result, found by id, that moves the record only if it
-            # is still `sent` under this batch: no index on batch ids to keep up on
-            # every claim, no look-up ahead of the update.
-            for result in ack.results:
-                accepted = result.status is AckStatus.ACCEPTED or _duplicate_only(result)
-                state = State.ACCEPTED if accepted else State.REJECTED
-                if db.execute(f"UPDATE consignments SET state=?, ack=?, accepted_hash=CASE WHEN ? THEN content_hash"
-                              f" ELSE accepted_hash END, last_error=?, updated_at=?"
-                              f" WHERE transaction_id=? AND batch_id=? AND {_SENT}",
-                              (state, result.model_dump_json(), accepted,
-                               None if accepted else "; ".join(e.code for e in result.errors), now,
-                               result.transaction_id, ack.batch_id)).rowcount:
-                    moved[result.transaction_id] = state
+            txids = list(results)
+            for i in range(0, len(txids), _LOOKUP_CHUNK):
+                part = txids[i:i + _LOOKUP_CHUNK]
+                marks = ",".join("?" * len(part))
+                rows = db.execute(
+                    "SELECT transaction_id, state, batch_id, version, wire_version, wire_action, wire_hash,"
+                    " first_wire_version, accepted_version, accepted_hash, on_file"
+                    f" FROM consignments WHERE transaction_id IN ({marks})", part).fetchall()
+                updates = []
+                for row in rows:
+                    result = results[row["transaction_id"]]
+                    if result.version is not None:
+                        if result.version != row["wire_version"]:
+                            continue  # about another version: late, repeated, or not ours
+                    elif row["state"] != State.SENT or row["batch_id"] != ack.batch_id:
+                        continue
+                    s = settle(row, result)
+                    queued = s.state is State.QUEUED
+                    updates.append((s.state, result.model_dump_json(), s.error, s.accepted_version,
+                                    s.accepted_hash, s.on_file, s.first_wire_version,
+                                    now if queued else None, queued, queued, now, row["transaction_id"]))
+                    moved[row["transaction_id"]] = s.state
+                # A record queued again keeps its place in the queue's order by `queued_at`
+                # (now: it waited for the answer), with a fresh retry budget.
+                db.executemany(
+                    "UPDATE consignments SET state=?, ack=?, last_error=?, accepted_version=?, accepted_hash=?,"
+                    " on_file=?, first_wire_version=?, wire_version=NULL, wire_action=NULL, wire_hash=NULL,"
+                    " queued_at=COALESCE(?, queued_at), attempts=CASE WHEN ? THEN 0 ELSE attempts END,"
+                    " next_attempt_at=CASE WHEN ? THEN 0 ELSE next_attempt_at END, updated_at=?"
+                    " WHERE transaction_id=?", updates)
         return moved
 
     def unacknowledged(self, pipeline: str, sent_before: float) -> list[Row]:
@@ -458,31 +546,45 @@ class Ledger(SqliteFile):
             return n
 
     def resend(self, transaction_id: str, action: Action | None = None, now: float | None = None) -> str:
-        """Queue one record again (operator's `resend` or `delete`). Returns what was done."""
+        """Queue the current content again as a new version (operator's `resend`), or a
+        delete of it (`delete`). Returns what was done. A record on the wire keeps
+        waiting for its answer; the new version follows it."""
         now = time.time() if now is None else now
         with self.transaction() as db:
-            r = db.execute(f"SELECT state, record, accepted_hash FROM {_ROWS} WHERE transaction_id=?",
-                           (transaction_id,)).fetchone()
+            r = db.execute(f"SELECT state, record, version, on_file, wire_version FROM {_ROWS}"
+                           " WHERE transaction_id=?", (transaction_id,)).fetchone()
             if r is None:
                 raise KeyError(f"no consignment {transaction_id!r} in the ledger")
             if r["record"] is None:
                 raise ValueError(f"{transaction_id}: no valid record to send (state {r['state']})")
+            held = bool(r["on_file"]) or r["wire_version"] is not None
+            if action is Action.DELETE and not held:
+                raise ValueError(f"{transaction_id}: never accepted nor sent, nothing to delete")
             if action is None:
-                action = Action.REPLACE if r["accepted_hash"] else Action.ADD
-            if action is Action.DELETE and not r["accepted_hash"]:
-                raise ValueError(f"{transaction_id}: never accepted, nothing to delete")
-            db.execute("UPDATE consignments SET state=?, action=?, attempts=0, next_attempt_at=0, queued_at=?,"
-                       " last_error=NULL, updated_at=? WHERE transaction_id=?",
-                       (State.QUEUED, action, now, now, transaction_id))
+                action = Action.REPLACE if held else Action.ADD
+            version = next_version(r["version"], now)
+            if r["state"] == State.SENT:
+                db.execute("UPDATE consignments SET action=?, version=?, updated_at=? WHERE transaction_id=?",
+                           (action, version, now, transaction_id))
+            else:
+                db.execute("UPDATE consignments SET state=?, action=?, version=?, attempts=0, next_attempt_at=0,"
+                           " queued_at=?, last_error=NULL, updated_at=? WHERE transaction_id=?",
+                           (State.QUEUED, action, version, now, now, transaction_id))
         return f"{transaction_id}: queued as {action.value}"
+
+    def assume_on_file(self, transaction_id: str) -> None:
+        """The receiver holds some version of this record, as the sender says (the
+        relay's client sent a replace): the next version goes as a replace."""
+        with self.transaction() as db:
+            db.execute("UPDATE consignments SET on_file=1 WHERE transaction_id=?", (transaction_id,))
 
     # ------------------------------------------------------------------ rows
 
     @staticmethod
-    def _row(r: sqlite3.Row | tuple[Any, ...]) -> Row:
-        txid, pipeline, client, ref, state, action, record, attempts, queued_at, batch_id, last_error = r
-        return Row(txid, pipeline, client, ref, _STATES[state], _ACTIONS[action], _wire_json(record, txid, action),
-                   attempts, queued_at, batch_id, last_error)
+    def _row(r: sqlite3.Row | tuple[Any, ...] | list[Any]) -> Row:
+        txid, pipeline, client, ref, state, action, record, attempts, queued_at, batch_id, last_error, version = r
+        return Row(txid, pipeline, client, ref, _STATES[state], _ACTIONS[action],
+                   _wire_json(record, txid, action, version), attempts, queued_at, batch_id, last_error, version)
 
 
 _STATES = {s.value: s for s in State}
@@ -490,24 +592,94 @@ _ACTIONS = {a.value: a for a in Action}
 """Column values to enum members by dict: calling the enum costs a microsecond a row."""
 
 _ROW_COLUMNS = ("transaction_id, pipeline, client, ref, state, action, record, attempts, queued_at,"
-                " batch_id, last_error")
+                " batch_id, last_error, version")
 """What `Row` is made of, in its order: claim reads no more than it returns."""
 
 _ROWS = "consignments JOIN bodies ON bodies.id = consignments.body_id"
 """Consignments with their records (every consignment has its body, if an empty one)."""
 
 
-def _wire_json(stored: str | None, transaction_id: str, action: str) -> str | None:
-    """The stored record's JSON with the row's action, which wins over the one it was
-    stored with (a record is stored as ingested; `resend` and changes set the action)."""
+def _wire_json(stored: str | None, transaction_id: str, action: str, version: int | None) -> str | None:
+    """The stored record's JSON with the row's action and version, which win over what it
+    was stored with (a record is stored as ingested; claims decide the action)."""
     if stored is None:
         return None
-    text = ids.with_action(stored, transaction_id, action)
+    text = ids.stamped(stored, transaction_id, action, version)
     if text is None:  # not written the way this version writes it: through the model
         record = Consignment.model_validate_json(stored)
         record.action = Action(action)
+        record.version = version
         text = record.model_dump_json(exclude_none=True)
     return text
+
+
+def claim_action(action: str, version: int | None, on_file: int, wire_version: int | None,
+                 wire_action: str | None) -> str:
+    """The action a version is sent with: a delete stays a delete; the unsettled version
+    on the wire goes again exactly as it went (a repeated add is answered `duplicate`,
+    never applied twice); otherwise `replace` when the receiver holds some version."""
+    if action == Action.DELETE:
+        return Action.DELETE.value
+    if wire_action is not None and wire_version == version:
+        return wire_action
+    return Action.REPLACE.value if on_file else Action.ADD.value
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """What an answer about the version on the wire makes of a record."""
+
+    state: State
+    accepted_version: int | None
+    accepted_hash: str | None
+    on_file: int
+    first_wire_version: int | None
+    error: str | None
+
+
+DUPLICATE, SUPERSEDED, UNKNOWN_TRANSACTION = "duplicate", "superseded", "unknown-transaction"
+"""The answer codes that say what the receiver holds, not what is wrong with a record."""
+
+
+def settle(row: sqlite3.Row | dict[str, Any], result: Any) -> Settled:
+    """The state machine of an answer about version `row['wire_version']`:
+
+    - accepted, or `duplicate` proven to be about this version (the receiver echoed the
+      version, or no other version was ever on the wire): accepted at this version;
+    - `duplicate` not proven: the receiver holds some version; the current one follows
+      as a replace;
+    - `unknown-transaction`: the receiver holds nothing; a replace is filed again as an
+      add (a delete of nothing is rejected, for the operator to see);
+    - `superseded`: the receiver holds a later version than this one;
+    - any other rejection: this version is refused; after a refused add the receiver
+      holds nothing.
+    A newer version waiting behind the settled one is queued in every case.
+    """
+    v, wire_action = row["wire_version"], row["wire_action"]
+    newer = (row["version"] or 0) > (v or 0)
+    later = State.QUEUED if newer else None
+    codes = {e.code for e in result.errors}
+    accepted_version, accepted_hash = row["accepted_version"], row["accepted_hash"]
+    on_file, first = row["on_file"], row["first_wire_version"]
+    reason = "; ".join(e.code for e in result.errors) or None
+    if result.status is AckStatus.ACCEPTED or (
+            codes == {DUPLICATE} and (result.version is not None or first == v)):
+        deleted = wire_action == Action.DELETE
+        return Settled(later or State.ACCEPTED, v, None if deleted else row["wire_hash"], 0 if deleted else 1,
+                       None if deleted else first, None)
+    if codes == {DUPLICATE}:
+        return Settled(State.QUEUED, accepted_version, accepted_hash, 1, first,
+                       "the receiver holds another version; the current one follows as a replace")
+    if codes == {UNKNOWN_TRANSACTION}:
+        if wire_action == Action.DELETE and not newer:
+            return Settled(State.REJECTED, None, None, 0, None, reason)
+        return Settled(State.QUEUED, None, None, 0, None,
+                       "the receiver holds no version; the current one is filed again as an add")
+    if codes == {SUPERSEDED}:
+        return Settled(later or State.REJECTED, accepted_version, accepted_hash, 1, first, reason)
+    if wire_action == Action.ADD and accepted_hash is None:
+        on_file, first = 0, (None if first == v else first)
+    return Settled(later or State.REJECTED, accepted_version, accepted_hash, on_file, first, reason)
 
 
 def _rehash(db: sqlite3.Connection) -> None:
@@ -541,8 +713,9 @@ def _move_bodies(db: sqlite3.Connection) -> None:
     """Version 2 -> 3: each record to `bodies`, numbered as its row was, and the
     consignments table made anew without them (as SCHEMA makes it), with its indexes."""
     db.execute(_CONSIGNMENTS.format(name="consignments_v3"))
+    old = {r["name"] for r in db.execute("PRAGMA table_info(consignments)")}
     columns = ", ".join(r["name"] for r in db.execute("PRAGMA table_info(consignments_v3)")
-                        if r["name"] != "body_id")
+                        if r["name"] != "body_id" and r["name"] in old)
     db.execute("INSERT INTO bodies (id, record) SELECT rowid, record FROM consignments")
     db.execute(f"INSERT INTO consignments_v3 ({columns}, body_id) SELECT {columns}, rowid FROM consignments")
     db.execute("DROP TABLE consignments")
@@ -551,5 +724,25 @@ def _move_bodies(db: sqlite3.Connection) -> None:
         db.execute(index)
 
 
-def _duplicate_only(result: Any) -> bool:
-    return bool(result.errors) and all(e.code == "duplicate" for e in result.errors)
+def _add_versions(db: sqlite3.Connection) -> None:
+    """Version 3 -> 4: every record gets a version (the microsecond of its last change),
+    what was accepted is on file at that version, and what is on the wire is that
+    version, sent with the action it has."""
+    for column in ("version INTEGER", "wire_version INTEGER", "wire_action TEXT", "wire_hash TEXT",
+                   "first_wire_version INTEGER", "accepted_version INTEGER",
+                   "on_file INTEGER NOT NULL DEFAULT 0"):
+        if column.split()[0] not in {r["name"] for r in db.execute("PRAGMA table_info(consignments)")}:
+            db.execute(f"ALTER TABLE consignments ADD COLUMN {column}")
+    db.execute("UPDATE consignments SET version = CAST(updated_at * 1000000 AS INTEGER)")
+    db.execute("UPDATE consignments SET accepted_version = version, on_file = 1, first_wire_version = version"
+               " WHERE accepted_hash IS NOT NULL")
+    db.execute(f"UPDATE consignments SET wire_version = version, wire_action = action, wire_hash = content_hash,"
+               f" on_file = CASE WHEN action = 'delete' THEN on_file ELSE 1 END,"
+               f" first_wire_version = COALESCE(first_wire_version, version) WHERE {_SENT}")
+
+
+def next_version(previous: int | None, now: float) -> int:
+    """A version above `previous`, and at least the microsecond `now`: rising per
+    transaction id whatever the clock does, and past anything an earlier ledger gave
+    while the clock moves forward."""
+    return max((previous or 0) + 1, int(now * 1_000_000))

@@ -83,6 +83,12 @@ class Item(_Model):
 class Consignment(_Model):
     transaction_id: str = Field(description="Stable idempotency key, set by the framework.")
     action: Action = Action.ADD
+    version: int | None = Field(
+        default=None,
+        description="Set by the framework's ledger: rises with each version of a consignment"
+                    " (gaps allowed); receivers apply a higher one, answer an equal one duplicate"
+                    " and a lower one superseded.",
+    )
     originator_code: str | None = None
     filer_type: FilerType | None = None
     mode_of_transport: ModeOfTransport | None = None

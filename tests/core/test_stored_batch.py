@@ -42,12 +42,14 @@ def stored(rows, batch_id="B9"):
     return StoredBatch.of(batch_id, "MKT001", "pilot-2019", SENT_AT, [r.record_json for r in rows])
 
 
-def models(*pairs):
-    """The records as a transport gets them from a batch of models: (outcome, action)."""
+def models(*pairs, versions=None):
+    """The records as a transport gets them from a batch of models: (outcome, action),
+    with the versions the ledger gave them (`versions`, in order)."""
     records = []
-    for o, action in pairs:
+    for i, (o, action) in enumerate(pairs):
         record = o.record.model_copy(deep=True)
         record.action = action
+        record.version = versions[i] if versions else None
         records.append(record)
     return Batch(batch_id="B9", originator_code="MKT001", profile="pilot-2019", sent_at=SENT_AT,
                  records=records)
@@ -69,15 +71,17 @@ def test_a_claimed_batch_encodes_to_the_bytes_of_its_models_whatever_the_action(
     expected = {"T1": (plain, Action.ADD), "T2": (newer, Action.REPLACE), "T3": (deleted, Action.DELETE),
                 "T4 \"quoted\" é": (relayed, Action.ADD)}
     spliced = WIRE.encode_batch(stored(rows))
-    assert spliced == WIRE.encode_batch(models(*(expected[r.transaction_id] for r in rows)))
-    assert WIRE.decode_batch(spliced) == models(*(expected[r.transaction_id] for r in rows))
+    versions = [r.version for r in rows]
+    assert all(versions)
+    assert spliced == WIRE.encode_batch(models(*(expected[r.transaction_id] for r in rows), versions=versions))
+    assert WIRE.decode_batch(spliced) == models(*(expected[r.transaction_id] for r in rows), versions=versions)
 
 
 def test_rows_still_give_their_record_as_a_model_with_the_rows_action(ledger):
     ledger.ingest("shop", "MKT001", "src", [outcome("T1", Action.REPLACE)])
     [row] = ledger.claim("shop", "B1", 10)
     assert row.action is Action.ADD and row.record.action is Action.ADD
-    assert row.record == outcome("T1").record
+    assert row.record == outcome("T1").record.model_copy(update={"version": row.version})
 
 
 def test_records_are_decoded_on_first_access_and_are_the_batch_from_then_on(ledger):
@@ -94,7 +98,7 @@ def test_records_are_decoded_on_first_access_and_are_the_batch_from_then_on(ledg
 def test_a_stored_batch_dumps_compares_and_prints_as_a_batch_of_models(ledger):
     ledger.ingest("shop", "MKT001", "src", [outcome("T1")])
     rows = ledger.claim("shop", "B1", 10)
-    as_models = models((outcome("T1"), Action.ADD))
+    as_models = models((outcome("T1"), Action.ADD), versions=[rows[0].version])
     assert stored(rows).model_dump_json(exclude_none=True) == as_models.model_dump_json(exclude_none=True)
     assert stored(rows).model_dump() == as_models.model_dump()
     assert stored(rows) == as_models and as_models == stored(rows)
@@ -110,5 +114,7 @@ def test_the_transmitter_hands_the_file_transport_a_batch_it_writes_as_models(le
     assert sender.transmit() == 2
     [path] = (tmp_path / "out").iterdir()
     written = WIRE.decode_batch(path.read_bytes())
-    assert written.records == [outcome("T1").record, outcome("T2").record]
+    assert [r.model_copy(update={"version": None}) for r in written.records] == [
+        outcome("T1").record, outcome("T2").record]
+    assert all(r.version for r in written.records)
     assert path.read_bytes() == WIRE.encode_batch(written)

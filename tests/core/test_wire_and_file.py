@@ -96,9 +96,12 @@ def test_the_stored_json_and_its_hash_come_from_one_dump(txid):
     assert (text, digest) == (record.model_dump_json(exclude_none=True), ids.content_hash(record))
     assert ids.content_hash_of_json(text, txid) == digest
     record.action = Action.DELETE
-    assert ids.with_action(text, txid, "delete") == record.model_dump_json(exclude_none=True)
+    assert ids.stamped(text, txid, "delete", None) == record.model_dump_json(exclude_none=True)
+    record.version = 1796606736354515
+    assert ids.stamped(text, txid, "delete", record.version) == record.model_dump_json(exclude_none=True)
+    assert ids.content_hash(record) == digest  # the version is not content
     assert ids.content_hash(Consignment(transaction_id=txid)) == ids.filed_json(Consignment(transaction_id=txid))[1]
-    assert ids.with_action(text, "other", "delete") is None  # not this record's text
+    assert ids.stamped(text, "other", "delete", 1) is None  # not this record's text
 
 
 def test_a_batch_written_by_another_json_library_decodes_too():
