@@ -3,6 +3,11 @@
 `Processor.process()` turns every unit a source yields into exactly one `Outcome`
 (valid, invalid or skipped): nothing is dropped silently, and a broken unit or a
 plugin that raises becomes an invalid outcome with findings, never a crash.
+
+Keys are unique within one input (a file): units of one file that share a key are all
+invalid (`duplicate-key`, naming each other's locations), since filing one of them
+would silently pick a winner. Finding them takes a first pass over the input that keeps
+only keys and locations in memory, never units.
 """
 
 from __future__ import annotations
@@ -93,8 +98,32 @@ class Processor:
         self.validators = [comp.factory(opts, ctx) for comp, opts in pipeline.validators]
 
     def process(self, paths: Iterable[Path] | None = None) -> Iterator[Outcome]:
+        paths = list(paths) if paths is not None else None
+        repeated = self.repeated_keys(paths)
         for unit in self.source.read(paths):
-            yield self.process_unit(unit)
+            outcome = self.process_unit(unit)
+            if repeated:
+                others = repeated.get((input_of(unit), unit.key))
+                if others is not None:
+                    _mark_duplicate(outcome, unit, others)
+            yield outcome
+
+    def repeated_keys(self, paths: list[Path] | None) -> dict[tuple[str, str], list[str]]:
+        """(input, key) -> the locations of every unit with that key in that input, for
+        the keys that occur more than once: a first pass over the source, holding keys
+        and one location each, never the units."""
+        first: dict[tuple[str, str], str] = {}
+        repeated: dict[tuple[str, str], list[str]] = {}
+        try:
+            for unit in self.source.read(paths):
+                slot = (input_of(unit), unit.key)
+                seen = first.setdefault(slot, unit.location)
+                if seen is not unit.location:
+                    repeated.setdefault(slot, [seen]).append(unit.location)
+        except Exception as exc:  # the second pass meets the same problem and reports it
+            log.error("source raised while its keys were read", pipeline=self.pipeline.name,
+                      error_type=type(exc).__name__)
+        return repeated
 
     def process_unit(self, unit: RawUnit) -> Outcome:
         where = unit.location
@@ -126,6 +155,11 @@ class Processor:
         except ValidationError as exc:
             found += [f.at(where) for f in from_validation_error(exc)]
             return Outcome(unit.key, Status.INVALID, where, None, found, checkpoint=unit.checkpoint)
+        if consignment.originator_code not in (None, ctx.originator_code):  # another filer's
+            found.append(error("originator-mismatch", "originator_code",
+                               f"this pipeline files for {ctx.originator_code!r} only; remove "
+                               "originator_code from the input or send it through its own pipeline",
+                               where))
         rules.derive(consignment, self.rates)
         found += [f.at(where) for f in self.validate(consignment)]
         status = Status.INVALID if has_errors(found) else Status.VALID
@@ -138,3 +172,26 @@ class Processor:
         except Exception as exc:  # a validator bug must not stop the pipeline
             log.error("validator raised", pipeline=self.pipeline.name, error_type=type(exc).__name__)
             return [error("validator-error", "", f"a validator failed: {type(exc).__name__}")]
+
+
+def input_of(unit: RawUnit) -> str:
+    """The input (file) a unit came from: its checkpoint's file when the source gives
+    one as (file, position), else its location without the line or segment."""
+    checkpoint = unit.checkpoint
+    if isinstance(checkpoint, tuple) and checkpoint and isinstance(checkpoint[0], str):
+        return checkpoint[0]
+    head, sep, _tail = unit.location.rpartition(":")
+    return head if sep else unit.location
+
+
+def _mark_duplicate(outcome: Outcome, unit: RawUnit, locations: list[str]) -> None:
+    """`outcome` made invalid: its key is shared with the units at the other locations."""
+    others = [loc for loc in locations if loc != unit.location] or locations
+    shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+    outcome.findings.append(error(
+        "duplicate-key", "",
+        f"the key {unit.key!r} is also used at {shown}: units of one input must have keys of "
+        f"their own; none of them is filed. Give each its own number, or remove the repeated "
+        f"one, and read the file again", unit.location))
+    outcome.status = Status.INVALID
+    outcome.reason = None

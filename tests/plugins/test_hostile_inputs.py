@@ -170,3 +170,21 @@ def test_records_jsonl_never_raises_on_any_depth_or_size(tmp_path, depth, digits
     path.write_text('{"ref": "x", "items": [{"quantity": ' + value + "}]}\n")
     [(_, outcome)] = suite.read_checked(processor, path)
     assert outcome.source == f"{path}:1"
+
+
+def test_a_record_for_another_originator_code_is_refused_by_the_pipeline(tmp_path):
+    from builders import jsonl_pipeline_config, marketplace_fields, write_jsonl
+    from s321 import app
+
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    own = {k: v for k, v in marketplace_fields().items() if k != "originator_code"}
+    write_jsonl(inbox / "mixed.jsonl", [{"ref": "mine", **own},
+                                        {"ref": "theirs", **own, "originator_code": "OTHER9"}])
+    _registry, loaded = app.load(jsonl_pipeline_config(tmp_path, inbox, tmp_path / "out"))
+    mine, theirs = app.preview(loaded, "shop")
+    assert mine.status.value == "valid" and mine.record.originator_code == "MKT001"
+    assert theirs.status.value == "invalid"
+    [finding] = [f for f in theirs.findings if f.code == "originator-mismatch"]
+    assert finding.field == "originator_code" and finding.location == f"{inbox / 'mixed.jsonl'}:2"
+    assert "MKT001" in finding.message
