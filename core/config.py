@@ -182,19 +182,93 @@ def parse_file(path: Path, model: type[M]) -> tuple[M, dict[str, Any]]:
 
 
 def load(path: str | Path, registry: Registry) -> LoadedConfig:
+    loaded, problems = load_all(path, registry)
+    if problems or loaded is None:
+        raise ConfigError(problems)
+    return loaded
+
+
+def load_all(path: str | Path, registry: Registry) -> tuple[LoadedConfig | None, list[str]]:
+    """Every problem of the config in one pass, and what could be resolved despite them:
+    the config (None when its structure is wrong) with the pipelines that resolved.
+    A file that cannot be read or parsed raises ConfigError."""
     path = Path(path)
-    config, ctx = parse_file(path, Config)
+    raw = read_toml(path)
+    ctx: dict[str, Any] = {"base_dir": path.resolve().parent}
+    try:
+        config = Config.model_validate(raw, context=ctx)
+    except ValidationError as exc:
+        # The structure is wrong somewhere; still name every plugin and profile that is
+        # wrong too, so that one run of `s321 check` shows all there is to fix.
+        problems = format_errors(path, exc, Config)
+        return None, problems + _raw_component_problems(path, raw, registry, ctx)
     private.configure(config.files.group)  # modes of every file s321 creates from here on
     loaded = LoadedConfig(path, config)
-    problems: list[str] = []
+    problems = []
     known_profiles = regimes.available(config.profile_paths)
     for name, pc in config.pipelines.items():
         pipeline = _resolve_pipeline(path, name, pc, registry, known_profiles, ctx, problems)
         if pipeline is not None:
             loaded.pipelines[name] = pipeline
-    if problems:
-        raise ConfigError(problems)
-    return loaded
+    return loaded, problems
+
+
+def _raw_component_problems(path: Path, raw: dict[str, Any], registry: Registry,
+                            ctx: dict[str, Any]) -> list[str]:
+    """Plugin names, plugin options and profiles of pipeline tables read as they are
+    (used when the config as a whole did not validate)."""
+    problems: list[str] = []
+    pipelines = raw.get("pipelines")
+    if not isinstance(pipelines, dict):
+        return problems
+    profile_paths = raw.get("profile_paths", [])
+    try:
+        base = Path(ctx["base_dir"])
+        known_profiles = regimes.available([base / str(p) for p in profile_paths]
+                                           if isinstance(profile_paths, list) else [])
+    except Exception:  # the paths' own errors are reported by the model already
+        known_profiles = regimes.available([])
+    for name, table in pipelines.items():
+        if not isinstance(table, dict):
+            continue
+        where = f"pipelines.{name}"
+
+        def named(kind: str, value: Any, loc: str, options: dict[str, Any] | None = None) -> None:
+            if not isinstance(value, str):
+                return
+            try:
+                comp = registry.get(kind, value)
+            except PluginError as exc:
+                problems.append(f"{path}: {loc}: {exc}")
+                return
+            if options is not None:
+                try:
+                    comp.options.model_validate(options, context=ctx)
+                except ValidationError as exc:
+                    problems.extend(format_errors(path, exc, comp.options, prefix=loc.rpartition(".")[0]))
+
+        for part in ("source", "transport"):
+            sub = table.get(part)
+            if isinstance(sub, dict):
+                opts = {k: v for k, v in sub.items() if k != "plugin"}
+                named(part, sub.get("plugin"), f"{where}.{part}.plugin", opts)
+        source = table.get("source")
+        source_name = source.get("plugin") if isinstance(source, dict) else None
+        if table.get("mapper") is not None:
+            named("mapper", table.get("mapper"), f"{where}.mapper")
+        elif isinstance(source_name, str) and source_name in registry.names("source"):
+            named("mapper", source_name, f"{where}.mapper")
+        named("serializer", table.get("serializer", DEFAULT_SERIALIZER), f"{where}.serializer")
+        validators = table.get("validators", [])
+        for i, vname in enumerate(validators if isinstance(validators, list) else []):
+            named("validator", vname, f"{where}.validators.{i}")
+        profile = table.get("profile", regimes.DEFAULT)
+        if isinstance(profile, str):
+            try:
+                regimes.load(profile, known_profiles)
+            except regimes.ProfileError as exc:
+                problems.append(f"{path}: {where}.profile: {exc}")
+    return problems
 
 
 def _resolve_pipeline(path: Path, name: str, pc: PipelineConfig, registry: Registry,

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from s321 import app
+from s321.cli import console
+from s321.cli.exitcodes import Exit
+from s321.cli.preview_view import PreviewView
 from s321.errors import ConfigError, S321Error
 from s321.pipeline import Status
 
@@ -19,7 +21,7 @@ EXTENSIONS: list[Callable[[Any], None]] = []
 
 
 def _err(line: str) -> None:
-    print(line, file=sys.stderr)
+    console.error(line)
 
 
 def load_or_report(path: str) -> tuple[Any, Any] | None:
@@ -32,11 +34,23 @@ def load_or_report(path: str) -> tuple[Any, Any] | None:
 
 
 def plugins(args: argparse.Namespace) -> int:
-    registry = app.load_registry(args.config)
+    try:
+        registry = app.load_registry(args.config)
+    except ConfigError as exc:
+        for line in exc.lines:
+            _err(line)
+        return Exit.CANNOT_RUN
     if args.json:
         for info in registry.plugins:
             print(json.dumps(info.as_dict()))
-        return 0
+        return Exit.OK
+    if console.is_terminal():
+        console.table(["plugin", "status", "distribution", "components", "error"], [
+            (info.name, info.status,
+             f"{info.distribution} {info.version}" if info.distribution else "?",
+             "\n".join(f"{kind} {name}" for kind, name in info.components), info.error or "")
+            for info in registry.plugins])
+        return Exit.OK
     for info in registry.plugins:
         dist = f"{info.distribution} {info.version}" if info.distribution else "?"
         print(f"{info.name:<18} {info.status:<8} {dist}")
@@ -44,82 +58,81 @@ def plugins(args: argparse.Namespace) -> int:
             print(f"    error: {info.error}")
         for kind, name in info.components:
             print(f"    {kind:<10} {name}")
-    return 0
+    return Exit.OK
 
 
 def check(args: argparse.Namespace) -> int:
-    loaded = load_or_report(args.config)
-    if loaded is None:
-        return 1
-    registry, cfg = loaded
-    print(f"{args.config}: ok ({len(cfg.pipelines)} pipelines: {', '.join(cfg.pipelines)})")
+    try:
+        report = app.check(args.config)
+    except ConfigError as exc:
+        for line in exc.lines:
+            _err(line)
+        return Exit.CANNOT_RUN
+    for line in report.errors:
+        _err(line)
+    for line in report.warnings:
+        console.warn(f"warning: {line}")
+    if report.errors:
+        return Exit.CANNOT_RUN
+    assert report.loaded is not None
+    cfg = report.loaded
+    warned = f", {len(report.warnings)} warnings" if report.warnings else ""
+    console.line(f"{args.config}: ok ({len(cfg.pipelines)} pipelines: {', '.join(cfg.pipelines)}{warned})",
+                 "warning" if report.warnings else "ok")
     if not args.connect:
-        return 0
+        return Exit.OK
     failed = 0
     for name, result in app.probe_transports(cfg):
         ok, message = result
         failed += not ok
-        print(f"{name}: {'reachable' if ok else 'FAILED'}: {message}")
-    return 1 if failed else 0
+        console.line(f"{name}: {'reachable' if ok else 'FAILED'}: {message}", "ok" if ok else "error")
+    return Exit.FAILED if failed else Exit.OK
 
 
 def schema(args: argparse.Namespace) -> int:
     print(json.dumps(app.schema(args.kind), indent=2))
-    return 0
+    return Exit.OK
 
 
 def preview(args: argparse.Namespace) -> int:
     loaded = load_or_report(args.config)
     if loaded is None:
-        return 2
+        return Exit.CANNOT_RUN
     _registry, cfg = loaded
-    counts: Counter[str] = Counter()
-    by_code: dict[str, list[str]] = {}
-    skipped: Counter[str] = Counter()
+    view = PreviewView(args.pipeline)
     try:
         for outcome in app.preview(cfg, args.pipeline, [Path(f) for f in args.files]):
-            counts[outcome.status.value] += 1
             if args.json:
+                view.counts[outcome.status.value] += 1
                 print(outcome.to_json())
-                continue
-            if outcome.status is Status.SKIPPED:
-                skipped[outcome.reason or "?"] += 1
-            for f in outcome.findings:
-                by_code.setdefault(f"{f.code} ({f.severity.value})", []).append(
-                    f"{f.location or outcome.source}: {f.field or '-'}: {f.message}")
+            else:
+                view.add(outcome)
     except ConfigError as exc:
         for line in exc.lines:
             _err(line)
-        return 2
+        return Exit.CANNOT_RUN
     except OSError as exc:
         _err(f"cannot read input: {exc}")
-        return 2
+        return Exit.CANNOT_RUN
     if not args.json:
-        print(f"pipeline {args.pipeline}: " + ", ".join(
-            f"{counts.get(s.value, 0)} {s.value}" for s in Status))
-        for reason, n in skipped.most_common():
-            print(f"  skipped x{n}: {reason}")
-        for code, lines in sorted(by_code.items()):
-            print(f"  {code} x{len(lines)}")
-            for line in lines:
-                print(f"    {line}")
-    if sum(counts.values()) == 0 and args.files:
-        return 2
-    return 1 if counts.get(Status.INVALID.value) else 0
+        view.render()
+    if view.total == 0 and args.files:
+        return Exit.CANNOT_RUN
+    return Exit.FINDINGS if view.counts.get(Status.INVALID.value) else Exit.OK
 
 
 def run(args: argparse.Namespace) -> int:
     loaded = load_or_report(args.config)
     if loaded is None:
-        return 2
+        return Exit.CANNOT_RUN
     registry, cfg = loaded
     unknown = [p for p in args.pipeline if p not in cfg.pipelines]
     if unknown:
         _err(f"{args.config}: no such pipeline: {', '.join(unknown)} (known: {', '.join(cfg.pipelines)})")
-        return 2
+        return Exit.CANNOT_RUN
     if not args.once:
         from s321.daemon import Daemon
-        return Daemon(args.config).run_forever()
+        return Daemon(args.config, only=args.pipeline or None).run_forever()
     watch = None
     if sys.stderr.isatty() and not args.json:
         from s321.cli.progress import show as watch
@@ -137,15 +150,25 @@ def run(args: argparse.Namespace) -> int:
             line += f", accepted {c['accepted']}, rejected {c['rejected']}"
         if c["retried"] or c["dead"]:
             line += f", retried {c['retried']}, dead {c['dead']}"
-        print(line)
+        console.line(line, "error" if s.error else ("warning" if c["invalid"] or c["rejected"] else None))
         if s.queued or s.awaiting_ack:
-            print(f"  still owed: {s.queued} queued, {s.awaiting_ack} awaiting an ack (kept in the ledger)")
+            console.line(f"  still owed: {s.queued} queued, {s.awaiting_ack} awaiting an ack "
+                         f"(kept in the ledger)", "warning")
         for txid, findings in s.rejections:
             for f in findings:
-                print(f"  rejected {txid}: {f.code} {f.field or '-'}: {f.message}")
+                console.line(f"  rejected {txid}: {f.code} {f.field or '-'}: {f.message}", "error")
         if s.error:
-            print(f"  error: {s.error}")
-    return 1 if any(s.error for s in summaries) else 0
+            console.line(f"  error: {s.error}", "error")
+    return run_exit_code(summaries)
+
+
+def run_exit_code(summaries: list[Any]) -> Exit:
+    """3 when a pipeline failed or still owes records, else 1 when a record was invalid."""
+    if any(s.error or s.queued or s.awaiting_ack for s in summaries):
+        return Exit.FAILED
+    if any(s.counts.get("invalid") for s in summaries):
+        return Exit.FINDINGS
+    return Exit.OK
 
 
 __all__ = ["EXTENSIONS", "S321Error"]

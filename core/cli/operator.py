@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from typing import Any
 
+from s321.cli import console
 from s321.cli.commands import load_or_report
+from s321.cli.exitcodes import Exit
 from s321.ledger import Ledger
 from s321.record import Action
 
@@ -20,7 +21,7 @@ def configure(sub: Any) -> None:
     p.set_defaults(func=status)
 
     p = sub.add_parser("dlq", help="the dead-letter queue")
-    dlq_sub = p.add_subparsers(dest="dlq_command", required=True)
+    dlq_sub = p.add_subparsers(dest="dlq_command", required=True, metavar="{list,retry}")
     q = dlq_sub.add_parser("list", help="dead records and the error that put them there")
     q.add_argument("-c", "--config", required=True)
     q.add_argument("-p", "--pipeline")
@@ -28,17 +29,17 @@ def configure(sub: Any) -> None:
     q.set_defaults(func=dlq_list)
     q = dlq_sub.add_parser("retry", help="queue dead records again with a fresh retry budget")
     q.add_argument("-c", "--config", required=True)
-    q.add_argument("transaction_ids", nargs="*", help="default: all dead records")
+    q.add_argument("transaction_ids", nargs="*", help="transaction ids; default: all dead records")
     q.set_defaults(func=dlq_retry)
 
     p = sub.add_parser("resend", help="queue one consignment again (replace once accepted)")
     p.add_argument("-c", "--config", required=True)
-    p.add_argument("transaction_id")
+    p.add_argument("transaction_id", help="the consignment's transaction id")
     p.set_defaults(func=lambda a: _requeue(a, None))
 
     p = sub.add_parser("delete", help="queue a delete of an accepted consignment")
     p.add_argument("-c", "--config", required=True)
-    p.add_argument("transaction_id")
+    p.add_argument("transaction_id", help="the consignment's transaction id")
     p.set_defaults(func=lambda a: _requeue(a, Action.DELETE))
 
 
@@ -60,14 +61,21 @@ def _age(ts: float | None) -> str:
 def status(args: argparse.Namespace) -> int:
     ledger = _ledger(args)
     if ledger is None:
-        return 2
+        return Exit.CANNOT_RUN
     rows = ledger.status()
     if args.json:
         for row in rows:
             print(json.dumps(row))
-        return 0
+        return Exit.OK
     if not rows:
-        print(f"{ledger.path}: empty")
+        console.line(f"{ledger.path}: empty: no record has been received yet", "warning")
+        return Exit.OK
+    if console.is_terminal():
+        console.table(["pipeline", "state", "count", "oldest queued", "last error"], [
+            (row["pipeline"], row["state"], str(row["count"]),
+             _age(row["oldest_queued"]) if row["state"] == "queued" else "", row["last_error"] or "")
+            for row in rows])
+        return Exit.OK
     last_pipeline = None
     for row in rows:
         if row["pipeline"] != last_pipeline:
@@ -75,40 +83,40 @@ def status(args: argparse.Namespace) -> int:
             print(f"{last_pipeline}:" + (f"  last error: {row['last_error']}" if row["last_error"] else ""))
         oldest = f"  oldest {_age(row['oldest_queued'])}" if row["state"] == "queued" else ""
         print(f"  {row['state']:<9} {row['count']:>8}{oldest}")
-    return 0
+    return Exit.OK
 
 
 def dlq_list(args: argparse.Namespace) -> int:
     ledger = _ledger(args)
     if ledger is None:
-        return 2
+        return Exit.CANNOT_RUN
     for row in ledger.dead(args.pipeline):
         if args.json:
             print(json.dumps(row))
         else:
             print(f"{row['transaction_id']}  {row['pipeline']}  {row['ref']}  attempts {row['attempts']}: "
                   f"{row['last_error']}")
-    return 0
+    return Exit.OK
 
 
 def dlq_retry(args: argparse.Namespace) -> int:
     ledger = _ledger(args)
     if ledger is None:
-        return 2
+        return Exit.CANNOT_RUN
     n = ledger.retry_dead(args.transaction_ids or None)
     print(f"{n} dead records queued again")
-    return 0
+    return Exit.OK
 
 
 def _requeue(args: argparse.Namespace, action: Action | None) -> int:
     ledger = _ledger(args)
     if ledger is None:
-        return 2
+        return Exit.CANNOT_RUN
     try:
         print(ledger.resend(args.transaction_id, action))
     except (KeyError, ValueError) as exc:
-        print(f"s321: {exc.args[0]}", file=sys.stderr)
-        return 1
-    return 0
+        console.error(f"s321: {exc.args[0]}")
+        return Exit.CANNOT_RUN
+    return Exit.OK
 
 

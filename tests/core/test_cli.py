@@ -86,7 +86,7 @@ def test_transaction_ids_are_the_same_on_every_run(tmp_path):
 def test_run_once_writes_valid_records_into_the_file_transport(tmp_path):
     cfg = setup(tmp_path, [GOOD, BAD, dict(GOOD, ref="A-4")])
     proc = s321("run", "-c", cfg, "--once")
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 1, proc.stderr  # exit 1: the data has findings (one invalid)
     assert "shop -> file: received 3, valid 2, invalid 1, skipped 0, sent 2" in proc.stdout
     [batch_file] = list((tmp_path / "out").iterdir())  # no temporary file left behind
     batch = S321Json().decode_batch(batch_file.read_bytes())

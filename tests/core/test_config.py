@@ -69,7 +69,7 @@ def test_unknown_top_level_keys_and_missing_tables_are_all_reported(tmp_path):
         mode_of_transport = "truck"
     """)
     lines = errors_of(path)
-    assert f"{path}: colour: unknown key; valid keys: currency_rates, daemon, ledger, pipelines, plugins, profile_paths" in lines
+    assert f"{path}: colour: unknown key; valid keys: currency_rates, daemon, files, ledger, pipelines, plugins, profile_paths" in lines
     assert f"{path}: pipelines.a.source: required, but missing" in lines
     assert f"{path}: pipelines.a.transport: required, but missing" in lines
 
@@ -94,17 +94,123 @@ def test_an_unknown_profile_is_reported_with_a_suggestion(tmp_path):
     assert line.startswith(f"{path}: pipelines.shop.profile: unknown profile 'pilot2019'; did you mean 'pilot-2019'?")
 
 
-def test_check_cli_exits_1_with_one_line_per_error(tmp_path):
-    path = jsonl_pipeline_config(tmp_path, "in", "out", filer_type="shipper")
-    path.write_text(path.read_text().replace('plugin = "file"', 'plugin = "flie"'))
-    proc = subprocess.run([sys.executable, "-m", "s321.cli", "check", "-c", str(path)],
+def check(path):
+    return subprocess.run([sys.executable, "-m", "s321.cli", "check", "-c", str(path)],
                           capture_output=True, text=True)
-    assert proc.returncode == 1
+
+
+def test_check_cli_exits_2_and_reports_every_error_in_one_pass(tmp_path):
+    # A wrong value, a mistyped plugin and an unknown profile: one run names all three
+    # (it used to name the structure first and the plugins only once that was fixed).
+    path = jsonl_pipeline_config(tmp_path, "in", "out", filer_type="shipper")
+    path.write_text(path.read_text().replace('plugin = "file"', 'plugin = "flie"')
+                    .replace('profile = "pilot-2019"', 'profile = "pilot2019"'))
+    proc = check(path)
+    assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "pipelines.shop.filer_type" in lines[0]  # structure first, then plugins
+    assert len(lines) == 3, lines
+    assert "pipelines.shop.filer_type" in lines[0]
+    assert f"{path}: pipelines.shop.transport.plugin: unknown transport 'flie'" in lines[1]
+    assert "did you mean 'file'?" in lines[1]
+    assert lines[2].startswith(f"{path}: pipelines.shop.profile: unknown profile 'pilot2019'")
+    (tmp_path / "in").mkdir()
     ok = jsonl_pipeline_config(tmp_path, "in", "out")
-    proc = subprocess.run([sys.executable, "-m", "s321.cli", "check", "-c", str(ok)], capture_output=True, text=True)
+    proc = check(ok)
     assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == "" and "ok (1 pipelines: shop)" in proc.stdout
+
+
+def test_check_reports_plugin_options_of_several_pipelines_together_with_structure_errors(tmp_path):
+    path = write_config(tmp_path, """
+        colour = "blue"
+        [pipelines.a]
+        originator_code = "X"
+        filer_type = "carrier"
+        mode_of_transport = "truck"
+        [pipelines.a.source]
+        plugin = "records-jsonl"
+        path = "in"
+        speed = 3
+        [pipelines.a.transport]
+        plugin = "file"
+        directory = "out"
+        [pipelines.b]
+        originator_code = "X"
+        filer_type = "carrier"
+        mode_of_transport = "truck"
+        validators = ["nope"]
+        [pipelines.b.source]
+        plugin = "shopify-cvs"
+        [pipelines.b.transport]
+        plugin = "file"
+    """)
+    out = check(path).stderr
+    assert f"{path}: colour: unknown key" in out
+    assert f"{path}: pipelines.a.source.speed: unknown key" in out
+    assert f"{path}: pipelines.b.source.plugin: unknown source 'shopify-cvs'" in out
+    assert f"{path}: pipelines.b.transport.directory: required, but missing" in out
+    assert f"{path}: pipelines.b.validators.0: unknown validator 'nope'" in out
+
+
+def shop_config(tmp_path, catalog=None, inbox="in"):
+    lines = ["[pipelines.shop]", 'originator_code = "MKT001"', 'filer_type = "online_marketplace"',
+             'mode_of_transport = "air"', "[pipelines.shop.source]", 'plugin = "shopify-csv"',
+             f'path = "{inbox}"']
+    if catalog is not None:
+        lines.append(f'catalog = "{catalog}"')
+    lines += ["[pipelines.shop.transport]", 'plugin = "file"', 'directory = "out"']
+    path = tmp_path / "s321.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_check_opens_every_enrichment_table_and_names_what_is_wrong(tmp_path):
+    (tmp_path / "in").mkdir()
+    # A catalog saved by Excel on Windows: Windows-1252, not UTF-8.
+    (tmp_path / "catalog.csv").write_bytes("sku,hts_code,description\nA-1,610910,Caf\u00e9 t-shirt\n"
+                                           .encode("cp1252"))
+    proc = check(shop_config(tmp_path, "catalog.csv"))
+    assert proc.returncode == 2
+    [line] = proc.stderr.strip().splitlines()
+    assert "pipelines.shop.source" in line and f"{tmp_path / 'catalog.csv'}:2" in line
+    assert "not UTF-8" in line and "Traceback" not in proc.stderr
+    # A catalog without its key column.
+    (tmp_path / "catalog.csv").write_text("article,hts_code\nA-1,610910\n")
+    proc = check(shop_config(tmp_path, "catalog.csv"))
+    assert proc.returncode == 2
+    assert f"{tmp_path / 'catalog.csv'}:1: the catalog table has no 'sku' column" in proc.stderr
+
+
+def test_check_warns_about_an_input_that_does_not_exist(tmp_path):
+    proc = check(shop_config(tmp_path, inbox="inbxo"))
+    assert proc.returncode == 0, proc.stderr
+    assert f"pipelines.shop.source.path: {tmp_path / 'inbxo'} does not exist" in proc.stderr
+    assert proc.stderr.startswith("warning: ") and "1 warnings" in proc.stdout
+
+
+def test_preview_with_a_bad_enrichment_table_prints_one_line_not_a_traceback(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "catalog.csv").write_text("article,hts_code\nA-1,610910\n")
+    proc = subprocess.run([sys.executable, "-m", "s321.cli", "preview", "-c",
+                           str(shop_config(tmp_path, "catalog.csv")), "-p", "shop"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    [line] = proc.stderr.strip().splitlines()
+    assert "the catalog table has no 'sku' column" in line
+
+
+def test_schema_config_holds_each_plugins_options():
+    from s321.registry import load
+    schema = app.schema("config", load())
+    source = schema["$defs"]["PipelineConfig"]["properties"]["source"]
+    names = {ref["$ref"].rsplit(":", 1)[-1] for ref in source["anyOf"]}
+    assert {"shopify-csv", "x12-309", "records-jsonl"} <= names
+    shop = schema["$defs"]["source:shopify-csv"]
+    assert shop["properties"]["plugin"] == {"const": "shopify-csv", "description": "the source plugin"}
+    assert {"path", "catalog", "tracking"} <= set(shop["properties"])
+    assert shop["additionalProperties"] is False
+    assert "file" in {r["$ref"].rsplit(":", 1)[-1]
+                      for r in schema["$defs"]["PipelineConfig"]["properties"]["transport"]["anyOf"]}
 
 
 # --------------------------------------------------------------------------- secrets
@@ -163,6 +269,6 @@ def test_check_never_prints_a_secret_value(tmp_path, monkeypatch):
         directory = "out"
         password = "hunter2-in-config"
     """)
-    proc = subprocess.run([sys.executable, "-m", "s321.cli", "check", "-c", str(path)], capture_output=True, text=True)
-    assert proc.returncode == 1
+    proc = check(path)
+    assert proc.returncode == 2
     assert "hunter2" not in proc.stdout + proc.stderr
