@@ -14,6 +14,7 @@ from decimal import Decimal
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -51,11 +52,30 @@ class ElementSet(BaseModel):
     when: list[When] = []
 
 
+Level = Literal["error", "warning", "off"]
+"""How a rule of a profile reports: an error (the record is not filed), a warning, or not at all."""
+
+
+class UsAddress(BaseModel):
+    """The rules for the ultimate deliver-to's U.S. address, each at its own level:
+    a first line, a city, a USPS state code and a ZIP code (5 digits or ZIP+4)."""
+
+    model_config = ConfigDict(extra="forbid")
+    line1: Level = "error"
+    city: Level = "error"
+    state: Level = "error"
+    zip: Level = "error"
+
+
 class Profile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
     description: str = ""
     value_limit_usd: Decimal | None = Decimal(800)
+    hts_digits: Literal[6, 8, 10] = 6
+    """Digits an HTS code must have where the profile requires one (6, 8 or 10).
+    Where it does not, any well-formed code (6, 8 or 10 digits) is accepted."""
+    us_address: UsAddress = UsAddress()
     all: ElementSet = ElementSet()
     filer: dict[FilerType, ElementSet] = {}
 

@@ -1,12 +1,17 @@
-"""Validation of one consignment: the regime profile's presence rules, the value rules
-of `s321.rules`, then any extra validators, as one list of findings.
+"""Validation of one consignment: the regime profile's presence rules, its U.S.
+deliver-to address and HTS rules, the value rules of `s321.rules`, then any extra
+validators, as one list of findings.
 
-Presence answers as if the record were first dumped to a dict (`model_dump`) and each
-path looked up in it; each profile is compiled once per record class and filer type."""
+Promises: one problem, one finding (a field the source or mapper already reported as
+an error is not reported again here); every finding says what to supply and, where
+the mapper or the pipeline's defaults say so, where to supply it. Presence answers as
+if the record were first dumped to a dict (`model_dump`) and each path looked up in
+it; each profile is compiled once per record class and filer type."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import re
+from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import date, datetime, time
 from decimal import Decimal
 from functools import lru_cache
@@ -18,19 +23,32 @@ from typing import Any, NamedTuple, Union, get_args, get_origin
 from pydantic import BaseModel
 
 from s321 import rules
-from s321.contracts import Validator
-from s321.findings import Finding, error, warning
+from s321.contracts import PipelineDefaults, Validator
+from s321.findings import Finding, Severity, error, warning
 from s321.regimes import Profile
 from s321.record import Consignment, FilerType
 
 
 def validate(c: Consignment, profile: Profile, rates: dict[str, Decimal],
-             files_as: FilerType | None = None, extra: Iterable[Validator] = ()) -> list[Finding]:
+             files_as: FilerType | None = None, extra: Iterable[Validator] = (),
+             prior: Collection[Finding] = (), hints: Mapping[str, str] | None = None) -> list[Finding]:
+    """Every finding about `c` under `profile`.
+
+    `prior`: what the source and mapper already found about the unit; a finding on a
+    field they reported as an error is left out. `hints`: field path (`items.*.x` for
+    every item) -> where the source takes it from, written for a person ("add the order
+    to the tracking table (`source.tracking`)"); it completes the message of every
+    finding on that field or below it. Fields the pipeline's `defaults` can fill get a
+    hint saying so when the mapper gives none."""
     findings = presence(c, profile, files_as)
+    findings += deliver_to_address(c, profile)
+    findings += hts_digits(c, profile, files_as)
     findings += rules.check(c, rates, profile.value_limit_usd)
     for validator in extra:
         findings.extend(validator.validate(c))
-    return findings
+    if prior:
+        findings = without_repeats(findings, prior)
+    return with_hints(findings, hints or {})
 
 
 def presence(c: Consignment, profile: Profile, files_as: FilerType | None = None) -> list[Finding]:
@@ -61,6 +79,156 @@ def presence(c: Consignment, profile: Profile, files_as: FilerType | None = None
                 walk(c, (), missing)
                 for path in missing:
                     out.append(warning("missing-conditional", ".".join(path), message))
+    return out
+
+
+# --------------------------------------------------------------------------- one problem, one finding
+
+_MISSING_CODES = frozenset({"missing-required", "missing-one-of", "missing-conditional"})
+
+
+def without_repeats(findings: list[Finding], prior: Iterable[Finding]) -> list[Finding]:
+    """`findings` without those on a field that `prior` reports as an error: the same
+    field for any code, and for a missing value also a field above or below it (a
+    quantity the mapper could not read is not also missing; a seller whose vendor row
+    is broken is not also missing its address)."""
+    failed = {f.field for f in prior if f.severity is Severity.ERROR and f.field}
+    if not failed:
+        return findings
+    return [f for f in findings if not _repeats(f, failed)]
+
+
+def _repeats(f: Finding, failed: set[str]) -> bool:
+    if f.field in failed:
+        return True
+    if f.code not in _MISSING_CODES:
+        return False
+    return any(other.startswith(f.field + ".") or f.field.startswith(other + ".") for other in failed)
+
+
+# --------------------------------------------------------------------------- where to supply it
+
+
+def _defaults_hints() -> dict[str, str]:
+    """A hint for each field the pipeline's `defaults` can fill (items' currency and
+    country of origin are per item)."""
+    per_item = {"currency", "country_of_origin"}
+    hints = {}
+    for name in PipelineDefaults.model_fields:
+        path = f"items.*.{name}" if name in per_item else name
+        hints[path] = (f"supply it in the input, or for every consignment of the pipeline as "
+                       f"`defaults.{name}` in [pipelines.NAME.defaults] (docs/configuration.md)")
+    return hints
+
+
+_DEFAULTS_HINTS = _defaults_hints()
+
+
+def with_hints(findings: list[Finding], hints: Mapping[str, str]) -> list[Finding]:
+    """Each finding with the hint for its field (or the nearest field above it) after
+    its message: the mapper's hints first, then those of the pipeline's defaults."""
+    if not findings:
+        return findings
+    out = []
+    for f in findings:
+        hint = _hint_for(f.field, hints) or _hint_for(f.field, _DEFAULTS_HINTS)
+        if hint and hint not in f.message:
+            f = f.model_copy(update={"message": f"{f.message}; {hint}"})
+        out.append(f)
+    return out
+
+
+def _hint_for(field: str, hints: Mapping[str, str]) -> str | None:
+    if not field or not hints:
+        return None
+    parts = field.split(".")
+    generic = ["*" if part.isdigit() else part for part in parts]
+    for n in range(len(parts), 0, -1):
+        hint = hints.get(".".join(parts[:n])) or hints.get(".".join(generic[:n]))
+        if hint:
+            return hint
+    return None
+
+
+# --------------------------------------------------------------------------- the U.S. deliver-to address
+
+USPS_STATES = frozenset("""
+    AL AK AZ AR CA CO CT DE FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV
+    NH NJ NM NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY
+    DC PR VI GU AS MP FM MH PW AA AE AP""".split())
+"""USPS state codes: the 50 states, DC, Puerto Rico, the territories and freely
+associated states (VI GU AS MP FM MH PW) and the military 'states' AA, AE and AP."""
+_ZIP = re.compile(r"[0-9]{5}(?:[- ]?[0-9]{4})?")
+_ADDRESS = "ultimate_deliver_to.address"
+
+
+def deliver_to_address(c: Consignment, profile: Profile) -> list[Finding]:
+    """The U.S. address rules of the profile (`[us_address]`: each `error`, `warning`
+    or `off`) on the ultimate deliver-to. Nothing when there is no address (presence
+    says so where the profile requires one) or when it is outside the U.S. (the value
+    rules say so). Values are never echoed: an address is personal data."""
+    party = c.ultimate_deliver_to
+    address = party.address if party is not None else None
+    if address is None:
+        return []
+    country = (address.country or "").upper()
+    if country and country not in rules.US_CUSTOMS_TERRITORY:
+        return []
+    levels = profile.us_address
+    out: list[Finding] = []
+
+    def report(rule: str, code: str, field: str, message: str) -> None:
+        level = getattr(levels, rule)
+        if level != "off":
+            out.append(Finding(code=code, field=f"{_ADDRESS}.{field}", severity=Severity(level),
+                               message=f"{message} ({profile.name})"))
+
+    if not address.line1:
+        report("line1", "deliver-to-missing-line1", "line1",
+               "the U.S. deliver-to address has no first line: give the street and number "
+               "(or PO box) in line1")
+    if not address.city:
+        report("city", "deliver-to-missing-city", "city", "the U.S. deliver-to address has no city")
+    state = (address.state_or_province or "").strip().upper()
+    if not state:
+        report("state", "deliver-to-missing-state", "state_or_province",
+               "the U.S. deliver-to address has no state: give its two-letter USPS code "
+               "(e.g. NY, DC, PR, AE)")
+    elif state not in USPS_STATES:
+        report("state", "deliver-to-invalid-state", "state_or_province",
+               "the U.S. deliver-to state is not a USPS state code: give the two-letter "
+               "code (e.g. NY, DC, PR, GU, or AA/AE/AP for military mail)")
+    postal = (address.postal_code or "").strip().lstrip("'")
+    if not postal:
+        report("zip", "deliver-to-missing-zip", "postal_code",
+               "the U.S. deliver-to address has no ZIP code: give 5 digits or ZIP+4")
+    elif not _ZIP.fullmatch(postal):
+        report("zip", "deliver-to-invalid-zip", "postal_code",
+               "the U.S. deliver-to ZIP code is not 5 digits or ZIP+4 (e.g. 62701 or 62701-1234)")
+    return out
+
+
+# --------------------------------------------------------------------------- HTS digits
+
+_WELL_FORMED_HTS = re.compile(r"[0-9]{6}(?:[0-9]{2}){0,2}")
+
+
+def hts_digits(c: Consignment, profile: Profile, files_as: FilerType | None = None) -> list[Finding]:
+    """Where the profile requires an HTS code of this filer, a well-formed code with
+    fewer digits than the profile's `hts_digits` is an error (`hts-too-short`). Where it
+    does not require one, any well-formed code is enough; a malformed code is the value
+    rules' `invalid-hts` either way."""
+    need = profile.hts_digits
+    if need <= 6 or not any("items.*.hts_code" in es.required
+                            for es in profile.element_sets(c.filer_type, files_as)):
+        return []
+    out = []
+    for i, item in enumerate(c.items):
+        code = rules.normalise_hts(item.hts_code or "")
+        if code and _WELL_FORMED_HTS.fullmatch(code) and len(code) < need:
+            out.append(error("hts-too-short", f"items.{i}.hts_code",
+                             f"{profile.name} needs the {need}-digit HTSUS number; this code "
+                             f"has {len(code)} digits: give the full {need}-digit classification"))
     return out
 
 

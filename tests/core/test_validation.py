@@ -140,9 +140,10 @@ def test_prices_must_not_be_negative_and_zero_is_allowed():
 
 
 @pytest.mark.parametrize("hts,ok", [("961700", True), ("9617000000", True), ("9617.00.0000", True),
-                                    ("96170", False), ("96170000", False), ("96170000001", False),
-                                    ("abcdef", False)])
-def test_hts_codes_have_6_or_10_digits(hts, ok):
+                                    ("96170000", True), ("9617.00.00", True),
+                                    ("96170", False), ("9617000", False), ("961700000", False),
+                                    ("96170000001", False), ("abcdef", False)])
+def test_hts_codes_have_6_8_or_10_digits(hts, ok):
     fields = marketplace_fields()
     fields["items"][0]["hts_code"] = hts
     assert (("invalid-hts", "items.0.hts_code") not in errors(fields)) is ok
@@ -362,3 +363,172 @@ def test_an_hts_code_is_judged_by_its_pattern_whatever_its_digits(hts):
     valid = rules._HTS.fullmatch(rules.normalise_hts(c.items[0].hts_code or "")) is not None
     found = {f.field for f in rules.check(c, RATES, PILOT.value_limit_usd) if f.code == "invalid-hts"}
     assert (found == set()) is (valid or not c.items[0].hts_code)
+
+
+# --------------------------------------------------------------------------- HTS digits per profile
+
+NPRM = regimes.load("nprm-2025-basic")
+
+
+def nprm_fields(**changes):
+    return marketplace_fields(house_bill_number="HB1", consignment_originator=marketplace_fields()["seller"],
+                              exemption_claimant={"name": "Ada Quartermaine"}, **changes)
+
+
+def test_an_8_digit_hts_code_is_no_error_where_the_profile_does_not_require_one():
+    fields = carrier_fields()
+    fields["items"][0]["hts_code"] = "96170000"
+    assert findings_of(fields) == []
+
+
+@pytest.mark.parametrize("hts,codes", [("9617000000", set()), ("9617.00.0000", set()),
+                                       ("96170000", {"hts-too-short"}), ("961700", {"hts-too-short"}),
+                                       ("9617000", {"invalid-hts"}), (None, {"missing-required"})])
+def test_nprm_2025_basic_needs_10_digit_hts_codes(hts, codes):
+    fields = nprm_fields()
+    fields["items"][0]["hts_code"] = hts
+    found = findings_of(fields, profile=NPRM)
+    assert {f.code for f in found} == codes
+    assert all(f.field == "items.0.hts_code" and f.severity == "error" for f in found)
+    if codes == {"hts-too-short"}:
+        assert "10-digit" in found[0].message
+
+
+def test_hts_digits_apply_only_where_the_profile_requires_an_hts_code(tmp_path):
+    (tmp_path / "ten-optional.toml").write_text(
+        'name = "ten-optional"\nhts_digits = 10\n[all]\nrequired = ["items"]\n', encoding="utf-8")
+    profile = regimes.load("ten-optional", regimes.available([tmp_path]))
+    fields = marketplace_fields()
+    fields["items"][0]["hts_code"] = "96170000"
+    assert findings_of(fields, profile=profile) == []
+
+
+def test_a_profile_says_hts_digits_as_6_8_or_10(tmp_path):
+    (tmp_path / "odd.toml").write_text('name = "odd"\nhts_digits = 9\n', encoding="utf-8")
+    with pytest.raises(regimes.ProfileError, match="hts_digits"):
+        regimes.load("odd", regimes.available([tmp_path]))
+
+
+# --------------------------------------------------------------------------- the U.S. deliver-to address
+
+def deliver_to(**address):
+    fields = marketplace_fields()
+    fields["ultimate_deliver_to"]["address"].update(address)
+    return fields
+
+
+@pytest.mark.parametrize("changes,code,field", [
+    ({"line1": None}, "deliver-to-missing-line1", "line1"),
+    ({"city": None}, "deliver-to-missing-city", "city"),
+    ({"city": "  "}, "deliver-to-missing-city", "city"),
+    ({"state_or_province": None}, "deliver-to-missing-state", "state_or_province"),
+    ({"state_or_province": "Illinois"}, "deliver-to-invalid-state", "state_or_province"),
+    ({"state_or_province": "ON"}, "deliver-to-invalid-state", "state_or_province"),
+    ({"postal_code": None}, "deliver-to-missing-zip", "postal_code"),
+    ({"postal_code": "6270"}, "deliver-to-invalid-zip", "postal_code"),
+    ({"postal_code": "62701-12"}, "deliver-to-invalid-zip", "postal_code"),
+    ({"postal_code": "K2P 0V6"}, "deliver-to-invalid-zip", "postal_code"),
+])
+def test_a_us_deliver_to_address_needs_line1_city_state_and_zip(changes, code, field):
+    for profile in (PILOT, NPRM):
+        fields = deliver_to(**changes) if profile is PILOT else dict(
+            nprm_fields(), ultimate_deliver_to=deliver_to(**changes)["ultimate_deliver_to"])
+        found = findings_of(fields, profile=profile)
+        assert [(f.code, f.field, f.severity) for f in found] == [
+            (code, f"ultimate_deliver_to.address.{field}", "error")], profile.name
+
+
+@pytest.mark.parametrize("state", ["NY", "dc", "PR", "VI", "GU", "AS", "MP", "AA", "AE", "AP"])
+@pytest.mark.parametrize("zip_code", ["62701", "62701-1234", "627011234", "'02134"])
+def test_usps_state_codes_and_zip_forms_are_accepted(state, zip_code):
+    assert findings_of(deliver_to(state_or_province=state, postal_code=zip_code)) == []
+
+
+def test_a_deliver_to_address_outside_the_us_gets_one_finding_not_the_us_rules():
+    found = findings_of(deliver_to(country="CA", state_or_province="ON", postal_code="K2P 0V6"))
+    assert [f.code for f in found] == ["deliver-to-not-us"]
+
+
+def test_no_deliver_to_address_is_one_missing_required_not_four_address_findings():
+    fields = marketplace_fields()
+    fields["ultimate_deliver_to"]["address"] = None
+    assert [(f.code, f.field) for f in findings_of(fields)] == [
+        ("missing-required", "ultimate_deliver_to.address")]
+
+
+def test_address_findings_never_echo_the_address():
+    found = findings_of(deliver_to(state_or_province="Illinoiz", postal_code="6270Q"))
+    assert len(found) == 2 and not any("Illinoiz" in f.message or "6270Q" in f.message for f in found)
+
+
+def test_the_profile_sets_the_level_of_each_address_rule(tmp_path):
+    (tmp_path / "lenient.toml").write_text(
+        'name = "lenient"\n[us_address]\nline1 = "off"\nzip = "warning"\n', encoding="utf-8")
+    profile = regimes.load("lenient", regimes.available([tmp_path]))
+    found = findings_of(deliver_to(line1=None, postal_code=None, city=None), profile=profile)
+    assert {(f.code, f.severity) for f in found} == {
+        ("deliver-to-missing-zip", "warning"), ("deliver-to-missing-city", "error")}
+    (tmp_path / "bad.toml").write_text('name = "bad"\n[us_address]\ncity = "maybe"\n', encoding="utf-8")
+    with pytest.raises(regimes.ProfileError, match="us_address.city"):
+        regimes.load("bad", regimes.available([tmp_path]))
+
+
+# --------------------------------------------------------------------------- one problem, one finding
+
+def test_a_field_the_mapper_reported_as_an_error_is_not_also_missing():
+    fields = marketplace_fields()
+    fields["items"][0]["quantity"] = None  # the mapper could not read `two`
+    c = rules.derive(consignment(fields), RATES)
+    mapper = [error("invalid-quantity", "items.0.quantity", "not a whole number")]
+    assert validation.validate(c, PILOT, RATES, prior=mapper) == []
+    assert [f.code for f in validation.validate(c, PILOT, RATES)] == ["missing-required"]
+
+
+def test_a_value_the_mapper_reported_is_not_reported_again_by_the_rules():
+    fields = marketplace_fields()
+    fields["seller"]["address"]["country"] = "XX"  # a vendor row with a bad country
+    c = rules.derive(consignment(fields), RATES)
+    vendor_row = [error("invalid-country", "seller.address.country", "vendors.csv:3: not a country")]
+    assert validation.validate(c, PILOT, RATES, prior=vendor_row) == []
+
+
+def test_a_missing_part_of_what_the_mapper_reported_is_left_out_but_others_stay():
+    fields = marketplace_fields(seller={"name": "Lumen Ceramics"})
+    fields["items"][0]["product_url"] = None
+    c = rules.derive(consignment(fields), RATES)
+    mapper = [error("invalid-country", "seller", "the vendor row is broken")]
+    assert [(f.code, f.field) for f in validation.validate(c, PILOT, RATES, prior=mapper)] == [
+        ("missing-required", "items.0.product_url")]
+    warned = [warning("fhl-value-split", "seller", "only a warning")]
+    assert {f.field for f in validation.validate(c, PILOT, RATES, prior=warned)} == {
+        "seller.address", "items.0.product_url"}
+
+
+# --------------------------------------------------------------------------- where to supply it
+
+def test_a_hint_from_the_source_completes_the_message_of_findings_on_its_field():
+    fields = marketplace_fields(tracking_number=None)
+    fields["items"][0]["product_url"] = None
+    fields["items"].append(dict(fields["items"][0]))
+    c = rules.derive(consignment(fields), RATES)
+    hints = {"tracking_number": "add the order to the tracking table (`source.tracking`)",
+             "items.*.product_url": "the catalog's `product_url` column, in the SKU's row"}
+    found = {f.field: f.message for f in validation.validate(c, PILOT, RATES, hints=hints)}
+    assert found["tracking_number"].endswith("; add the order to the tracking table (`source.tracking`)")
+    assert "`product_url` column" in found["items.0.product_url"]
+    assert "`product_url` column" in found["items.1.product_url"]
+
+
+def test_a_hint_on_a_field_applies_below_it():
+    c = rules.derive(consignment(deliver_to(city=None)), RATES)
+    [f] = validation.validate(c, PILOT, RATES, hints={"ultimate_deliver_to": "the Shipping columns"})
+    assert f.code == "deliver-to-missing-city" and f.message.endswith("; the Shipping columns")
+
+
+def test_fields_the_pipeline_defaults_can_fill_say_so_without_a_hint():
+    c = rules.derive(consignment(marketplace_fields(seller=None, marketplace_seller_id=None)), RATES)
+    found = {f.field: f.message for f in validation.validate(c, PILOT, RATES)}
+    assert "`defaults.seller`" in found["seller"]
+    assert "`defaults.marketplace_seller_id`" in found["marketplace_seller_id"]
+    own = validation.validate(c, PILOT, RATES, hints={"seller": "the vendor table's row"})
+    assert [f.message.endswith("the vendor table's row") for f in own if f.field == "seller"] == [True]
