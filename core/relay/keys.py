@@ -65,10 +65,11 @@ def generate(name: str, folder: str | Path, force: bool = False) -> tuple[Path, 
     folder.mkdir(parents=True, exist_ok=True)
     public_path = folder / f"{name}{PUBLIC_SUFFIX}"
     secret_path = folder / f"{name}{SECRET_SUFFIX}"
-    if not force:
-        for path in (public_path, secret_path):
-            if path.exists():
+    for path in (public_path, secret_path):
+        if os.path.lexists(path):  # lexists: a symlink there counts, even a dangling one
+            if not force:
                 raise FileExistsError(f"{path} exists; pass --force to replace the key pair")
+            os.unlink(path)  # the link itself, never what it points to
     public, secret = (k.decode("ascii") for k in zmq.curve_keypair())
     _write(secret_path, _certificate(name, public, secret), 0o600)
     _write(public_path, _certificate(name, public, None), 0o644)
@@ -94,8 +95,10 @@ def _certificate(name: str, public: str, secret: str | None) -> str:
 
 def _write(path: Path, text: str, mode: int) -> None:
     # Created with its final mode: a secret key is never readable by others, not even
-    # between writing and a chmod. A replaced file may have had looser bits: reset.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    # between writing and a chmod (the umask could only remove bits; fchmod sets them).
+    # O_EXCL|O_NOFOLLOW: a file or symlink put there since the check above makes this
+    # fail, instead of the secret key being written wherever the link points.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     with os.fdopen(fd, "w", encoding="ascii") as fh:
         os.fchmod(fh.fileno(), mode)
         fh.write(text)
