@@ -1,9 +1,13 @@
 """How the sandbox answers a batch, record by record, like CBP would: accepted, or
 rejected with coded errors (finding code, field, message).
 
-A second `add` of a transaction id it already accepted is a `duplicate`; a `replace`
-or `delete` of an id it does not hold is an `unknown-transaction`; an `add` or
-`replace` is validated against the batch's regime profile with the sandbox's rates.
+Versions (a record's `version`, echoed in its answer): a version lower than the one
+held is `superseded`, the one held again is a `duplicate` (already accepted), a higher
+one is applied — an `add` too, so a sender whose ledger was rebuilt files again.
+Without versions: a second `add` of a transaction id it already accepted is a
+`duplicate`. Either way a `replace` or `delete` of an id it does not hold is an
+`unknown-transaction`, and an `add` or `replace` is validated against the batch's
+regime profile with the sandbox's rates.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from s321.sandbox.faults import INJECTED, FaultState
 from s321.sandbox.store import ACTIVE, SandboxStore, Session
 
 DUPLICATE = "duplicate"
+SUPERSEDED = "superseded"
 UNKNOWN_TRANSACTION = "unknown-transaction"
 UNKNOWN_PROFILE = "unknown-profile"
 
@@ -49,11 +54,11 @@ class Reviewer:
                 errors = self._errors(session, record, profile, profile_problem)
                 if errors:
                     session.reject(record.transaction_id, batch_id, [e.code for e in errors])
-                    results.append({"transaction_id": record.transaction_id,
+                    results.append({"transaction_id": record.transaction_id, "version": record.version,
                                     "status": AckStatus.REJECTED, "errors": errors})
                 else:
                     session.accept(record, batch_id)
-                    results.append({"transaction_id": record.transaction_id,
+                    results.append({"transaction_id": record.transaction_id, "version": record.version,
                                     "status": AckStatus.ACCEPTED, "errors": []})
         return Ack.model_validate({"batch_id": batch_id, "received_at": datetime.now(UTC),
                                    "results": results})
@@ -69,7 +74,15 @@ class Reviewer:
     def _errors(self, session: Session, record: Consignment, profile: regimes.Profile | None,
                 profile_problem: str | None) -> list[AckError]:
         state = session.state(record.transaction_id)
-        if record.action is Action.ADD and state is not None:
+        held, version = session.version(record.transaction_id), record.version
+        versioned = state is not None and held is not None and version is not None
+        if versioned and version < held:
+            return [AckError(code=SUPERSEDED, field="version",
+                             message=f"version {version} is older than version {held}, which is on file")]
+        if versioned and version == held:
+            return [AckError(code=DUPLICATE, field="version",
+                             message=f"version {version} of this transaction id was already accepted")]
+        if record.action is Action.ADD and state is not None and not versioned:
             return [AckError(code=DUPLICATE, field="transaction_id",
                              message="this transaction id was already filed; "
                                      "send a replace to change it")]

@@ -1,9 +1,11 @@
 """What the sandbox accepted, in its own SQLite file (WAL), so a test or an operator can
 ask how often each consignment was accepted: a correct client makes that once.
 
-A batch is reviewed inside one `session()`: the checks (is this transaction id known?)
-and the writes happen in one transaction under one lock, so two connections sending
-the same `add` at once cannot both have it accepted.
+A batch is reviewed inside one `session()`: the checks (is this transaction id known,
+at which version?) and the writes happen in one transaction under one lock, so two
+connections sending the same `add` or version at once cannot both have it accepted.
+Each acceptance is stored with the version it accepted, so "no version accepted twice"
+can be counted.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS consignments (
     transaction_id TEXT PRIMARY KEY,
     state TEXT NOT NULL CHECK (state IN ('active', 'deleted')),
-    updated_at TEXT NOT NULL
+    updated_at TEXT NOT NULL,
+    version INTEGER
 );
 CREATE TABLE IF NOT EXISTS acceptances (
     id INTEGER PRIMARY KEY,
@@ -37,7 +40,8 @@ CREATE TABLE IF NOT EXISTS acceptances (
     batch_id TEXT NOT NULL,
     content_hash TEXT NOT NULL,
     record TEXT NOT NULL,
-    accepted_at TEXT NOT NULL
+    accepted_at TEXT NOT NULL,
+    version INTEGER
 );
 CREATE INDEX IF NOT EXISTS acceptances_by_transaction ON acceptances (transaction_id);
 CREATE TABLE IF NOT EXISTS rejections (
@@ -66,9 +70,10 @@ class Session:
     def __init__(self, db: sqlite3.Connection):
         self._db = db
         self._states: dict[str, str | None] = {}  # known in this transaction
+        self._versions: dict[str, int | None] = {}
         self._at = _now()  # one batch, one transaction: one time for its rows
         self._changed: dict[str, str] = {}  # transaction id -> its new state
-        self._accepted: list[tuple[str, str, str, str, str, str]] = []
+        self._accepted: list[tuple[str, str, str, str, str, str, int | None]] = []
         self._rejected: list[tuple[str, str, str, str]] = []
 
     def prefetch(self, transaction_ids: list[str]) -> None:
@@ -77,24 +82,32 @@ class Session:
             part = transaction_ids[i:i + 500]
             self._states.update(dict.fromkeys(part))
             marks = ",".join("?" * len(part))
-            self._states.update(self._db.execute(
-                f"SELECT transaction_id, state FROM consignments WHERE transaction_id IN ({marks})",
-                part).fetchall())
+            for txid, state, version in self._db.execute(
+                    f"SELECT transaction_id, state, version FROM consignments WHERE transaction_id IN ({marks})",
+                    part):
+                self._states[txid], self._versions[txid] = state, version
 
     def state(self, transaction_id: str) -> str | None:
-        if transaction_id in self._states:
-            return self._states[transaction_id]
-        row = self._db.execute("SELECT state FROM consignments WHERE transaction_id = ?",
-                               (transaction_id,)).fetchone()
-        return row[0] if row else None
+        if transaction_id not in self._states:
+            row = self._db.execute("SELECT state, version FROM consignments WHERE transaction_id = ?",
+                                   (transaction_id,)).fetchone()
+            self._states[transaction_id] = row[0] if row else None
+            self._versions[transaction_id] = row[1] if row else None
+        return self._states[transaction_id]
+
+    def version(self, transaction_id: str) -> int | None:
+        """The version held for this transaction id (None: unknown, or filed without one)."""
+        self.state(transaction_id)
+        return self._versions.get(transaction_id)
 
     def accept(self, record: Consignment, batch_id: str) -> None:
         state = DELETED if record.action is Action.DELETE else ACTIVE
         self._states[record.transaction_id] = state
+        self._versions[record.transaction_id] = record.version
         self._changed[record.transaction_id] = state
         text, digest = ids.filed_json(record)  # the stored JSON and its hash, one dump
         self._accepted.append((record.transaction_id, record.action.value, batch_id, digest,
-                               text, self._at))
+                               text, self._at, record.version))
 
     def reject(self, transaction_id: str, batch_id: str, codes: list[str]) -> None:
         self._rejected.extend((transaction_id, batch_id, code, self._at) for code in codes)
@@ -104,15 +117,15 @@ class Session:
         at = self._at
         if self._changed:
             self._db.executemany(
-                "INSERT INTO consignments (transaction_id, state, updated_at) VALUES (?, ?, ?) "
+                "INSERT INTO consignments (transaction_id, state, updated_at, version) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (transaction_id) DO UPDATE SET state = excluded.state, "
-                "updated_at = excluded.updated_at",
-                [(txid, state, at) for txid, state in self._changed.items()])
+                "updated_at = excluded.updated_at, version = excluded.version",
+                [(txid, state, at, self._versions.get(txid)) for txid, state in self._changed.items()])
             self._changed.clear()
         if self._accepted:
             self._db.executemany(
                 "INSERT INTO acceptances (transaction_id, action, batch_id, content_hash, record, "
-                "accepted_at) VALUES (?, ?, ?, ?, ?, ?)", self._accepted)
+                "accepted_at, version) VALUES (?, ?, ?, ?, ?, ?, ?)", self._accepted)
             self._accepted.clear()
         if self._rejected:
             self._db.executemany(
@@ -136,6 +149,9 @@ class SandboxStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
+        for table in ("consignments", "acceptances"):  # a store written before versions
+            if "version" not in {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN version INTEGER")
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -172,6 +188,23 @@ class SandboxStore:
                 "SELECT record FROM acceptances WHERE transaction_id = ? ORDER BY id",
                 (transaction_id,)).fetchall()
         return [json.loads(r[0]) for r in rows]
+
+    def acceptances(self) -> list[tuple[str, str, int | None, str]]:
+        """Every acceptance in order: (transaction id, action, version, content hash)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT transaction_id, action, version, content_hash FROM acceptances ORDER BY id").fetchall()
+        return [(t, a, v, h) for t, a, v, h in rows]
+
+    def held(self) -> dict[str, tuple[str, int | None, str | None]]:
+        """What the sandbox holds now, per transaction id: (state, version, content hash
+        of the last accepted version)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT c.transaction_id, c.state, c.version, (SELECT a.content_hash FROM acceptances a"
+                " WHERE a.transaction_id = c.transaction_id ORDER BY a.id DESC LIMIT 1)"
+                " FROM consignments c").fetchall()
+        return {t: (s, v, h) for t, s, v, h in rows}
 
     def journal_mode(self) -> str:
         with self._lock:
