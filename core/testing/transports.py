@@ -1,7 +1,10 @@
 """Conformance suite for transports: subclass `TransportConformance` and give it an
-`endpoint` (a receiver to deliver to), and pytest holds the transport to the delivery
-promise through the real runtime: idempotent connect and close, lost acks and failed
-sends filed exactly once, errors only Retriable or Fatal, no secret in the logs.
+`endpoint` (a receiver to deliver to) and a `scripted_receiver` (one that answers as
+told), and pytest holds the transport to the delivery promise through the real
+runtime: idempotent connect and close, lost acks and failed sends filed exactly once,
+errors only Retriable or Fatal, no secret in the logs; and (`receiver_checks`) what
+the receiver said reported as said, each failure classified, connections released,
+the declared capabilities honoured.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from s321.contracts import Ack, Capabilities, Receipt, Transport
 from s321.errors import TransportError
 from s321.testing.capture import captured_logs
 from s321.testing.harness import PipelineHarness, pipeline_config
+from s321.testing.receiver_checks import ReceiverChecks
 from s321.testing.samples import ORIGINATOR, records_jsonl, sample_batch
 from s321.testing.suite import PluginSuite, assert_rejects_unknown_keys
 
@@ -39,6 +43,9 @@ class Endpoint:
     secrets: Sequence[str] = ()
     """Further strings that must never be logged (key material, say), besides the
     values of the transport's `Secret` options, which are found by themselves."""
+    connections: Callable[[], int] | None = None
+    """How many connections are open at the receiver now, if it can tell: the check
+    that close() releases them uses it besides the process's own socket count."""
 
 
 @dataclass
@@ -52,17 +59,22 @@ class ErrorCase:
     env: dict[str, str] = field(default_factory=dict)
 
 
-class TransportConformance(PluginSuite):
+class TransportConformance(ReceiverChecks, PluginSuite):
     """The checks every transport must pass. Subclass it (name it `Test...`) and set:
 
         transport_name = "acme-api"
         plugin_module = acme_s321               # unless the distribution is installed
 
         @pytest.fixture
-        def endpoint(self, tmp_path):           # a receiver for one test
-            with AcmeStandIn(tmp_path) as server:
-                yield Endpoint({"url": server.url, "token": {"env": "ACME_TOKEN"}},
-                               accepted=server.accepted_counts)
+        def scripted_receiver(self, monkeypatch):   # a receiver that answers as told
+            monkeypatch.setenv("ACME_TOKEN", "test-token")
+            with AcmeStandIn("test-token") as server:   # a ScriptedReceiver subclass
+                yield server
+
+        @pytest.fixture
+        def endpoint(self, scripted_receiver):  # a receiver for one test
+            yield Endpoint(scripted_receiver.options, accepted=lambda: scripted_receiver.accepted,
+                           connections=scripted_receiver.connections)
 
         def error_cases(self, endpoint, tmp_path):
             return [ErrorCase({**endpoint.options, "url": "https://127.0.0.1:1"}, RetriableError)]

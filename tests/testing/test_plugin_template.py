@@ -30,7 +30,8 @@ def test_s321_plugins_lists_the_template_as_loaded() -> None:
     bazaarly = rows["bazaarly"]
     assert (bazaarly["status"], bazaarly["distribution"], bazaarly["error"]) == ("loaded", "s321-bazaarly", None)
     assert {(c["kind"], c["name"]) for c in bazaarly["components"]} == {
-        ("source", "bazaarly-csv"), ("mapper", "bazaarly-csv"), ("validator", "bazaarly-listing-links")}
+        ("source", "bazaarly-csv"), ("mapper", "bazaarly-csv"), ("validator", "bazaarly-listing-links"),
+        ("transport", "bazaarly-http")}
     # The installed template is this checkout's, not a stale copy.
     assert Path(str(dist.locate_file(""))).exists()
     import s321_bazaarly

@@ -1,20 +1,31 @@
 """Tests of the Bazaarly plugin: the s321 conformance suites (subclass, set a few
-attributes, and every check a source or a validator must pass runs), then what the
-plugin makes of the sample export, through a real s321 pipeline.
+attributes, and every check a source, a transport or a validator must pass runs), then
+what the plugin makes of the sample export, through a real s321 pipeline.
 
 The `s321_harness` fixture comes with s321's pytest plugin; see docs/plugins.md.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 import s321_bazaarly
+from s321.errors import FatalError, RetriableError
 from s321.pipeline import Status
-from s321.testing import SourceConformance, ValidatorConformance, pipeline_config
+from s321.testing import (
+    Endpoint,
+    ErrorCase,
+    SourceConformance,
+    TransportConformance,
+    ValidatorConformance,
+    pipeline_config,
+)
 from s321.testing.samples import marketplace_record
+from s321_bazaarly.receiver import TOKEN_ENV, BazaarlyReceiver
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "bazaarly-orders.csv"
 HEADER, FIRST_ROW = SAMPLE.read_text(encoding="utf-8").splitlines()[:2]
@@ -41,6 +52,28 @@ class TestBazaarlySource(SourceConformance):
         _, rest = FIRST_ROW.split(",", 1)
         rows = (f"BZ-{500000 + i},{rest}" for i in range(n))
         return ("\n".join([HEADER, *rows]) + "\n").encode("utf-8")
+
+
+class TestBazaarlyHttp(TransportConformance):
+    plugin_module = s321_bazaarly
+    transport_name = "bazaarly-http"
+    ack_wait = 5.0  # longer than the receiver's `timeout` (2 s): a hung request fails in time
+
+    @pytest.fixture
+    def scripted_receiver(self, monkeypatch: pytest.MonkeyPatch) -> Iterator[BazaarlyReceiver]:
+        monkeypatch.setenv(TOKEN_ENV, "bz-test-token-51c9")
+        with BazaarlyReceiver("bz-test-token-51c9") as receiver:
+            yield receiver
+
+    @pytest.fixture
+    def endpoint(self, scripted_receiver: BazaarlyReceiver) -> Iterator[Endpoint]:
+        yield Endpoint(scripted_receiver.options, accepted=lambda: scripted_receiver.accepted,
+                       connections=scripted_receiver.connections)
+
+    def error_cases(self, endpoint: Endpoint, tmp_path: Path) -> list[ErrorCase]:
+        return [ErrorCase({**endpoint.options, "url": "http://127.0.0.1:9/batches"}, RetriableError, "nobody there"),
+                ErrorCase({**endpoint.options, "token": {"env": "BZ_WRONG"}}, FatalError, "token refused",
+                          env={"BZ_WRONG": "not-the-token"})]
 
 
 class TestBazaarlyListingLinks(ValidatorConformance):
