@@ -4,7 +4,7 @@ no logic of its own beyond choosing how to show results.
 Every command has a description and ends its help with an example; `--log-level` and
 `--log-json` work before or after the command; exit codes are those of
 `s321.cli.exitcodes`, the same for every command. Shell completion (bash, zsh) comes
-from argcomplete: `eval "$(register-python-argcomplete s321)"`.
+from argcomplete: `eval "$(s321 completion bash)"` (or `zsh`).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ EXAMPLES: dict[str, str] = {
     "dlq retry": "s321 dlq retry -c s321.toml T0A1B2C3D4",
     "resend": "s321 resend -c s321.toml T0A1B2C3D4",
     "delete": "s321 delete -c s321.toml T0A1B2C3D4",
+    "completion": "s321 completion bash > ~/.local/share/bash-completion/completions/s321",
     "sandbox": "s321 sandbox --port-file sandbox.port",
     "sandbox report": "s321 sandbox report --db .s321-sandbox/sandbox.sqlite",
     "relay": "s321 relay -c relay.toml",
@@ -129,6 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only this pipeline (repeatable); default: every enabled pipeline")
     p.add_argument("--json", action="store_true", help="summaries as JSON lines")
     p.set_defaults(func=commands.run)
+
+    p = sub.add_parser("completion", help="print the shell completion script (bash or zsh)",
+                       description="Print the script that completes s321's commands and options "
+                       "in bash or zsh (argcomplete). Load it from your shell's start-up file.")
+    p.add_argument("shell", choices=["bash", "zsh"], help="bash or zsh")
+    p.set_defaults(func=commands.completion)
 
     operator.configure(sub)
     sandbox_cli.configure(sub)

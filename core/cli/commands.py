@@ -89,6 +89,12 @@ def check(args: argparse.Namespace) -> int:
     return Exit.FAILED if failed else Exit.OK
 
 
+def completion(args: argparse.Namespace) -> int:
+    import argcomplete
+    print(argcomplete.shellcode(["s321"], shell=args.shell))
+    return Exit.OK
+
+
 def schema(args: argparse.Namespace) -> int:
     print(json.dumps(app.schema(args.kind), indent=2))
     return Exit.OK
@@ -111,6 +117,8 @@ def preview(args: argparse.Namespace) -> int:
         for line in exc.lines:
             _err(line)
         return Exit.CANNOT_RUN
+    except BrokenPipeError:
+        raise  # our reader went away, not our input: main() stops quietly
     except OSError as exc:
         _err(f"cannot read input: {exc}")
         return Exit.CANNOT_RUN
