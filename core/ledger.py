@@ -545,10 +545,12 @@ class Ledger(SqliteFile):
                                 (State.QUEUED, now, now, State.DEAD, txid)).rowcount
             return n
 
-    def resend(self, transaction_id: str, action: Action | None = None, now: float | None = None) -> str:
+    def resend(self, transaction_id: str, action: Action | None = None, now: float | None = None,
+               version: int | None = None) -> str:
         """Queue the current content again as a new version (operator's `resend`), or a
         delete of it (`delete`). Returns what was done. A record on the wire keeps
-        waiting for its answer; the new version follows it."""
+        waiting for its answer; the new version follows it. `version`: the one the
+        sender gave (the relay passes its clients' versions through)."""
         now = time.time() if now is None else now
         with self.transaction() as db:
             r = db.execute(f"SELECT state, record, version, on_file, wire_version FROM {_ROWS}"
@@ -562,7 +564,7 @@ class Ledger(SqliteFile):
                 raise ValueError(f"{transaction_id}: never accepted nor sent, nothing to delete")
             if action is None:
                 action = Action.REPLACE if held else Action.ADD
-            version = next_version(r["version"], now)
+            version = version if version is not None else next_version(r["version"], now)
             if r["state"] == State.SENT:
                 db.execute("UPDATE consignments SET action=?, version=?, updated_at=? WHERE transaction_id=?",
                            (action, version, now, transaction_id))

@@ -149,6 +149,8 @@ class Processor:
             return Outcome(unit.key, Status.INVALID, where, None, found, checkpoint=unit.checkpoint)
         ctx = self.pipeline.context
         fields = dict(mapped.record)
+        if fields.get("security_scan") is None and ctx.defaults.security_scan is not None:
+            fields["security_scan"] = ctx.defaults.security_scan.model_dump()  # says source = configuration
         fields["transaction_id"] = ids.transaction_id(ctx.originator_code, ctx.ids, unit.key)
         try:
             consignment = Consignment.model_validate(fields)
@@ -161,14 +163,16 @@ class Processor:
                                "originator_code from the input or send it through its own pipeline",
                                where))
         rules.derive(consignment, self.rates)
-        found += [f.at(where) for f in self.validate(consignment)]
+        found += [f.at(where) for f in self.validate(consignment, found, mapped.hints)]
         status = Status.INVALID if has_errors(found) else Status.VALID
         return Outcome(unit.key, status, where, consignment, found, checkpoint=unit.checkpoint)
 
-    def validate(self, consignment: Consignment) -> list[Finding]:
+    def validate(self, consignment: Consignment, prior: list[Finding] | None = None,
+                 hints: dict[str, str] | None = None) -> list[Finding]:
         try:
             return validation.validate(consignment, self.pipeline.profile, self.rates,
-                                       self.pipeline.config.files_as, self.validators)
+                                       self.pipeline.config.files_as, self.validators,
+                                       prior or (), hints)
         except Exception as exc:  # a validator bug must not stop the pipeline
             log.error("validator raised", pipeline=self.pipeline.name, error_type=type(exc).__name__)
             return [error("validator-error", "", f"a validator failed: {type(exc).__name__}")]

@@ -2,7 +2,10 @@
 its records in the relay ledger and their routes, all before the receipt is sent.
 
 Taking the same records in again forwards nothing twice: the ledger is idempotent by
-content hash, and a record the relay already has an answer for gets that answer again.
+content hash and version, and a record the relay already has an answer for gets that
+answer again. Versions pass through: a client's record keeps its version upstream; a
+version lower than the relay's latest is answered `superseded` at once, the same
+version again waits for (or gets) the answer to it, a higher one is a new version.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from s321.relay.routes import Lane, Routes
 from s321.states import State
 
 UNKNOWN_TRANSACTION = "unknown-transaction"
+SUPERSEDED = "superseded"
 
 
 class Refused(Exception):
@@ -104,17 +108,35 @@ class Intake:
         txids = [r.transaction_id for r in batch.records]
         self.routes.route(client.name, session, batch.batch_id, txids)
         before = {txid: self.ledger.get(txid) for txid in txids}
+        taken = Taken(lane, new_lane, len(batch.records))
+        current = []
+        for record in batch.records:
+            known = before[record.transaction_id]
+            if record.version is not None and known is not None and known["version"] is not None \
+                    and record.version < known["version"]:
+                self._superseded(record, known["version"], taken)
+            else:
+                current.append(record)
         source = f"relay:{client.name}"
         self.ledger.ingest(lane.lane, batch.originator_code, source, [
             Outcome(r.transaction_id, Status.VALID, source, r)
-            for r in batch.records if r.action is not Action.DELETE])
-        taken = Taken(lane, new_lane, len(batch.records))
-        for record in batch.records:
+            for r in current if r.action is not Action.DELETE])
+        for record in current:
             if record.action is Action.DELETE:
-                self._delete(record.transaction_id, before[record.transaction_id], taken)
+                self._delete(record, before[record.transaction_id], taken)
             else:
                 self._settle(record, taken)
         return taken
+
+    def _superseded(self, record: Consignment, latest: int, taken: Taken) -> None:
+        """A version older than one the relay already has: answered now, not forwarded."""
+        result = RecordAck(transaction_id=record.transaction_id, status=AckStatus.REJECTED,
+                           version=record.version, errors=[AckError(
+                               code=SUPERSEDED, field="version",
+                               message=f"version {record.version} is older than version {latest},"
+                                       " which this relay has")])
+        self.routes.result(record.transaction_id, result.model_dump_json())
+        taken.answered += 1
 
     def _settle(self, record: Consignment, taken: Taken) -> None:
         """After ingest: follow the client's action where it knows better, and answer at
@@ -123,9 +145,9 @@ class Intake:
         row = self.ledger.get(txid)
         assert row is not None
         state = State(row["state"])
-        if state is State.QUEUED and record.action is Action.REPLACE and row["action"] == Action.ADD:
+        if record.action is Action.REPLACE and not row["on_file"]:
             # The client had it accepted (here or over another link): a replace it is.
-            self.ledger.resend(txid, Action.REPLACE)
+            self.ledger.assume_on_file(txid)
         if state is State.DEAD:
             # The client still wants it filed: a fresh retry budget here.
             self.ledger.retry_dead([txid])
@@ -137,9 +159,11 @@ class Intake:
         else:
             taken.queued += 1
 
-    def _delete(self, txid: str, before: dict[str, Any] | None, taken: Taken) -> None:
+    def _delete(self, record: Consignment, before: dict[str, Any] | None, taken: Taken) -> None:
         """A delete is forwarded once, and only for a record this relay had filed."""
-        if before is not None and before["action"] == Action.DELETE:
+        txid = record.transaction_id
+        if before is not None and before["action"] == Action.DELETE and (
+                record.version is None or record.version == before["version"]):
             state = State(before["state"])
             if state in (State.ACCEPTED, State.REJECTED):
                 self._answer_from_ledger(before)
@@ -151,10 +175,10 @@ class Intake:
         try:
             if before is None:
                 raise ValueError("never filed here")
-            self.ledger.resend(txid, Action.DELETE)
+            self.ledger.resend(txid, Action.DELETE, version=record.version)
             taken.queued += 1
         except (KeyError, ValueError):
-            result = RecordAck(transaction_id=txid, status=AckStatus.REJECTED, errors=[AckError(
+            result = RecordAck(transaction_id=txid, status=AckStatus.REJECTED, version=record.version, errors=[AckError(
                 code=UNKNOWN_TRANSACTION, field="transaction_id",
                 message="this relay has not filed this transaction id, so it cannot delete it; "
                         "a delete goes through the link that filed it")])

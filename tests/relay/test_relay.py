@@ -593,6 +593,31 @@ def test_a_replace_and_a_delete_are_forwarded_once_each(relay: RelayServer, keyr
     assert market("a-9").transaction_id not in sandbox.store.accepted_counts()
 
 
+def test_versions_pass_through_the_relay_and_an_older_one_is_superseded(
+        relay: RelayServer, keyring: Keyring, sandbox: Sandbox,
+        clients: Callable[..., BrokerRelayTransport]) -> None:
+    alice = clients(keyring, "alice", relay.endpoint)
+
+    def file(record: Consignment, action: Action, version: int) -> RecordAck:
+        sent = batch(record.model_copy(update={"action": action, "version": version}))
+        alice.send(sent)
+        [result] = wait_ack(alice, sent.batch_id).results
+        assert result.version == version  # every answer names the version it is about
+        return result
+
+    first, second = market("v-1"), market("v-1", marketplace_seller_id="S-2002")
+    txid = first.transaction_id
+    assert file(first, Action.ADD, 100).status is AckStatus.ACCEPTED
+    assert file(second, Action.REPLACE, 205).status is AckStatus.ACCEPTED
+    # The client's version 100 arrives again late (a resend after its crash): not applied.
+    late = file(first, Action.ADD, 100)
+    assert (late.status, [e.code for e in late.errors]) == (AckStatus.REJECTED, ["superseded"])
+    # Version 205 again: the relay's own answer, nothing forwarded.
+    assert file(second, Action.REPLACE, 205).status is AckStatus.ACCEPTED
+    assert [(a, v) for t, a, v, _ in sandbox.store.acceptances() if t == txid] == [("add", 100), ("replace", 205)]
+    assert sandbox.store.accepted_records(txid)[-1]["marketplace_seller_id"] == "S-2002"
+
+
 # --------------------------------------------------------------------------- end to end
 
 
