@@ -17,12 +17,13 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Annotated, Any, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SerializerFunctionWrapHandler, model_serializer
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, SerializerFunctionWrapHandler,
+                      model_serializer)
 
 from s321.findings import Finding
-from s321.record import Consignment, FilerType, ModeOfTransport, Party
+from s321.record import Consignment, FilerType, ModeOfTransport, Party, SecurityScan
 
 
 # --------------------------------------------------------------------------- sources
@@ -71,6 +72,10 @@ class Mapped:
     record: dict[str, Any] | None = None
     findings: list[Finding] = field(default_factory=list)
     skipped: str | None = None
+    hints: dict[str, str] = field(default_factory=dict)
+    """Where a person supplies a field in this source: record path (`items.*.x` for
+    every item) -> text, e.g. "add the order to the tracking table (`source.tracking`)".
+    Validation adds it to the message of any finding on that field or below it."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,10 @@ class PipelineDefaults(BaseModel):
     exemption_claimant: Party | None = None
     currency: str | None = None
     country_of_origin: str | None = None
+    security_scan: Annotated[SecurityScan, AfterValidator(SecurityScan.stated_by_configuration)] | None = Field(
+        default=None, description="For an air carrier that screens everything at origin: the scan stated "
+        "for every consignment whose input carries none; needs method and reference, and is filed "
+        "with source = configuration.")
 
 
 class Mapper(Protocol):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -61,6 +62,29 @@ class SecurityScan(_Model):
     method: str | None = None
     reference: str | None = None
     scanned_at: datetime | None = None
+    source: Literal["configuration"] | None = Field(
+        default=None, description='"configuration" when the pipeline\'s `defaults.security_scan` '
+        "stated it for every consignment without a scan of its own; absent when the input carried it.")
+
+    def stated_by_configuration(self) -> SecurityScan:
+        """This scan as a pipeline's `defaults.security_scan`: a statement to CBP that
+        every consignment was screened, so it must say performed, how (method) and under
+        what (reference), and no time (that is each consignment's own). Returned marked
+        `source = "configuration"`; raises ValueError saying what is missing."""
+        problems = []
+        if not self.performed:
+            problems.append("performed must be true (a default states that everything was screened)")
+        if not self.method:
+            problems.append("method is required (e.g. \"x-ray\")")
+        if not self.reference:
+            problems.append("reference is required (e.g. the regulated agent or screening program id)")
+        if self.scanned_at is not None:
+            problems.append("scanned_at cannot be a default (each consignment has its own time)")
+        if self.source is not None:
+            problems.append("source is set by s321, not in the config")
+        if problems:
+            raise ValueError("a default security scan: " + "; ".join(problems))
+        return self.model_copy(update={"source": "configuration"})
 
 
 class Item(_Model):

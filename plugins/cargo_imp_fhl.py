@@ -127,7 +127,7 @@ class FhlMapper:
                                           "house waybill", unit.location)])
         record, findings = mapping.to_record(house, self.context)
         _fill_defaults(record, self.context)
-        return Mapped(record=record, findings=findings)
+        return Mapped(record=record, findings=findings, hints=_hints(house))
 
 
 def _fill_defaults(record: dict[str, Any], context: PipelineContext) -> None:
@@ -136,6 +136,33 @@ def _fill_defaults(record: dict[str, Any], context: PipelineContext) -> None:
         if record.get(name) is None and default is not None:
             record[name] = (default.model_dump(exclude_none=True)
                             if isinstance(default, BaseModel) else default)
+
+
+_HINTS = {
+    "consignment_originator": "the house's SHP block, or `defaults.consignment_originator` in the "
+                              "pipeline's config",
+    "ultimate_deliver_to": "the house's CNE block (name, street, LOC city and state, the country "
+                           "line with the ZIP)",
+    "items.*.description": "the house's TXT line (or the nature of goods on its HBS line)",
+    "items.*.hts_code": "the house's HTS line",
+    "items.*.listed_price": "the declared value for customs on the house's CVD line",
+    "items.*.currency": "the currency on the house's CVD line",
+    "security_scan": "add the house's OCI security lines (status SS, screening method SM, issuer "
+                     "ISS); a carrier that screens everything at origin may state it once in "
+                     "`defaults.security_scan` (docs/configuration.md)",
+}
+"""Where each record field comes from in an FHL, for the messages of findings on it."""
+
+
+def _hints(house: House) -> dict[str, str]:
+    """`_HINTS`; when no OCI line decides the security status but the HBS handling codes
+    carry a secured status (SPX), the security hint says so."""
+    seen = [code for code in house.special_handling if code in mapping.SECURED]
+    if not seen or (house.security is not None and house.security.decides):
+        return _HINTS
+    return {**_HINTS, "security_scan": (
+        f"the house's handling codes say {seen[0]} (secured) but no OCI line says how and by "
+        f"whom it was screened: {_HINTS['security_scan']}")}
 
 
 @hookimpl

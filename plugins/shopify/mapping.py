@@ -324,6 +324,7 @@ class ShopifyMapper:
         self.context = context
         self.default_origin = options.default_country_of_origin
         self.tables = enrichment.load(options)
+        self.hints = hints(options)
         self._input: str | None = None
         self._refresh_due = 0.0
 
@@ -336,4 +337,40 @@ class ShopifyMapper:
         if input_file != self._input or now >= self._refresh_due:
             self.tables.refresh()
             self._input, self._refresh_due = input_file, now + REFRESH_SECONDS
-        return map_order(unit.payload, self.context, self.tables, self.default_origin)
+        mapped = map_order(unit.payload, self.context, self.tables, self.default_origin)
+        mapped.hints = self.hints
+        return mapped
+
+
+def hints(options: ShopifyOptions) -> dict[str, str]:
+    """Where a shop supplies each field (for the messages of findings on it): the order's
+    own columns, or the enrichment table that fills it, named if the source has one."""
+    def table(option: str, what: str, column: str) -> str:
+        path = getattr(options, option)
+        if path is not None:
+            return f"add {what} to the {option} table (`source.{option}`, {path.name}), column `{column}`"
+        return (f"the export has no {column}: name a {option} table as `source.{option}` and add "
+                f"{what} to it, column `{column}` (docs/sources.md)")
+
+    item = "the item's row (by SKU)"
+    return {
+        "tracking_number": table("tracking", "the order (its name) and its tracking number",
+                                 "tracking_number"),
+        "items.*.product_url": table("catalog", item, "product_url"),
+        "items.*.hts_code": table("catalog", item, "hts_code"),
+        "items.*.weight_kg": table("catalog", item, "weight_kg"),
+        "items.*.country_of_origin": table("catalog", item, "country_of_origin")
+        + ", or set `default_country_of_origin` on the source",
+        "items.*.description": "the line item's name (Lineitem name), or the catalog's `description`",
+        "items.*.quantity": "the line item's quantity (Lineitem quantity)",
+        "items.*.listed_price": "the line item's price (Lineitem price)",
+        "items.*.currency": "the order's currency (Currency), or `defaults.currency`",
+        "ultimate_deliver_to": "the order's shipping address (the Shipping columns of a CSV "
+                               "export, shipping_address in JSON)",
+        "seller": table("vendors", "the line items' Vendor", "seller_name")
+        + ", or set `defaults.seller`",
+        "marketplace_seller_id": table("vendors", "the line items' Vendor", "marketplace_seller_id")
+        + ", or set `defaults.marketplace_seller_id`",
+        "identified_marketplace_merchant": table("vendors", "the line items' Vendor", "identified_merchant")
+        + ", or set `defaults.identified_marketplace_merchant`",
+    }

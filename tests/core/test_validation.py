@@ -1,6 +1,8 @@
 """Every validation rule of the pilot profile and the value rules, one test each."""
 
+import json
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,7 +12,8 @@ from hypothesis import strategies as st
 from builders import carrier_fields, consignment, marketplace_fields
 from s321 import regimes, rules, validation
 from s321.findings import error, warning
-from s321.record import FilerType
+from s321.ledger import Ledger
+from s321.record import Consignment, FilerType
 
 RATES = {"USD": Decimal(1), "EUR": Decimal("1.08")}
 PILOT = regimes.load("pilot-2019")
@@ -532,3 +535,160 @@ def test_fields_the_pipeline_defaults_can_fill_say_so_without_a_hint():
     assert "`defaults.marketplace_seller_id`" in found["marketplace_seller_id"]
     own = validation.validate(c, PILOT, RATES, hints={"seller": "the vendor table's row"})
     assert [f.message.endswith("the vendor table's row") for f in own if f.field == "seller"] == [True]
+
+
+# --------------------------------------------------------------------------- a default security scan
+
+FHL_WITHOUT_OCI = """FHL/4
+MBI/160-58231401HKGLAX/T2K2
+HBS/HK7731001/HKGLAX/1/K1/1/EARBUDS
+/SPX
+TXT/WIRELESS BLUETOOTH EARBUDS WITH CHARGING CASE
+HTS/851830
+SHP/Shenzhen Brightwave Trading Co
+/88 Keji Road
+/SHENZHEN/GD
+/CN/518057
+CNE/Ada Quartermaine
+/12 Elmwood Ave
+/SPRINGFIELD/IL
+/US/62701
+CVD/USD//PP/NVD/45.90/XXX
+HBS/HK7731002/HKGLAX/1/K1/1/EARBUDS
+TXT/WIRELESS BLUETOOTH EARBUDS WITH CHARGING CASE
+HTS/851830
+OCI/HK/ISS/RA/00231-01
+///SM/XRY
+///SS/SPX
+SHP/Shenzhen Brightwave Trading Co
+/88 Keji Road
+/SHENZHEN/GD
+/CN/518057
+CNE/Ada Quartermaine
+/12 Elmwood Ave
+/SPRINGFIELD/IL
+/US/62701
+CVD/USD//PP/NVD/45.90/XXX
+"""
+
+
+def air_carrier(tmp_path, defaults: str = ""):
+    from builders import write_config
+
+    inbox = tmp_path / "in"
+    inbox.mkdir(exist_ok=True)
+    (inbox / "houses.txt").write_text(FHL_WITHOUT_OCI, encoding="utf-8")
+    return write_config(tmp_path, f"""
+        [ledger]
+        path = "{tmp_path / 'ledger.sqlite'}"
+
+        [pipelines.air]
+        originator_code = "CAR001"
+        filer_type = "carrier"
+        mode_of_transport = "air"
+
+        [pipelines.air.defaults]
+        known_carrier_customer = true
+        {defaults}
+
+        [pipelines.air.source]
+        plugin = "cargo-imp-fhl"
+        path = "{inbox}"
+
+        [pipelines.air.transport]
+        plugin = "file"
+        directory = "{tmp_path / 'out'}"
+    """)
+
+
+def test_an_fhl_house_without_oci_lines_names_its_spx_code_and_the_default(tmp_path):
+    from s321 import app
+
+    _, loaded = app.load(air_carrier(tmp_path))
+    without, with_oci = list(app.preview(loaded, "air"))
+    assert with_oci.status == "valid" and with_oci.record.security_scan.source is None
+    assert without.status == "invalid"
+    [f] = without.findings
+    assert (f.code, f.field) == ("missing-required", "security_scan")
+    assert "SPX" in f.message and "OCI" in f.message and "`defaults.security_scan`" in f.message
+
+
+def test_a_default_security_scan_is_filed_and_kept_as_stated_by_the_configuration(tmp_path):
+    from s321 import app
+
+    scan = 'security_scan = { performed = true, method = "x-ray", reference = "RA 00231-01" }'
+    registry, loaded = app.load(air_carrier(tmp_path, scan))
+    [summary] = app.run_once(registry, loaded)
+    assert summary.counts["valid"] == 2 and summary.counts["invalid"] == 0
+    batch = json.loads(next((tmp_path / "out").glob("*.json")).read_text())
+    scans = {r["house_bill_number"]: r["security_scan"] for r in batch["records"]}
+    assert scans["HK7731001"] == {"performed": True, "method": "x-ray", "reference": "RA 00231-01",
+                                  "source": "configuration"}
+    assert "source" not in scans["HK7731002"]  # its own OCI lines: the input's scan
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    try:
+        stored = {r.house_bill_number: json.loads(ledger.get(r.transaction_id)["record"])["security_scan"]
+                  for r in (Consignment.model_validate(b) for b in batch["records"])}
+    finally:
+        ledger.close()
+    assert stored["HK7731001"]["source"] == "configuration" and "source" not in stored["HK7731002"]
+
+
+@pytest.mark.parametrize("scan,says", [
+    ("{ performed = true }", "method is required"),
+    ('{ performed = true, method = "x-ray" }', "reference is required"),
+    ('{ performed = false, method = "x-ray", reference = "RA 1" }', "performed must be true"),
+])
+def test_a_default_security_scan_needs_an_explicit_method_and_reference(tmp_path, scan, says):
+    from s321 import app
+    from s321.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=rf"pipelines\.air\.defaults\.security_scan.*{says}"):
+        app.load(air_carrier(tmp_path, f"security_scan = {scan}"))
+
+
+# --------------------------------------------------------------------------- through a real pipeline
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def shop_outcomes(config: Path) -> dict[str, Any]:
+    from s321 import app
+
+    _, loaded = app.load(config)
+    return {o.ref: o for o in app.preview(loaded, "shop")}
+
+
+def test_a_quantity_that_is_not_a_number_is_one_finding_not_also_missing():
+    order = shop_outcomes(ROOT / "config" / "shop.toml")["shopify:#1010"]  # Lineitem quantity "two"
+    assert [(f.code, f.field) for f in order.findings] == [("invalid-quantity", "items.0.quantity")]
+
+
+def test_the_tracking_finding_tells_a_shop_to_add_the_order_to_its_tracking_table():
+    [f] = shop_outcomes(ROOT / "config" / "shop.toml")["shopify:#1009"].findings
+    assert f.code == "missing-one-of"
+    assert "add the order (its name) and its tracking number to the tracking table (`source.tracking`" in f.message
+
+
+def test_a_broken_vendor_row_is_reported_once_per_order(tmp_path):
+    shop = ROOT / "contrib" / "samples" / "shop"
+    vendors = (shop / "vendors.csv").read_text(encoding="utf-8").replace(",333000,CN,", ",333000,XX,")
+    (tmp_path / "vendors.csv").write_text(vendors, encoding="utf-8")
+    config = (ROOT / "config" / "shop.toml").read_text(encoding="utf-8")
+    config = config.replace('"../contrib/samples/shop/vendors.csv"', f'"{tmp_path / "vendors.csv"}"')
+    config = config.replace('"../', f'"{ROOT}/')
+    (tmp_path / "shop.toml").write_text(config, encoding="utf-8")
+    order = shop_outcomes(tmp_path / "shop.toml")["shopify:#1001"]
+    assert [(f.code, f.field, f.location) for f in order.findings] == [
+        ("invalid-country", "seller.address.country", f"{tmp_path / 'vendors.csv'}:2")]
+
+
+def test_shopify_hints_name_the_catalog_column_and_the_tables_to_add_to(tmp_path):
+    from s321.plugins.shopify.mapping import ShopifyOptions, hints
+
+    shop = ROOT / "contrib" / "samples" / "shop"
+    with_tables = hints(ShopifyOptions(path=shop, catalog=shop / "catalog.csv", tracking=shop / "tracking.csv"))
+    assert "catalog table (`source.catalog`, catalog.csv), column `product_url`" in with_tables["items.*.product_url"]
+    without = hints(ShopifyOptions(path=shop))
+    assert "name a catalog table as `source.catalog`" in without["items.*.product_url"]
+    assert "name a tracking table as `source.tracking`" in without["tracking_number"]
