@@ -194,8 +194,9 @@ def _mark_duplicate(outcome: Outcome, unit: RawUnit, locations: list[str]) -> No
     shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
     outcome.findings.append(error(
         "duplicate-key", "",
-        f"the key {unit.key!r} is also used at {shown}: units of one input must have keys of "
-        f"their own; none of them is filed. Give each its own number, or remove the repeated "
-        f"one, and read the file again", unit.location))
+        f"the unit at {shown} in the same file has the same key {unit.key!r} (made of the "
+        f"order name, bill number or house waybill number), so none of them is filed: give "
+        f"each its own number, or remove the repeated one, and read the file again",
+        unit.location))
     outcome.status = Status.INVALID
     outcome.reason = None

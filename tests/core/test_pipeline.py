@@ -145,3 +145,132 @@ def test_the_value_limit_holds_at_exactly_800_and_refuses_800_01():
 
     assert "not-section-321" not in verdict("800.00")
     assert "not-section-321" in verdict("800.01")
+
+
+# --------------------------------------------------------------------------- repeated keys
+
+import csv  # noqa: E402
+import io  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from s321 import app, config, registry  # noqa: E402
+from s321.pipeline import Processor  # noqa: E402
+
+SAMPLES = Path(__file__).resolve().parents[2] / "contrib" / "samples"
+SHOP = SAMPLES / "shop"
+
+
+def _csv_with_first_order_twice(folder: Path) -> Path:
+    rows = list(csv.reader(io.StringIO((SHOP / "orders_export.csv").read_text("utf-8-sig"))))
+    first = [r for r in rows[1:] if r[0] == rows[1][0]]
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerows(rows + first)
+    path = folder / "orders_export.csv"
+    path.write_text(out.getvalue(), encoding="utf-8")
+    return path
+
+
+def _jsonl_with_first_order_twice(folder: Path) -> Path:
+    lines = (SHOP / "orders.jsonl").read_text("utf-8").splitlines()
+    path = folder / "orders.jsonl"
+    path.write_text("\n".join([*lines, lines[0]]) + "\n", encoding="utf-8")
+    return path
+
+
+
+
+SOURCES = {
+    "shopify-csv": ("online_marketplace", "air", "shopify:#1001"),
+    "shopify-json": ("online_marketplace", "air", "shopify:#1001"),
+    "x12-309": ("carrier", "truck", "309:MXLT25031401"),
+    "cargo-imp-fhl": ("carrier", "air", "fhl:160-58231401/HK7731001"),
+}
+
+
+def _input(plugin: str, folder: Path) -> Path:
+    if plugin == "shopify-csv":
+        return _csv_with_first_order_twice(folder)
+    if plugin == "shopify-json":
+        return _jsonl_with_first_order_twice(folder)
+    if plugin == "x12-309":
+        text = (SAMPLES / "x12-309" / "manifest-004010.edi").read_text("utf-8")
+        path, new = folder / "m.edi", text.replace("M11*MXLT25031402", "M11*MXLT25031401", 1)
+    else:
+        text = (SAMPLES / "cargo-imp-fhl" / "houses.txt").read_text("utf-8")
+        path, new = folder / "houses.txt", text.replace("HBS/HK7731002/", "HBS/HK7731001/", 1)
+    assert new != text
+    path.write_text(new, encoding="utf-8")
+    return path
+
+
+def _config(tmp_path: Path, plugin: str, inbox: Path) -> Path:
+    filer, mode, _ = SOURCES[plugin]
+    tables = "" if not plugin.startswith("shopify") else f"""
+catalog = "{SHOP / 'catalog.csv'}"
+vendors = "{SHOP / 'vendors.csv'}"
+tracking = "{SHOP / 'tracking.csv'}"
+"""
+    cfg = tmp_path / "s321.toml"
+    cfg.write_text(f"""
+[currency_rates]
+CAD = "0.73"
+EUR = "1.08"
+GBP = "1.27"
+HKD = "0.128"
+
+[ledger]
+path = "{tmp_path / 'ledger.sqlite'}"
+
+[pipelines.p]
+originator_code = "DUP001"
+filer_type = "{filer}"
+mode_of_transport = "{mode}"
+
+[pipelines.p.defaults]
+marketplace_seller_id = "NWG-HOUSE"
+identified_marketplace_merchant = true
+known_carrier_customer = true
+seller = {{ name = "Northwind Goods Ltd", address = {{ line1 = "1 Waterfront Road", city = "Vancouver", state_or_province = "BC", postal_code = "V6B 1A1", country = "CA" }} }}
+
+[pipelines.p.source]
+plugin = "{plugin}"
+path = "{inbox}"
+{tables}
+[pipelines.p.transport]
+plugin = "file"
+directory = "{tmp_path / 'out'}"
+""", encoding="utf-8")
+    return cfg
+
+
+@pytest.mark.parametrize("plugin", list(SOURCES))
+def test_units_sharing_a_key_in_one_file_are_all_refused_and_the_counts_add_up(
+        tmp_path: Path, plugin: str) -> None:
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    _input(plugin, inbox)
+    cfg = _config(tmp_path, plugin, inbox)
+    reg = registry.load()
+    loaded = config.load(cfg, reg)
+    outcomes = list(Processor(loaded.pipelines["p"], loaded.rates).process())
+    repeated = [o for o in outcomes if "duplicate-key" in {f.code for f in o.findings}]
+    assert len(repeated) == 2 and len({o.ref for o in repeated}) == 1
+    assert repeated[0].ref == SOURCES[plugin][2]
+    assert all(o.status is Status.INVALID for o in repeated)
+    first, second = (next(f for f in o.findings if f.code == "duplicate-key") for o in repeated)
+    assert repeated[1].source in first.message and repeated[0].source in second.message
+    assert (first.location, second.location) == (repeated[0].source, repeated[1].source)
+    valid = sum(o.status is Status.VALID for o in outcomes)
+
+    [summary] = app.run_once(reg, loaded)
+    counts = summary.counts
+    assert counts["received"] == len(outcomes)
+    assert counts["received"] == counts["valid"] + counts["invalid"] + counts["skipped"]
+    assert counts["sent"] == counts["valid"] == valid
+    assert valid > 0
+
+    [again] = app.run_once(reg, config.load(cfg, reg))  # nothing new or changed: nothing sent
+    assert again.counts["received"] == again.counts["valid"] + again.counts["invalid"] + again.counts["skipped"]
+    assert again.counts["sent"] == 0
