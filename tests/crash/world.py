@@ -1,0 +1,352 @@
+"""A world for crash tests: an inbox of records-jsonl files, a daemon (`s321 run`) and a
+sandbox (`s321 sandbox`) as real processes on loopback mutual TLS, a SQLite ledger.
+
+The world remembers what its inputs say: every consignment's final content is the one
+in the last file that holds it (files are read in name order, so each is named with a
+rising sequence and given a strictly later mtime). `assert_every_version_once` checks
+the receiver and the ledger against that, record by record.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from builders import marketplace_fields, write_config, write_jsonl
+from s321 import ids
+from s321.ledger import Ledger
+from s321.record import Consignment
+from s321.sandbox.certs import ensure_dev_certs
+from s321.sandbox.store import SandboxStore
+from s321.states import State
+
+ORIGINATOR = "CRASH01"
+PIPELINE = "crash"
+SOURCE = "records-jsonl"
+DERIVED = frozenset({"transaction_id", "action", "version", "total_value_usd"})
+"""Fields the framework sets: not what an input says."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def marker(record: dict[str, Any]) -> str | None:
+    """The revision mark a changed re-export carries (None in a first export)."""
+    return ((record.get("ultimate_deliver_to") or {}).get("address") or {}).get("line2")
+
+
+def transport_p2p(port: int, certs: Any) -> str:
+    return f"""
+            plugin = "p2p-socket"
+            host = "127.0.0.1"
+            port = {port}
+            ca = "{certs.ca}"
+            cert = {{ file = "{certs.client_cert}" }}
+            key = {{ file = "{certs.client_key}" }}
+            connect_timeout = 2
+            ack_timeout = 2
+            window = 3
+    """
+
+
+class World:
+    """The input, the config, a sandbox process and daemon processes, in one folder.
+
+    `transport` replaces the body of the pipeline's transport table (default: the
+    world's sandbox over p2p-socket); `sandbox_port` lets a relay's upstream use it.
+    """
+
+    def __init__(self, tmp: Path, ack_delay: float = 0.0, batch_size: int = 15,
+                 transport: str | None = None, name: str = "", sandbox_port: int | None = None):
+        self.tmp = tmp
+        self.name = name
+        self.inbox = tmp / f"{name}inbox"
+        self.inbox.mkdir()
+        self.ledger_path = tmp / f"{name}ledger.sqlite"
+        self.port = sandbox_port or free_port()
+        self.http_port = free_port()
+        self.certs = ensure_dev_certs(tmp / "certs")
+        self.sandbox_db = tmp / "sandbox.sqlite"
+        self.ack_delay = ack_delay
+        self.sandbox: subprocess.Popen[bytes] | None = None
+        self.sandbox_kills = 0
+        self.refs: list[str] = []
+        self.expected: dict[str, dict[str, Any]] = {}  # ref -> its fields in the last file
+        self.revisions: Counter[str] = Counter()
+        self._seq = 0
+        self._mtime_ns = 0
+        self.config = write_config(tmp, f"""
+            [ledger]
+            path = "{self.ledger_path}"
+
+            [daemon]
+            http = "127.0.0.1:{self.http_port}"
+            rescan_seconds = 0.2
+            poll_interval = 0.05
+            shutdown_timeout = 1
+
+            [pipelines.{PIPELINE}]
+            originator_code = "{ORIGINATOR}"
+            filer_type = "online_marketplace"
+            mode_of_transport = "air"
+            batch_size = {batch_size}
+            settle_seconds = 0
+            archive_dir = "{tmp / f'{name}archive'}"
+
+            [pipelines.{PIPELINE}.retry]
+            initial = 0.05
+            maximum = 0.5
+            ack_timeout = 3
+            max_elapsed = 3600
+
+            [pipelines.{PIPELINE}.source]
+            plugin = "{SOURCE}"
+            path = "{self.inbox}"
+
+            [pipelines.{PIPELINE}.transport]
+            {transport or transport_p2p(self.port, self.certs)}
+        """, name=f"{name}s321.toml")
+
+    # ------------------------------------------------------------------ inputs
+
+    def _drop(self, name: str, records: list[dict[str, Any]]) -> Path:
+        """A file written under a temporary name, given a strictly later mtime than
+        the one before, then renamed into the inbox: it sorts after every earlier one."""
+        self._seq += 1
+        final = self.inbox / f"{self._seq:05d}-{name}.jsonl"
+        tmpname = self.inbox / f".{final.name}.tmp"
+        write_jsonl(tmpname, records)
+        self._mtime_ns = max(time.time_ns(), self._mtime_ns + 1_000_000)
+        os.utime(tmpname, ns=(self._mtime_ns, self._mtime_ns))
+        tmpname.rename(final)
+        return final
+
+    def record_fields(self, ref: str) -> dict[str, Any]:
+        fields = marketplace_fields(originator_code=ORIGINATOR, tracking_number=f"1Z{ref}")
+        revision = self.revisions[ref]
+        if revision:
+            fields["ultimate_deliver_to"]["address"]["line2"] = f"rev {revision}"
+        return {"ref": ref, **fields}
+
+    def add_input(self, name: str, count: int) -> list[str]:
+        """A file of `count` consignments never seen before."""
+        start = len(self.refs)
+        refs = [f"{name}-{i}" for i in range(start, start + count)]
+        self.refs += refs
+        return self._export(name, refs)
+
+    def change_input(self, name: str, refs: list[str]) -> list[str]:
+        """A re-export of existing consignments, each with a new revision mark."""
+        for ref in refs:
+            assert ref in self.expected, ref
+            self.revisions[ref] += 1
+        return self._export(name, refs)
+
+    def _export(self, name: str, refs: list[str]) -> list[str]:
+        records = [self.record_fields(ref) for ref in refs]
+        for record in records:
+            self.expected[record["ref"]] = copy.deepcopy(record)
+        self._drop(name, records)
+        return refs
+
+    def txid(self, ref: str) -> str:
+        return ids.transaction_id(ORIGINATOR, SOURCE, ref)
+
+    def expected_ids(self) -> set[str]:
+        return {self.txid(r) for r in self.refs}
+
+    # ------------------------------------------------------------------ processes
+
+    def start_sandbox(self) -> None:
+        args = [sys.executable, "-m", "s321.cli", "sandbox", "--port", str(self.port),
+                "--certs-dir", str(self.tmp / "certs"), "--db", str(self.sandbox_db)]
+        if self.ack_delay:
+            args += ["--ack-delay", str(self.ack_delay)]
+        self.sandbox = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.05)
+        raise AssertionError("the sandbox did not start")
+
+    def stop_sandbox(self) -> None:
+        """SIGKILL: acknowledgements it still owes are lost."""
+        if self.sandbox is not None:
+            self.sandbox.kill()
+            self.sandbox.wait()
+            self.sandbox = None
+
+    def kill_sandbox(self) -> None:
+        self.stop_sandbox()
+        self.sandbox_kills += 1
+
+    def restart_sandbox(self) -> None:
+        self.kill_sandbox()
+        self.start_sandbox()
+
+    def daemon(self, wait_up: bool = False) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen([sys.executable, "-m", "s321.cli", "run", "-c", str(self.config)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=dict(os.environ))
+        if wait_up:  # a daemon still importing has nothing to shut down cleanly yet
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/healthz", timeout=1).close()
+                    return proc
+                except OSError:
+                    if proc.poll() is not None:
+                        raise AssertionError(f"the daemon exited: {proc.stderr.read().decode()[-2000:]}")
+                    time.sleep(0.05)
+            raise AssertionError("the daemon did not come up")
+        return proc
+
+    @staticmethod
+    def stop(proc: subprocess.Popen[bytes]) -> None:
+        """SIGTERM, and the daemon must shut down cleanly."""
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+
+    def settle(self, timeout: float = 60.0) -> None:
+        """Run the daemon until the ledger says everything is accepted, then stop it.
+        Records left `sent` by a killed run are resent by this one and come back as
+        duplicates, which the ledger resolves as accepted."""
+        proc = self.daemon(wait_up=True)
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline and not self.settled():
+                time.sleep(0.2)
+        finally:
+            self.stop(proc)
+
+    def settled(self) -> bool:
+        """Every input file read and every consignment accepted."""
+        pending = [p for p in self.inbox.iterdir() if not p.name.startswith(".")]
+        return not pending and self.ledger_states() == {State.ACCEPTED: len(self.refs)}
+
+    # ------------------------------------------------------------------ what the world holds
+
+    def store(self) -> SandboxStore:
+        return SandboxStore(self.sandbox_db)
+
+    def accepted(self) -> dict[str, int]:
+        if not self.sandbox_db.exists():
+            return {}
+        store = self.store()
+        try:
+            return store.accepted_counts()
+        finally:
+            store.close()
+
+    def ledger_snapshot(self) -> tuple[Any, ...]:
+        """Every row's state, batch and version: changes whenever the daemon does anything."""
+        if not self.ledger_path.exists():
+            return ()
+        db = sqlite3.connect(self.ledger_path, timeout=10)
+        try:
+            return tuple(db.execute("SELECT transaction_id, state, batch_id, version FROM consignments ORDER BY 1"))
+        except sqlite3.OperationalError:
+            return ()
+        finally:
+            db.close()
+
+    def ledger_states(self) -> dict[str, int]:
+        if not self.ledger_path.exists():
+            return {}
+        ledger = Ledger(self.ledger_path)
+        try:
+            return ledger.counts(PIPELINE)
+        finally:
+            ledger.close()
+
+    def ledger_rows(self) -> dict[str, dict[str, Any]]:
+        ledger = Ledger(self.ledger_path)
+        try:
+            return {txid: row for txid in self.expected_ids() if (row := ledger.get(txid)) is not None}
+        finally:
+            ledger.close()
+
+    def expected_record(self, ref: str) -> dict[str, Any]:
+        """The final input of `ref` as the record it files, without derived fields."""
+        fields = {k: v for k, v in self.expected[ref].items() if k != "ref"}
+        record = Consignment.model_validate({"transaction_id": self.txid(ref), **fields})
+        return _content(record.model_dump(mode="json", exclude_none=True))
+
+    # ------------------------------------------------------------------ assertions
+
+    def assert_exactly_once(self) -> None:
+        """Adds only: every consignment accepted once, and the ledger says accepted."""
+        expected = self.expected_ids()
+        accepted = self.accepted()
+        missing = expected - set(accepted)
+        twice = {t: n for t, n in accepted.items() if n != 1}
+        assert not missing, f"{len(missing)} consignments never accepted"
+        assert not twice, f"accepted more than once: {twice}"
+        assert set(accepted) == expected
+        assert self.ledger_states() == {State.ACCEPTED: len(expected)}
+
+    def assert_every_version_once(self) -> None:
+        """For every consignment of the input: the receiver's last accepted record is
+        its final version (revision mark and whole content); no (transaction id,
+        version) was accepted twice; accepted versions rise per transaction id; and
+        the ledger agrees with the receiver (state, version, content hash)."""
+        store = self.store()
+        try:
+            acceptances = store.acceptances()
+            held = store.held()
+            last = {self.txid(ref): store.accepted_records(self.txid(ref))[-1:] for ref in self.refs}
+        finally:
+            store.close()
+        expected = self.expected_ids()
+        assert set(held) == expected, (f"never accepted: {len(expected - set(held))}, "
+                                       f"not in the input: {len(set(held) - expected)}")
+        unversioned = [(t, a) for t, a, v, _ in acceptances if v is None]
+        assert not unversioned, f"accepted without a version: {unversioned[:5]}"
+        twice = {k: n for k, n in Counter((t, v) for t, _, v, _ in acceptances).items() if n > 1}
+        assert not twice, f"{len(twice)} versions accepted more than once: {sorted(twice.items())[:5]}"
+        seen: dict[str, int] = {}
+        for txid, _, version, _ in acceptances:
+            assert version is not None
+            assert version > seen.get(txid, -1), f"{txid}: version {version} accepted after {seen[txid]}"
+            seen[txid] = version
+        stale = []
+        for ref in self.refs:
+            txid = self.txid(ref)
+            got = _content(last[txid][0])
+            want = self.expected_record(ref)
+            if marker(got) != marker(want) or got != want:
+                stale.append((ref, marker(want), marker(got)))
+        assert not stale, (f"{len(stale)} consignments whose final version the receiver does not hold "
+                           f"(ref, want, got): {stale[:10]}")
+        rows = self.ledger_rows()
+        disagree = []
+        for txid in sorted(expected):
+            row = rows.get(txid)
+            state, version, digest = held[txid]
+            if row is None:
+                disagree.append((txid, "no ledger row"))
+                continue
+            mine = (row["state"], row["accepted_version"], row["accepted_hash"], row["content_hash"])
+            theirs = (State.ACCEPTED.value, version, digest, digest)
+            if mine != theirs:
+                disagree.append((txid, f"ledger {mine} receiver {theirs}"))
+        assert not disagree, f"{len(disagree)} ledger rows disagree with the receiver: {disagree[:5]}"
+        assert self.ledger_states() == {State.ACCEPTED: len(expected)}
+
+
+def _content(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k not in DERIVED}
