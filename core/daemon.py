@@ -18,6 +18,7 @@ from typing import Any
 import watchfiles
 
 from s321 import app
+from s321.backoff import Backoff
 from s321.config import LoadedConfig, Pipeline
 from s321.errors import ConfigError
 from s321.httpd import serve
@@ -45,26 +46,50 @@ class PipelineThread(threading.Thread):
         w = self.worker
         self.observers.pipeline_started(w.name, w.pipeline.context)
         watcher = self._watch()
+        backoff = Backoff(initial=1.0, maximum=30.0)
+        failures = 0
+        recovered = False
+        next_scan = 0.0
         try:
-            w.recover()
-            next_scan = 0.0
             while not self.stop_event.is_set():
-                if self.wake.is_set() or time.monotonic() >= next_scan:
-                    self.wake.clear()
-                    w.ingest()
-                    next_scan = time.monotonic() + self.cfg.rescan_seconds
-                w.transmit()
-                w.poll_acks(timeout=0.05 if w.owes()[1] else 0.0)
-                if w.idle():
+                # A fault (disk full, an I/O error, a read-only or damaged ledger, a bad
+                # enrichment table) is weather: this pipeline reports it and tries again
+                # with backoff, the others go on; it resumes by itself once the cause is gone.
+                try:
+                    if not recovered:
+                        w.recover()
+                        recovered = True
+                    if self.wake.is_set() or time.monotonic() >= next_scan:
+                        self.wake.clear()
+                        w.ingest()
+                        next_scan = time.monotonic() + self.cfg.rescan_seconds
+                    w.transmit()
+                    w.poll_acks(timeout=0.05 if w.owes()[1] else 0.0)
+                    idle = w.idle()
+                except Exception as exc:
+                    self.failed = f"{type(exc).__name__}: {exc}"
+                    delay = max(0.5, backoff.delay(failures))
+                    failures += 1
+                    log.error("pipeline failed, retrying", pipeline=w.name, error=self.failed,
+                              retry_in=round(delay, 1), attempt=failures)
+                    self.stop_event.wait(delay)
+                    continue
+                if self.failed is not None:
+                    log.info("pipeline resumed", pipeline=w.name, after=self.failed)
+                    self.failed, failures = None, 0
+                if idle:
                     self.wake.wait(self.cfg.poll_interval)
             self._drain()
         except Exception as exc:
             self.failed = f"{type(exc).__name__}: {exc}"
-            log.exception("pipeline thread failed", pipeline=w.name)
+            log.error("pipeline stopped on a failure", pipeline=w.name, error=self.failed)
         finally:
             if watcher is not None:
                 watcher.set()
-            w.close()
+            try:
+                w.close()
+            except Exception as exc:
+                log.warning("pipeline close failed", pipeline=w.name, error=f"{type(exc).__name__}: {exc}")
             self.observers.pipeline_finished(w.name, w)
 
     def _drain(self) -> None:
@@ -104,7 +129,7 @@ class Daemon:
         self.loaded: LoadedConfig
         self.registry, self.loaded = app.load(self.config_path)
         cfg = self.loaded.config
-        self.ledger = Ledger(cfg.ledger.path, cfg.ledger.synchronous)
+        self.ledger = Ledger.held(cfg.ledger.path, cfg.ledger.synchronous, "s321 run (the daemon)")
         self.metrics = Metrics(depth=self._depth)
         self.observers = Observers(self.registry.pm)
         self.threads: dict[str, PipelineThread] = {}

@@ -30,6 +30,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import islice
@@ -39,9 +40,10 @@ from typing import Any, NamedTuple
 from s321 import ids
 from s321.contracts import Ack, AckStatus
 from s321.errors import S321Error
+from s321.lock import LedgerLock
 from s321.pipeline import Outcome, Status
 from s321.record import Action, Consignment
-from s321.sqlitefile import SqliteFile
+from s321.sqlitefile import SqliteFile, StoreFileError
 from s321.states import State
 
 _CONSIGNMENTS = """
@@ -213,15 +215,67 @@ class _NewRows:
 
 
 class Ledger(SqliteFile):
-    """Thread-safe: one connection, serialised by a lock (SQLite has one writer anyway)."""
+    """Thread-safe: one connection, serialised by a lock (SQLite has one writer anyway).
+
+    Opening an existing file that is empty, truncated or corrupt raises StoreFileError:
+    a ledger is made anew only where no file exists."""
+
+    kind = "ledger"
 
     def __init__(self, path: str | Path, synchronous: str = "NORMAL"):
         super().__init__(path, SCHEMA, synchronous, page_size=_PAGE_SIZE)
         try:
             self._upgrade()
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            raise StoreFileError(f"{self.path}: the ledger file is corrupt ({exc}); restore it from a backup"
+                                 f" (see docs/operations.md, 'Recovering a ledger')") from None
         except BaseException:
             self.close()
             raise
+
+    @classmethod
+    def held(cls, path: str | Path, synchronous: str = "NORMAL", holder: str = "s321 run") -> Ledger:
+        """The ledger for a process that transmits from it (the daemon, `run --once`, the
+        relay): its lock taken first (LedgerBusy if another holds it), then opened and
+        quick-checked (StoreFileError when a page is damaged); `close()` releases the lock."""
+        lock = LedgerLock(path).acquire(holder)
+        try:
+            ledger = cls(path, synchronous)
+        except BaseException:
+            lock.release()
+            raise
+        ledger._held = lock
+        with ledger._lock:
+            try:
+                problems = [r[0] for r in ledger._db.execute("PRAGMA quick_check(5)")]
+            except sqlite3.DatabaseError as exc:
+                problems = [str(exc)]
+        if problems != ["ok"]:
+            ledger.close()
+            raise StoreFileError(f"{ledger.path}: the ledger file is damaged ({'; '.join(problems)}); restore it"
+                                 f" from a backup (see docs/operations.md, 'Recovering a ledger')")
+        return ledger
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            held: LedgerLock | None = getattr(self, "_held", None)
+            if held is not None:
+                held.release()
+
+    def check(self) -> tuple[list[str], dict[str, int]]:
+        """SQLite's integrity check of the whole file (every page, every index) and the
+        counts per state: ([] when sound, else what is wrong), {state: count}."""
+        with self._lock:
+            try:
+                problems = [r[0] for r in self._db.execute("PRAGMA integrity_check")]
+                counts = {state: n for state, n in self._db.execute(
+                    "SELECT state, COUNT(*) FROM consignments GROUP BY state")}
+            except sqlite3.DatabaseError as exc:
+                return [str(exc)], {}
+        return ([] if problems == ["ok"] else problems), counts
 
     def _upgrade(self) -> None:
         """Bring a ledger file written by an earlier version to SCHEMA_VERSION, once,
@@ -255,7 +309,13 @@ class Ledger(SqliteFile):
     def ingest(self, pipeline: str, client: str, source: str, outcomes: Iterable[Outcome],
                input_file: tuple[str, int, int] | None = None, now: float | None = None) -> IngestCounts:
         """Store outcomes in one transaction; with `input_file` (path, size, mtime_ns)
-        also remember that file as processed, atomically with its units."""
+        also remember that file as processed, atomically with its units, and the
+        commit is on disk when this returns (the file may then be archived)."""
+        with self.durable() if input_file is not None else nullcontext():
+            return self._ingest(pipeline, client, source, outcomes, input_file, now)
+
+    def _ingest(self, pipeline: str, client: str, source: str, outcomes: Iterable[Outcome],
+                input_file: tuple[str, int, int] | None, now: float | None) -> IngestCounts:
         now = time.time() if now is None else now
         counts = IngestCounts()
         units = 0

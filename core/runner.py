@@ -61,6 +61,7 @@ def run_pipeline_once(worker: PipelineWorker) -> RunSummary:
     p = worker.pipeline
     summary = RunSummary(p.name, p.transport.name)
     worker.observers.pipeline_started(p.name, p.context)
+    failed = False
     try:
         summary.acknowledges = worker.transport.capabilities.acknowledges
         worker.recover()
@@ -70,14 +71,19 @@ def run_pipeline_once(worker: PipelineWorker) -> RunSummary:
         if (summary.queued or summary.awaiting_ack) and not worker.error:
             worker.error = "acknowledgements still outstanding at the end of the run"
     except Exception as exc:  # one pipeline's failure never takes the others down
-        worker.error = f"{type(exc).__name__}: {exc}"
-        log.exception("pipeline failed", pipeline=p.name)
+        failed = True
+        worker.error = f"pipeline failed: {type(exc).__name__}: {exc}"
+        log.error("pipeline failed", pipeline=p.name, error=worker.error)
     finally:
-        worker.close()
+        try:
+            worker.close()
+        except Exception as exc:  # a ledger gone bad fails the close too: the run is failed already
+            failed = True
+            worker.error = worker.error or f"pipeline failed: {type(exc).__name__}: {exc}"
         summary.counts = worker.counts
         summary.rejections = worker.rejections
-        # Records dead-lettered in this run are an error the operator must see.
-        if summary.queued or summary.awaiting_ack or worker.stalled() or worker.counts["dead"]:
+        # A failure, and records dead-lettered in this run, are errors the operator must see.
+        if failed or summary.queued or summary.awaiting_ack or worker.stalled() or worker.counts["dead"]:
             summary.error = worker.error
         worker.observers.pipeline_finished(p.name, summary)
     return summary
@@ -92,7 +98,7 @@ def run_once(registry: Registry, loaded: LoadedConfig, only: list[str] | None = 
     called in the calling thread with each pipeline's live counters and whether its
     transport acknowledges (for a progress display)."""
     own = ledger is None
-    ledger = ledger or Ledger(loaded.config.ledger.path, loaded.config.ledger.synchronous)
+    ledger = ledger or Ledger.held(loaded.config.ledger.path, loaded.config.ledger.synchronous, "s321 run --once")
     observers = Observers(registry.pm)
     names = only or [n for n, p in loaded.pipelines.items() if p.config.enabled]
     results: dict[str, RunSummary] = {}

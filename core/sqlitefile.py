@@ -3,6 +3,9 @@ connection under a lock: the embedded store under the ledger and the relay's rou
 
 `transaction()` is BEGIN IMMEDIATE ... COMMIT, rolled back on any exception.
 `page_size` applies to a file this creates; an existing file keeps its pages.
+
+A file is created only where nothing exists: an existing file that is empty, is not a
+SQLite database, or is corrupt is a `StoreFileError` naming it, never a new store.
 """
 
 from __future__ import annotations
@@ -14,13 +17,54 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from s321 import private
+from s321.errors import S321Error
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+class StoreFileError(S321Error):
+    """An existing file that cannot be used as the store it should be."""
+
+
+def check_existing(path: Path, kind: str) -> bool:
+    """True if `path` exists and looks like a SQLite file; False if nothing is there.
+    Raises StoreFileError for an empty, truncated or foreign file (never made anew)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return False
+    advice = (f"s321 does not make a new {kind} over an existing file; restore it from a backup, or move it"
+              f" away and start anew (see docs/operations.md, 'Recovering a ledger')")
+    if not path.is_file():
+        raise StoreFileError(f"{path}: the {kind} is not a regular file")
+    if st.st_size == 0:
+        raise StoreFileError(f"{path}: the {kind} file is empty (0 bytes); {advice}")
+    with open(path, "rb") as f:
+        header = f.read(len(SQLITE_HEADER))
+    if header != SQLITE_HEADER:
+        raise StoreFileError(f"{path}: the {kind} file is not a SQLite database (truncated or overwritten);"
+                             f" {advice}")
+    return True
+
 
 
 class SqliteFile:
+    kind = "database"
+    """What the file is, in messages ("ledger")."""
+
     def __init__(self, path: str | Path, schema: str, synchronous: str = "NORMAL",
                  page_size: int | None = None):
         self.path = Path(path)
+        self.synchronous = synchronous
+        self.existed = check_existing(self.path, self.kind)
         private.prepare_sqlite(self.path)  # owner-only, with its -wal/-shm (s321.private)
+        try:
+            self._open(schema, synchronous, page_size)
+        except sqlite3.DatabaseError as exc:
+            raise StoreFileError(f"{self.path}: the {self.kind} file is corrupt ({exc}); restore it from a"
+                                 f" backup (see docs/operations.md, 'Recovering a ledger')") from None
+
+    def _open(self, schema: str, synchronous: str, page_size: int | None) -> None:
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
         self._db.row_factory = sqlite3.Row
         self._lock = threading.RLock()
@@ -35,12 +79,33 @@ class SqliteFile:
             self._db.close()
 
     @contextmanager
+    def durable(self) -> Iterator[None]:
+        """Commits made inside are on disk when they return (`synchronous=FULL` for
+        them, whatever the file's own setting): what must hold before something outside
+        the database depends on it, such as a file moved to its archive."""
+        with self._lock:
+            if self.synchronous.upper() in ("FULL", "EXTRA"):
+                yield
+                return
+            self._db.execute("PRAGMA synchronous=FULL")
+            try:
+                yield
+            finally:
+                self._db.execute(f"PRAGMA synchronous={self.synchronous}")
+
+    @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT. A failed COMMIT (disk full, I/O error, read-only)
+        is rolled back too, so the connection is usable again once the cause is gone."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    try:
+                        self._db.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass  # the error that brought us here is the one to report
                 raise
-            self._db.execute("COMMIT")

@@ -12,6 +12,7 @@ only hand-over between the two halves; nothing is sent that is not committed).
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections import Counter
@@ -20,6 +21,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from s321 import private
 from s321.config import Pipeline
 from s321.contracts import Transport
 from s321.inputs import input_files
@@ -179,18 +181,32 @@ class PipelineWorker:
             self.observers.consignment_rejected(self.name, txid, "validation", outcome.findings)
 
     def _archive(self, path: Path) -> None:
+        """Move an input to the archive folder. Called only once the ledger commit that
+        covers the file is on disk (`Ledger.ingest` with `input_file`); the folders are
+        fsynced after the rename, so a crash cannot leave the move half-known."""
         folder = self.pipeline.config.archive_dir
         if folder is None:
             return
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / path.name
-        if target.exists():
-            target = folder / f"{path.stem}.{int(time.time() * 1000)}{path.suffix}"
         try:
+            private.ensure_dir(folder)
+            target = folder / path.name
+            if target.exists():
+                target = folder / f"{path.stem}.{int(time.time() * 1000)}{path.suffix}"
             shutil.move(str(path), str(target))
+            for changed in {folder, path.parent}:
+                _fsync_dir(changed)
         except OSError as exc:
             log.warning("archive failed", pipeline=self.name, file=str(path), error=exc.strerror)
 
     def _metric(self, name: str, n: int = 1) -> None:
         if self.metrics is not None and n:
             self.metrics.count(self.name, name, n)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in `folder` durable (POSIX: the directory entry is in the folder)."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -18,8 +18,9 @@ from importlib.metadata import PackageNotFoundError, version
 import argcomplete
 
 from s321 import gctune, logs
-from s321.cli import commands, operator
+from s321.cli import commands, console, ledger_cmd, operator
 from s321.cli.exitcodes import EPILOG, Exit
+from s321.errors import S321Error
 from s321.relay import cli as relay_cli
 from s321.sandbox import cli as sandbox_cli
 
@@ -138,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=commands.completion)
 
     operator.configure(sub)
+    ledger_cmd.configure(sub)
     sandbox_cli.configure(sub)
     relay_cli.configure(sub)
     for extension in commands.EXTENSIONS:
@@ -211,6 +213,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return Exit.INTERRUPTED
+    except S321Error as exc:  # a ledger in use, empty or damaged; a file that cannot be read
+        console.error(f"s321: {exc}")
+        return Exit.CANNOT_RUN
     except BrokenPipeError:
         # The reader went away (`s321 preview --json | head`): stop quietly. Python
         # would flush stdout again at exit and complain, so point it at /dev/null.

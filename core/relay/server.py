@@ -80,7 +80,7 @@ class RelayServer:
 
     def start(self) -> RelayServer:
         cfg = self.config
-        self.ledger = Ledger(cfg.ledger.path, cfg.ledger.synchronous)
+        self.ledger = Ledger.held(cfg.ledger.path, cfg.ledger.synchronous, "s321 relay")
         self.routes = Routes(cfg.ledger.path, cfg.ledger.synchronous)
         self.intake = Intake(self.ledger, self.routes, regimes.available(cfg.profile_paths))
         self._ctx = zmq.Context()

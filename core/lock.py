@@ -1,0 +1,62 @@
+"""One daemon per SQLite ledger: an advisory lock (`flock`) on a file beside the ledger,
+taken by `s321 run` (daemon or `--once`) and the relay for as long as they run.
+
+The kernel releases the lock when the holder's process ends, however it ends (SIGKILL
+included), so a lock is never stale; the file keeps a line naming the last holder, which
+a refused process reports. Operator commands (`status`, `show`, `resend`, ...) do not
+take it: they work while the daemon runs.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+import time
+from pathlib import Path
+
+from s321.errors import S321Error
+
+
+class LedgerBusy(S321Error):
+    """Another process holds the ledger."""
+
+
+class LedgerLock:
+    """`acquire()` or raise LedgerBusy; `release()` (or the process ending) gives it up."""
+
+    def __init__(self, ledger_path: str | Path):
+        self.ledger_path = Path(ledger_path)
+        self.path = self.ledger_path.with_name(self.ledger_path.name + ".lock")
+        self._fd: int | None = None
+
+    def acquire(self, holder: str) -> LedgerLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            who = os.pread(fd, 512, 0).decode("utf-8", "replace").strip() or "another process"
+            os.close(fd)
+            raise LedgerBusy(f"{self.ledger_path}: the ledger is in use by {who}; one daemon (or run --once)"
+                             f" per ledger: stop that one first (status, show and resend work alongside it)"
+                             ) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        os.pwrite(fd, f"{holder} (pid {os.getpid()} on {socket.gethostname()}, since {started})\n".encode(), 0)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = None
+
+    def __enter__(self) -> LedgerLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
