@@ -3,7 +3,9 @@
 Starts `s321 sandbox` on a free loopback port (with fault injection so that CBP-side
 rejections show up), runs three pipelines (Shopify export, X12 309, Cargo-IMP FHL)
 through preview and `run --once` over `p2p-socket`, shows the ledger and the sandbox's
-record, then runs again to show that nothing is sent twice. State lives in build/demo.
+record, then runs again to show that nothing is sent twice. State lives in build/demo,
+which each run starts afresh (ledger, sandbox, inboxes), so that every `make demo` tells
+the same story from the beginning (`S321_DEMO_DIR` puts it elsewhere).
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-WORK = ROOT / "build" / "demo"
+WORK = Path(os.environ.get("S321_DEMO_DIR") or ROOT / "build" / "demo")
+MARKER = ".s321-demo"  # in every folder the demo made, so that it deletes only its own
 SAMPLES = {"shop": "shop/orders_export.csv", "truck": "x12-309", "air": "cargo-imp-fhl/houses.txt"}
 
 
@@ -49,15 +52,25 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def fill_inboxes(fresh: bool) -> None:
+def fill_inboxes() -> None:
     for pipeline, sample in SAMPLES.items():
         inbox = WORK / "inbox" / pipeline
         inbox.mkdir(parents=True, exist_ok=True)
         source = ROOT / "contrib" / "samples" / sample
         files = sorted(source.glob("*")) if source.is_dir() else [source]
         for f in files:
-            if fresh or not (WORK / "archive" / pipeline / f.name).exists():
-                shutil.copy(f, inbox / f.name)  # a new file each time, as a new export would be
+            shutil.copy(f, inbox / f.name)  # a new file each time, as a new export would be
+
+
+def fresh_start() -> None:
+    """Forget the previous run: its ledger would make this one send nothing, and its
+    sandbox would remember what it accepted. Only build/demo, which the demo owns."""
+    if WORK.exists() and any(WORK.iterdir()):
+        if not (WORK / MARKER).exists() and WORK != ROOT / "build" / "demo":
+            raise SystemExit(f"demo: refusing to delete {WORK}: the demo did not make it")
+        shutil.rmtree(WORK)
+    WORK.mkdir(parents=True, exist_ok=True)
+    (WORK / MARKER).touch()
 
 
 def start_sandbox(port: int) -> subprocess.Popen[bytes]:
@@ -80,8 +93,7 @@ def start_sandbox(port: int) -> subprocess.Popen[bytes]:
 
 
 def main() -> int:
-    first = not (WORK / "ledger.sqlite").exists()
-    WORK.mkdir(parents=True, exist_ok=True)
+    fresh_start()
     port = free_port()
     banner("the CBP sandbox, on a free loopback port, with mutual TLS")
     sandbox = start_sandbox(port)
@@ -90,8 +102,8 @@ def main() -> int:
         config = WORK / "s321.toml"
         template = (ROOT / "contrib" / "demo" / "s321.toml.in").read_text(encoding="utf-8")
         config.write_text(template.format(root=ROOT, work=WORK, port=port), encoding="utf-8")
-        fill_inboxes(fresh=first)
-        cfg = str(config.relative_to(ROOT))
+        fill_inboxes()
+        cfg = str(config.relative_to(ROOT) if config.is_relative_to(ROOT) else config)
 
         banner("plugins loaded through the s321 entry points")
         s321("plugins")
@@ -105,14 +117,14 @@ def main() -> int:
         banner("the ledger")
         s321("status", "-c", cfg)
         banner("run --once again, with the same input: nothing is sent twice")
-        fill_inboxes(fresh=True)
+        fill_inboxes()
         s321("run", "-c", cfg, "--once", check=True)
         banner("what the sandbox accepted, and how often")
         report("sandbox", "report", "--db", str(WORK / "sandbox.sqlite"))
     finally:
         sandbox.terminate()
         sandbox.wait(timeout=10)
-    print(f"\nDone. State is in {WORK} (delete it to start over).")
+    print(f"\nDone. State is in {WORK}; the next `make demo` starts afresh.")
     return 0
 
 
