@@ -15,6 +15,7 @@ from .lookup import Enrichment, load
 from .options import EnrichmentOptions, TablePath
 from .tables import (
     CATALOG,
+    CATALOG_BY_NAME,
     TRACKING,
     VENDORS,
     CatalogEntry,
@@ -29,6 +30,7 @@ from .values import clean, country_code, parse_bool, parse_decimal
 
 __all__ = [
     "CATALOG",
+    "CATALOG_BY_NAME",
     "TRACKING",
     "VENDORS",
     "CatalogEntry",

@@ -17,6 +17,7 @@ from s321.findings import Finding, warning
 from .options import EnrichmentOptions
 from .tables import (
     CATALOG,
+    CATALOG_BY_NAME,
     TRACKING,
     VENDORS,
     CatalogEntry,
@@ -34,9 +35,12 @@ class Enrichment:
     catalog: Table[CatalogEntry] | None = None
     vendors: Table[VendorEntry] | None = None
     tracking: Table[TrackingEntry] | None = None
+    catalog_by_name: Table[CatalogEntry] | None = None
+    """The catalog by product name and variant, for items without a SKU (`catalog_key`)."""
 
     def tables(self) -> Iterator[Table[Any]]:
-        return (t for t in (self.catalog, self.vendors, self.tracking) if t is not None)
+        return (t for t in (self.catalog, self.vendors, self.tracking, self.catalog_by_name)
+                if t is not None)
 
     def refresh(self) -> None:
         for table in self.tables():
@@ -48,16 +52,29 @@ class Enrichment:
 
     # ------------------------------------------------------------------ look-ups
 
-    def apply_catalog(self, item: dict[str, Any], at: str) -> list[Finding]:
-        """Fill `item` (record fields of one Item at path `at`) from its SKU's catalog row:
-        the catalog wins where it has a value, since it is curated for customs.
-        Findings name the catalog row; a SKU not in the catalog is a warning."""
+    def apply_catalog(self, item: dict[str, Any], at: str, name: str | None = None) -> list[Finding]:
+        """Fill `item` (record fields of one Item at path `at`) from its SKU's catalog row
+        (or, for an item without a SKU, the row of its product `name` and variant when the
+        catalog is keyed so): the catalog wins where it has a value, since it is curated
+        for customs. Findings name the catalog row; a SKU not in the catalog is a warning;
+        a key whose rows are not used (repeated, or cut into too many fields) an error."""
         if self.catalog is None:
             return []
         sku = item.get("sku")
-        entry = self.catalog.get(sku)
+        table, key = self.catalog, sku
+        if not sku and self.catalog_by_name is not None and name:
+            table, key = self.catalog_by_name, name
+        flagged = table.flag(key)
+        if flagged is not None:
+            return [flagged.model_copy(update={"field": f"{at}.{flagged.field}"})]
+        entry = table.get(key)
         if entry is None:
-            what = "the item has no SKU" if not sku else "its SKU is not in the catalog"
+            if table is self.catalog_by_name:
+                what = "the item has no SKU, and its name is not in the catalog's name column"
+            elif not sku:
+                what = "the item has no SKU"
+            else:
+                what = "its SKU is not in the catalog"
             return [warning("not-in-catalog", f"{at}.sku", f"no catalog row: {what} "
                             f"({self.catalog.path})")]
         for name in ("description", "hts_code", "country_of_origin", "product_url", "weight_kg"):
@@ -76,6 +93,8 @@ class Enrichment:
         rows = [e for e in found_rows if e]
         entry = rows[0] if rows else None
         found: list[Finding] = list(entry.findings) if entry else []
+        if self.vendors is not None:
+            found += [f for f in (self.vendors.flag(n) for n in names) if f is not None]
         # Vendors without a row all stand for the default seller.
         sellers = {e.location if e else "default" for e in found_rows}
         if len(sellers) > 1:
@@ -98,10 +117,16 @@ class Enrichment:
         entry = self.tracking.get(order) if self.tracking else None
         return entry.tracking_number if entry and entry.tracking_number else None
 
+    def tracking_problem(self, order: str | None) -> Finding | None:
+        """The error for an order whose tracking row is not used (cut into too many fields)."""
+        return self.tracking.flag(order) if self.tracking else None
+
 
 def load(options: EnrichmentOptions) -> Enrichment:
     """Read the tables named by `options` (each once). Raises EnrichmentError, naming
     the file, for a table that cannot be used at all."""
+    by_name = getattr(options, "catalog_key", "sku") == "sku-or-name"
     return Enrichment(catalog=read_table(CATALOG, options.catalog),
                       vendors=read_table(VENDORS, options.vendors),
-                      tracking=read_table(TRACKING, options.tracking))
+                      tracking=read_table(TRACKING, options.tracking),
+                      catalog_by_name=read_table(CATALOG_BY_NAME, options.catalog) if by_name else None)

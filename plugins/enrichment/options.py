@@ -7,7 +7,7 @@ starts; a missing file is a config-time error, never a failure mid-run.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -36,6 +36,10 @@ class EnrichmentOptions(BaseModel):
     vendors: TablePath | None = Field(
         default=None, description="CSV by vendor: vendor, seller_name, line1, line2, city, "
         "state_or_province, postal_code, country, marketplace_seller_id, identified_merchant.")
+    catalog_key: Literal["sku", "sku-or-name"] = Field(
+        default="sku", description="How items find their catalog row: by SKU only, or "
+        "(sku-or-name) by SKU and, for an item whose SKU is blank, by product name and variant "
+        "as the export writes them (Lineitem name), in the catalog's `name` column.")
     tracking: TablePath | None = Field(
         default=None, description="CSV by order: order, tracking_number (label-system exports "
         "with headers such as 'Order Name' and 'Tracking Number' are accepted).")

@@ -2,6 +2,8 @@
 
 Each CSV is read once, and again only when its file changes; a bad row never stops a
 run: its problems become findings naming `FILE:LINE`, kept with the row that has them.
+A row with more fields than its header (a decimal comma such as `0,55` split a cell)
+is not used: its key is flagged, so that every record using the key gets the finding.
 """
 
 from __future__ import annotations
@@ -80,6 +82,12 @@ class TableSpec(Generic[E]):
     key: str
     build: Callable[[Row, str], E]
     normalise_key: Callable[[str], str] = lambda k: k.strip().casefold()
+    field: str = ""
+    """The record field (relative to an item for the catalog) a flagged key's finding is on."""
+    unique: bool = False
+    """Two rows with one key are an error on every record using the key (none of them is
+    used), not a log line with the first row kept; costs a set of the table's keys."""
+    report_without_key: bool = True
 
 
 @dataclass
@@ -91,6 +99,9 @@ class Table(Generic[E]):
     spec: TableSpec[E]
     path: Path
     problems: list[Finding] = field(default_factory=list)
+    flagged: dict[str, Finding] = field(default_factory=dict)
+    """Normalised keys whose rows are not used (too many fields, or repeated in a
+    `unique` table) -> the error a record using the key gets."""
     _store: Store[E] = field(default_factory=lambda: MemoryStore({}))
     _stamp: tuple[int, int] | None = None
 
@@ -98,6 +109,12 @@ class Table(Generic[E]):
         if not key:
             return None
         return self._store.get(self.spec.normalise_key(key))
+
+    def flag(self, key: str | None) -> Finding | None:
+        """The error for a key whose rows are not used, or None."""
+        if not key or not self.flagged:
+            return None
+        return self.flagged.get(self.spec.normalise_key(key))
 
     @property
     def size(self) -> int:
@@ -124,22 +141,44 @@ class Table(Generic[E]):
                 self._stamp = (st.st_mtime_ns, st.st_size)
                 log.warning("enrichment table not reloaded", table=self.spec.kind, problem=str(exc))
 
+    def _too_long(self, key: str, line: int, width: int, header: int) -> Finding:
+        return error(
+            "enrichment-row-too-long", self.spec.field,
+            f"{self.spec.kind} row {self.path}:{line} has {width} fields, its header {header} "
+            f"(a decimal comma such as 0,55, or a comma in an unquoted cell?); the row is not "
+            f"used: quote that cell or write 0.55, and save the table again",
+            f"{self.path}:{line}")
+
     def _load(self, stamp: tuple[int, int]) -> None:
         spec = self.spec
         with _CsvTable(spec, self.path) as csv_table:
-            loaded, duplicates = store_rows(self.path, csv_table.columns, spec.build,
-                                            csv_table.keyed_rows())
-        lines = sorted([(line, False) for line in csv_table.without_key]
+            rows = csv_table.keyed_rows()
+            repeats: dict[str, list[int]] = {}
+            if spec.unique:
+                rows = _noting_repeats(rows, repeats)
+            loaded, duplicates = store_rows(self.path, csv_table.columns, spec.build, rows)
+        flagged = {key: self._too_long(key, line, width, csv_table.width)
+                   for key, line, width in reversed(csv_table.too_long) if key}
+        for key, lines in repeats.items():
+            flagged.setdefault(key, error(
+                "enrichment-duplicate-key", spec.field,
+                f"{spec.kind} rows {', '.join(f'{self.path}:{n}' for n in lines)} have the same "
+                f"{spec.key}; none of them is used: keep one row per {spec.key}",
+                f"{self.path}:{lines[0]}"))
+        lines = sorted([(line, False) for line in csv_table.without_key if spec.report_without_key]
                        + [(line, True) for line in duplicates])
         problems = [
             warning("enrichment-duplicate-key", "", f"{spec.kind}: {spec.key} repeats an "
-                    f"earlier row; the first row is used", f"{self.path}:{line}")
+                    f"earlier row; " + ("no row of the key is used" if spec.unique else
+                                        "the first row is used"), f"{self.path}:{line}")
             if duplicate else
             error("enrichment-row-without-key", "", f"{spec.kind} row has no {spec.key}; it "
                   f"is not used", f"{self.path}:{line}")
             for line, duplicate in lines]
+        problems += [flagged[k] for k in flagged if flagged[k].code == "enrichment-row-too-long"]
         previous = self._store
         self._store, self.problems, self._stamp = loaded, problems, stamp
+        self.flagged = flagged
         previous.close()
         for p in problems:  # locations and codes only: rows may hold personal data
             log.warning("enrichment row not used", table=spec.kind, location=p.location,
@@ -154,6 +193,9 @@ class _CsvTable:
         self.spec, self.path = spec, path
         self.without_key: list[int] = []
         """Lines of non-blank rows without a key, once `keyed_rows` has run."""
+        self.too_long: list[tuple[str | None, int, int]] = []
+        """(normalised key or None, line, fields) of rows with more fields than the
+        header, once `keyed_rows` has run: they are not used."""
         try:
             self._fh = path.open(encoding="utf-8-sig", newline="")
         except OSError as exc:
@@ -171,6 +213,7 @@ class _CsvTable:
             raise
         self.columns = tuple(index)
         self._index = tuple(index.values())
+        self.width = len(header)
 
     def __enter__(self) -> Self:
         return self
@@ -183,12 +226,18 @@ class _CsvTable:
         rows are skipped and the lines of rows without a key go to `without_key`."""
         reader, index, normalise = self._reader, self._index, self.spec.normalise_key
         key_at, width = self.columns.index(self.spec.key), max(self._index) + 1
+        header = self.width
         with self._errors():
             while True:
                 line = reader.line_num + 1
                 row = next(reader, None)
                 if row is None:
                     return
+                if len(row) > header and any(cell.strip() for cell in row[header:]):
+                    # Cells have moved: every value after the split is in the wrong column.
+                    cell = row[key_at] if key_at < len(row) else ""
+                    self.too_long.append((normalise(cell) if cell.strip() else None, line, len(row)))
+                    continue
                 if len(row) >= width:
                     values = [row[i].strip() or None for i in index]
                 else:
@@ -210,6 +259,17 @@ class _CsvTable:
         except UnicodeDecodeError:
             raise EnrichmentError(f"{self.path}:{_first_line_not_utf8(self.path)}: the "
                                   f"{self.spec.kind} table is not UTF-8 text") from None
+
+
+def _noting_repeats(rows: Iterator[KeyedRow], repeats: dict[str, list[int]]) -> Iterator[KeyedRow]:
+    """`rows`, noting in `repeats` the lines of every key that occurs more than once."""
+    first: dict[str, int] = {}
+    for row in rows:
+        key, line = row[0], row[1]
+        seen = first.setdefault(key, line)
+        if seen != line:
+            repeats.setdefault(key, [seen]).append(line)
+        yield row
 
 
 def _first_line_not_utf8(path: Path) -> int:
@@ -281,7 +341,28 @@ CATALOG = TableSpec(
     key="sku",
     build=_catalog_entry,
     normalise_key=lambda k: k.strip(),  # SKUs are case-sensitive in Shopify
+    field="sku",
+    unique=True,
 )
+
+
+def _name_key(name: str) -> str:
+    """Product names compare without case and with runs of spaces as one."""
+    return " ".join(name.split()).casefold()
+
+
+CATALOG_BY_NAME = TableSpec(
+    kind="catalog",
+    columns={**CATALOG.columns, "name": ("lineitem_name", "product_name", "product")},
+    key="name",
+    build=_catalog_entry,
+    normalise_key=_name_key,
+    field="description",
+    unique=True,
+    report_without_key=False,  # rows keyed by SKU have no name, and need none
+)
+"""The catalog by product name and variant, as an export writes them (`Lineitem name`,
+`name`: "Celadon mug - 350 ml"), for items without a SKU (`catalog_key = "sku-or-name"`)."""
 
 
 # --------------------------------------------------------------------------- vendors
@@ -331,6 +412,7 @@ VENDORS = TableSpec(
     },
     key="vendor",
     build=_vendor_entry,
+    field="seller",
 )
 
 
@@ -359,6 +441,7 @@ TRACKING = TableSpec(
     key="order",
     build=_tracking_entry,
     normalise_key=order_ref,
+    field="tracking_number",
 )
 
 

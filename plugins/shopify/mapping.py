@@ -257,7 +257,11 @@ def map_order(order: ShopifyOrder, context: PipelineContext, tables: Enrichment,
 
     tracking = next((t for t in (clean(n) for n in order.tracking_numbers) if t), None) \
         if order.tracking_numbers else None
-    tracking = tracking or tables.tracking_number(order.name)
+    if not tracking:
+        tracking = tables.tracking_number(order.name)
+        problem = None if tracking else tables.tracking_problem(order.name)
+        if problem is not None:
+            found.append(problem)
 
     defaults = context.defaults
     record: dict[str, Any] = {
@@ -293,7 +297,7 @@ def _item(line: ShopifyLine, index: int, order_currency: str | None, tables: Enr
     grams = parse_decimal(line.grams) if line.grams is not None else None
     if grams:
         item["weight_kg"] = grams / 1000
-    catalog_findings = tables.apply_catalog(item, f"items.{index}")
+    catalog_findings = tables.apply_catalog(item, f"items.{index}", item["description"])
     if catalog_findings:
         found += [f.at(where) for f in catalog_findings]
     if not item.get("country_of_origin"):

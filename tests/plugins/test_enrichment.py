@@ -111,8 +111,77 @@ def test_an_unknown_sku_is_a_warning_and_rows_without_a_key_are_reported(tmp_pat
     assert [(p.code, p.location) for p in t.problems] == [
         ("enrichment-row-without-key", f"{path}:2"), ("enrichment-duplicate-key", f"{path}:4")]
     item = {"sku": "A-1"}
-    t.apply_catalog(item, "items.0")
-    assert item["hts_code"] == "6109100012"  # the first row wins
+    [repeated] = t.apply_catalog(item, "items.0")
+    assert "hts_code" not in item  # two rows, two answers: neither is used
+    assert (repeated.code, repeated.field, repeated.severity) == (
+        "enrichment-duplicate-key", "items.0.sku", Severity.ERROR)
+    assert f"{path}:3" in repeated.message and f"{path}:4" in repeated.message
+
+
+def test_a_row_with_more_fields_than_its_header_is_not_used_and_names_its_line(tmp_path):
+    catalog = write(tmp_path, "catalog.csv", """
+        sku,hts_code,weight_kg,country_of_origin
+        MUG-1,6912004400,0,55,CN
+        MUG-2,6912004400,0.40,CN
+    """)
+    vendors = write(tmp_path, "vendors.csv", """
+        vendor,seller_name,country
+        Lumen,Lumen Ceramics, Ltd.,CN
+    """)
+    track = write(tmp_path, "tracking.csv", """
+        order,tracking_number
+        #1001,YT25,03
+    """)
+    t = tables(catalog=catalog, vendors=vendors, tracking=track)
+    item = {"sku": "MUG-1"}
+    [cut] = t.apply_catalog(item, "items.0")
+    assert item == {"sku": "MUG-1"}  # nothing of the shifted row is used
+    assert (cut.code, cut.field, cut.location) == ("enrichment-row-too-long", "items.0.sku",
+                                                   f"{catalog}:2")
+    assert "5 fields, its header 4" in cut.message and "0.55" in cut.message
+    good = {"sku": "MUG-2"}
+    assert t.apply_catalog(good, "items.1") == [] and good["weight_kg"] == Decimal("0.40")
+    fields, found = t.seller_fields(["Lumen"], DEFAULTS)
+    assert fields["seller"]["name"] == "Northwind Goods LLC"  # the default, not a shifted row
+    assert [(f.code, f.field, f.location) for f in found] == [
+        ("enrichment-row-too-long", "seller", f"{vendors}:2")]
+    assert t.tracking_number("#1001") is None
+    problem = t.tracking_problem("#1001")
+    assert (problem.code, problem.field, problem.location) == (
+        "enrichment-row-too-long", "tracking_number", f"{track}:2")
+
+
+def test_trailing_empty_fields_are_not_a_row_too_long(tmp_path):
+    catalog = write(tmp_path, "catalog.csv", "sku,hts_code\nMUG-1,6912004400,,\n")
+    item = {"sku": "MUG-1"}
+    assert tables(catalog=catalog).apply_catalog(item, "items.0") == []
+    assert item["hts_code"] == "6912004400"
+
+
+def test_a_catalog_keyed_by_name_for_items_without_sku(tmp_path):
+    catalog = write(tmp_path, "catalog.csv", """
+        sku,name,hts_code,country_of_origin,product_url
+        MUG-1,,6912004400,CN,https://shop.example.com/mug
+        ,Celadon mug - 350 ml,6912004401,CN,https://shop.example.com/celadon
+        ,Wool scarf,6117100000,GB,https://shop.example.com/scarf
+        ,Wool  Scarf,6117100001,GB,https://shop.example.com/scarf2
+    """)
+    by_sku = tables(catalog=catalog)
+    [warned] = by_sku.apply_catalog({"sku": None}, "items.0", "Celadon mug - 350 ml")
+    assert warned.code == "not-in-catalog"  # by SKU only, the default
+    t = load(EnrichmentOptions(catalog=catalog, catalog_key="sku-or-name"))
+    item = {"sku": None}
+    assert t.apply_catalog(item, "items.0", "celadon mug -  350 ml") == []
+    assert (item["hts_code"], item["product_url"]) == ("6912004401", "https://shop.example.com/celadon")
+    sku_item = {"sku": "MUG-1"}
+    assert t.apply_catalog(sku_item, "items.1", "Celadon mug - 350 ml") == []
+    assert sku_item["hts_code"] == "6912004400"  # a SKU wins over the name
+    [twice] = t.apply_catalog({"sku": None}, "items.2", "Wool scarf")
+    assert (twice.code, twice.field) == ("enrichment-duplicate-key", "items.2.description")
+    [unknown] = t.apply_catalog({"sku": None}, "items.3", "Teapot")
+    assert unknown.code == "not-in-catalog" and "name" in unknown.message
+    with pytest.raises(ValidationError):
+        EnrichmentOptions(catalog=catalog, catalog_key="name")
 
 
 def test_no_catalog_configured_means_no_warnings():
