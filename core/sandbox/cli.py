@@ -17,6 +17,7 @@ from typing import Any
 from s321 import rules
 from s321.framing import DEFAULT_MAX_FRAME
 from s321.sandbox.certs import DevCerts, ensure_dev_certs, server_context
+from s321.sandbox.connection import bindings
 from s321.sandbox.drop import add_drop_arguments, start_drop
 from s321.sandbox.faults import Faults, FaultState
 from s321.sandbox.review import Reviewer
@@ -33,7 +34,7 @@ def configure(subparsers: Any) -> None:
         description="Listen for p2p-socket clients, review each record against its regime "
                     "profile and acknowledge it. Dev certificates are made on first start.")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=0, help="port; 0 picks a free one (default)")
+    p.add_argument("--port", type=int, default=4321, help="port (default 4321); 0 picks a free one")
     p.add_argument("--port-file", type=Path, help="also write the chosen port to this file")
     p.add_argument("--certs-dir", type=Path, default=STATE_DIR / "certs",
                    help=f"where dev certificates are made and kept (default {STATE_DIR}/certs)")
@@ -49,6 +50,17 @@ def configure(subparsers: Any) -> None:
     p.add_argument("--max-frame", type=int, default=DEFAULT_MAX_FRAME, help="largest frame body, bytes")
     p.add_argument("--idle-timeout", type=float, default=300.0,
                    help="close a connection silent for this many seconds")
+    p.add_argument("--bind", action="append", default=[], metavar="CERT=CODE[,CODE...]",
+                   help="bind a client certificate (PEM file or SHA-256 fingerprint) to the "
+                        "originator codes it may file for; repeatable. With any --bind, other "
+                        "certificates are refused and other codes rejected (originator-refused)")
+    lim = p.add_argument_group("connection limits")
+    lim.add_argument("--handshake-timeout", type=float, default=3.0,
+                     help="seconds a new connection has for TLS and HELLO (default 3)")
+    lim.add_argument("--max-connections", type=int, default=256,
+                     help="connections at once; when full, the longest idle is closed (default 256)")
+    lim.add_argument("--max-per-peer", type=int, default=32,
+                     help="connections at once from one address (default 32)")
     f = p.add_argument_group("fault injection")
     f.add_argument("--reject-fraction", type=float, default=0.0,
                    help="reject this share of good records (code injected-rejection)")
@@ -78,6 +90,7 @@ def serve(args: argparse.Namespace) -> int:
                         ack_delay=args.ack_delay, drop_after_frames=args.drop_after_frames,
                         drop_connections=args.drop_connections, refuse_for=args.refuse_for)
         context = server_context(certs.server_cert, certs.server_key, certs.ca)
+        identities = bindings(args.bind) if args.bind else None
     except (ValueError, OSError) as exc:
         print(f"s321 sandbox: {exc}", file=sys.stderr)
         return 2
@@ -91,7 +104,9 @@ def serve(args: argparse.Namespace) -> int:
     reviewer = Reviewer(store, rates, args.profile_paths, state)
     server = SandboxServer(context, reviewer, state,
                            host=args.host, port=args.port, max_frame=args.max_frame,
-                           idle_timeout=args.idle_timeout)
+                           idle_timeout=args.idle_timeout, handshake_timeout=args.handshake_timeout,
+                           max_connections=args.max_connections, max_per_peer=args.max_per_peer,
+                           identities=identities)
     try:
         server.start()
     except OSError as exc:

@@ -2,25 +2,34 @@
 frames in and RECEIPT and ACK frames out.
 
 Whatever a client sends, the worst that happens is an ERROR frame and a closed
-connection: nothing here may stop the server or disturb another connection.
+connection: nothing here may stop the server or disturb another connection. A HELLO
+nested too deeply or otherwise unreadable is `malformed-frame`. Where client
+certificates are bound to originator codes (`identities`), a certificate bound to
+none is refused at HELLO (`identity-refused`) and a record for another originator
+code is rejected (`originator-refused`) without being reviewed.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 import socket
 import ssl
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 
-from s321.contracts import AckStatus, Receipt, Serializer
+from s321.contracts import Ack, AckError, AckStatus, Batch, Receipt, RecordAck, Serializer
 from s321.errors import ProtocolError
 from s321.framing import (
     IDLE_TIMEOUT,
     INTERNAL_ERROR,
     MALFORMED_BATCH,
+    MALFORMED_FRAME,
     UNAVAILABLE,
     UNEXPECTED_FRAME,
     Frame,
@@ -42,6 +51,16 @@ _POLL = 0.25  # how often a waiting connection looks at the stop flag
 _DRAIN_SECONDS = 1.0
 _DRAIN_BYTES = 8 * 1024 * 1024
 
+IDENTITY_REFUSED = "identity-refused"
+"""The client certificate is bound to no originator code of this sandbox."""
+ORIGINATOR_REFUSED = "originator-refused"
+"""A record (or batch) for an originator code its client certificate is not bound to."""
+
+Identities = Mapping[str, frozenset[str]]
+"""SHA-256 fingerprint (lower-case hex) of a client certificate -> its originator codes."""
+
+_FINGERPRINT = re.compile(r"^(?:[0-9a-fA-F]{2}:?){31}[0-9a-fA-F]{2}$")
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -50,6 +69,39 @@ class Settings:
     idle_timeout: float
     handshake_timeout: float
     write_timeout: float = 30.0
+    identities: Identities | None = None
+    """None: any client certificate the CA signed may file for any originator code."""
+
+
+def fingerprint(der: bytes) -> str:
+    return hashlib.sha256(der).hexdigest()
+
+
+def parse_binding(text: str) -> tuple[str, frozenset[str]]:
+    """`CERT=CODE[,CODE...]`, CERT a client certificate (PEM file) or its SHA-256
+    fingerprint: the certificate's fingerprint and the codes it may file for."""
+    cert, sep, codes = text.rpartition("=")
+    names = frozenset(c.strip() for c in codes.split(",") if c.strip())
+    if not sep or not cert or not names:
+        raise ValueError(f"--bind {text!r}: give CERT=CODE[,CODE...], CERT a client "
+                         "certificate file (PEM) or its SHA-256 fingerprint")
+    if _FINGERPRINT.match(cert):
+        return cert.replace(":", "").lower(), names
+    try:
+        pem = Path(cert).read_text(encoding="ascii")
+        der = ssl.PEM_cert_to_DER_cert(pem)
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"--bind: {cert}: not a readable PEM certificate ({exc})") from None
+    return fingerprint(der), names
+
+
+def bindings(texts: Iterable[str]) -> dict[str, frozenset[str]]:
+    """Every `--bind`, merged: a certificate named twice may file for all its codes."""
+    out: dict[str, frozenset[str]] = {}
+    for text in texts:
+        fp, codes = parse_binding(text)
+        out[fp] = out.get(fp, frozenset()) | codes
+    return out
 
 
 class _Dropped(Exception):
@@ -84,6 +136,11 @@ class Connection:
     def __init__(self, sock: ssl.SSLSocket, peer: str, settings: Settings, reviewer: Reviewer,
                  faults: FaultState, stopping: threading.Event):
         self.sock = sock
+        # Set by the server to close this connection when it needs the slot; read
+        # between frames, so a batch under review is answered first.
+        self.evicted = threading.Event()
+        self.last_active = time.monotonic()
+        self.originators: frozenset[str] | None = None  # None: any
         self.peer = peer
         self.settings = settings
         self.reviewer = reviewer
@@ -120,6 +177,7 @@ class Connection:
     def _receive(self, timeout: float) -> Frame | None:
         frame = self.stream.read(timeout)
         if frame is not None:
+            self.last_active = time.monotonic()
             self.frames += 1
             self.silent = self.drop_after is not None and self.frames >= self.drop_after
         return frame
@@ -144,16 +202,36 @@ class Connection:
         if frame is None:
             raise ProtocolError(IDLE_TIMEOUT,
                                 f"no HELLO within {self.settings.handshake_timeout:g} s")
-        version = choose_version(parse_hello(frame), list(self.settings.serializers))
+        try:
+            hello = parse_hello(frame)
+        except (RecursionError, ValueError):  # nested too deeply, numbers too long
+            raise ProtocolError(MALFORMED_FRAME, "HELLO body is not a usable JSON object") from None
+        self._identify()
+        version = choose_version(hello, list(self.settings.serializers))
         self._send(FrameType.WELCOME, welcome_body(version, self.settings.max_frame,
                                                    self.settings.idle_timeout))
         if self.silent:
             raise _Dropped()
         return self.settings.serializers[version]
 
+    def _identify(self) -> None:
+        identities = self.settings.identities
+        if identities is None:
+            return
+        der = self.sock.getpeercert(binary_form=True)
+        codes = identities.get(fingerprint(der)) if der else None
+        if not codes:
+            raise ProtocolError(IDENTITY_REFUSED,
+                                "this client certificate is bound to no originator code here; "
+                                "ask the operator to bind it (s321 sandbox --bind CERT=CODE)")
+        self.originators = codes
+
     def _serve(self, serializer: Serializer) -> None:
         last_rx = time.monotonic()
         while not self.stopping.is_set():
+            if self.evicted.is_set():
+                raise ProtocolError(UNAVAILABLE, "closed to make room for another client; "
+                                                 "connect again")
             now = time.monotonic()
             while self.scheduled and self.scheduled[0][0] <= now:
                 self._send(FrameType.ACK, self.scheduled.popleft()[1])
@@ -185,13 +263,34 @@ class Connection:
         else:
             raise ProtocolError(UNEXPECTED_FRAME, f"{frame.type.name} is not expected from a client")
 
+    def _review(self, batch: Batch) -> Ack:
+        """The reviewer's answer, after refusing the records this client may not send."""
+        allowed = self.originators
+        if allowed is None:
+            return self.reviewer.review(batch)
+        mine = [r for r in batch.records
+                if batch.originator_code in allowed and (r.originator_code or batch.originator_code) in allowed]
+        refused = {id(r) for r in batch.records} - {id(r) for r in mine}
+        if not refused:
+            return self.reviewer.review(batch)
+        log.warning("records refused for their originator code", peer=self.peer,
+                    batch_id=batch.batch_id, refused=len(refused))
+        reviewed = iter(self.reviewer.review(batch.model_copy(update={"records": mine})).results
+                        if mine else [])
+        error = AckError(code=ORIGINATOR_REFUSED, field="originator_code",
+                         message="this client certificate may not file for this originator code")
+        results = [RecordAck(transaction_id=r.transaction_id, version=r.version,
+                             status=AckStatus.REJECTED, errors=[error])
+                   if id(r) in refused else next(reviewed) for r in batch.records]
+        return Ack(batch_id=batch.batch_id, received_at=datetime.now(UTC), results=results)
+
     def _batch(self, frame: Frame, serializer: Serializer) -> None:
         try:
             batch = serializer.decode_batch(frame.body)
         except Exception as exc:
             raise ProtocolError(MALFORMED_BATCH, f"not a {serializer.name} batch: {exc}") from None
         self._send(FrameType.RECEIPT, Receipt(batch_id=batch.batch_id).model_dump_json().encode())
-        ack = self.reviewer.review(batch)
+        ack = self._review(batch)
         accepted = sum(r.status is AckStatus.ACCEPTED for r in ack.results)
         log.info("batch reviewed", peer=self.peer, batch_id=batch.batch_id,
                  accepted=accepted, rejected=len(ack.results) - accepted)

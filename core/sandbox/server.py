@@ -1,6 +1,12 @@
 """The sandbox server: a TLS listener with one thread per client connection, so a slow
 or silent client never holds up another; and `Sandbox`, the same in-process on a
 free loopback port with dev certificates, for tests and demos.
+
+It keeps serving when peers hold connections open: a connection must finish TLS and
+HELLO within `handshake_timeout` (3 s); at most `max_handshakes` may be handshaking
+at once and at most `max_per_peer` connections come from one address; when all
+`max_connections` slots are taken, a newcomer takes the slot of the oldest connection
+still handshaking, else of the longest-idle authenticated one (told `unavailable`).
 """
 
 from __future__ import annotations
@@ -9,7 +15,10 @@ import socket
 import ssl
 import struct
 import threading
+import time
+from collections import Counter
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -19,7 +28,7 @@ from s321.framing import DEFAULT_MAX_FRAME
 from s321.logs import get_logger
 from s321.plugins.wire_s321 import S321Json
 from s321.sandbox.certs import DevCerts, ensure_dev_certs, server_context
-from s321.sandbox.connection import Connection, Settings, close_gently
+from s321.sandbox.connection import Connection, Identities, Settings, close_gently
 from s321.sandbox.faults import Faults, FaultState
 from s321.sandbox.review import Reviewer
 from s321.sandbox.store import SandboxStore
@@ -36,11 +45,33 @@ def _reset(sock: socket.socket) -> None:
     sock.close()
 
 
+def _shutdown(sock: socket.socket) -> None:
+    """Wake a thread blocked reading `sock` (in a TLS handshake): shut the socket down
+    at the OS level, leaving the TLS object to the thread that owns it."""
+    try:
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except (OSError, ValueError):
+        pass
+
+
+@dataclass(eq=False)
+class _Slot:
+    """One accepted connection, from accept until its thread ends or it is evicted."""
+
+    ip: str
+    sock: socket.socket
+    started: float = field(default_factory=time.monotonic)
+    connection: Connection | None = None  # set once TLS is up: authenticated
+    finished: bool = False  # its socket may be closed: never touch it again
+
+
 class SandboxServer:
     def __init__(self, context: ssl.SSLContext, reviewer: Reviewer, faults: FaultState, *,
                  host: str = "127.0.0.1", port: int = 0, max_frame: int = DEFAULT_MAX_FRAME,
-                 idle_timeout: float = 300.0, handshake_timeout: float = 10.0,
-                 max_connections: int = 256, serializers: Mapping[str, Serializer] | None = None):
+                 idle_timeout: float = 300.0, handshake_timeout: float = 3.0,
+                 max_connections: int = 256, max_per_peer: int = 32, max_handshakes: int = 64,
+                 serializers: Mapping[str, Serializer] | None = None,
+                 identities: Identities | None = None):
         if context.verify_mode is not ssl.CERT_REQUIRED:
             raise ValueError("the sandbox server requires client certificates")
         self.context = context
@@ -49,14 +80,20 @@ class SandboxServer:
         self.host = host
         self.port = port
         self.max_connections = max_connections
+        self.max_per_peer = max_per_peer
+        self.max_handshakes = min(max_handshakes, max_connections)
         json = S321Json()
         self.settings = Settings(serializers=serializers or {json.name: json}, max_frame=max_frame,
-                                 idle_timeout=idle_timeout, handshake_timeout=handshake_timeout)
+                                 idle_timeout=idle_timeout, handshake_timeout=handshake_timeout,
+                                 identities=identities)
         self._stopping = threading.Event()
         self._listener: socket.socket | None = None
         self._acceptor: threading.Thread | None = None
         self._clients: set[threading.Thread] = set()
         self._clients_lock = threading.Lock()
+        self._slots: set[_Slot] = set()  # under _clients_lock
+        self._per_ip: Counter[str] = Counter()
+        self.evictions = 0
 
     def start(self) -> None:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
@@ -101,36 +138,103 @@ class SandboxServer:
                 log.warning("accept failed", error=type(exc).__name__)
                 self._stopping.wait(0.1)  # e.g. out of file descriptors: do not spin
                 continue
-            with self._clients_lock:
-                busy = len(self._clients) >= self.max_connections
-            if busy or self.faults.refusing():
+            if self.faults.refusing():
+                _reset(raw)
+                continue
+            slot = self._admit(raw, address[0])
+            if slot is None:
                 _reset(raw)
                 continue
             peer = f"{address[0]}:{address[1]}"
-            thread = threading.Thread(target=self._serve_client, args=(raw, peer),
+            thread = threading.Thread(target=self._serve_client, args=(slot, peer),
                                       name=f"s321-sandbox-{peer}", daemon=True)
             with self._clients_lock:
                 self._clients.add(thread)
             thread.start()
 
-    def _serve_client(self, raw: socket.socket, peer: str) -> None:
+    # ------------------------------------------------------------------ slots
+
+    def _admit(self, raw: socket.socket, ip: str) -> _Slot | None:
+        """A slot for a new connection, making room if need be; None to refuse it."""
+        with self._clients_lock:
+            if self._per_ip[ip] >= self.max_per_peer:
+                log.warning("connection refused: too many from one address", ip=ip,
+                            limit=self.max_per_peer)
+                return None
+            handshaking = [s for s in self._slots if s.connection is None]
+            if len(handshaking) >= self.max_handshakes:
+                self._evict(min(handshaking, key=lambda s: s.started))
+            if len(self._slots) >= self.max_connections:
+                victim = self._victim()
+                if victim is None:
+                    return None
+                self._evict(victim)
+            slot = _Slot(ip, raw)
+            self._slots.add(slot)
+            self._per_ip[ip] += 1
+            return slot
+
+    def _victim(self) -> _Slot | None:
+        """Whose slot a newcomer takes: the oldest still handshaking (a real client
+        gets through TLS in milliseconds), else the longest idle authenticated one."""
+        handshaking = [s for s in self._slots if s.connection is None]
+        if handshaking:
+            return min(handshaking, key=lambda s: s.started)
+        sessions = [s for s in self._slots if s.connection is not None]
+        if sessions:
+            return min(sessions, key=lambda s: s.connection.last_active)  # type: ignore[union-attr]
+        return None
+
+    def _evict(self, slot: _Slot) -> None:
+        """Free `slot` now (caller holds the lock); its thread ends shortly after."""
+        self._release(slot)
+        self.evictions += 1
+        if slot.connection is not None:
+            slot.connection.evicted.set()  # told `unavailable` between frames
+        elif not slot.finished:
+            _shutdown(slot.sock)  # the handshake fails at once
+
+    def _release(self, slot: _Slot) -> None:
+        if slot in self._slots:
+            self._slots.discard(slot)
+            self._per_ip[slot.ip] -= 1
+            if self._per_ip[slot.ip] <= 0:
+                del self._per_ip[slot.ip]
+
+    def _serve_client(self, slot: _Slot, peer: str) -> None:
+        raw = slot.sock
         try:
+            # Frames are small request/replies: without this each reply can wait for the
+            # peer's delayed ACK (some 40 ms) behind the TLS records before it.
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             raw.settimeout(self.settings.handshake_timeout)
             tls = self.context.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
+            with self._clients_lock:
+                slot.sock = tls  # `raw` gave its descriptor to `tls`
             try:
                 tls.do_handshake()
             except (ssl.SSLError, OSError) as exc:
                 log.info("TLS handshake failed", peer=peer,
                          reason=getattr(exc, "reason", None) or type(exc).__name__)
+                with self._clients_lock:
+                    slot.finished = True
                 close_gently(tls)
                 return
-            Connection(tls, peer, self.settings, self.reviewer, self.faults, self._stopping).run()
+            connection = Connection(tls, peer, self.settings, self.reviewer, self.faults,
+                                    self._stopping)
+            with self._clients_lock:
+                slot.connection = connection
+                if slot not in self._slots:  # evicted during the handshake
+                    connection.evicted.set()
+            connection.run()
         except Exception as exc:  # never let one client take the server down
             log.error("client thread failed", peer=peer, error=type(exc).__name__)
         finally:
-            raw.close()
             with self._clients_lock:
+                slot.finished = True
+                self._release(slot)
                 self._clients.discard(threading.current_thread())
+            raw.close()
 
 
 class Sandbox:
@@ -145,7 +249,8 @@ class Sandbox:
                  faults: Faults | None = None, rates: dict[str, Decimal] | None = None,
                  profile_paths: Iterable[Path] = (), max_frame: int = DEFAULT_MAX_FRAME,
                  idle_timeout: float = 300.0, db: str | Path | None = None,
-                 certs: DevCerts | None = None):
+                 certs: DevCerts | None = None, identities: Identities | None = None,
+                 **limits: Any):
         folder = Path(folder)
         self.certs = certs or ensure_dev_certs(folder / "certs")
         self.store = SandboxStore(db or folder / "sandbox.sqlite")
@@ -153,7 +258,8 @@ class Sandbox:
         reviewer = Reviewer(self.store, rates, profile_paths, self.faults)
         context = server_context(self.certs.server_cert, self.certs.server_key, self.certs.ca)
         self.server = SandboxServer(context, reviewer, self.faults, host=host, port=port,
-                                    max_frame=max_frame, idle_timeout=idle_timeout)
+                                    max_frame=max_frame, idle_timeout=idle_timeout,
+                                    identities=identities, **limits)
 
     def start(self) -> Sandbox:
         self.server.start()
