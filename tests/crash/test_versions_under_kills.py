@@ -41,3 +41,62 @@ def test_changes_after_acceptance_are_filed_as_replaces(world: World) -> None:
     world.assert_every_version_once()
     actions = [a for _, a, _, _ in world.store().acceptances()]
     assert actions.count("add") == 20 and actions.count("replace") == 16, actions
+
+
+def waiting_behind_the_wire(world: World) -> int:
+    """Records whose current version waits behind another version on the wire."""
+    return world.ledger_query("SELECT COUNT(*) FROM consignments"
+                              " WHERE wire_version IS NOT NULL AND version > wire_version")[0][0]
+
+
+def on_the_wire(world: World) -> list[str]:
+    """The refs whose records are sent and not yet answered."""
+    return [ref for (ref,) in world.ledger_query("SELECT ref FROM consignments WHERE state = 'sent'")]
+
+
+def test_changes_on_the_wire_under_daemon_and_sandbox_kills(world: World) -> None:
+    rng = random.Random(1321)
+    started = time.monotonic()
+    world.start_sandbox()
+    world.add_input("first", 60)
+    caught: list[dict[str, int]] = []
+    behind = 0
+    for kill in range(DAEMON_KILLS):
+        world.add_input(f"new{kill}", 6)  # new input and changes arrive while the daemon is dead
+        world.change_input(f"dead{kill}", rng.sample(world.refs, 4))
+        before = world.ledger_snapshot()
+        proc = world.daemon()
+        # Kill only once this run has changed the ledger, so that a loaded machine
+        # does not kill a daemon that is still importing.
+        deadline = time.monotonic() + 5
+        while world.ledger_snapshot() == before and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.02)
+        # Changes of records on the wire: their adds (or replaces) are accepted at the
+        # sandbox, whose acks are held back.
+        deadline = time.monotonic() + 1
+        while not (sent := on_the_wire(world)) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if sent:
+            world.change_input(f"wire{kill}", rng.sample(sent, min(5, len(sent))))
+        if kill % 5 == 2:  # the sandbox dies too, with acks owed
+            time.sleep(rng.uniform(0.0, 0.2))
+            world.kill_sandbox()
+            time.sleep(rng.uniform(0.0, 0.2))
+            world.start_sandbox()
+        time.sleep(rng.uniform(0.0, 0.25))
+        behind = max(behind, waiting_behind_the_wire(world))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        caught.append(world.ledger_states())
+    killing = time.monotonic() - started
+    # The kills must have hit work in progress, or this test proves nothing.
+    assert sum(1 for states in caught if states.get(State.SENT)) >= 10, caught
+    assert sum(1 for states in caught if states.get(State.QUEUED)) >= 10, caught
+    assert behind >= 3, "no change ever waited behind a version on the wire"
+    assert world.sandbox_kills == SANDBOX_KILLS
+    assert sum(world.revisions.values()) >= 300
+    world.settle(timeout=90)
+    world.assert_every_version_once()
+    print(f"{DAEMON_KILLS} daemon kills, {SANDBOX_KILLS} sandbox kills in {killing:.0f} s; "
+          f"{len(world.refs)} consignments, {sum(world.revisions.values())} changes, "
+          f"{len(world.store().acceptances())} acceptances")

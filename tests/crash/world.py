@@ -175,14 +175,16 @@ class World:
                 "--certs-dir", str(self.tmp / "certs"), "--db", str(self.sandbox_db)]
         if self.ack_delay:
             args += ["--ack-delay", str(self.ack_delay)]
-        self.sandbox = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        log = self.tmp / "sandbox.log"
+        with log.open("ab") as err:
+            self.sandbox = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=err)
         deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and self.sandbox.poll() is None:
             with socket.socket() as s:
                 if s.connect_ex(("127.0.0.1", self.port)) == 0:
                     return
             time.sleep(0.05)
-        raise AssertionError("the sandbox did not start")
+        raise AssertionError(f"the sandbox did not start: {log.read_text(errors='replace')[-2000:]}")
 
     def stop_sandbox(self) -> None:
         """SIGKILL: acknowledgements it still owes are lost."""
@@ -261,6 +263,18 @@ class World:
             return tuple(db.execute("SELECT transaction_id, state, batch_id, version FROM consignments ORDER BY 1"))
         except sqlite3.OperationalError:
             return ()
+        finally:
+            db.close()
+
+    def ledger_query(self, sql: str) -> list[tuple[Any, ...]]:
+        """A read of the ledger file as it is now (empty while it does not exist)."""
+        if not self.ledger_path.exists():
+            return []
+        db = sqlite3.connect(self.ledger_path, timeout=10)
+        try:
+            return db.execute(sql).fetchall()
+        except sqlite3.OperationalError:
+            return []
         finally:
             db.close()
 
