@@ -20,7 +20,7 @@ from pydantic import AfterValidator, ConfigDict, Field
 
 from s321 import rules
 from s321.contracts import Mapped, PipelineContext, RawUnit
-from s321.findings import Finding, error
+from s321.findings import Finding, error, warning
 from s321.paths import ConfigPath
 
 from .. import enrichment
@@ -207,16 +207,29 @@ def map_order(order: ShopifyOrder, context: PipelineContext, tables: Enrichment,
     found: list[Finding] = []
 
     shipping_lines: list[ShopifyLine] = []
+    not_given: list[ShopifyLine] = []
     for line in order.lines:
         flag = line.requires_shipping  # "true" or "false" in an export: parse_bool agrees
         requires = True if flag == "true" else False if flag == "false" else parse_bool(flag)
-        if requires is None:
+        if requires is None and _text(flag) is None:
+            # Not given (a GraphQL query that did not ask for it, an empty cell): the line
+            # ships, so that its value counts; said once for the order, below.
+            not_given.append(line)
+        elif requires is None:
             # Unreadable: keep the line (filing too much is safer than silently too little).
             found.append(error("invalid-requires-shipping", f"items.{len(shipping_lines)}",
                                "the line item's requires-shipping flag is neither true nor false",
                                line.location))
         if requires is not False:
             shipping_lines.append(line)
+    if not_given:
+        found.append(warning(
+            "requires-shipping-not-given", "items",
+            f"{len(not_given)} of {len(order.lines)} line items do not say whether they require "
+            f"shipping; they are filed as goods that ship (their value counts). Add "
+            f"requiresShipping to the GraphQL query (requires_shipping in REST, the column "
+            f"'Lineitem requires shipping' in a CSV) to leave out gift cards, tips and downloads",
+            not_given[0].location))
     if not order.lines:
         return Mapped(skipped="nothing to ship: the order has no line items")
     if not shipping_lines:

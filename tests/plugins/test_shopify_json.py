@@ -125,6 +125,37 @@ def test_the_graphql_shape_maps_like_the_rest_shape():
     assert record["seller"]["name"] == "Harbour Tea House Limited"
 
 
+def _without_requires_shipping(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _without_requires_shipping(v) for k, v in node.items() if k != "requiresShipping"}
+    if isinstance(node, list):
+        return [_without_requires_shipping(v) for v in node]
+    return node
+
+
+def test_a_graphql_query_without_requires_shipping_gives_one_warning_and_every_line(tmp_path):
+    doc = json.loads(GRAPHQL.read_text(encoding="utf-8"))
+    path = tmp_path / "page.json"
+    path.write_text(json.dumps(_without_requires_shipping(doc)), encoding="utf-8")
+    [(unit, mapped)] = read_and_map(path)
+    lines = doc["data"]["order"]["lineItems"]["nodes"] if "nodes" in doc["data"]["order"][
+        "lineItems"] else [e["node"] for e in doc["data"]["order"]["lineItems"]["edges"]]
+    assert mapped.record is not None and len(mapped.record["items"]) == len(lines)  # all counted
+    [said] = [f for f in mapped.findings if f.code == "requires-shipping-not-given"]
+    assert said.severity.value == "warning" and "requiresShipping" in said.message
+    assert not any(f.severity.value == "error" for f in mapped.findings)
+
+
+def test_a_requires_shipping_that_is_present_but_wrong_is_still_an_error(tmp_path):
+    doc = json.loads(GRAPHQL.read_text(encoding="utf-8"))
+    text = json.dumps(doc).replace('"requiresShipping": true', '"requiresShipping": "perhaps"', 1)
+    assert text != json.dumps(doc)
+    path = tmp_path / "page.json"
+    path.write_text(text, encoding="utf-8")
+    [(unit, mapped)] = read_and_map(path)
+    assert [f.code for f in mapped.findings] == ["invalid-requires-shipping"]
+
+
 def test_a_graphql_orders_connection_yields_every_node(tmp_path):
     node = json.loads(GRAPHQL.read_text(encoding="utf-8"))["data"]["order"]
     other = copy.deepcopy(node) | {"name": "#1047", "cancelledAt": "2025-03-12T16:00:00Z"}
