@@ -53,8 +53,9 @@ class _Lines:
     decoded with replacement characters and their numbers kept, so that the order they
     belong to gets a finding instead of silently changed text."""
 
-    def __init__(self, fh: IO[bytes]):
+    def __init__(self, fh: IO[bytes], encoding: str = "utf-8"):
         self.bad: list[int] = []
+        self.encoding = encoding
         self._lines = self._decode(fh)  # a generator: cheaper per line than __next__
 
     def __iter__(self) -> Iterator[str]:
@@ -64,15 +65,15 @@ class _Lines:
         return next(self._lines)
 
     def _decode(self, fh: IO[bytes]) -> Iterator[str]:
-        bad = self.bad
+        bad, encoding = self.bad, self.encoding
         for number, raw in enumerate(fh, 1):
             if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]  # Shopify writes a BOM so that Excel reads UTF-8
             try:
-                text = raw.decode("utf-8")
+                text = raw.decode(encoding)
             except UnicodeDecodeError:
                 bad.append(number)
-                text = raw.decode("utf-8", "replace")
+                text = raw.decode(encoding, "replace")
             yield text
 
     def take_bad(self) -> list[int]:
@@ -188,7 +189,7 @@ def _line(cols: _Columns, row: list[str], location: str) -> ShopifyLine:
     return ShopifyLine(location, name, quantity, price, None, sku, vendor, requires_shipping)
 
 
-def read_export(path: Path) -> Iterator[RawUnit]:
+def read_export(path: Path, encoding: str = "utf-8") -> Iterator[RawUnit]:
     """Raw units (one per order) of one export file. Never raises for bad input."""
     file = str(path)
     try:
@@ -198,7 +199,7 @@ def read_export(path: Path) -> Iterator[RawUnit]:
                                         f"{file}: cannot be read: {exc.strerror or exc}"))
         return
     with fh:
-        yield from _units(_Lines(fh), file)
+        yield from _units(_Lines(fh, encoding), file)
 
 
 def _units(lines: _Lines, file: str) -> Iterator[RawUnit]:
@@ -291,7 +292,7 @@ class ShopifyCsvSource(ShopifyFileSource):
     """Reads the configured export file(s), or `paths` when given."""
 
     def read_file(self, path: Path) -> Iterator[RawUnit]:
-        return read_export(path)
+        return read_export(path, self.options.encoding)
 
 
 # The CSV export and the order JSON are one system: an order gets one transaction id

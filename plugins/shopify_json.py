@@ -45,7 +45,7 @@ def _units(doc: Any, file: str, line: int) -> Iterator[RawUnit]:
             yield RawUnit(order_key(order.name), location, order, tuple(findings), (file, line))
 
 
-def read_lines(path: Path) -> Iterator[RawUnit]:
+def read_lines(path: Path, encoding: str = "utf-8") -> Iterator[RawUnit]:
     """JSON Lines: one document (usually one order) per line; a bad line is a broken
     unit and reading goes on with the next."""
     file = str(path)
@@ -61,7 +61,7 @@ def read_lines(path: Path) -> Iterator[RawUnit]:
                 raw = raw[3:]
             location = f"{file}:{number}"
             try:
-                text = raw.decode("utf-8")
+                text = raw.decode(encoding)
                 if not text.strip():
                     continue
                 doc = json.loads(text)
@@ -210,11 +210,11 @@ def _elements(text: _JsonText) -> Iterator[tuple[int, Any]]:
     text.take("]")
 
 
-def read_document(path: Path) -> Iterator[RawUnit]:
+def read_document(path: Path, encoding: str = "utf-8") -> Iterator[RawUnit]:
     """A `.json` file: a single order, a webhook body, a REST list, a GraphQL response."""
     file = str(path)
     try:
-        fh = path.open(encoding="utf-8-sig", newline="")
+        fh = path.open(encoding="utf-8-sig" if encoding == "utf-8" else encoding, newline="")
     except OSError as exc:
         yield broken(f"{file}:1", error("input-unreadable", "", f"{file}: cannot be read: "
                                         f"{exc.strerror or exc}"))
@@ -235,10 +235,10 @@ def read_document(path: Path) -> Iterator[RawUnit]:
                                                       f"reading stopped: {exc.strerror or exc}"))
 
 
-def read_file(path: Path) -> Iterator[RawUnit]:
+def read_file(path: Path, encoding: str = "utf-8") -> Iterator[RawUnit]:
     if path.suffix.lower() in LINE_SUFFIXES:
-        return read_lines(path)
-    return read_document(path)
+        return read_lines(path, encoding)
+    return read_document(path, encoding)
 
 
 # --------------------------------------------------------------------------- the source
@@ -248,7 +248,7 @@ class ShopifyJsonSource(ShopifyFileSource):
     """Reads the configured JSON file(s), or `paths` when given."""
 
     def read_file(self, path: Path) -> Iterator[RawUnit]:
-        return read_file(path)  # the module's reader above, not this method
+        return read_file(path, self.options.encoding)  # the module's reader above
 
 
 # The CSV export and the order JSON are one system: an order gets one transaction id

@@ -13,6 +13,8 @@ from s321.contracts import PipelineContext, RawUnit
 from s321.findings import Finding, error
 from s321.inputs import input_files as core_input_files
 
+from ..text_encoding import encoding_problem
+
 
 def input_files(paths: Iterable[Path], patterns: str | list[str]) -> Iterator[Path | RawUnit]:
     """Every file to read: a file as given, a directory's files matching `patterns`
@@ -27,8 +29,9 @@ def input_files(paths: Iterable[Path], patterns: str | list[str]) -> Iterator[Pa
 
 class ShopifyFileSource:
     """What both Shopify sources share: the files to read (the configured path, or
-    `paths` when given), a broken unit for a path that is not there, and an `ack` with
-    nothing to move, since the ledger makes reading a file again a no-op."""
+    `paths` when given), a broken unit for a path that is not there or not in the
+    configured `encoding` (checked for the whole file first), and an `ack` with nothing
+    to move, since the ledger makes reading a file again a no-op."""
 
     def __init__(self, options: Any, context: PipelineContext):
         self.options = options
@@ -37,9 +40,17 @@ class ShopifyFileSource:
 
     def read(self, paths: Iterable[Path] | None = None) -> Iterator[RawUnit]:
         targets = list(paths) if paths is not None else [self.options.path]
+        encoding = getattr(self.options, "encoding", "utf-8")
         for item in input_files(targets, self.options.pattern):
             if isinstance(item, RawUnit):
                 yield item
+                continue
+            try:
+                problem = encoding_problem(item, encoding)
+            except OSError:
+                problem = None  # the reader names it
+            if problem is not None:  # refused whole: never filed in part
+                yield broken(problem.location or f"{item}:1", problem)
             else:
                 yield from self.read_file(item)
 

@@ -25,6 +25,7 @@ from s321.paths import ConfigPath
 
 from .. import enrichment
 from ..enrichment import Enrichment, EnrichmentOptions, clean, country_code, parse_bool, parse_decimal
+from ..text_encoding import check_encoding_option, encoding_field
 
 Raw = Any
 """A leaf value as the input gave it (CSV text, a JSON scalar): the mapping converts it
@@ -110,6 +111,7 @@ class ShopifyOptions(EnrichmentOptions):
     pattern: str | list[str] = Field(default="*", description="Glob(s) for a directory path.")
     default_country_of_origin: Annotated[str | None, AfterValidator(_iso_country)] = Field(
         default=None, description="For items whose SKU the catalog does not know.")
+    encoding: Annotated[str, AfterValidator(check_encoding_option)] = encoding_field()
 
 
 # --------------------------------------------------------------------------- the mapping
@@ -365,14 +367,14 @@ def hints(options: ShopifyOptions) -> dict[str, str]:
     def table(option: str, what: str, column: str) -> str:
         path = getattr(options, option)
         if path is not None:
-            return f"add {what} to the {option} table (`source.{option}`, {path.name}), column `{column}`"
-        return (f"the export has no {column}: name a {option} table as `source.{option}` and add "
-                f"{what} to it, column `{column}` (docs/sources.md)")
+            return f"add {what} to the {option} table (`source.{option}`, {path.name}) with its `{column}`"
+        return (f"a Shopify export does not carry it: name a {option} table as `source.{option}` "
+                f"and give {what} with its `{column}` (docs/sources.md)")
 
-    item = "the item's row (by SKU)"
+    item = "a row for the item's SKU"
+    vendor = "a row for the line items' Vendor"
     return {
-        "tracking_number": table("tracking", "the order (its name) and its tracking number",
-                                 "tracking_number"),
+        "tracking_number": table("tracking", "a row for the order (its name)", "tracking_number"),
         "items.*.product_url": table("catalog", item, "product_url"),
         "items.*.hts_code": table("catalog", item, "hts_code"),
         "items.*.weight_kg": table("catalog", item, "weight_kg"),
@@ -384,10 +386,10 @@ def hints(options: ShopifyOptions) -> dict[str, str]:
         "items.*.currency": "the order's currency (Currency), or `defaults.currency`",
         "ultimate_deliver_to": "the order's shipping address (the Shipping columns of a CSV "
                                "export, shipping_address in JSON)",
-        "seller": table("vendors", "the line items' Vendor", "seller_name")
+        "seller": table("vendors", vendor, "seller_name")
         + ", or set `defaults.seller`",
-        "marketplace_seller_id": table("vendors", "the line items' Vendor", "marketplace_seller_id")
+        "marketplace_seller_id": table("vendors", vendor, "marketplace_seller_id")
         + ", or set `defaults.marketplace_seller_id`",
-        "identified_marketplace_merchant": table("vendors", "the line items' Vendor", "identified_merchant")
+        "identified_marketplace_merchant": table("vendors", vendor, "identified_merchant")
         + ", or set `defaults.identified_marketplace_merchant`",
     }

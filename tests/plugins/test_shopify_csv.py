@@ -14,6 +14,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
+from pydantic import ValidationError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -323,14 +325,30 @@ def test_an_empty_file_and_a_missing_path_are_broken_units(tmp_path):
     assert unit.payload is None and unit.findings[0].code == "input-not-found"
 
 
-def test_a_line_that_is_not_utf8_is_a_finding_on_its_order(tmp_path):
+def test_a_file_that_is_not_utf8_is_refused_whole_naming_its_first_bad_line(tmp_path):
     path = export(tmp_path, [first_row("#1"), item_row("#1"), first_row("#2")])
     lines = path.read_bytes().split(b"\r\n")
-    lines[2] = lines[2].replace(b"Tieguanyin", b"Tie\xffguanyin")
+    lines[2] = lines[2].replace(b"Tieguanyin", b"Tie\xe9guanyin")  # é in Windows-1252
     path.write_bytes(b"\r\n".join(lines))
     units = list(ShopifyCsvSource(ShopifyCsvOptions(path=path), context()).read())
-    assert [(f.code, f.location) for f in units[0].findings] == [("invalid-utf8", f"{path}:3")]
-    assert units[1].findings == ()
+    [unit] = units  # neither order: not even #2, whose lines are plain ASCII
+    assert unit.payload is None
+    [f] = unit.findings
+    assert (f.code, f.location) == ("invalid-encoding", f"{path}:3")
+    assert "0xE9" in f.message and "CSV UTF-8" in f.message and 'encoding = "cp1252"' in f.message
+
+
+def test_an_export_in_cp1252_reads_with_the_encoding_option(tmp_path):
+    path = export(tmp_path, [first_row("#1"), item_row("#1"), first_row("#2")])
+    text = path.read_bytes().decode("utf-8-sig").replace("Tieguanyin", "Tiéguanyin")
+    path.write_bytes(text.encode("cp1252"))
+    units = list(ShopifyCsvSource(ShopifyCsvOptions(path=path, encoding="CP1252"), context()).read())
+    assert [u.key for u in units] == ["shopify:#1", "shopify:#2"]
+    assert all(u.findings == () for u in units)
+    assert any(line.name == "Tiéguanyin" or "Tiéguanyin" in (line.name or "")
+               for u in units for line in u.payload.lines)
+    with pytest.raises(ValidationError, match="utf-16"):
+        ShopifyCsvOptions(path=path, encoding="utf-16")
 
 
 def test_a_row_with_a_wrong_number_of_fields_is_a_finding(tmp_path):

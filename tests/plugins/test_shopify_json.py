@@ -333,3 +333,19 @@ def test_memory_stays_flat_as_a_rest_list_grows(tmp_path):
     small = peak_bytes(write("small.json", 1_000))
     large = peak_bytes(write("large.json", 10_000))
     assert large < small * 1.5 + 64_000, (small, large)
+
+
+def test_a_json_lines_file_in_windows_1252_is_refused_whole_or_read_with_its_encoding(tmp_path):
+    lines = JSONL.read_text(encoding="utf-8").splitlines()[:3]
+    first, order, last = (json.loads(line) for line in lines)
+    order["shipping_address"]["city"] = "Montréal"  # the second order only: the rest is ASCII
+    text = "\n".join([json.dumps(first), json.dumps(order, ensure_ascii=False),
+                      json.dumps(last)]) + "\n"
+    path = tmp_path / "orders.jsonl"
+    path.write_bytes(text.encode("cp1252"))
+    [unit] = read(path)  # nothing of the file: not its first order either
+    assert unit.payload is None
+    assert [(f.code, f.location) for f in unit.findings] == [("invalid-encoding", f"{path}:2")]
+    units = read(path, encoding="cp1252")
+    assert len(units) == 3 and all(u.payload is not None for u in units)
+    assert units[1].payload.shipping_address.city == "Montréal"
