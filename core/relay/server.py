@@ -2,6 +2,11 @@
 in only the client keys listed in relay.toml. A batch is stored in the relay ledger
 (with its routes) before its receipt goes out, so a relay that dies loses nothing;
 acks go back to the client that sent each record, also after either side restarts.
+
+It keeps serving under load: a peer must finish the CURVE handshake (and the ZAP
+check) within `handshake_timeout`, each peer's queues are bounded by high-water marks
+(a slow or hostile peer cannot make the relay buffer without limit), and a control
+body that is not usable JSON (nested 100,000 deep, say) is `malformed-message`.
 """
 
 from __future__ import annotations
@@ -32,6 +37,9 @@ log = get_logger(__name__)
 ZAP_DOMAIN = "s321-relay"
 _POLL_MS = 100
 _REDELIVER_TICK = 1.0
+HIGH_WATER_MARK = 1000
+"""Messages queued per peer, each way, before the relay stops taking (in) or sending
+(out) more for that peer: ZeroMQ's default, set here so that it is a promise."""
 
 
 class _Gone(Exception):
@@ -55,6 +63,9 @@ class AllowList:
 class RelayServer:
     """`start()` binds and returns; `stop()` drains nothing and loses nothing (what is
     in flight is in the ledger). Usable in-process: `endpoint` is the bound address."""
+
+    handshake_timeout = 3.0
+    """Seconds a new connection has to finish the CURVE handshake (tests shorten it)."""
 
     def __init__(self, loaded: LoadedRelay, registry: Registry | None = None):
         self.loaded = loaded
@@ -104,6 +115,10 @@ class RelayServer:
         sock.setsockopt(zmq.HEARTBEAT_IVL, int(cfg.relay.heartbeat_interval * 1000))
         sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, int(cfg.relay.heartbeat_timeout * 1000))
         sock.setsockopt(zmq.HEARTBEAT_TTL, int(cfg.relay.heartbeat_timeout * 1000))
+        # A connection that never finishes its handshake is closed, not kept for ever.
+        sock.setsockopt(zmq.HANDSHAKE_IVL, int(self.handshake_timeout * 1000))
+        sock.setsockopt(zmq.SNDHWM, HIGH_WATER_MARK)
+        sock.setsockopt(zmq.RCVHWM, HIGH_WATER_MARK)
         try:
             sock.bind(cfg.relay.bind)
         except zmq.ZMQError:
@@ -228,6 +243,9 @@ class RelayServer:
         except ValueError as exc:
             self._error(routing_id, None, protocol.MALFORMED_MESSAGE, f"HELLO: {exc}")
             return
+        except RecursionError:
+            self._error(routing_id, None, protocol.MALFORMED_MESSAGE, "HELLO: nested too deeply")
+            return
         if hello.get("format") != self.serializer.name:
             self._error(routing_id, None, protocol.FORMAT_REFUSED,
                         f"this relay takes {self.serializer.name!r} batches, not {hello.get('format')!r}")
@@ -281,7 +299,7 @@ class RelayServer:
         try:
             note = protocol.loads(body)
             batch_id, upto = str(note["batch_id"]), int(note["upto"])
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             return  # a confirmation we cannot read only means the ack comes again
         assert self.routes is not None
         self.routes.delivered(client.name, session, batch_id, upto)
