@@ -48,7 +48,7 @@ def marker(record: dict[str, Any]) -> str | None:
     return ((record.get("ultimate_deliver_to") or {}).get("address") or {}).get("line2")
 
 
-def transport_p2p(port: int, certs: Any) -> str:
+def transport_p2p(port: int, certs: Any, ack_timeout: float = 2.0) -> str:
     return f"""
             plugin = "p2p-socket"
             host = "127.0.0.1"
@@ -57,7 +57,7 @@ def transport_p2p(port: int, certs: Any) -> str:
             cert = {{ file = "{certs.client_cert}" }}
             key = {{ file = "{certs.client_key}" }}
             connect_timeout = 2
-            ack_timeout = 2
+            ack_timeout = {ack_timeout}
             window = 3
     """
 
@@ -81,6 +81,8 @@ class World:
         self.certs = ensure_dev_certs(tmp / "certs")
         self.sandbox_db = tmp / "sandbox.sqlite"
         self.ack_delay = ack_delay
+        # Acks come `ack_delay` late: a shorter timeout would drop every link before its ack.
+        ack_timeout = max(2.0, 2 * ack_delay + 1)
         self.sandbox: subprocess.Popen[bytes] | None = None
         self.sandbox_kills = 0
         self.refs: list[str] = []
@@ -109,7 +111,7 @@ class World:
             [pipelines.{PIPELINE}.retry]
             initial = 0.05
             maximum = 0.5
-            ack_timeout = 3
+            ack_timeout = {ack_timeout + 1}
             max_elapsed = 3600
 
             [pipelines.{PIPELINE}.source]
@@ -117,7 +119,7 @@ class World:
             path = "{self.inbox}"
 
             [pipelines.{PIPELINE}.transport]
-            {transport or transport_p2p(self.port, self.certs)}
+            {transport or transport_p2p(self.port, self.certs, ack_timeout)}
         """, name=f"{name}s321.toml")
 
     # ------------------------------------------------------------------ inputs
