@@ -9,9 +9,12 @@ transport fails keeps retrying on its own while the others go on.
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +78,7 @@ class PipelineThread(threading.Thread):
                     self.stop_event.wait(delay)
                     continue
                 if self.failed is not None:
-                    log.info("pipeline resumed", pipeline=w.name, after=self.failed)
+                    log.warning("pipeline resumed", pipeline=w.name, after=self.failed)
                     self.failed, failures = None, 0
                 if idle:
                     self.wake.wait(self.cfg.poll_interval)
@@ -220,3 +223,24 @@ class Daemon:
 
     def _depth(self) -> dict[str, tuple[int, int]]:
         return {name: t.worker.outstanding() for name, t in list(self.threads.items())}
+
+
+def live_health(http: str | None, timeout: float = 1.0) -> dict[str, Any] | None:
+    """What a running daemon's `/healthz` says (its `pipelines` with their errors), or
+    None when no daemon answers at `http` ("host:port" of `[daemon] http`). Lets
+    `s321 status` show a failure the daemon could not write to its ledger (disk full)."""
+    if not http:
+        return None
+    host, _, port = http.rpartition(":")
+    try:
+        with urllib.request.urlopen(f"http://{host or '127.0.0.1'}:{int(port)}/healthz", timeout=timeout) as r:
+            body = r.read(1 << 20)
+    except urllib.error.HTTPError as exc:  # 503: unhealthy, and the body says why
+        body = exc.read(1 << 20)
+    except (OSError, ValueError):
+        return None
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return None
+    return answer if isinstance(answer, dict) else None

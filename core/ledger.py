@@ -43,7 +43,7 @@ from s321.errors import S321Error
 from s321.lock import LedgerLock
 from s321.pipeline import Outcome, Status
 from s321.record import Action, Consignment
-from s321.sqlitefile import SqliteFile, StoreFileError
+from s321.sqlitefile import SqliteFile, StoreFileError, open_error
 from s321.states import State
 
 _CONSIGNMENTS = """
@@ -228,8 +228,7 @@ class Ledger(SqliteFile):
             self._upgrade()
         except sqlite3.DatabaseError as exc:
             self.close()
-            raise StoreFileError(f"{self.path}: the ledger file is corrupt ({exc}); restore it from a backup"
-                                 f" (see docs/operations.md, 'Recovering a ledger')") from None
+            raise open_error(self.path, self.kind, exc) from None
         except BaseException:
             self.close()
             raise
@@ -250,7 +249,8 @@ class Ledger(SqliteFile):
             try:
                 problems = [r[0] for r in ledger._db.execute("PRAGMA quick_check(5)")]
             except sqlite3.DatabaseError as exc:
-                problems = [str(exc)]
+                ledger.close()
+                raise open_error(ledger.path, ledger.kind, exc) from None
         if problems != ["ok"]:
             ledger.close()
             raise StoreFileError(f"{ledger.path}: the ledger file is damaged ({'; '.join(problems)}); restore it"

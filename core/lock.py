@@ -31,8 +31,12 @@ class LedgerLock:
         self._fd: int | None = None
 
     def acquire(self, holder: str) -> LedgerLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise S321Error(f"{self.ledger_path}: cannot take the ledger's lock {self.path}: "
+                            f"{exc.strerror or exc}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -44,9 +48,12 @@ class LedgerLock:
         except BaseException:
             os.close(fd)
             raise
-        os.ftruncate(fd, 0)
         started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        os.pwrite(fd, f"{holder} (pid {os.getpid()} on {socket.gethostname()}, since {started})\n".encode(), 0)
+        try:  # who holds it, for the message of the next one refused; the lock holds without it
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{holder} (pid {os.getpid()} on {socket.gethostname()}, since {started})\n".encode(), 0)
+        except OSError:
+            pass
         self._fd = fd
         return self
 

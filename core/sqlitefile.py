@@ -48,6 +48,22 @@ def check_existing(path: Path, kind: str) -> bool:
 
 
 
+def is_damage(exc: sqlite3.DatabaseError) -> bool:
+    """A file's content is wrong (as against a fault of the disk, space or permissions)."""
+    return getattr(exc, "sqlite_errorname", "") in ("SQLITE_CORRUPT", "SQLITE_NOTADB") or \
+        type(exc) is sqlite3.DatabaseError
+
+
+def open_error(path: Path, kind: str, exc: sqlite3.DatabaseError) -> StoreFileError:
+    """The error for a file that failed to open: damaged, or the disk's fault (full, read-only,
+    I/O), which goes away with its cause."""
+    if is_damage(exc):
+        return StoreFileError(f"{path}: the {kind} file is damaged ({exc}); restore it from a backup"
+                              f" (see docs/operations.md, 'Recovering a ledger')")
+    return StoreFileError(f"{path}: cannot open the {kind} ({exc}): check the disk (space, permissions,"
+                          f" a read-only file system) and try again")
+
+
 class SqliteFile:
     kind = "database"
     """What the file is, in messages ("ledger")."""
@@ -61,8 +77,7 @@ class SqliteFile:
         try:
             self._open(schema, synchronous, page_size)
         except sqlite3.DatabaseError as exc:
-            raise StoreFileError(f"{self.path}: the {self.kind} file is corrupt ({exc}); restore it from a"
-                                 f" backup (see docs/operations.md, 'Recovering a ledger')") from None
+            raise open_error(self.path, self.kind, exc) from None
 
     def _open(self, schema: str, synchronous: str, page_size: int | None) -> None:
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)

@@ -124,6 +124,11 @@ def _defaults_hints() -> dict[str, str]:
 _DEFAULTS_HINTS = _defaults_hints()
 
 
+_NOT_IN_THE_INPUT = frozenset({"unknown-currency-rate", "not-section-321"})
+"""Codes whose fix is not where the field comes from (a rate in the config; another
+kind of entry): their messages say what to do without a hint."""
+
+
 def with_hints(findings: list[Finding], hints: Mapping[str, str]) -> list[Finding]:
     """Each finding with the hint for its field (or the nearest field above it) after
     its message: the mapper's hints first, then those of the pipeline's defaults."""
@@ -131,6 +136,9 @@ def with_hints(findings: list[Finding], hints: Mapping[str, str]) -> list[Findin
         return findings
     out = []
     for f in findings:
+        if f.code in _NOT_IN_THE_INPUT:
+            out.append(f)
+            continue
         hint = _hint_for(f.field, hints) or _hint_for(f.field, _DEFAULTS_HINTS)
         if hint and hint not in f.message:
             f = f.model_copy(update={"message": f"{f.message}; {hint}"})

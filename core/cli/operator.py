@@ -10,6 +10,7 @@ from typing import Any
 from s321.cli import console
 from s321.cli.commands import load_or_report
 from s321.cli.exitcodes import Exit
+from s321.daemon import live_health
 from s321.ledger import Ledger
 from s321.record import Action
 
@@ -63,6 +64,7 @@ def status(args: argparse.Namespace) -> int:
     if ledger is None:
         return Exit.CANNOT_RUN
     rows = ledger.status()
+    _daemon_errors(args)
     if args.json:
         for row in rows:
             print(json.dumps(row))
@@ -84,6 +86,16 @@ def status(args: argparse.Namespace) -> int:
         oldest = f"  oldest {_age(row['oldest_queued'])}" if row["state"] == "queued" else ""
         print(f"  {row['state']:<9} {row['count']:>8}{oldest}")
     return Exit.OK
+
+
+def _daemon_errors(args: argparse.Namespace) -> None:
+    """A running daemon's failing pipelines, from its /healthz: what it may not have been
+    able to write to the ledger (a full disk, a read-only file system)."""
+    loaded = load_or_report(args.config)
+    health = live_health(loaded[1].config.daemon.http) if loaded else None
+    for name, pipeline in sorted(((health or {}).get("pipelines") or {}).items()):
+        if isinstance(pipeline, dict) and pipeline.get("error"):
+            console.error(f"daemon: pipeline {name} is failing: {pipeline['error']}")
 
 
 def dlq_list(args: argparse.Namespace) -> int:

@@ -321,7 +321,22 @@ def map_bill(bill: Bill, context: PipelineContext, catalog: Enrichment | None) -
         if record.get(name) is None and default is not None:
             is_model = isinstance(default, BaseModel)
             record[name] = default.model_dump(exclude_none=True) if is_model else default
-    return Mapped(record=record, findings=findings)
+    return Mapped(record=record, findings=findings, hints=_HINTS)
+
+
+_HINTS = {
+    "house_bill_number": "the bill's M11 segment (M11-01, the bill of lading number)",
+    "consignment_originator": "the bill's N1*SH loop (N1, N3, N4), or `defaults.consignment_originator`",
+    "ultimate_deliver_to": "the bill's N1*CN loop (N1 name, N3 street, N4 city, state, ZIP and country)",
+    "customer": "the bill's N1*BY loop",
+    "seller": "the bill's N1*SE loop, or `defaults.seller`",
+    "items.*.description": "the N10-02 description of the line",
+    "items.*.quantity": "N10-01, the line's quantity",
+    "items.*.hts_code": "N10-05, with the HTSUSA qualifier A in N10-04",
+    "items.*.listed_price": "N10-06, the line's value in whole dollars",
+    "items.*.weight_kg": "N10-08, with its unit in N10-07 (K or L)",
+}
+"""Where each record field comes from in a 309, for the messages of findings on it."""
 
 
 def _item(

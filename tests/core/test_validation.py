@@ -667,7 +667,7 @@ def test_a_quantity_that_is_not_a_number_is_one_finding_not_also_missing():
 def test_the_tracking_finding_tells_a_shop_to_add_the_order_to_its_tracking_table():
     [f] = shop_outcomes(ROOT / "config" / "shop.toml")["shopify:#1009"].findings
     assert f.code == "missing-one-of"
-    assert "add the order (its name) and its tracking number to the tracking table (`source.tracking`" in f.message
+    assert "add a row for the order (its name) to the tracking table (`source.tracking`" in f.message
 
 
 def test_a_broken_vendor_row_is_reported_once_per_order(tmp_path):
@@ -688,7 +688,26 @@ def test_shopify_hints_name_the_catalog_column_and_the_tables_to_add_to(tmp_path
 
     shop = ROOT / "contrib" / "samples" / "shop"
     with_tables = hints(ShopifyOptions(path=shop, catalog=shop / "catalog.csv", tracking=shop / "tracking.csv"))
-    assert "catalog table (`source.catalog`, catalog.csv), column `product_url`" in with_tables["items.*.product_url"]
+    assert "catalog table (`source.catalog`, catalog.csv) with its `product_url`" in with_tables["items.*.product_url"]
     without = hints(ShopifyOptions(path=shop))
     assert "name a catalog table as `source.catalog`" in without["items.*.product_url"]
     assert "name a tracking table as `source.tracking`" in without["tracking_number"]
+
+
+def test_a_hint_is_not_added_where_the_fix_is_not_in_the_input():
+    fields = marketplace_fields()
+    fields["items"][0].update(currency="JPY")
+    c = rules.derive(consignment(fields), RATES)
+    [f] = validation.validate(c, PILOT, RATES, hints={"items.*.currency": "the Currency column"})
+    assert f.code == "unknown-currency-rate" and "Currency column" not in f.message
+
+
+def test_an_fhl_house_with_spx_names_it_and_one_without_does_not(tmp_path):
+    from s321 import app
+
+    _, loaded = app.load(air_carrier(tmp_path))
+    text = FHL_WITHOUT_OCI.replace("/SPX\n", "")
+    (tmp_path / "in" / "houses.txt").write_text(text, encoding="utf-8")
+    without, _ = list(app.preview(loaded, "air"))
+    [f] = without.findings
+    assert f.code == "missing-required" and "SPX" not in f.message and "OCI" in f.message
