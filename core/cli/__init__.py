@@ -37,6 +37,9 @@ EXAMPLES: dict[str, str] = {
     "resend": "s321 resend -c s321.toml T0A1B2C3D4",
     "delete": "s321 delete -c s321.toml T0A1B2C3D4",
     "completion": "s321 completion bash > ~/.local/share/bash-completion/completions/s321",
+    "ledger": "s321 ledger check -c s321.toml",
+    "ledger init": "s321 ledger init -c s321.toml",
+    "ledger check": "s321 ledger check -c s321.toml --json",
     "sandbox": "s321 sandbox --port-file sandbox.port",
     "sandbox report": "s321 sandbox report --db .s321-sandbox/sandbox.sqlite",
     "relay": "s321 relay -c relay.toml",
@@ -180,6 +183,8 @@ def _finish(parser: argparse.ArgumentParser) -> None:
         example = EXAMPLES.get(path)
         if example and not (child.epilog or "").startswith("example"):
             child.epilog = f"example:\n  {example}\n\n{EPILOG}"
+        elif child.epilog and EPILOG not in child.epilog:
+            child.epilog = f"{child.epilog.rstrip()}\n\n{EPILOG}"
 
 
 def _help_of(parser: argparse.ArgumentParser, path: str) -> str | None:

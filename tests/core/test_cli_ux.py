@@ -198,3 +198,11 @@ def test_run_p_name_without_once_starts_only_that_pipeline(tmp_path):
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
     assert not (tmp_path / "other-out").exists() or not list((tmp_path / "other-out").iterdir())
+
+
+def test_the_sandbox_listens_on_a_fixed_documented_port():
+    args = build_parser().parse_args(["sandbox"])
+    assert args.port == 4321
+    assert "(default 4321)" in s321("sandbox", "--help").stdout
+    docs = (Path(__file__).parents[2] / "docs" / "operations.md").read_text()
+    assert "| `s321 sandbox --port` | `4321` |" in docs

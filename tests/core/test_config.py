@@ -213,6 +213,33 @@ def test_schema_config_holds_each_plugins_options():
                       for r in schema["$defs"]["PipelineConfig"]["properties"]["transport"]["anyOf"]}
 
 
+def test_the_profile_written_as_docs_configuration_md_shows_loads_and_takes_effect(tmp_path):
+    import json
+    import re
+    from pathlib import Path
+
+    from builders import marketplace_fields, write_jsonl
+    docs = (Path(__file__).parents[2] / "docs" / "configuration.md").read_text()
+    section = docs[docs.index("## Writing a regime profile"):]
+    profile = re.findall(r"```toml\n(.*?)```", section, re.S)[1]
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "acme-strict.toml").write_text(profile)
+    item = dict(marketplace_fields()["items"][0])
+    item.pop("hts_code", None)
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    write_jsonl(inbox / "orders.jsonl", [{"ref": "A-1", **marketplace_fields(items=[item])}])
+    path = jsonl_pipeline_config(tmp_path, inbox, "out")
+    path.write_text('profile_paths = ["profiles"]\n' + path.read_text().replace(
+        'profile = "pilot-2019"', 'profile = "acme-strict"'))
+    assert check(path).returncode == 0
+    proc = subprocess.run([sys.executable, "-m", "s321.cli", "preview", "-c", str(path), "-p", "shop", "--json"],
+                          capture_output=True, text=True)
+    [row] = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert row["status"] == "invalid", row["findings"]
+    assert "items.0.hts_code" in {f["field"] for f in row["findings"]}
+
+
 # --------------------------------------------------------------------------- secrets
 
 from pydantic import BaseModel, ConfigDict, ValidationError  # noqa: E402
