@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from functools import cache
 
 from rich.console import Console
 from rich.table import Table
@@ -13,6 +14,7 @@ from rich.text import Text
 _STYLES = {"error": "bold red", "warning": "yellow", "ok": "green", "dim": "dim"}
 
 
+@cache
 def _console(stderr: bool) -> Console:
     # soft_wrap: a long path is never broken across lines; highlight off: only the
     # colours chosen here, never numbers or paths guessed at.
