@@ -119,12 +119,20 @@ CARRIER_DEFAULTS: dict[str, Any] = {"known_carrier_customer": True}
 
 
 class TestRecordsJsonl(SourceConformance):
+    # Follow-up (issue 17): units that cannot be read are keyed by file name and line here.
+    stable_broken_keys = False
     source_name = "records-jsonl"
     sample_inputs = [records_jsonl(3), b'{"ref": "ok", "items": []}\nnot json\n{"no": "ref"}\n']
     input_suffix = ".jsonl"
 
     def make_input(self, n: int) -> bytes:
         return records_jsonl(n)
+
+    @pytest.mark.xfail(strict=True, raises=AssertionError,
+                       reason="s321.rules.derive raises InvalidOperation on a total too large to round "
+                              "to cents (a 40-digit quantity): found by this check, to be fixed in the core")
+    def test_one_bad_cell_never_crashes_the_mapper(self, tmp_path: Path) -> None:
+        super().test_one_bad_cell_never_crashes_the_mapper(tmp_path)
 
 
 class TestShopifyCsv(SourceConformance):
@@ -139,6 +147,8 @@ class TestShopifyCsv(SourceConformance):
 
 
 class TestShopifyJson(SourceConformance):
+    # Follow-up (issue 17): units that cannot be read are keyed by file name and line here.
+    stable_broken_keys = False
     source_name = "shopify-json"
     options = SHOP_TABLES
     pipeline = {"defaults": SHOP_DEFAULTS}
@@ -151,6 +161,8 @@ class TestShopifyJson(SourceConformance):
 
 
 class TestX12309(SourceConformance):
+    # Follow-up (issue 17): units that cannot be read are keyed by file name and line here.
+    stable_broken_keys = False
     source_name = "x12-309"
     pipeline = {"filer_type": "carrier", "mode_of_transport": "truck", "defaults": CARRIER_DEFAULTS}
     sample_inputs = [SAMPLES / "x12-309" / "manifest-004010.edi",
@@ -163,6 +175,8 @@ class TestX12309(SourceConformance):
 
 
 class TestCargoImpFhl(SourceConformance):
+    # Follow-up (issue 17): units that cannot be read are keyed by file name and line here.
+    stable_broken_keys = False
     source_name = "cargo-imp-fhl"
     pipeline = {"filer_type": "carrier", "mode_of_transport": "air", "defaults": CARRIER_DEFAULTS}
     sample_inputs = [SAMPLES / "cargo-imp-fhl" / "houses.txt"]
@@ -170,6 +184,12 @@ class TestCargoImpFhl(SourceConformance):
 
     def make_input(self, n: int) -> bytes:
         return fhl(n)
+
+    @pytest.mark.xfail(strict=True, raises=AssertionError,
+                       reason="cargo-imp-fhl says nothing when a house's HBS line is damaged (the house is "
+                              "dropped): found by this check, to be fixed in the plugin")
+    def test_a_damaged_line_is_reported_where_it_is(self, tmp_path: Path) -> None:
+        super().test_a_damaged_line_is_reported_where_it_is(tmp_path)
 
 
 # --------------------------------------------------------------------------- transports

@@ -7,6 +7,10 @@ here; each test calls one check directly.
 
 from __future__ import annotations
 
+import hashlib
+import re
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
@@ -62,7 +66,8 @@ class LineSource:
         where = f"{path}:{number}"
         parts = raw.decode("utf-8", "replace").strip().split(",")
         if len(parts) != 3 or not parts[0]:
-            return RawUnit(f"bad:{where}", where, None, (error("bad-line", "", "expected KEY,DESCRIPTION,PRICE"),))
+            return RawUnit(f"bad:{hashlib.sha256(raw).hexdigest()[:16]}", where, None,
+                           (error("bad-line", "", "expected KEY,DESCRIPTION,PRICE"),))
         return RawUnit(parts[0], where, parts)
 
     def ack(self, upto: Any) -> None:
@@ -132,6 +137,143 @@ class LaxOptions(LineOptions):
     model_config = ConfigDict(extra="ignore")
 
 
+# Orders over several lines: "ORDER,DESCRIPTION,PRICE,QTY", consecutive lines of one
+# order are its items (as in a shop's export). Each subclass breaks one rule.
+
+
+ORDER_KEY = re.compile(r"[A-Za-z0-9-]+")
+
+
+class OrderSource(LineSource):
+    split_bad_rows = False
+    drop_bad_rows = False
+
+    def read(self, paths: Iterable[Path] | None = None) -> Iterator[RawUnit]:
+        for path in paths or [self.options.path]:
+            order: dict[str, Any] | None = None
+            with path.open("rb") as fh:
+                for number, raw in enumerate(fh, 1):
+                    where = self.where(path, number)
+                    text = raw.decode("utf-8", "replace")
+                    parts = text.rstrip("\r\n").split(",")
+                    key = parts[0].strip() if ORDER_KEY.fullmatch(parts[0].strip()) else ""
+                    bad = len(parts) != 4 or "\ufffd" in text or not key
+                    if bad and self.drop_bad_rows:
+                        continue
+                    if bad and (not key or self.split_bad_rows):
+                        yield self.broken(path, number, raw, where)
+                        continue
+                    if order is None or order["key"] != key:
+                        if order is not None:
+                            yield self.unit(order)
+                        order = {"key": key, "where": where, "rows": [], "findings": []}
+                    if bad:  # a row of this order: the order is invalid as a whole
+                        order["findings"].append(error("bad-line", "", "expected ORDER,DESCRIPTION,PRICE,QTY", where))
+                        continue
+                    order["rows"].append(parts[1:])
+            if order is not None:
+                yield self.unit(order)
+
+    def where(self, path: Path, number: int) -> str:
+        return f"{path}:{number}"
+
+    def broken(self, path: Path, number: int, raw: bytes, where: str) -> RawUnit:
+        return RawUnit(f"unreadable:{hashlib.sha256(raw).hexdigest()[:16]}", where, None,
+                       (error("bad-line", "", "expected ORDER,DESCRIPTION,PRICE,QTY", where),))
+
+    def unit(self, order: dict[str, Any]) -> RawUnit:
+        payload = (order["key"], order["rows"]) if order["rows"] else None
+        return RawUnit(order["key"], order["where"], payload, tuple(order["findings"]))
+
+
+class OrderMapper(LineMapper):
+    def map(self, unit: RawUnit) -> Mapped:
+        items, findings = [], []
+        order, rows = unit.payload
+        for i, (description, price, qty) in enumerate(rows):
+            quantity = int(qty) if qty.isascii() and qty.isdigit() and len(qty) < 7 else None
+            if quantity is None:
+                findings.append(error("bad-quantity", f"items.{i}.quantity", f"{qty!r} is not a whole number"))
+            amount = self.price(price)
+            if amount is None:
+                findings.append(error("bad-price", f"items.{i}.listed_price", f"{price!r} is not an amount"))
+            items.append({"description": description, "quantity": quantity, "listed_price": amount,
+                          "currency": "USD", "product_url": f"https://market.example/{order}/{i}"})
+        return Mapped(record=self.record(order, items), findings=findings)
+
+    def price(self, text: str) -> Decimal | None:
+        try:
+            value = Decimal(text)
+        except ArithmeticError:
+            return None
+        return value if value.is_finite() and abs(value) < 10**6 else None
+
+    def record(self, order: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+        return marketplace_record(tracking_number=f"TN-{order}", items=items)
+
+
+class DroppingOrderSource(OrderSource):
+    """A row it cannot read is skipped, and nobody hears of it."""
+
+    drop_bad_rows = True
+
+
+class SplittingOrderSource(OrderSource):
+    """A broken row of an order becomes a unit of its own; the order is filed without it."""
+
+    split_bad_rows = True
+
+
+class OffByOneOrderSource(OrderSource):
+    def where(self, path: Path, number: int) -> str:
+        return f"{path}:{number + 1}"  # counted from the line after
+
+
+class CounterKeyOrderSource(OrderSource):
+    """Keys its units by their position in the file."""
+
+    def read(self, paths: Iterable[Path] | None = None) -> Iterator[RawUnit]:
+        for n, unit in enumerate(super().read(paths), 1):
+            yield RawUnit(f"unit-{n}", unit.location, unit.payload, unit.findings)
+
+
+class FileLineKeyOrderSource(OrderSource):
+    """Keys a row it cannot read by file and line, as the template once did."""
+
+    def broken(self, path: Path, number: int, raw: bytes, where: str) -> RawUnit:
+        unit = super().broken(path, number, raw, where)
+        return RawUnit(f"unreadable:{path.name}:{number}", unit.location, None, unit.findings)
+
+
+class CellRaisingMapper(OrderMapper):
+    def map(self, unit: RawUnit) -> Mapped:
+        for _, _, qty in unit.payload[1]:
+            if qty.isdigit():
+                int(qty)  # "²".isdigit() is True, and int("²") raises
+        return super().map(unit)
+
+
+class WrongPathMapper(OrderMapper):
+    def map(self, unit: RawUnit) -> Mapped:
+        mapped = super().map(unit)
+        mapped.findings = [Finding(**{**f.model_dump(), "field": f.field.replace("quantity", "qty")})
+                           for f in mapped.findings]
+        return mapped
+
+
+class TotallingMapper(OrderMapper):
+    def record(self, order: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+        total = sum((i["listed_price"] or 0) * (i["quantity"] or 0) for i in items)
+        return {**super().record(order, items), "total_value_usd": str(total)}
+
+
+class InventingMapper(OrderMapper):
+    def record(self, order: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+        for item in items:
+            item["country_of_origin"] = "CN"  # "most of it is", but the input does not say
+        return super().record(order, items)
+
+
 SOURCES: dict[str, tuple[type, type, type]] = {
     "good-lines": (LineSource, LineMapper, LineOptions),
     "crashing-lines": (CrashingSource, LineMapper, LineOptions),
@@ -142,6 +284,16 @@ SOURCES: dict[str, tuple[type, type, type]] = {
     "file-key-lines": (FileKeySource, LineMapper, LineOptions),
     "raising-mapper-lines": (LineSource, RaisingMapper, LineOptions),
     "lax-lines": (LineSource, LineMapper, LaxOptions),
+    "good-orders": (OrderSource, OrderMapper, LineOptions),
+    "dropping-orders": (DroppingOrderSource, OrderMapper, LineOptions),
+    "splitting-orders": (SplittingOrderSource, OrderMapper, LineOptions),
+    "off-by-one-orders": (OffByOneOrderSource, OrderMapper, LineOptions),
+    "counter-key-orders": (CounterKeyOrderSource, OrderMapper, LineOptions),
+    "file-line-key-orders": (FileLineKeyOrderSource, OrderMapper, LineOptions),
+    "cell-raising-orders": (OrderSource, CellRaisingMapper, LineOptions),
+    "wrong-path-orders": (OrderSource, WrongPathMapper, LineOptions),
+    "totalling-orders": (OrderSource, TotallingMapper, LineOptions),
+    "inventing-orders": (OrderSource, InventingMapper, LineOptions),
 }
 
 
@@ -207,6 +359,74 @@ def test_a_wrong_source_fails_the_check_about_its_fault(tmp_path: Path, source: 
                                                          says: str) -> None:
     with pytest.raises(FAILED) as caught:
         getattr(suite(source), check)(tmp_path)
+    assert says in str(caught.value)
+
+
+def orders(n: int) -> bytes:
+    return "".join(f"O{i},Stoneware mug {i},{i % 40 + 1}.50,{i % 3 + 1}\n" * (1 + i % 2) for i in range(n)).encode()
+
+
+ORDERS_SAMPLE = (b"O1,Linen tea towel,6.00,2\nO2,Enamel mug,9.50,1\nO2,Mug lid,2.25,1\n"
+                 b"O3,Bamboo board,23.50,three\nO4,Beeswax wrap,7.00,3\nO4,Wrap clip,1.50,4\n")
+
+
+def expected_orders() -> dict[str, dict[str, Any]]:
+    """What the good mapper makes of ORDERS_SAMPLE: the author's expectation."""
+    suite = order_suite("good-orders")
+    folder = Path(tempfile.mkdtemp())
+    path = suite._samples(folder)[0]
+    out = {o.ref: o.record.model_dump(mode="json", exclude_none=True)
+           for o in suite.harness(folder / "run").processor().process([path]) if o.record is not None}
+    shutil.rmtree(folder)
+    return out
+
+
+class OrderSuite(SourceConformance):
+    plugin_module = WrongPlugins()
+    plugin_name = "wrong-plugins"
+    sample_inputs = [ORDERS_SAMPLE]
+    memory_units = 500
+
+    def make_input(self, n: int) -> bytes:
+        return orders(n)
+
+
+def order_suite(source: str, **attributes: Any) -> SourceConformance:
+    return type(f"Suite_{source}", (OrderSuite,), {"source_name": source, **attributes})()
+
+
+ORDER_CHECKS = ("test_it_is_registered_with_a_mapper_and_strict_options", "test_sample_inputs_make_consignments",
+                "test_findings_carry_locations", "test_arbitrary_bytes_never_crash_it", "test_memory_stays_flat",
+                "test_reading_twice_gives_the_same_transaction_ids", "test_a_pipeline_files_its_sample_inputs",
+                "test_keys_do_not_shift_when_a_unit_goes", "test_a_damaged_line_is_reported_where_it_is",
+                "test_one_bad_cell_never_crashes_the_mapper", "test_sample_records_are_as_expected")
+
+
+def test_every_source_check_is_run_on_the_good_order_source() -> None:
+    assert set(ORDER_CHECKS) == {n for n in dir(SourceConformance) if n.startswith("test_")}
+
+
+@pytest.mark.parametrize("check", ORDER_CHECKS)
+def test_the_good_order_source_passes_every_check(tmp_path: Path, check: str) -> None:
+    getattr(order_suite("good-orders", expected_records=expected_orders()), check)(tmp_path)
+
+
+@pytest.mark.parametrize(("source", "check", "says"), [
+    ("dropping-orders", "test_a_damaged_line_is_reported_where_it_is", "never dropped"),
+    ("splitting-orders", "test_a_damaged_line_is_reported_where_it_is", "invalid as a whole"),
+    ("off-by-one-orders", "test_a_damaged_line_is_reported_where_it_is", "never a line off"),
+    ("counter-key-orders", "test_keys_do_not_shift_when_a_unit_goes", "never from a counter"),
+    ("file-line-key-orders", "test_a_damaged_line_is_reported_where_it_is", "never by the file's name and line"),
+    # Whole-file fuzzing rarely puts "²" in a quantity cell; this check tries it in every cell.
+    ("cell-raising-orders", "test_one_bad_cell_never_crashes_the_mapper", "the mapper raised ValueError"),
+    ("wrong-path-orders", "test_findings_carry_locations", "not a field of the record"),
+    ("totalling-orders", "test_sample_inputs_make_consignments", "the framework sets it"),
+    ("inventing-orders", "test_sample_records_are_as_expected", "items"),
+])
+def test_a_wrong_order_source_or_mapper_fails_the_check_about_its_fault(tmp_path: Path, source: str, check: str,
+                                                                         says: str) -> None:
+    with pytest.raises(FAILED) as caught:
+        getattr(order_suite(source, expected_records=expected_orders()), check)(tmp_path)
     assert says in str(caught.value)
 
 

@@ -9,6 +9,7 @@ naming FILE:LINE, never an exception.
 from __future__ import annotations
 
 import csv
+import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,14 +46,18 @@ class Order:
 
     file: str
     order_id: str
+    line: int
+    """The line of the order's first row."""
     rows: list[Row] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
 
     def unit(self) -> RawUnit:
-        where = f"{self.file}:{self.rows[0].line}"
+        where = f"{self.file}:{self.line}"
         # The key is the order number alone: never the file name, so that the same
-        # order in tomorrow's export gets the same transaction id.
-        return RawUnit(self.order_id, where, self, tuple(self.findings), checkpoint=where)
+        # order in tomorrow's export gets the same transaction id. An order none of
+        # whose rows could be read has no payload, only its findings.
+        return RawUnit(self.order_id, where, self if self.rows else None, tuple(self.findings),
+                       checkpoint=where)
 
 
 class BazaarlySource:
@@ -68,9 +73,31 @@ class BazaarlySource:
         """Nothing to do: the ledger makes reading a file again harmless."""
 
 
-def broken(where: str, code: str, message: str) -> RawUnit:
-    """A unit that is not an order. Its key is where it is, so it stays stable."""
-    return RawUnit(f"unreadable:{where}", where, None, (error(code, "", message, where),))
+def broken(text: str, where: str, code: str, message: str) -> RawUnit:
+    """A unit that is not an order. Its key is a hash of the row's text: the same broken
+    row in tomorrow's export (another file name, another line) is the same unit."""
+    digest = hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:16]
+    return RawUnit(f"unreadable:{digest}", where, None, (error(code, "", message, where),))
+
+
+class _Lines:
+    """The file's lines as csv.reader takes them, remembering the text of the row just read."""
+
+    def __init__(self, fh: Iterator[str]):
+        self._fh = fh
+        self.row: list[str] = []
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._fh)
+        self.row.append(line)
+        return line
+
+    def take(self) -> str:
+        text, self.row = "".join(self.row), []
+        return text
 
 
 def read_export(path: Path) -> Iterator[RawUnit]:
@@ -78,23 +105,25 @@ def read_export(path: Path) -> Iterator[RawUnit]:
         # errors="replace": a line that is not UTF-8 still reads, and is reported below.
         fh = path.open("r", encoding="utf-8-sig", errors="replace", newline="")
     except OSError as exc:
-        yield broken(f"{path}:1", "unreadable-file", f"cannot open {path}: {exc.strerror}")
+        yield broken(str(path.name), f"{path}:1", "unreadable-file", f"cannot open {path}: {exc.strerror}")
         return
     with fh:
-        yield from _orders(csv.reader(fh), str(path))
+        yield from _orders(_Lines(fh), str(path))
 
 
-def _orders(reader: Any, file: str) -> Iterator[RawUnit]:
+def _orders(lines: _Lines, file: str) -> Iterator[RawUnit]:
+    reader = csv.reader(lines)
     try:
         header = [h.strip().lower() for h in next(reader, [])]
     except csv.Error as exc:
-        yield broken(f"{file}:1", "not-a-bazaarly-export", f"the header row cannot be read: {exc}")
+        yield broken(lines.take(), f"{file}:1", "not-a-bazaarly-export", f"the header row cannot be read: {exc}")
         return
     missing = [c for c in COLUMNS if c not in header]
     if missing:
-        yield broken(f"{file}:1", "not-a-bazaarly-export",
+        yield broken(lines.take(), f"{file}:1", "not-a-bazaarly-export",
                      f"missing column(s) {', '.join(missing)}; a Bazaarly export has {', '.join(COLUMNS)}")
         return
+    lines.take()
     order: Order | None = None
     while True:
         line = reader.line_num + 1
@@ -103,20 +132,27 @@ def _orders(reader: Any, file: str) -> Iterator[RawUnit]:
         except StopIteration:
             break
         except csv.Error as exc:
-            yield broken(f"{file}:{line}", "bad-csv-row", f"not a valid CSV row: {exc}")
+            cells, problem = [], ("bad-csv-row", f"not a valid CSV row: {exc}")
+        else:
+            if not any(c.strip() for c in cells):
+                lines.take()
+                continue
+            problem = _row_problem(cells, header)
+        text = lines.take()
+        order_id = cells[0].strip() if cells and header[0] == "order_id" else ""
+        if problem and not order_id:
+            yield broken(text, f"{file}:{line}", *problem)
             continue
-        if not any(c.strip() for c in cells):
-            continue
-        problem = _row_problem(cells, header)
-        if problem:
-            yield broken(f"{file}:{line}", *problem)
-            continue
-        row = Row(line, {name: value.strip() for name, value in zip(header, cells)})
-        if order is None or row.cells["order_id"] != order.order_id:
+        if order is None or order_id != order.order_id:
             if order is not None:
                 yield order.unit()
-            order = Order(file, row.cells["order_id"])
-        order.rows.append(row)
+            order = Order(file, order_id, line)
+        if problem:
+            # A row of this order that cannot be read: the whole order is invalid, never
+            # filed without it (the error names the row's line and what is wrong).
+            order.findings.append(error(problem[0], "", problem[1], f"{file}:{line}"))
+            continue
+        order.rows.append(Row(line, {name: value.strip() for name, value in zip(header, cells)}))
     if order is not None:
         yield order.unit()
 
