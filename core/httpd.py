@@ -1,20 +1,74 @@
 """The daemon's HTTP endpoint: `/healthz` (JSON, 200 when every pipeline thread is alive
-and none has stopped on a fatal error, else 503) and Prometheus `/metrics`."""
+and none has stopped on a fatal error, else 503) and Prometheus `/metrics`.
+
+It keeps answering when peers hold connections open: a request must arrive within
+`REQUEST_TIMEOUT` seconds, one address holds at most `MAX_PER_PEER` connections, and
+when `MAX_CONNECTIONS` are open a newcomer takes the slot of the oldest (a scrape is
+answered in milliseconds, so the oldest is the one that is not asking anything).
+"""
 
 from __future__ import annotations
 
 import json
+import socket
 import threading
+import time
+from collections import Counter
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from s321.metrics import Metrics
 
+REQUEST_TIMEOUT = 5.0
+MAX_CONNECTIONS = 64
+MAX_PER_PEER = 8
+
+
+class _BoundedServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # socketserver's 5 would drop SYNs under a burst
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]):
+        super().__init__(address, handler)
+        self._lock = threading.Lock()
+        self._open: dict[socket.socket, tuple[str, float]] = {}
+        self._per_ip: Counter[str] = Counter()
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        ip = str(client_address[0])
+        with self._lock:
+            if self._per_ip[ip] >= MAX_PER_PEER:
+                return False  # closed by the caller at once
+            if len(self._open) >= MAX_CONNECTIONS:
+                oldest = min(self._open, key=lambda s: self._open[s][1])
+                self._forget(oldest)
+                try:  # its handler thread sees the end of the stream and finishes
+                    socket.socket.shutdown(oldest, socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            self._open[request] = (ip, time.monotonic())
+            self._per_ip[ip] += 1
+        return True
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._lock:
+            self._forget(request)
+        super().shutdown_request(request)
+
+    def _forget(self, request: Any) -> None:
+        entry = self._open.pop(request, None)
+        if entry is not None:
+            self._per_ip[entry[0]] -= 1
+            if self._per_ip[entry[0]] <= 0:
+                del self._per_ip[entry[0]]
+
 
 def serve(address: tuple[str, int], metrics: Metrics,
           health: Callable[[], tuple[bool, dict[str, Any]]]) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
+        timeout = REQUEST_TIMEOUT  # socket timeout: a silent peer is dropped
+
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
             if self.path == "/metrics":
                 self._send(200, metrics.render(), "text/plain; version=0.0.4; charset=utf-8")
@@ -34,7 +88,6 @@ def serve(address: tuple[str, int], metrics: Metrics,
         def log_message(self, format: str, *args: Any) -> None:
             pass  # scrapes every few seconds would drown the log
 
-    server = ThreadingHTTPServer(address, Handler)
-    server.daemon_threads = True
+    server = _BoundedServer(address, Handler)
     threading.Thread(target=server.serve_forever, name="s321-http", daemon=True).start()
     return server
