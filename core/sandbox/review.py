@@ -3,9 +3,10 @@ rejected with coded errors (finding code, field, message).
 
 Versions (a record's `version`, echoed in its answer): a version lower than the one
 held is `superseded`, the one held again is a `duplicate` (already accepted), a higher
-one is applied — an `add` too, so a sender whose ledger was rebuilt files again.
-Without versions: a second `add` of a transaction id it already accepted is a
-`duplicate`. Either way a `replace` or `delete` of an id it does not hold is an
+one is applied. An `add` of what is held already, content for content, is a repeat
+whatever its version: a `duplicate` too, so a sender whose ledger was rebuilt from its
+archived inputs files nothing twice. Without versions: a second `add` of a transaction
+id it already accepted is a `duplicate`. Either way a `replace` or `delete` of an id it does not hold is an
 `unknown-transaction`, and an `add` or `replace` is validated against the batch's
 regime profile with the sandbox's rates.
 """
@@ -18,7 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from s321 import regimes, rules, validation
+from s321 import ids, regimes, rules, validation
 from s321.contracts import Ack, AckError, AckStatus, Batch
 from s321.findings import Severity
 from s321.record import Action, Consignment
@@ -73,6 +74,8 @@ class Reviewer:
 
     def _errors(self, session: Session, record: Consignment, profile: regimes.Profile | None,
                 profile_problem: str | None) -> list[AckError]:
+        if record.action is not Action.DELETE:
+            rules.derive(record, self.rates)  # what is stored and compared is the derived record
         state = session.state(record.transaction_id)
         held, version = session.version(record.transaction_id), record.version
         versioned = state is not None and held is not None and version is not None
@@ -82,6 +85,10 @@ class Reviewer:
         if versioned and version == held:
             return [AckError(code=DUPLICATE, field="version",
                              message=f"version {version} of this transaction id was already accepted")]
+        if versioned and record.action is Action.ADD and state == ACTIVE \
+                and session.content_hash(record.transaction_id) == ids.content_hash(record):
+            return [AckError(code=DUPLICATE, field="transaction_id",
+                             message="this content was already accepted under this transaction id")]
         if record.action is Action.ADD and state is not None and not versioned:
             return [AckError(code=DUPLICATE, field="transaction_id",
                              message="this transaction id was already filed; "
@@ -94,7 +101,7 @@ class Reviewer:
             if profile is None:
                 return [AckError(code=UNKNOWN_PROFILE, field=None,
                                  message=profile_problem or "no profile")]
-            findings = validation.validate(rules.derive(record, self.rates), profile, self.rates)
+            findings = validation.validate(record, profile, self.rates)
             errors = [AckError(code=f.code, field=f.field, message=f.message)
                       for f in findings if f.severity is Severity.ERROR]
             if errors:

@@ -31,7 +31,8 @@ CREATE TABLE IF NOT EXISTS consignments (
     transaction_id TEXT PRIMARY KEY,
     state TEXT NOT NULL CHECK (state IN ('active', 'deleted')),
     updated_at TEXT NOT NULL,
-    version INTEGER
+    version INTEGER,
+    content_hash TEXT
 );
 CREATE TABLE IF NOT EXISTS acceptances (
     id INTEGER PRIMARY KEY,
@@ -71,6 +72,7 @@ class Session:
         self._db = db
         self._states: dict[str, str | None] = {}  # known in this transaction
         self._versions: dict[str, int | None] = {}
+        self._hashes: dict[str, str] = {}
         self._at = _now()  # one batch, one transaction: one time for its rows
         self._changed: dict[str, str] = {}  # transaction id -> its new state
         self._accepted: list[tuple[str, str, str, str, str, str, int | None]] = []
@@ -100,12 +102,21 @@ class Session:
         self.state(transaction_id)
         return self._versions.get(transaction_id)
 
+    def content_hash(self, transaction_id: str) -> str | None:
+        """The content hash of the version held (None: nothing held)."""
+        if transaction_id in self._hashes:
+            return self._hashes[transaction_id]
+        row = self._db.execute("SELECT content_hash FROM consignments WHERE transaction_id = ?",
+                               (transaction_id,)).fetchone()
+        return row[0] if row else None
+
     def accept(self, record: Consignment, batch_id: str) -> None:
         state = DELETED if record.action is Action.DELETE else ACTIVE
         self._states[record.transaction_id] = state
         self._versions[record.transaction_id] = record.version
         self._changed[record.transaction_id] = state
         text, digest = ids.filed_json(record)  # the stored JSON and its hash, one dump
+        self._hashes[record.transaction_id] = digest
         self._accepted.append((record.transaction_id, record.action.value, batch_id, digest,
                                text, self._at, record.version))
 
@@ -117,10 +128,11 @@ class Session:
         at = self._at
         if self._changed:
             self._db.executemany(
-                "INSERT INTO consignments (transaction_id, state, updated_at, version) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (transaction_id) DO UPDATE SET state = excluded.state, "
-                "updated_at = excluded.updated_at, version = excluded.version",
-                [(txid, state, at, self._versions.get(txid)) for txid, state in self._changed.items()])
+                "INSERT INTO consignments (transaction_id, state, updated_at, version, content_hash)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (transaction_id) DO UPDATE SET state = excluded.state, "
+                "updated_at = excluded.updated_at, version = excluded.version, content_hash = excluded.content_hash",
+                [(txid, state, at, self._versions.get(txid), self._hashes.get(txid))
+                 for txid, state in self._changed.items()])
             self._changed.clear()
         if self._accepted:
             self._db.executemany(
@@ -149,9 +161,10 @@ class SandboxStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
-        for table in ("consignments", "acceptances"):  # a store written before versions
-            if "version" not in {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}:
-                self._db.execute(f"ALTER TABLE {table} ADD COLUMN version INTEGER")
+        for table, column in (("consignments", "version INTEGER"), ("acceptances", "version INTEGER"),
+                              ("consignments", "content_hash TEXT")):  # a store written before versions
+            if column.split()[0] not in {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -409,3 +409,46 @@ def test_rates_option_reads_inline_pairs_or_a_config_file(tmp_path: Path) -> Non
     assert sandbox_cli.parse_rates(str(config))["GBP"] == Decimal("1.27")
     with pytest.raises(ValueError, match="ISO 4217"):
         sandbox_cli.parse_rates("XXQ=1")
+
+# --------------------------------------------------------------------------- versions
+# An idempotent receiver of versions: a higher version is applied, the same one again is
+# a duplicate, a lower one is superseded, an add of content it holds is a repeat; every
+# answer names the version it is about.
+
+
+def versioned(txid: str, version: int | None, action: Action = Action.ADD, **changes: object) -> Consignment:
+    record = consignment(carrier_fields(**changes), txid=txid)
+    record.action, record.version = action, version
+    return record
+
+
+def answer(results):  # noqa: ANN001, ANN201
+    [result] = results
+    return result.status, [e.code for e in result.errors], result.version
+
+
+def test_versions_are_applied_once_in_order(sandbox, file_batches) -> None:
+    accepted, rejected = AckStatus.ACCEPTED, AckStatus.REJECTED
+    assert answer(file_batches(versioned("T1", 10))) == (accepted, [], 10)
+    assert answer(file_batches(versioned("T1", 10))) == (rejected, ["duplicate"], 10)
+    assert answer(file_batches(versioned("T1", 20, Action.REPLACE, house_bill_number="HB-2"))) == (accepted, [], 20)
+    # A replace on the wire when its sender died, sent again: not applied twice.
+    assert answer(file_batches(versioned("T1", 20, Action.REPLACE, house_bill_number="HB-2"))) == (
+        rejected, ["duplicate"], 20)
+    # The older version arriving late cannot undo the newer one.
+    assert answer(file_batches(versioned("T1", 10, Action.REPLACE))) == (rejected, ["superseded"], 10)
+    # An add of the content held, under a version of a rebuilt ledger: a repeat.
+    assert answer(file_batches(versioned("T1", 99, house_bill_number="HB-2"))) == (rejected, ["duplicate"], 99)
+    # An add of other content under a higher version: applied (the sender knows no better).
+    assert answer(file_batches(versioned("T1", 120, house_bill_number="HB-3"))) == (accepted, [], 120)
+    assert answer(file_batches(versioned("T9", 5, Action.REPLACE))) == (rejected, ["unknown-transaction"], 5)
+    assert [(a, v) for t, a, v, _ in sandbox.store.acceptances()] == [("add", 10), ("replace", 20), ("add", 120)]
+    state, version, _ = sandbox.store.held()["T1"]
+    assert (state, version) == ("active", 120)
+    assert sandbox.store.accepted_records("T1")[-1]["house_bill_number"] == "HB-3"
+
+
+def test_records_without_versions_keep_the_old_rules(sandbox, file_batches) -> None:
+    assert answer(file_batches(versioned("T2", None))) == (AckStatus.ACCEPTED, [], None)
+    assert answer(file_batches(versioned("T2", None))) == (AckStatus.REJECTED, ["duplicate"], None)
+    assert answer(file_batches(versioned("T2", None, Action.REPLACE)))[0] is AckStatus.ACCEPTED
