@@ -7,6 +7,7 @@ The `s321_harness` fixture comes with s321's pytest plugin; see docs/plugins.md.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -46,6 +47,9 @@ class TestBazaarlySource(SourceConformance):
     pipeline = {"defaults": DEFAULTS}
     sample_inputs = [SAMPLE]
     input_suffix = ".csv"
+    # What each sample order must become, checked by hand against the CSV once (then
+    # kept): a mapper that fills in what the export does not say fails the comparison.
+    expected_records = json.loads((Path(__file__).parent / "bazaarly-orders.expected.json").read_text("utf-8"))
     memory_units = 1000  # 10n rows make about 2 MB: enough to tell streaming from loading
 
     def make_input(self, n: int) -> bytes:
@@ -127,3 +131,25 @@ def test_the_valid_orders_are_filed_once(s321_harness: Any, tmp_path: Path) -> N
     assert (summary.counts["valid"], summary.counts["invalid"], summary.counts["accepted"]) == (3, 1, 3)
     [again] = harness.run_once()
     assert again.counts["sent"] == 0
+
+
+def test_an_order_with_a_broken_row_is_invalid_as_a_whole(s321_harness: Any, tmp_path: Path) -> None:
+    lines = SAMPLE.read_text(encoding="utf-8").splitlines()
+    lines[3] = lines[3].rsplit(",", 3)[0]  # BZ-100232's second row, cut short
+    export = tmp_path / "cut.csv"
+    export.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    outcomes = s321_harness(pipeline(), plugins=[s321_bazaarly]).preview([export])
+    order = next(o for o in outcomes if o.ref == "BZ-100232")
+    assert order.status is Status.INVALID
+    assert [(f.code, f.location) for f in order.findings if f.code == "bad-csv-row"] == [("bad-csv-row", f"{export}:4")]
+
+
+def test_a_row_without_an_order_id_is_keyed_by_its_text(s321_harness: Any, tmp_path: Path) -> None:
+    keys = []
+    for name in ("monday.csv", "tuesday.csv"):
+        export = tmp_path / name
+        export.write_text(f"{HEADER}\n,only,three\n", encoding="utf-8")
+        [broken] = s321_harness(pipeline(), plugins=[s321_bazaarly]).preview([export])
+        assert broken.status is Status.INVALID and broken.findings[0].location == f"{export}:2"
+        keys.append(broken.ref)
+    assert keys[0] == keys[1] and "csv" not in keys[0]
