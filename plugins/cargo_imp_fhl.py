@@ -22,6 +22,7 @@ from s321.paths import ConfigPath
 from s321.plugins.cargo_imp import fhl, mapping
 from s321.plugins.cargo_imp.lines import is_line_compatible
 from s321.plugins.cargo_imp.model import House
+from s321.plugins.text_encoding import encoding_problem
 
 NAME = "cargo-imp-fhl"
 DEFAULT_PATTERNS = ("*.txt", "*.fhl")
@@ -43,8 +44,9 @@ class FhlOptions(BaseModel):
     )
     encoding: str = Field(
         default="utf-8",
-        description="Text encoding of the files; bytes it cannot decode are replaced and "
-        "reported. Must keep CR, LF and '/' as single ASCII bytes (utf-8, latin-1, cp1252).",
+        description="Text encoding of the files (utf-8 by default; latin-1, cp1252). A file "
+        "that does not decode in it is refused whole, naming the line: no house of it is filed. "
+        "Must keep CR, LF and '/' as single ASCII bytes.",
     )
     catalog: ConfigPath | None = Field(
         default=None,
@@ -100,6 +102,14 @@ class FhlSource:
             yield _unreadable(path, f"cannot open {path}: {exc.strerror or exc}")
             return
         with stream:
+            try:
+                problem = encoding_problem(path, self.options.encoding)
+            except OSError:
+                problem = None  # the reading below names it
+            if problem is not None:  # refused whole: no house of it is filed
+                yield RawUnit(f"fhl-file:{path.name}", problem.location or str(path), None,
+                              (problem,), (str(path), 0))
+                return
             try:
                 yield from fhl.parse(stream, str(path), self.options.encoding)
             except OSError as exc:  # the disk, not the content: name it and go on

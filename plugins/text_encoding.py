@@ -18,7 +18,7 @@ from pydantic import Field
 
 from s321.findings import Finding, error
 
-CHUNK = 1 << 20
+CHUNK = 1 << 16  # small: the check must not show in a streaming reader's peak memory
 BOM = b"\xef\xbb\xbf"
 
 

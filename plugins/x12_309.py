@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from s321.contracts import Mapped, PipelineContext, RawUnit
 from s321.findings import Finding, error
 from s321.hookspecs import hookimpl
@@ -22,6 +22,7 @@ from s321.paths import ConfigPath
 
 from . import enrichment
 from .enrichment import EnrichmentOptions, TablePath
+from .text_encoding import check_encoding_option, encoding_field, encoding_problem
 from .x12.envelope import Problem, SetHeader, read_sets
 from .x12.manifest309 import Bill, BillBuilder, map_bill
 from .x12.tokenizer import location
@@ -40,6 +41,7 @@ class X12309Options(BaseModel):
         default_factory=lambda: list(DEFAULT_PATTERNS),
         description="Glob pattern(s) of the files to read in a folder.",
     )
+    encoding: Annotated[str, AfterValidator(check_encoding_option)] = encoding_field()
     sku_in_marks: bool = Field(
         default=False,
         description="N10-03 (Marks and Numbers) holds the item's SKU, as some e-commerce "
@@ -100,8 +102,16 @@ class X12309Source:
                               (error("input-not-found", "", f"{target}: no such file or directory"),))
 
     def _read_file(self, path: Path) -> Iterator[RawUnit]:
+        try:
+            problem = encoding_problem(path, self.options.encoding, field="")
+        except OSError:
+            problem = None  # read_sets names it
+        if problem is not None:  # refused whole: no bill of it is filed
+            yield RawUnit(f"unparsed:{problem.location}", problem.location or str(path), None,
+                          (problem,), checkpoint=(str(path), 0))
+            return
         builder: BillBuilder | None = None
-        for item in read_sets(path, str(path)):
+        for item in read_sets(path, str(path), encoding=self.options.encoding):
             if isinstance(item, Problem):
                 yield _broken(path, item.position, item.findings)
                 continue

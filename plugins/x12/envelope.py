@@ -304,7 +304,7 @@ def scan(stream: BinaryIO, source: str, chunk_size: int = CHUNK_SIZE) -> Envelop
 
 
 def read_sets(
-    path: Path, source: str | None = None, chunk_size: int = CHUNK_SIZE
+    path: Path, source: str | None = None, chunk_size: int = CHUNK_SIZE, encoding: str = "utf-8"
 ) -> Iterator[tuple[SetHeader, Segment] | Problem]:
     """The segments of every sound transaction set of `path`, ST to SE, each with its
     header, and a `Problem` for everything else, in file order.
@@ -319,7 +319,7 @@ def read_sets(
             checker = scan(fh, name, chunk_size)
         problems = sorted(checker.problems, key=lambda p: p.position)
         with path.open("rb") as fh:
-            yield from _deliver(fh, name, chunk_size, checker.broken_sets, problems)
+            yield from _deliver(fh, name, chunk_size, checker.broken_sets, problems, encoding)
     except OSError as exc:
         yield Problem(
             0,
@@ -335,14 +335,15 @@ def read_sets(
 
 
 def _deliver(
-    stream: BinaryIO, source: str, chunk_size: int, broken: set[int], problems: list[Problem]
+    stream: BinaryIO, source: str, chunk_size: int, broken: set[int], problems: list[Problem],
+    encoding: str = "utf-8",
 ) -> Iterator[tuple[SetHeader, Segment] | Problem]:
     pending = iter(problems)
     nxt = next(pending, None)
     isa: Segment | None = None
     gs: Segment | None = None
     current: SetHeader | None = None
-    for item in segments(stream, source, chunk_size):
+    for item in segments(stream, source, chunk_size, encoding=encoding):
         if not isinstance(item, Segment):
             if item.code == "x12-read-error":  # the first pass read it, this one could not
                 yield Problem(_position(item), (item,))

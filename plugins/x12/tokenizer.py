@@ -73,8 +73,11 @@ class Segment:
         return [r.strip(_BLANKS) for r in value.split(self.delimiters.repetition)]
 
 
-def _decode(raw: bytes, latin1_only: bool) -> str:
-    # Names arrive in UTF-8 or in a single-byte code page; latin-1 never fails.
+def _decode(raw: bytes, latin1_only: bool, encoding: str = "utf-8") -> str:
+    # The source checks a whole file against its `encoding` before reading it, so the
+    # fallback below only serves callers that tokenize unchecked bytes.
+    if encoding != "utf-8" and not latin1_only:
+        return raw.decode(encoding, "replace")
     if not latin1_only:
         try:
             return raw.decode("utf-8")
@@ -186,7 +189,8 @@ def _parse_isa(header: bytes) -> tuple[Delimiters, tuple[str, ...], int] | str:
 
 
 def segments(
-    stream: BinaryIO, source: str, chunk_size: int = CHUNK_SIZE, envelope_only: bool = False
+    stream: BinaryIO, source: str, chunk_size: int = CHUNK_SIZE, envelope_only: bool = False,
+    encoding: str = "utf-8",
 ) -> Iterator[Segment | Finding]:
     """Tokenize `stream` into segments, yielding a `Finding` for bytes that are not X12.
 
@@ -194,15 +198,17 @@ def segments(
     segment terminator is ignored; so is a UTF-8 byte order mark at the start. With
     `envelope_only`, segments other than ISA/GS/ST/SE/GE/IEA come without elements
     (same tags, numbers and findings, for a cheaper first pass)."""
-    return _Tokenizer(stream, source, chunk_size, envelope_only).run()
+    return _Tokenizer(stream, source, chunk_size, envelope_only, encoding).run()
 
 
 class _Tokenizer:
     """The state of one tokenization: the buffer, the segment count and the separators
     of the interchange being read (None between interchanges)."""
 
-    def __init__(self, stream: BinaryIO, source: str, chunk_size: int, envelope_only: bool):
+    def __init__(self, stream: BinaryIO, source: str, chunk_size: int, envelope_only: bool,
+                 encoding: str = "utf-8"):
         self.buf = _Buffer(stream, chunk_size)
+        self.encoding = encoding
         self.source = source
         self.envelope_only = envelope_only
         self.number = 0
@@ -322,7 +328,7 @@ class _Tokenizer:
                     return Segment(tag_bytes.decode("ascii"), (), self.number, self.delims)  # type: ignore[arg-type]
                 return _bad_segment(self.source, self.number)
         assert self.delims is not None
-        parts = _decode(raw, self.latin1_only).split(self.delims.element)
+        parts = _decode(raw, self.latin1_only, self.encoding).split(self.delims.element)
         tag = parts[0].strip(_BLANKS)
         if not _TAG.match(tag):
             return _bad_segment(self.source, self.number)

@@ -916,3 +916,17 @@ def test_the_declared_customs_value_is_the_total_whatever_the_pieces(value: str,
     rules.derive(c, {"USD": Decimal(1)})
     assert c.total_value_usd == Decimal(value)
     assert ("not-section-321" in {f.code for f in rules.check(c, {"USD": Decimal(1)}, Decimal(800))}) is refused
+
+
+def test_a_file_not_in_its_encoding_is_refused_whole_and_reads_with_the_option(tmp_path: Path) -> None:
+    text = TWO_MESSAGES.replace("BUYER TWO", "BÜYER TWO")  # the second house only
+    path = tmp_path / "in.txt"
+    path.write_bytes(text.encode("cp1252"))
+    [unit] = plugin.FhlSource(options(path=path), context()).read()  # not H1 either
+    assert unit.payload is None
+    [f] = unit.findings
+    assert (f.code, f.location) == ("invalid-encoding", f"{path}:{text.splitlines().index('CNE/BÜYER TWO') + 1}")
+    assert "0xDC" in f.message and "encoding" in f.message
+    found = list(plugin.FhlSource(options(path=path, encoding="cp1252"), context()).read())
+    assert [u.key.rsplit("/", 1)[-1] for u in found] == ["H1", "H2", "H3"]
+    assert all(u.payload is not None for u in found)

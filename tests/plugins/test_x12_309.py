@@ -189,10 +189,12 @@ def test_samples_give_their_bills_and_skip_their_broken_set(
         assert all(i.hts_code and len(i.hts_code) == 10 for i in consignment.items)
 
 
-def test_sample_names_survive_utf8_and_latin1() -> None:
+def test_sample_names_survive_utf8_and_latin1(tmp_path: Path) -> None:
     names = set()
-    for sample in ("manifest-004010.edi", "manifest-005010.edi"):
-        for unit in units(SAMPLES / sample):
+    latin = write(tmp_path, (SAMPLES / "manifest-005010.edi").read_text("utf-8").encode("latin-1"))
+    for path, encoding in ((SAMPLES / "manifest-004010.edi", "utf-8"),
+                           (SAMPLES / "manifest-005010.edi", "utf-8"), (latin, "latin-1")):
+        for unit in units(path, encoding=encoding):
             if unit.payload is not None:
                 deliver_to = record(mapped(unit)).ultimate_deliver_to
                 assert deliver_to is not None
@@ -726,3 +728,16 @@ def test_names_and_street_lines_that_fill_their_element_continue_without_a_space
     assert deliver.name == name + "DA"
     assert deliver.address.line1 == street + "R NORTE"
     assert deliver.address.line2 == "SUITE 4"
+
+
+def test_a_file_not_in_its_encoding_is_refused_whole_and_reads_with_the_option(tmp_path: Path) -> None:
+    text = manifest([*HEADER, *bill("B1"), *bill("B2")])
+    path = write(tmp_path, text.encode("latin-1"))  # José Núñez in latin-1
+    [unit] = units(path)  # not B1 either, although its lines before the name are ASCII
+    assert unit.payload is None
+    [f] = unit.findings
+    assert f.code == "invalid-encoding" and f.location.startswith(f"{path}:")
+    assert 'encoding = "cp1252"' in f.message
+    found = units(path, encoding="latin-1")
+    assert [u.key for u in found] == ["309:B1", "309:B2"]
+    assert record(mapped(found[0])).ultimate_deliver_to.name == "José Núñez c/o Núñez Imports"
