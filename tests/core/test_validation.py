@@ -711,3 +711,17 @@ def test_an_fhl_house_with_spx_names_it_and_one_without_does_not(tmp_path):
     without, _ = list(app.preview(loaded, "air"))
     [f] = without.findings
     assert f.code == "missing-required" and "SPX" not in f.message and "OCI" in f.message
+
+
+def test_a_default_security_scan_never_overrides_what_the_input_says(tmp_path):
+    from s321 import app
+
+    scan = 'security_scan = { performed = true, method = "x-ray", reference = "RA 00231-01" }'
+    _, loaded = app.load(air_carrier(tmp_path, scan))
+    text = FHL_WITHOUT_OCI.replace("///SM/XRY\n///SS/SPX\n", "///SS/NSC\n")
+    (tmp_path / "in" / "houses.txt").write_text(text, encoding="utf-8")
+    defaulted, not_screened = list(app.preview(loaded, "air"))
+    assert defaulted.record.security_scan.source == "configuration"
+    assert not_screened.record.security_scan.performed is False
+    assert not_screened.record.security_scan.source is None
+    assert [f.code for f in not_screened.findings] == ["security-scan-not-performed"]
