@@ -76,6 +76,10 @@ class Mapped:
     """Where a person supplies a field in this source: record path (`items.*.x` for
     every item) -> text, e.g. "add the order to the tracking table (`source.tracking`)".
     Validation adds it to the message of any finding on that field or below it."""
+    locations: dict[str, str] = field(default_factory=dict)
+    """Where a part of the record was read, when not at the unit's location: record path
+    (`items.0`) -> `FILE:LINE` or segment. A finding on that path or below it names this
+    location (an item's finding names the item's own row, not the order's first)."""
 
 
 @dataclass(frozen=True)

@@ -155,7 +155,8 @@ class Processor:
         try:
             consignment = Consignment.model_validate(fields)
         except ValidationError as exc:
-            found += [f.at(where) for f in from_validation_error(exc)]
+            found += [f.at(_location_of(f.field, mapped.locations, where))
+                      for f in from_validation_error(exc)]
             return Outcome(unit.key, Status.INVALID, where, None, found, checkpoint=unit.checkpoint)
         if consignment.originator_code not in (None, ctx.originator_code):  # another filer's
             found.append(error("originator-mismatch", "originator_code",
@@ -163,7 +164,9 @@ class Processor:
                                "originator_code from the input or send it through its own pipeline",
                                where))
         rules.derive(consignment, self.rates)
-        found += [f.at(where) for f in self.validate(consignment, found, mapped.hints)]
+        placed = mapped.locations
+        found += [f.at(_location_of(f.field, placed, where) if placed else where)
+                  for f in self.validate(consignment, found, mapped.hints)]
         status = Status.INVALID if has_errors(found) else Status.VALID
         return Outcome(unit.key, status, where, consignment, found, checkpoint=unit.checkpoint)
 
@@ -176,6 +179,17 @@ class Processor:
         except Exception as exc:  # a validator bug must not stop the pipeline
             log.error("validator raised", pipeline=self.pipeline.name, error_type=type(exc).__name__)
             return [error("validator-error", "", f"a validator failed: {type(exc).__name__}")]
+
+
+def _location_of(path: str, locations: dict[str, str], where: str) -> str:
+    """The location of the longest prefix of `path` (`items.1.hts_code` -> `items.1`) a
+    mapper placed, else the unit's."""
+    while path:
+        found = locations.get(path)
+        if found is not None:
+            return found
+        path = path.rpartition(".")[0]
+    return where
 
 
 def input_of(unit: RawUnit) -> str:

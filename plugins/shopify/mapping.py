@@ -295,7 +295,8 @@ def map_order(order: ShopifyOrder, context: PipelineContext, tables: Enrichment,
             record[name] = party.model_dump(exclude_none=True)
     if defaults.known_carrier_customer is not None:
         record["known_carrier_customer"] = defaults.known_carrier_customer
-    return Mapped(record=record, findings=found)
+    placed = {f"items.{i}": line.location for i, line in enumerate(shipping_lines)}
+    return Mapped(record=record, findings=found, locations=placed)
 
 
 def _item(line: ShopifyLine, index: int, order_currency: str | None, tables: Enrichment,

@@ -297,6 +297,7 @@ def map_bill(bill: Bill, context: PipelineContext, catalog: Enrichment | None) -
                 location(bill.source, bill.position),
             )
         )
+    placed: dict[str, str] = {}  # where each party and item was read, for the findings on it
     for party in bill.parties:
         target = _PARTY_FIELDS.get(party.entity)
         if target is None:
@@ -312,6 +313,7 @@ def map_bill(bill: Bill, context: PipelineContext, catalog: Enrichment | None) -
             )
             continue
         record[target] = _party(party)
+        placed[target] = location(bill.source, party.position)
     record["items"] = [
         _item(line, f"items.{i}", location(bill.source, line.position), findings, ctx, catalog)
         for i, line in enumerate(bill.items)
@@ -321,7 +323,9 @@ def map_bill(bill: Bill, context: PipelineContext, catalog: Enrichment | None) -
         if record.get(name) is None and default is not None:
             is_model = isinstance(default, BaseModel)
             record[name] = default.model_dump(exclude_none=True) if is_model else default
-    return Mapped(record=record, findings=findings, hints=_HINTS)
+    placed.update((f"items.{i}", location(bill.source, line.position))
+                  for i, line in enumerate(bill.items))
+    return Mapped(record=record, findings=findings, hints=_HINTS, locations=placed)
 
 
 _HINTS = {

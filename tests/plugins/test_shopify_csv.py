@@ -517,3 +517,20 @@ def test_memory_stays_flat_as_the_export_grows(tmp_path):
     small = peak_bytes(narrow_export(tmp_path / "small.csv", 2_000))
     large = peak_bytes(narrow_export(tmp_path / "large.csv", 20_000))
     assert large < small * 1.5 + 64_000, (small, large)
+
+
+def test_an_items_finding_names_that_items_own_row_not_the_orders_first(tmp_path):
+    # The order's first row is a tip (no shipping): it is left out, and items.0 is the mug
+    # on line 3, items.1 the tea on line 4. Neither is in the catalog: no product URL.
+    tip = first_row("#7", {"Lineitem name": "Tip", "Lineitem price": "5.00", "Lineitem sku": "",
+                           "Lineitem requires shipping": "false", "Lineitem quantity": "1"})
+    mug = item_row("#7", {"Lineitem name": "Plain mug", "Lineitem sku": "NOT-IN-CATALOG-1"})
+    tea = item_row("#7", {"Lineitem sku": "NOT-IN-CATALOG-2"})
+    path = export(tmp_path, [tip, mug, tea])
+    outcomes = list(processor(tmp_path, f'path = "{path}"').process())
+    [order] = outcomes
+    by_field = {f.field: f.location for f in order.findings if f.field.startswith("items.")}
+    assert order.findings and by_field, order.findings
+    assert by_field["items.0.product_url"] == f"{path}:3"
+    assert by_field["items.1.product_url"] == f"{path}:4"
+    assert order.source == f"{path}:2"  # the unit itself still starts on the first row
