@@ -1,5 +1,5 @@
 """Finding a source's input files: a file, or the files of a folder matching a pattern,
-in a stable (sorted) order so that runs are repeatable.
+in a defined order (modification time, then name) so that runs are repeatable.
 
 Promises: only regular files are read (a FIFO or a device would block a reader or
 never end); a pattern never reaches outside its folder; a symlink in a folder that
@@ -53,7 +53,7 @@ def input_files(roots: Iterable[Path], pattern: str | list[str], *,
     patterns = [pattern] if isinstance(pattern, str) else list(pattern)
     for root in roots:
         if root.is_dir():
-            yield from sorted(_folder_files(root, patterns, follow_symlinks))
+            yield from sorted(_folder_files(root, patterns, follow_symlinks), key=run_order)
             continue
         try:
             st = root.stat()
@@ -63,6 +63,15 @@ def input_files(roots: Iterable[Path], pattern: str | list[str], *,
         if not stat.S_ISREG(st.st_mode):
             raise NotRegularFile(root, st.st_mode)
         yield root
+
+
+def run_order(path: Path) -> tuple[int, str]:
+    """A folder's files are read oldest first (modification time, then name): a later
+    export holding an order again is its later version, and is read after the earlier."""
+    try:
+        return path.stat().st_mtime_ns, path.name
+    except OSError:
+        return 0, path.name
 
 
 def _folder_files(root: Path, patterns: list[str], follow_symlinks: bool) -> set[Path]:

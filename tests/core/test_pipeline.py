@@ -274,3 +274,21 @@ def test_units_sharing_a_key_in_one_file_are_all_refused_and_the_counts_add_up(
     [again] = app.run_once(reg, config.load(cfg, reg))  # nothing new or changed: nothing sent
     assert again.counts["received"] == again.counts["valid"] + again.counts["invalid"] + again.counts["skipped"]
     assert again.counts["sent"] == 0
+
+
+def test_files_are_read_oldest_first_then_by_name_and_a_key_again_in_a_later_file_is_no_duplicate(
+        tmp_path: Path) -> None:
+    import os
+
+    from s321.inputs import input_files
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    first_order = (SHOP / "orders.jsonl").read_text("utf-8").splitlines()[0] + "\n"
+    for name, mtime in (("c.jsonl", 1_000), ("a.jsonl", 3_000), ("b.jsonl", 3_000)):
+        (inbox / name).write_text(first_order, encoding="utf-8")
+        os.utime(inbox / name, (mtime, mtime))
+    assert [p.name for p in input_files([inbox], "*.jsonl")] == ["c.jsonl", "a.jsonl", "b.jsonl"]
+    loaded = config.load(_config(tmp_path, "shopify-json", inbox), registry.load())
+    outcomes = list(Processor(loaded.pipelines["p"], loaded.rates).process())
+    assert [Path(o.source).name for o in outcomes] == ["c.jsonl:1", "a.jsonl:1", "b.jsonl:1"]
+    assert not any(f.code == "duplicate-key" for o in outcomes for f in o.findings)
