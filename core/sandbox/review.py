@@ -9,6 +9,10 @@ archived inputs files nothing twice. Without versions: a second `add` of a trans
 id it already accepted is a `duplicate`. Either way a `replace` or `delete` of an id it does not hold is an
 `unknown-transaction`, and an `add` or `replace` is validated against the batch's
 regime profile with the sandbox's rates.
+
+Value: a record that declares `total_value_usd` is checked at that value (the filer
+converted it at its own rates); a currency the sandbox has no rate for is then no
+error. Only a record that declares no total is valued at the sandbox's rates.
 """
 
 from __future__ import annotations
@@ -72,10 +76,23 @@ class Reviewer:
         except regimes.ProfileError as exc:
             return None, str(exc)
 
+    def _rates_for(self, record: Consignment) -> dict[str, Decimal]:
+        """The sandbox's rates, and a placeholder for each other currency of a record
+        that declares its USD total: that total is what is checked, never a sum made
+        at these rates (derive has run; validation only asks whether a rate is known)."""
+        extra = {item.currency: Decimal(1) for item in record.items
+                 if item.currency and item.currency not in self.rates}
+        return {**self.rates, **extra} if extra else self.rates
+
     def _errors(self, session: Session, record: Consignment, profile: regimes.Profile | None,
                 profile_problem: str | None) -> list[AckError]:
+        rates = self.rates
         if record.action is not Action.DELETE:
+            declared = record.total_value_usd
             rules.derive(record, self.rates)  # what is stored and compared is the derived record
+            if declared is not None:
+                record.total_value_usd = declared
+                rates = self._rates_for(record)
         state = session.state(record.transaction_id)
         held, version = session.version(record.transaction_id), record.version
         versioned = state is not None and held is not None and version is not None
@@ -101,7 +118,7 @@ class Reviewer:
             if profile is None:
                 return [AckError(code=UNKNOWN_PROFILE, field=None,
                                  message=profile_problem or "no profile")]
-            findings = validation.validate(record, profile, self.rates)
+            findings = validation.validate(record, profile, rates)
             errors = [AckError(code=f.code, field=f.field, message=f.message)
                       for f in findings if f.severity is Severity.ERROR]
             if errors:
