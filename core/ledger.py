@@ -475,6 +475,21 @@ class Ledger(SqliteFile):
                            " WHERE transaction_id=? AND state=?",
                            (State.QUEUED, now + delay, error, now, txid, State.SENT))
 
+    def dead_letter_queued(self, pipeline: str, error: str, now: float | None = None) -> list[str]:
+        """Every queued record of `pipeline` to the dead-letter queue, with the error that
+        put it there (a link refused for good: nothing queued waits on it unexplained).
+        A version left unsettled on the wire is settled unanswered, as in `requeue`.
+        Returns their transaction ids."""
+        now = time.time() if now is None else now
+        with self.transaction() as db:
+            txids = [r[0] for r in db.execute(
+                f"SELECT transaction_id FROM consignments WHERE pipeline=? AND {_QUEUED}", (pipeline,))]
+            db.executemany("UPDATE consignments SET state=?, last_error=?, updated_at=?,"
+                           " on_file=CASE WHEN wire_action='add' AND accepted_hash IS NULL THEN 0 ELSE on_file END,"
+                           " wire_version=NULL, wire_action=NULL, wire_hash=NULL WHERE transaction_id=?",
+                           [(State.DEAD, error, now, txid) for txid in txids])
+        return txids
+
     def resolve(self, ack: Ack, now: float | None = None) -> dict[str, State]:
         """Apply an acknowledgement; returns the new state per transaction id it moved.
 

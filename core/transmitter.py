@@ -4,7 +4,10 @@ one transport, resolve acknowledgements, retry with backoff, dead-letter past th
 Promises: records are committed `sent` before their batch leaves; a record leaves
 `sent` only on an ack, or by going back to the queue (same transaction id) when its
 connection was lost or no ack came within the ack timeout. A fatal error puts the
-batch in the dead-letter queue; it is never retried by itself.
+batch in the dead-letter queue; it is never retried by itself. A fatal error on
+connect (a refused certificate or credential) puts every queued record of the pipeline
+there, with that error, and so does each later pass while the link stays refused: no
+record waits `queued` without a last error saying why (`s321 dlq retry` once fixed).
 """
 
 from __future__ import annotations
@@ -77,6 +80,7 @@ class Transmitter:
 
     def _connected(self) -> bool:
         if self._fatal:
+            self._dead_letter_queued()  # what was queued since: the link is refused still
             return False
         now = self.clock()
         if now < self._next_connect:
@@ -89,13 +93,18 @@ class Transmitter:
         except FatalError as exc:
             self.error = f"FatalError: {exc}"
             self._fatal = True
-            log.error("transport refused", pipeline=self.name, error=str(exc))
+            log.error("transport refused, queued records dead-lettered", pipeline=self.name, error=str(exc))
+            self._dead_letter_queued()
             return False
         except Exception as exc:
             self._connect_failed(classify(exc))
             return False
         self._connect_failures = 0
         return True
+
+    def _dead_letter_queued(self) -> None:
+        dead = self.ledger.dead_letter_queued(self.name, self.error or "FatalError", now=self.clock())
+        self._count("dead", len(dead))
 
     def _connect_failed(self, exc: BaseException) -> None:
         self.error = f"{type(exc).__name__}: {exc}"
