@@ -19,6 +19,7 @@ import sys
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -289,13 +290,6 @@ class World:
         finally:
             ledger.close()
 
-    def ledger_rows(self) -> dict[str, dict[str, Any]]:
-        ledger = Ledger(self.ledger_path)
-        try:
-            return {txid: row for txid in self.expected_ids() if (row := ledger.get(txid)) is not None}
-        finally:
-            ledger.close()
-
     def expected_record(self, ref: str) -> dict[str, Any]:
         """The final input of `ref` as the record it files, without derived fields."""
         fields = {k: v for k, v in self.expected[ref].items() if k != "ref"}
@@ -315,11 +309,12 @@ class World:
         assert set(accepted) == expected
         assert self.ledger_states() == {State.ACCEPTED: len(expected)}
 
-    def assert_every_version_once(self) -> None:
+    def assert_every_version_once(self, ledgers: Iterable[Path] = ()) -> None:
         """For every consignment of the input: the receiver's last accepted record is
         its final version (revision mark and whole content); no (transaction id,
         version) was accepted twice; accepted versions rise per transaction id; and
-        the ledger agrees with the receiver (state, version, content hash)."""
+        the ledger, and each of `ledgers` (a relay's), agrees with the receiver
+        (state, version, content hash)."""
         store = self.store()
         try:
             acceptances = store.acceptances()
@@ -348,20 +343,29 @@ class World:
                 stale.append((ref, marker(want), marker(got)))
         assert not stale, (f"{len(stale)} consignments whose final version the receiver does not hold "
                            f"(ref, want, got): {stale[:10]}")
-        rows = self.ledger_rows()
+        for path in (self.ledger_path, *ledgers):
+            self.assert_ledger_agrees(path, held)
+        assert self.ledger_states() == {State.ACCEPTED: len(expected)}
+
+    def assert_ledger_agrees(self, path: Path, held: dict[str, tuple[str, int | None, str | None]]) -> None:
+        """Every consignment's row in the ledger at `path` says what the receiver holds:
+        accepted, at the receiver's version, with its content hash (accepted and current)."""
+        ledger = Ledger(path)
+        try:
+            rows = {txid: ledger.get(txid) for txid in self.expected_ids()}
+        finally:
+            ledger.close()
         disagree = []
-        for txid in sorted(expected):
-            row = rows.get(txid)
+        for txid, row in sorted(rows.items()):
             state, version, digest = held[txid]
             if row is None:
                 disagree.append((txid, "no ledger row"))
                 continue
             mine = (row["state"], row["accepted_version"], row["accepted_hash"], row["content_hash"])
             theirs = (State.ACCEPTED.value, version, digest, digest)
-            if mine != theirs:
-                disagree.append((txid, f"ledger {mine} receiver {theirs}"))
-        assert not disagree, f"{len(disagree)} ledger rows disagree with the receiver: {disagree[:5]}"
-        assert self.ledger_states() == {State.ACCEPTED: len(expected)}
+            if state != "active" or mine != theirs:
+                disagree.append((txid, f"ledger {mine} receiver {state} {theirs}"))
+        assert not disagree, f"{len(disagree)} rows of {path.name} disagree with the receiver: {disagree[:5]}"
 
 
 def _content(record: dict[str, Any]) -> dict[str, Any]:
