@@ -2,7 +2,8 @@
 
 A batch appears under its final name (`BATCH_ID.json`) only when complete: it is
 written under a temporary name, flushed to disk, then renamed. A file transport gets
-no acknowledgements; records written are `sent`, never `accepted`. Batch files and a
+no acknowledgements; records written end `delivered` (final: never `accepted`, never
+sent again by itself, even when the pipeline later switches to another transport). Batch files and a
 directory this creates are owner-only (s321.private): they hold full records.
 """
 

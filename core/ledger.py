@@ -475,6 +475,16 @@ class Ledger(SqliteFile):
                            " WHERE transaction_id=? AND state=?",
                            (State.QUEUED, now + delay, error, now, txid, State.SENT))
 
+    def delivered(self, transaction_ids: list[str], now: float | None = None) -> None:
+        """Records sent through a transport that gets no acknowledgements: final. The
+        version on the wire is settled as handed over (the receiver is assumed to hold it:
+        a later version goes as a replace), never accepted, never sent again by itself."""
+        now = time.time() if now is None else now
+        with self.transaction() as db:
+            db.executemany("UPDATE consignments SET state=?, wire_version=NULL, wire_action=NULL,"
+                           " wire_hash=NULL, last_error=NULL, updated_at=? WHERE transaction_id=? AND state=?",
+                           [(State.DELIVERED, now, txid, State.SENT) for txid in transaction_ids])
+
     def dead_letter_queued(self, pipeline: str, error: str, now: float | None = None) -> list[str]:
         """Every queued record of `pipeline` to the dead-letter queue, with the error that
         put it there (a link refused for good: nothing queued waits on it unexplained).

@@ -22,8 +22,8 @@ from s321.worker import PipelineWorker
 
 log = get_logger(__name__)
 
-COUNTS = ("received", "unchanged", "valid", "invalid", "skipped", "sent", "accepted", "rejected", "retried",
-          "dead")
+COUNTS = ("received", "unchanged", "valid", "invalid", "skipped", "sent", "accepted", "rejected", "delivered",
+          "retried", "dead")
 
 
 @dataclass

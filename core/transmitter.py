@@ -2,7 +2,8 @@
 one transport, resolve acknowledgements, retry with backoff, dead-letter past the budget.
 
 Promises: records are committed `sent` before their batch leaves; a record leaves
-`sent` only on an ack, or by going back to the queue (same transaction id) when its
+`sent` only on an ack (or, through a transport that gets none, as `delivered` once the
+batch is handed over), or by going back to the queue (same transaction id) when its
 connection was lost or no ack came within the ack timeout. A fatal error puts the
 batch in the dead-letter queue; it is never retried by itself. A fatal error on
 connect (a refused certificate or credential) puts every queued record of the pipeline
@@ -72,8 +73,10 @@ class Transmitter:
         """After a start: records left `sent` by an earlier process get no ack on this
         connection; queue them again now (a receiver answers a duplicate)."""
         caps = self.transport.capabilities
-        if not caps.acknowledges or caps.acks_survive_reconnect:
-            return 0  # nothing, or the acks are still waiting: ack_timeout covers the rest
+        if caps.acks_survive_reconnect:
+            return 0  # the acks are still waiting: ack_timeout covers the rest
+        # Without acknowledgements (a crash between writing a batch and recording it
+        # delivered, or a pipeline switched from a transport that answers): sent again.
         rows = self.ledger.unacknowledged(self.name, sent_before=float("inf"))
         self.ledger.requeue([r.transaction_id for r in rows], "sent by an earlier run, not acknowledged")
         return len(rows)
@@ -146,6 +149,9 @@ class Transmitter:
             self._count("sent", len(rows))
             if caps.acknowledges:
                 self._inflight[batch_id] = self.clock()
+            else:  # no answer will come: handed over is final (never sent again by itself)
+                self.ledger.delivered([r.transaction_id for r in rows], now=self.clock())
+                self._count("delivered", len(rows))
             log.info("batch sent", pipeline=self.name, batch_id=batch_id, records=len(rows))
         return sent
 

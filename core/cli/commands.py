@@ -156,6 +156,8 @@ def run(args: argparse.Namespace) -> int:
             line += f" ({c['unchanged']} already in the ledger, unchanged)"
         if s.acknowledges:
             line += f", accepted {c['accepted']}, rejected {c['rejected']}"
+        else:
+            line += f", delivered {c['delivered']}"
         if c["retried"] or c["dead"]:
             line += f", retried {c['retried']}, dead {c['dead']}"
         console.line(line, "error" if s.error else ("warning" if c["invalid"] or c["rejected"] else None))
