@@ -6,6 +6,11 @@ A batch appears under its final name (`BATCH_ID.json`) only complete: it is writ
 between upload and bookkeeping) is not uploaded again. An acknowledgement file is
 archived or deleted only after it was read and parsed; one that cannot be parsed is
 moved to `rejected/` and listed in `bad_responses`, never lost.
+
+What the server says is not trusted: a listed name is used only if it is a plain file
+name (no '/', no '..'), and a response is read to at most MAX_ACK_BYTES + 1 bytes
+whatever size the listing gave, so a file swapped for a larger one is refused unread
+past the cap. Uploaded batches are made owner-only (s321.private) before any byte.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from dataclasses import dataclass
 
 import paramiko
 
+from s321 import private
 from s321.adapters.sftp_drop.hostkeys import HostKeyPin
 from s321.adapters.sftp_drop.options import SftpOptions
 from s321.adapters.sftp_drop.session import SftpSession, is_connection_failure, load_user_key, open_session
@@ -34,6 +40,8 @@ REJECTED = "rejected"
 # A remote name is made from a batch id only, and only if the id is this tame: the
 # name must never carry anything that came from input data or could leave the folder.
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+# A name the server lists is used in paths only if it cannot leave the folder.
+_PLAIN_NAME = re.compile(r"^(?!\.\.?$)[^/\\\x00]{1,255}$")
 # Acknowledgements are small; a bigger file is not one and is moved aside unread,
 # so that memory stays flat whatever lands in the folder.
 MAX_ACK_BYTES = 16 * 1024 * 1024
@@ -76,6 +84,7 @@ class SftpDropTransport:
         self._posix_rename = True  # until the server says it does not know it
         self._made_folders: set[str] = set()
         self._unparsable: dict[str, float] = {}  # outbound file -> when it first failed to parse
+        self._odd_names: set[str] = set()  # listed names refused (each warned about once)
 
     # ------------------------------------------------------------------ link
 
@@ -151,6 +160,9 @@ class SftpDropTransport:
                 log.warning("replacing a batch file of another size", batch_id=batch.batch_id,
                             size_there=present, size_now=len(body))
             with session.sftp.open(part, "wb") as fh:
+                # Before any byte is written: the batch holds personal data, and the
+                # server's umask would leave it readable by its other accounts.
+                fh.chmod(private.file_mode())
                 fh.set_pipelined(self.options.pipelined)
                 fh.write(body)
             # close() above collected every pipelined write reply: a write that failed
@@ -193,7 +205,8 @@ class SftpDropTransport:
         found: list[Ack] = []
         try:
             entries = [e for e in session.sftp.listdir_attr(outbound)
-                       if stat.S_ISREG(e.st_mode or 0) and not e.filename.startswith(".")]
+                       if stat.S_ISREG(e.st_mode or 0) and not e.filename.startswith(".")
+                       and self._plain_name(e.filename)]
             entries.sort(key=lambda e: (e.st_mtime or 0, e.filename))
             listed = {e.filename for e in entries}
             self._unparsable = {n: t for n, t in self._unparsable.items() if n in listed}
@@ -213,6 +226,16 @@ class SftpDropTransport:
             log.warning("sftp poll interrupted", where=self.options.where, error=str(err))
         return found
 
+    def _plain_name(self, name: str) -> bool:
+        """Whether a listed name names a file in the outbound folder itself."""
+        if _PLAIN_NAME.match(name):
+            return True
+        if name not in self._odd_names and len(self._odd_names) < 1000:
+            self._odd_names.add(name)
+            log.warning("sftp server listed a name that is not a plain file name; ignored",
+                        where=self.options.where, name=repr(name[:80]))
+        return False
+
     def _read(self, sftp: paramiko.SFTPClient, entry: paramiko.SFTPAttributes) -> Ack | None:
         """The acknowledgement in one outbound file, or None: a file that is not one is
         set aside (after `settle_time`, in case the server was still writing it)."""
@@ -223,7 +246,12 @@ class SftpDropTransport:
         with sftp.open(posixpath.join(self.options.outbound_dir, name), "rb") as fh:
             if size > _PREFETCH_FROM:
                 fh.prefetch(size)
-            body = fh.read()
+            # The listing's size is only what the server said then: read one byte past
+            # the cap at most, so that a file swapped since cannot be read whole.
+            body = fh.read(MAX_ACK_BYTES + 1)
+        if len(body) > MAX_ACK_BYTES:
+            self._set_aside(sftp, name, f"larger than {MAX_ACK_BYTES} bytes")
+            return None
         try:
             ack = self.serializer.decode_ack(body)
         except Exception as exc:  # any serializer's parse error: the file is not an ack

@@ -576,3 +576,106 @@ class TestSftpDropConformance(TransportConformance):
             ErrorCase({**quick, "known_hosts": None, "host_key_fingerprint": "SHA256:" + "A" * 43},
                       FatalError, "a host key other than the pinned one"),
         ]
+
+
+# --------------------------------------------------------------------------- hostile servers
+
+
+def _swap_after_listing(t: SftpDropTransport, action) -> None:  # type: ignore[no-untyped-def]
+    """Run `action` right after the transport's next listing of the outbound folder:
+    what a server (or whoever writes its folder) can do between listing and reading."""
+    sftp = t._live().sftp
+    listdir_attr = sftp.listdir_attr
+
+    def listing(path: str):  # type: ignore[no-untyped-def]
+        entries = listdir_attr(path)
+        action(entries)
+        return entries
+
+    sftp.listdir_attr = listing  # type: ignore[method-assign]
+
+
+def test_a_response_swapped_for_a_larger_file_after_listing_is_read_to_the_cap_only(
+        server: SshServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from s321.adapters.sftp_drop import transport as sftp_transport
+
+    cap = 64 * 1024
+    monkeypatch.setattr(sftp_transport, "MAX_ACK_BYTES", cap)
+    outbound = server.root / "outbound"
+    small = WIRE.encode_ack(Ack(batch_id="Bswap", received_at=datetime.now(UTC), results=[]))
+    (outbound / "Bswap.ack.json").write_bytes(small)
+    # A valid acknowledgement of 4 caps: read whole, it would be taken.
+    big = server.folder / "big.json"
+    big.write_bytes(small.rstrip() + b" " * (4 * cap) + b"\n")
+    reads: list[int] = []
+    real_read = paramiko.SFTPFile.read
+
+    def counting_read(self, size=None):  # type: ignore[no-untyped-def]
+        data = real_read(self, size)
+        reads.append(len(data))
+        return data
+
+    monkeypatch.setattr(paramiko.SFTPFile, "read", counting_read)
+    t = transport(server)
+    try:
+        def swap(_entries) -> None:  # type: ignore[no-untyped-def]
+            (outbound / "Bswap.ack.json").unlink()
+            (outbound / "Bswap.ack.json").symlink_to(big)
+
+        _swap_after_listing(t, swap)
+        assert t.acks(timeout=0) == []
+    finally:
+        t.close()
+    assert sum(reads) <= cap + 1
+    assert [(r.name, r.reason) for r in t.bad_responses] == [
+        ("Bswap.ack.json", f"larger than {cap} bytes")]
+
+
+def test_listed_names_that_are_not_plain_file_names_are_ignored(server: SshServer) -> None:
+    # Only files of this test's own folder are named: the sftp server runs as this
+    # user, and a transport that regressed would read and move what the names say.
+    outbound = server.root / "outbound"
+    elsewhere = server.root / "inbound" / "x.ack.json"
+    canary = server.folder / "canary.ack.json"
+    for path in (elsewhere, canary):
+        path.write_bytes(WIRE.encode_ack(Ack(batch_id="Bout", received_at=datetime.now(UTC),
+                                                results=[])))
+    t = transport(server)
+    try:
+        def hostile(entries) -> None:  # type: ignore[no-untyped-def]
+            for name in ("../inbound/x.ack.json", str(canary), "sub/../../x.ack.json", ".."):
+                attrs = paramiko.SFTPAttributes()
+                attrs.filename, attrs.st_mode, attrs.st_size = name, 0o100644, 10
+                entries.append(attrs)
+
+        _swap_after_listing(t, hostile)
+        assert t.acks(timeout=0) == []
+    finally:
+        t.close()
+    assert elsewhere.exists() and canary.exists()  # neither read as an ack nor moved
+    assert t.bad_responses == []
+    assert not (outbound / "archive").exists() and not (outbound / "rejected").exists()
+
+
+def test_uploaded_batches_are_owner_only_whatever_the_servers_umask(tmp_path: Path) -> None:
+    import os
+    import stat as stat_mod
+
+    missing = sshd_missing()
+    if missing:
+        pytest.skip(missing)
+    old = os.umask(0)  # sshd and its sftp server inherit it: files would be 0666
+    try:
+        srv = SshServer(tmp_path / "open-sshd").start()
+    finally:
+        os.umask(old)
+    try:
+        t = transport(srv)
+        try:
+            t.send(batch("Bmode"))
+        finally:
+            t.close()
+        uploaded = srv.root / "inbound" / "Bmode.json"
+        assert stat_mod.S_IMODE(uploaded.stat().st_mode) == 0o600
+    finally:
+        srv.stop()
