@@ -6,7 +6,7 @@ limit. `derive` fills the derived fields first (total_value_usd, normalised code
 from __future__ import annotations
 
 import re
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
 from operator import attrgetter
 from urllib.parse import urlsplit
@@ -75,7 +75,10 @@ def derive(consignment: Consignment, rates: dict[str, Decimal]) -> Consignment:
         consignment.total_value_usd = None
     else:
         total = sum((amount * rates[code] for code, amount in sums.items()), Decimal(0))
-        consignment.total_value_usd = total.quantize(_CENTS, ROUNDING)
+        try:
+            consignment.total_value_usd = total.quantize(_CENTS, ROUNDING)
+        except InvalidOperation:  # more digits than the context holds: far over any limit
+            consignment.total_value_usd = total
     return consignment
 
 

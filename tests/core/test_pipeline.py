@@ -292,3 +292,11 @@ def test_files_are_read_oldest_first_then_by_name_and_a_key_again_in_a_later_fil
     outcomes = list(Processor(loaded.pipelines["p"], loaded.rates).process())
     assert [Path(o.source).name for o in outcomes] == ["c.jsonl:1", "a.jsonl:1", "b.jsonl:1"]
     assert not any(f.code == "duplicate-key" for o in outcomes for f in o.findings)
+
+
+def test_a_total_too_large_to_round_to_cents_is_kept_and_refused_not_raised():
+    c = Consignment(transaction_id="T", items=[Item(quantity=10**40, listed_price=Decimal("19.99"),
+                                                    currency="USD")])
+    rules.derive(c, {"USD": Decimal(1)})
+    assert c.total_value_usd > 800
+    assert "not-section-321" in {f.code for f in rules.check(c, {"USD": Decimal(1)}, Decimal(800))}
