@@ -25,9 +25,13 @@ class NotRegularFile(OSError):
 
     def __init__(self, path: Path | str, st_mode: int):
         kind = _KINDS.get(stat.S_IFMT(st_mode), "not a regular file")
-        super().__init__(f"{path}: {kind}, not a regular file; s321 reads regular files only")
+        super().__init__(f"{kind}, not a regular file")
         self.strerror = f"{kind}, not a regular file"
         self.filename = str(path)
+        self.message = f"{path}: {kind}, not a regular file; s321 reads regular files only"
+
+    def __str__(self) -> str:
+        return self.message
 
 
 _KINDS = {stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFCHR: "a character device",
