@@ -14,7 +14,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from s321 import rules
+from s321 import private, rules
 from s321.framing import DEFAULT_MAX_FRAME
 from s321.sandbox.certs import DevCerts, ensure_dev_certs, server_context
 from s321.sandbox.connection import bindings
@@ -84,6 +84,8 @@ def configure(subparsers: Any) -> None:
 
 def serve(args: argparse.Namespace) -> int:
     try:
+        for folder in [args.db.parent] + ([] if args.cert else [args.certs_dir]):
+            private.ensure_dir(folder)  # state folders: owner-only when made here
         certs = _certs(args)
         rates = parse_rates(args.rates)
         faults = Faults(reject_fraction=args.reject_fraction, seed=args.seed,

@@ -164,3 +164,27 @@ def test_a_wrong_files_group_is_a_config_error_naming_the_key(tmp_path):
     with pytest.raises(ConfigError) as info:
         app.load(cfg)
     assert "files.group" in "\n".join(info.value.lines)
+
+
+def test_the_sandbox_state_folder_and_store_are_owner_only_under_umask_000(shared_dir):
+    import signal
+    import sys
+    import time
+
+    state = shared_dir / ".s321-sandbox"
+    port_file = shared_dir / "port"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "s321.sandbox.cli", "sandbox", "--port-file", str(port_file),
+         "--certs-dir", str(state / "certs"), "--db", str(state / "sandbox.sqlite")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=lambda: os.umask(0))
+    try:
+        deadline = time.monotonic() + 20
+        while not port_file.exists() or not port_file.read_text().strip():
+            assert proc.poll() is None and time.monotonic() < deadline, "sandbox did not start"
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+    assert mode(state) == mode(state / "certs") == 0o700
+    assert mode(state / "sandbox.sqlite") == 0o600
+    assert not nobody_can_read(state / "sandbox.sqlite")
