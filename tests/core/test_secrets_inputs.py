@@ -4,7 +4,6 @@ to a regular file of bounded size; inbox patterns stay in their folder and symli
 out of an inbox are not followed unless configured; `s321 keys generate` never writes
 through a symlink; a secret where a variable name belongs is not echoed."""
 
-import json
 import os
 import subprocess
 import sys

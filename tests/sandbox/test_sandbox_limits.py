@@ -6,7 +6,6 @@ certificates bound to originator codes may file for those codes only."""
 
 from __future__ import annotations
 
-import json
 import socket
 import ssl
 import time
@@ -23,9 +22,9 @@ from s321.adapters.p2p_socket import P2POptions, P2PSocketTransport
 from s321.adapters.p2p_socket.link import client_context
 from s321.contracts import Ack, AckStatus, Batch
 from s321.errors import FatalError
-from s321.framing import FrameStream, FrameType, client_handshake, encode, parse_json
+from s321.framing import FrameStream, FrameType, client_handshake, parse_json
 from s321.plugins.wire_s321 import S321Json
-from s321.sandbox import Sandbox, ensure_dev_certs
+from s321.sandbox import Sandbox
 from s321.sandbox import cli as sandbox_cli
 from s321.sandbox.connection import bindings, fingerprint, parse_binding
 
