@@ -60,7 +60,7 @@ def dir_mode() -> int:
     return _DIR_MODES[_group]
 
 
-def _tighten(path: Path, wanted: int, fd: int | None = None) -> None:
+def _tighten(path: Path, wanted: int, fd: int | None = None, warn: bool = True) -> None:
     """Remove permission bits beyond `wanted` from a file or folder of ours, saying so."""
     try:
         st = os.fstat(fd) if fd is not None else os.stat(path)
@@ -79,8 +79,9 @@ def _tighten(path: Path, wanted: int, fd: int | None = None) -> None:
     except OSError as exc:
         log.warning("cannot make private", path=str(path), mode=oct(current), error=exc.strerror)
         return
-    log.warning("made private: it was readable by others", path=str(path),
-                was=oct(current), now=oct(new))
+    if warn:
+        log.warning("made private: it was readable by others", path=str(path),
+                    was=oct(current), now=oct(new))
 
 
 def ensure_dir(path: str | Path, *, tighten: bool = False) -> Path:
@@ -104,9 +105,11 @@ def ensure_dir(path: str | Path, *, tighten: bool = False) -> Path:
     return path
 
 
-def ensure_file(path: str | Path) -> None:
-    """Make an existing file of ours private (warning when it was not); nothing if absent."""
-    _tighten(Path(path), file_mode())
+def ensure_file(path: str | Path, *, warn: bool = True) -> None:
+    """Make an existing file of ours private, warning when it was not (`warn=False`
+    for files that arrive with their writer's modes, such as an input being archived);
+    nothing if absent."""
+    _tighten(Path(path), file_mode(), warn=warn)
 
 
 def create(path: str | Path, *, exclusive: bool = False) -> int:

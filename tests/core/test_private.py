@@ -188,3 +188,14 @@ def test_the_sandbox_state_folder_and_store_are_owner_only_under_umask_000(share
     assert mode(state) == mode(state / "certs") == 0o700
     assert mode(state / "sandbox.sqlite") == 0o600
     assert not nobody_can_read(state / "sandbox.sqlite")
+
+
+def test_an_archived_input_can_be_made_private_quietly(shared_dir):
+    from structlog.testing import capture_logs
+
+    archived = shared_dir / "orders.jsonl"
+    archived.write_text("{}\n")
+    archived.chmod(0o644)  # as the uploader left it
+    with capture_logs() as logs:
+        private.ensure_file(archived, warn=False)
+    assert mode(archived) == 0o600 and logs == []
