@@ -166,9 +166,9 @@ class ReceiverChecks:
         harness = self.harness(tmp_path, endpoint)
         transport = harness.transport()
         transport.connect()
-        once = [c() for c in counters]
+        once = _steady(counters)
         transport.connect()
-        twice = [c() for c in counters]
+        twice = _steady(counters)
         assert all(b <= a for a, b in zip(once, twice)), (
             f"a second connect() opened more connections ({once} -> {twice}): connect() on an open "
             f"link does nothing")
@@ -218,6 +218,22 @@ class ReceiverChecks:
                 f"the transport declares window={caps.window}: of {len(batches)} batches sent before "
                 f"acks() was read, {len(waiting)} were never acknowledged; hold the acks of every "
                 f"batch in the window, or declare a smaller one")
+            if caps.acks_survive_reconnect:
+                # Then the runtime does not resend after a reconnect: the ack must still come.
+                batch = sample_batch(2, start=6001)
+                transport.send(batch)
+                transport.close()
+                transport = self.harness(tmp_path / "again", endpoint).transport()
+                transport.connect()
+                deadline = time.monotonic() + self.ack_wait
+                while time.monotonic() < deadline:
+                    if any(a.batch_id == batch.batch_id for a in transport.acks(timeout=0.5)):
+                        break
+                else:
+                    raise AssertionError(
+                        "the transport declares acks_survive_reconnect=True, but the ack of a batch sent "
+                        "before close() never reached a new connection: declare False, and the runtime "
+                        "sends such batches again")
         finally:
             transport.close()
 
@@ -333,6 +349,21 @@ def _open_sockets() -> int | None:
         except OSError:
             pass
     return count
+
+
+def _steady(counters: list[Callable[[], int | None]]) -> list[int | None]:
+    """The counts once they stop moving (a receiver takes a connection a moment after
+    the client opened it): unchanged for 0.3 s, 3 s at most."""
+    last, since = [c() for c in counters], time.monotonic()
+    deadline = since + 3.0
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        now = [c() for c in counters]
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= 0.3:
+            break
+    return last
 
 
 def _settles(counters: list[Callable[[], int | None]], base: list[int | None], message: str) -> None:

@@ -1,7 +1,7 @@
 """`python -m s321.testing.refdoc`: writes docs/reference.md, the reference of the
 public contract a plugin is written against (what it imports from `s321.contracts`,
-`s321.findings`, `s321.errors`, `s321.secrets`, `s321.paths` and
-`s321.plugins.enrichment`), from the code: docstrings, field descriptions and the
+`s321.findings`, `s321.errors`, `s321.secrets`, `s321.paths`, `s321.plugins.wire_s321`
+and `s321.plugins.enrichment`), from the code: docstrings, field descriptions and the
 attribute docstrings under each field. `--check` fails when the page is out of date.
 
 Promises: every public name of those modules (no leading underscore) is on the page
@@ -46,6 +46,8 @@ SECTIONS: list[tuple[str, str, list[tuple[str, str]]]] = [
         ("Batch", STABLE), ("Receipt", STABLE), ("Ack", STABLE), ("RecordAck", STABLE), ("AckStatus", STABLE),
         ("AckError", STABLE), ("Serializer", STABLE), ("StoredBatch", INTERNAL)]),
     ("Transports", "s321.contracts", [("Capabilities", STABLE), ("Transport", STABLE), ("usd", INTERNAL)]),
+    ("The s321/1 serializer", "s321.plugins.wire_s321", [
+        ("S321Json", STABLE), ("WireFormatError", STABLE), ("FORMAT", STABLE), ("register_serializers", INTERNAL)]),
     ("Errors", "s321.errors", [
         ("S321Error", STABLE), ("TransportError", STABLE), ("RetriableError", STABLE), ("FatalError", STABLE),
         ("classify", STABLE), ("ConfigError", STABLE), ("PluginError", STABLE), ("ProtocolError", INTERNAL),
@@ -124,6 +126,11 @@ FIELD_NOTES: dict[str, str] = {
 
 # What a name is for, where its code has no docstring to say it.
 NAME_NOTES: dict[str, str] = {
+    "s321.plugins.wire_s321.S321Json": (
+        "`encode_batch(batch) -> bytes`, `decode_batch(bytes) -> Batch`, `encode_ack(ack) -> bytes`, "
+        "`decode_ack(bytes) -> Ack`; `name` is `s321/1`, `content_type` `application/vnd.s321.v1+json`. "
+        "Decoding never trusts its input: bytes that are not a valid document raise `WireFormatError`, "
+        "naming the field."),
     "s321.findings.error": "An error finding: the consignment is invalid and is not transmitted.",
     "s321.findings.warning": "A warning finding: shown and filed, nothing stops.",
     "s321.findings.has_errors": "Whether any of the findings is an error.",
@@ -149,6 +156,11 @@ SECTION_NOTES: dict[str, str] = {
         "refreshes at most every half second within a long file; `x12-309` before each bill): each call "
         "costs a `stat()` per table, and a file that vanished keeps its last good contents. The mapper asks "
         "`apply_catalog`, `seller_fields` and `tracking_number`, and adds the findings they return."),
+    "The s321/1 serializer": (
+        "The wire format of [wire-format.md](wire-format.md), usable outside a pipeline: a receiver written "
+        "in Python decodes batches and encodes its answers with it (`S321Json()`, or by name, "
+        "`s321.registry.load().get(\"serializer\", \"s321/1\").factory()`). See "
+        "[plugins.md](plugins.md#the-s3211-serializer-outside-a-pipeline)."),
     "Transports": (
         "How to write one, in both styles (a long-lived link with later acks, and request/response): "
         "[plugins.md, Transports](plugins.md#transports)."),

@@ -175,7 +175,7 @@ class SourceConformance(PluginSuite):
         assert growth <= allowed, (
             f"peak memory grew by {growth:,} bytes from {units_small} to {units_large} units "
             f"(allowed {allowed:,}; the larger input is {large.stat().st_size:,} bytes): the "
-            f"source must stream, one unit in memory at a time (DESIGN 7)")
+            f"source must stream, one unit in memory at a time (docs/record.md, rule 3)")
 
     def test_reading_twice_gives_the_same_transaction_ids(self, tmp_path: Path) -> None:
         harness = self.harness(tmp_path / "run")

@@ -127,6 +127,15 @@ class OverpromisingHttp(BazaarlyHttpTransport):
         self.capabilities = Capabilities(max_batch=self.options.max_batch * 10, window=4, acknowledges=True)
 
 
+class ClaimsSurvivingAcksHttp(BazaarlyHttpTransport):
+    """Says its acks survive a reconnect; they live in the transport object, and die with it."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.capabilities = Capabilities(max_batch=self.options.max_batch, window=4, acknowledges=True,
+                                         acks_survive_reconnect=True)
+
+
 class LastAckOnlyHttp(BazaarlyHttpTransport):
     """Declares a window of 4 but keeps only the latest answer."""
 
@@ -142,6 +151,7 @@ TRANSPORTS: dict[str, type[BazaarlyHttpTransport]] = {
     "everything-retriable-http": EverythingRetriableHttp, "no-timeout-http": NoTimeoutHttp,
     "no-close-http": NoCloseHttp, "reconnecting-http": ReconnectingHttp,
     "overpromising-http": OverpromisingHttp, "last-ack-only-http": LastAckOnlyHttp,
+    "claims-surviving-acks-http": ClaimsSurvivingAcksHttp,
 }
 
 
@@ -224,6 +234,7 @@ def test_the_template_transport_passes_every_check(tmp_path: Path, monkeypatch: 
     ("reconnecting-http", "test_close_releases_the_connection", "a second connect() opened more connections"),
     ("overpromising-http", "test_declared_capabilities_hold", "declare what the receiver takes"),
     ("last-ack-only-http", "test_declared_capabilities_hold", "never acknowledged"),
+    ("claims-surviving-acks-http", "test_declared_capabilities_hold", "acks_survive_reconnect=True"),
 ])
 def test_a_wrong_transport_fails_the_check_about_its_fault(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                             transport: str, check: str, says: str) -> None:

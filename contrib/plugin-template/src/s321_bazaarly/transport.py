@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.client
 import ssl
+import time
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -100,7 +101,10 @@ class BazaarlyHttpTransport:
         return Receipt(batch_id=batch.batch_id)
 
     def acks(self, timeout: float = 0.0) -> list[Ack]:
-        # Every answer came with its response: there is nothing to wait for.
+        # Every answer came with its response: nothing more can arrive. With none held,
+        # the timeout is waited out all the same, so that the runtime's loop does not spin.
+        if not self._acks and timeout > 0:
+            time.sleep(timeout)
         out, self._acks = self._acks, []
         return out
 
