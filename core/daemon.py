@@ -64,6 +64,7 @@ class PipelineThread(threading.Thread):
                         recovered = True
                     if self.wake.is_set() or time.monotonic() >= next_scan:
                         self.wake.clear()
+                        w.revalidate_if_changed()  # a table, the defaults or the profile changed
                         w.ingest()
                         next_scan = time.monotonic() + self.cfg.rescan_seconds
                     w.transmit()

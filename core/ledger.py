@@ -29,7 +29,7 @@ import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import cached_property
@@ -111,6 +111,39 @@ CREATE TABLE IF NOT EXISTS bodies (
     record TEXT
 );
 """ + "".join(f"{index};\n" for index in _INDEXES) + """
+-- The names people use for a record (order name, bills, tracking number), normalised
+-- by `ref_key`: `s321 show REF`, `resend REF`. Written when a record is first stored or
+-- changes (a name it once had still finds it).
+CREATE TABLE IF NOT EXISTS refs (
+    ref            TEXT NOT NULL,
+    transaction_id TEXT NOT NULL,
+    PRIMARY KEY (ref, transaction_id)
+) WITHOUT ROWID;
+-- What happened to a record, one row an event (received, changed, sent, accepted,
+-- rejected, queued again, dead, delivered, resent, revalidated): `s321 show`.
+CREATE TABLE IF NOT EXISTS history (
+    transaction_id TEXT NOT NULL,
+    at             REAL NOT NULL,
+    event          TEXT NOT NULL,
+    version        INTEGER,
+    detail         TEXT
+);
+CREATE INDEX IF NOT EXISTS history_of ON history (transaction_id);
+-- The raw unit (as its source read it, pickled) of a record that was invalid when read,
+-- so that it can be mapped again when a table, the defaults or the profile change,
+-- without its input file (archived, or gone). Removed by `s321 ledger purge`.
+CREATE TABLE IF NOT EXISTS raw_units (
+    transaction_id TEXT PRIMARY KEY,
+    pipeline       TEXT NOT NULL,
+    unit           BLOB NOT NULL,
+    stored_at      REAL NOT NULL
+);
+-- Per pipeline, a digest of what its verdicts depend on besides the input (enrichment
+-- tables, defaults, profile, rates): when it changes, invalid records are revalidated.
+CREATE TABLE IF NOT EXISTS fingerprints (
+    pipeline    TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS inputs (
     pipeline     TEXT NOT NULL,
     path         TEXT NOT NULL,
@@ -123,8 +156,9 @@ CREATE TABLE IF NOT EXISTS inputs (
 """
 
 
-SCHEMA_VERSION = 4
-"""PRAGMA user_version of a ledger file. 4: versions (`version`, `wire_*`,
+SCHEMA_VERSION = 5
+"""PRAGMA user_version of a ledger file. 5: `refs`, `history`, `raw_units`, `fingerprints`
+(the references of existing records are indexed on upgrade). 4: versions (`version`, `wire_*`,
 `accepted_version`, `first_wire_version`, `on_file`). 3: records in `bodies`, not in their
 consignments row (which held them as `record`). 2: partial indexes on queued and sent records
 only (SCHEMA). 1: content hashes are ids.content_hash of the record's JSON; 0 (no
@@ -192,6 +226,9 @@ class _NewRows:
         self.next_body_id = next_body_id
         self.consignments: list[tuple[Any, ...]] = []
         self.bodies: list[tuple[int, str | None]] = []
+        self.refs: list[tuple[str, str]] = []
+        self.history: list[tuple[str, float, str, int | None, str | None]] = []
+        self.raw: list[tuple[str, str, bytes, float]] = []
 
     def add(self, txid: str, pipeline: str, client: str, ref: str, source: str | None, state: State,
             action: Action, digest: str | None, body: str | None, findings: str, reason: str | None,
@@ -203,6 +240,17 @@ class _NewRows:
                                   findings, reason, queued_at, now, now, version))
 
     def write(self, db: sqlite3.Connection) -> None:
+        """Everything gathered, one `executemany` a table (refs, history and raw units
+        of changed records too)."""
+        if self.refs:
+            db.executemany("INSERT OR IGNORE INTO refs (ref, transaction_id) VALUES (?,?)", self.refs)
+            self.refs.clear()
+        if self.history:
+            db.executemany("INSERT INTO history VALUES (?,?,?,?,?)", self.history)
+            self.history.clear()
+        if self.raw:
+            db.executemany("INSERT OR REPLACE INTO raw_units VALUES (?,?,?,?)", self.raw)
+            self.raw.clear()
         if not self.consignments:
             return
         db.executemany("INSERT INTO bodies (id, record) VALUES (?,?)", self.bodies)
@@ -298,6 +346,8 @@ class Ledger(SqliteFile):
                 _move_bodies(db)
             if version < 4 and not created:
                 _add_versions(db)
+            if version < 5:
+                _index_refs(db)
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     @staticmethod
@@ -307,15 +357,21 @@ class Ledger(SqliteFile):
     # ------------------------------------------------------------------ ingestion
 
     def ingest(self, pipeline: str, client: str, source: str, outcomes: Iterable[Outcome],
-               input_file: tuple[str, int, int] | None = None, now: float | None = None) -> IngestCounts:
+               input_file: tuple[str, int, int] | None = None, now: float | None = None,
+               raw: Mapping[str, bytes] | None = None, event: str | None = None) -> IngestCounts:
         """Store outcomes in one transaction; with `input_file` (path, size, mtime_ns)
         also remember that file as processed, atomically with its units, and the
-        commit is on disk when this returns (the file may then be archived)."""
+        commit is on disk when this returns (the file may then be archived).
+
+        `raw`: unit ref -> the raw unit, pickled, of invalid outcomes (kept to map them
+        again, `raw_units`). `event`: what the history says besides the new state
+        (`revalidated`)."""
         with self.durable() if input_file is not None else nullcontext():
-            return self._ingest(pipeline, client, source, outcomes, input_file, now)
+            return self._ingest(pipeline, client, source, outcomes, input_file, now, raw or {}, event)
 
     def _ingest(self, pipeline: str, client: str, source: str, outcomes: Iterable[Outcome],
-                input_file: tuple[str, int, int] | None, now: float | None) -> IngestCounts:
+                input_file: tuple[str, int, int] | None, now: float | None, raw: Mapping[str, bytes],
+                event: str | None) -> IngestCounts:
         now = time.time() if now is None else now
         counts = IngestCounts()
         units = 0
@@ -337,7 +393,10 @@ class Ledger(SqliteFile):
                         old = self._known(db, [txid]).get(txid)
                     else:
                         old = known.get(txid)
-                    self._ingest_one(db, pipeline, client, source, outcome, now, counts, txid, old, new)
+                    if self._ingest_one(db, pipeline, client, source, outcome, now, counts, txid, old, new,
+                                        event):
+                        if outcome.status is Status.INVALID and outcome.ref in raw:
+                            new.raw.append((txid, pipeline, raw[outcome.ref], now))
                     written.add(txid)
                 new.write(db)
             if input_file is not None:
@@ -360,7 +419,8 @@ class Ledger(SqliteFile):
 
     def _ingest_one(self, db: sqlite3.Connection, pipeline: str, client: str, source: str,
                     outcome: Outcome, now: float, counts: IngestCounts, txid: str,
-                    old: sqlite3.Row | None, new: _NewRows) -> None:
+                    old: sqlite3.Row | None, new: _NewRows, event: str | None = None) -> bool:
+        """Store one outcome; False when it changed nothing."""
         record = outcome.record
         body, digest = ids.filed_json(record) if record else (None, None)
         given = record.version if record else None  # carried by the record (the relay's clients)
@@ -369,17 +429,21 @@ class Ledger(SqliteFile):
                  Status.SKIPPED: State.SKIPPED}[outcome.status]
         if old is None:
             counts.new += 1
+            version = given if given is not None else next_version(None, now)
             new.add(txid, pipeline, client, outcome.ref, outcome.source, state, Action.ADD, digest, body,
-                    findings, outcome.reason, now if state is State.QUEUED else None, now,
-                    given if given is not None else next_version(None, now))
-            return
+                    findings, outcome.reason, now if state is State.QUEUED else None, now, version)
+            new.refs += [(ref, txid) for ref in references(outcome.ref, record)]
+            new.history.append((txid, now, state.value, version, _read_at(event or "read", outcome)))
+            return True
         newer = given is not None and given > (old["version"] or 0)
         if not newer and old["content_hash"] == digest and old["findings"] == findings \
                 and old["reason"] == outcome.reason:
             counts.unchanged += 1
-            return
+            return False
         counts.changed += 1
         version = given if newer else next_version(old["version"], now)
+        new.refs += [(ref, txid) for ref in references(outcome.ref, record)]
+        said = _read_at(event or "changed", outcome)
         settled = old["state"] != State.SENT and old["wire_version"] is None
         if state is State.QUEUED:
             if settled and old["on_file"] and old["accepted_hash"] == digest and not newer:
@@ -388,8 +452,13 @@ class Ledger(SqliteFile):
                            " last_error=NULL, updated_at=? WHERE transaction_id=?",
                            (digest, findings, State.ACCEPTED, now, txid))
                 db.execute("UPDATE bodies SET record=? WHERE id=?", (body, old["body_id"]))
-                return
+                new.history.append((txid, now, State.ACCEPTED.value, None,
+                                    "back to the version the receiver holds: nothing to file"))
+                return True
             action = Action.REPLACE if old["on_file"] or old["wire_version"] is not None else Action.ADD
+            new.history.append((txid, now, "changed" if old["state"] == State.SENT else State.QUEUED.value,
+                                version, said if old["state"] != State.SENT
+                                else f"{said}; waits for the version on the wire"))
             if old["state"] == State.SENT:
                 # A version is on the wire: this one waits until that one is settled
                 # (resolve queues it then); the body is already the new version's.
@@ -404,6 +473,7 @@ class Ledger(SqliteFile):
             db.execute("UPDATE bodies SET record=? WHERE id=?", (body, old["body_id"]))
         elif settled and not old["on_file"] and old["accepted_version"] is None:
             # Never filed: the new verdict replaces the old one.
+            new.history.append((txid, now, state.value, version, said))
             db.execute("UPDATE consignments SET state=?, version=?, content_hash=?, findings=?, reason=?,"
                        " source=?, updated_at=? WHERE transaction_id=?",
                        (state, version, digest, findings, outcome.reason, outcome.source, now, txid))
@@ -411,9 +481,12 @@ class Ledger(SqliteFile):
         else:
             # Filed (or on the wire) and now invalid or skipped here: keep the filing,
             # record why; an operator decides on `s321 delete`.
+            new.history.append((txid, now, "changed", None, f"{said}; the new version is {state.value},"
+                                " the filed one stays"))
             db.execute("UPDATE consignments SET findings=?, reason=?, last_error=?, updated_at=?"
                        " WHERE transaction_id=?",
                        (findings, outcome.reason, f"a newer version is {state.value}", now, txid))
+        return True
 
     def input_seen(self, pipeline: str, path: str, size: int, mtime_ns: int) -> bool:
         with self._lock:
@@ -436,6 +509,7 @@ class Ledger(SqliteFile):
                 " ORDER BY queued_at, transaction_id LIMIT ?", (pipeline, now, limit)).fetchall()
             claimed: list[Row] = []
             updates = []
+            events: list[tuple[Any, ...]] = []
             for r in rows:
                 *columns, on_file, wire_version, wire_action, rowid = r
                 action = claim_action(columns[5], columns[11], on_file, wire_version, wire_action)
@@ -444,12 +518,14 @@ class Ledger(SqliteFile):
                 row.state, row.batch_id, row.attempts = State.SENT, batch_id, row.attempts + 1
                 claimed.append(row)
                 updates.append((State.SENT, batch_id, now, action, now, rowid))
+                events.append((row.transaction_id, now, State.SENT.value, row.version, f"{action} in batch {batch_id}"))
             # The version goes on the wire: what the receiver may now hold.
             db.executemany("UPDATE consignments SET state=?, batch_id=?, sent_at=?, attempts=attempts+1,"
                            " action=?, wire_version=version, wire_action=action, wire_hash=content_hash,"
                            " first_wire_version=COALESCE(first_wire_version, version),"
                            " on_file=CASE WHEN action='delete' THEN on_file ELSE 1 END,"
                            " updated_at=? WHERE rowid=?", updates)
+            db.executemany(_HISTORY, events)
         return claimed
 
     def requeue(self, transaction_ids: Iterable[str], error: str, delays: dict[str, float] | float = 0.0,
@@ -463,17 +539,21 @@ class Ledger(SqliteFile):
         now = time.time() if now is None else now
         dead = set(dead)
         with self.transaction() as db:
+            events = []
             for txid in transaction_ids:
                 if txid in dead:
+                    events.append((txid, now, State.DEAD.value, None, error))
                     db.execute("UPDATE consignments SET state=?, last_error=?, updated_at=?,"
                                " on_file=CASE WHEN wire_action='add' AND accepted_hash IS NULL THEN 0 ELSE on_file END,"
                                " wire_version=NULL, wire_action=NULL, wire_hash=NULL WHERE transaction_id=?"
                                " AND state IN (?,?)", (State.DEAD, error, now, txid, State.SENT, State.QUEUED))
                     continue
                 delay = delays.get(txid, 0.0) if isinstance(delays, dict) else delays
-                db.execute("UPDATE consignments SET state=?, next_attempt_at=?, last_error=?, updated_at=?"
-                           " WHERE transaction_id=? AND state=?",
-                           (State.QUEUED, now + delay, error, now, txid, State.SENT))
+                if db.execute("UPDATE consignments SET state=?, next_attempt_at=?, last_error=?, updated_at=?"
+                              " WHERE transaction_id=? AND state=?",
+                              (State.QUEUED, now + delay, error, now, txid, State.SENT)).rowcount:
+                    events.append((txid, now, State.QUEUED.value, None, f"sent again: {error}"))
+            db.executemany(_HISTORY, events)
 
     def delivered(self, transaction_ids: list[str], now: float | None = None) -> None:
         """Records sent through a transport that gets no acknowledgements: final. The
@@ -484,6 +564,8 @@ class Ledger(SqliteFile):
             db.executemany("UPDATE consignments SET state=?, wire_version=NULL, wire_action=NULL,"
                            " wire_hash=NULL, last_error=NULL, updated_at=? WHERE transaction_id=? AND state=?",
                            [(State.DELIVERED, now, txid, State.SENT) for txid in transaction_ids])
+            db.executemany(_HISTORY, [(txid, now, State.DELIVERED.value, None, "handed over; no answer comes")
+                                      for txid in transaction_ids])
 
     def dead_letter_queued(self, pipeline: str, error: str, now: float | None = None) -> list[str]:
         """Every queued record of `pipeline` to the dead-letter queue, with the error that
@@ -498,6 +580,7 @@ class Ledger(SqliteFile):
                            " on_file=CASE WHEN wire_action='add' AND accepted_hash IS NULL THEN 0 ELSE on_file END,"
                            " wire_version=NULL, wire_action=NULL, wire_hash=NULL WHERE transaction_id=?",
                            [(State.DEAD, error, now, txid) for txid in txids])
+            db.executemany(_HISTORY, [(txid, now, State.DEAD.value, None, error) for txid in txids])
         return txids
 
     def resolve(self, ack: Ack, now: float | None = None) -> dict[str, State]:
@@ -520,6 +603,7 @@ class Ledger(SqliteFile):
                     " first_wire_version, accepted_version, accepted_hash, on_file"
                     f" FROM consignments WHERE transaction_id IN ({marks})", part).fetchall()
                 updates = []
+                events: list[tuple[Any, ...]] = []
                 for row in rows:
                     result = results[row["transaction_id"]]
                     if result.version is not None:
@@ -533,6 +617,10 @@ class Ledger(SqliteFile):
                                     s.accepted_hash, s.on_file, s.first_wire_version,
                                     now if queued else None, queued, queued, now, row["transaction_id"]))
                     moved[row["transaction_id"]] = s.state
+                    codes = ", ".join(e.code for e in result.errors)
+                    events.append((row["transaction_id"], now, s.state.value, row["wire_version"],
+                                   f"{result.status.value} in batch {ack.batch_id}" + (f": {codes}" if codes else "")
+                                   + (f"; {s.error}" if s.error and s.state is State.QUEUED else "")))
                 # A record queued again keeps its place in the queue's order by `queued_at`
                 # (now: it waited for the answer), with a fresh retry budget.
                 db.executemany(
@@ -541,6 +629,7 @@ class Ledger(SqliteFile):
                     " queued_at=COALESCE(?, queued_at), attempts=CASE WHEN ? THEN 0 ELSE attempts END,"
                     " next_attempt_at=CASE WHEN ? THEN 0 ELSE next_attempt_at END, updated_at=?"
                     " WHERE transaction_id=?", updates)
+                db.executemany(_HISTORY, events)
         return moved
 
     def unacknowledged(self, pipeline: str, sent_before: float) -> list[Row]:
@@ -620,14 +709,19 @@ class Ledger(SqliteFile):
         now = time.time() if now is None else now
         with self.transaction() as db:
             if transaction_ids is None:
+                db.execute("INSERT INTO history SELECT transaction_id, ?, ?, NULL, ? FROM consignments WHERE state=?",
+                           (now, State.QUEUED.value, "dlq retry by an operator", State.DEAD))
                 cur = db.execute("UPDATE consignments SET state=?, attempts=0, next_attempt_at=0, queued_at=?,"
                                  " updated_at=? WHERE state=?", (State.QUEUED, now, now, State.DEAD))
                 return cur.rowcount
             n = 0
             for txid in transaction_ids:
-                n += db.execute("UPDATE consignments SET state=?, attempts=0, next_attempt_at=0, queued_at=?,"
-                                " updated_at=? WHERE state=? AND transaction_id=?",
-                                (State.QUEUED, now, now, State.DEAD, txid)).rowcount
+                moved = db.execute("UPDATE consignments SET state=?, attempts=0, next_attempt_at=0, queued_at=?,"
+                                   " updated_at=? WHERE state=? AND transaction_id=?",
+                                   (State.QUEUED, now, now, State.DEAD, txid)).rowcount
+                if moved:
+                    db.execute(_HISTORY, (txid, now, State.QUEUED.value, None, "dlq retry by an operator"))
+                n += moved
             return n
 
     def resend(self, transaction_id: str, action: Action | None = None, now: float | None = None,
@@ -657,7 +751,76 @@ class Ledger(SqliteFile):
                 db.execute("UPDATE consignments SET state=?, action=?, version=?, attempts=0, next_attempt_at=0,"
                            " queued_at=?, last_error=NULL, updated_at=? WHERE transaction_id=?",
                            (State.QUEUED, action, version, now, now, transaction_id))
+            db.execute(_HISTORY, (transaction_id, now, "resent" if action is not Action.DELETE else "delete",
+                                  version, f"queued as {action.value} by an operator"))
         return f"{transaction_id}: queued as {action.value}"
+
+    # ------------------------------------------------------------------ finding records
+
+    def find(self, reference: str) -> list[str]:
+        """Transaction ids of the records a person names: a transaction id, an order name
+        (`#1001` or `1001`), a master or house bill or a tracking number (`ref_key`)."""
+        with self._lock:
+            if self._db.execute("SELECT 1 FROM consignments WHERE transaction_id=?", (reference.strip(),)).fetchone():
+                return [reference.strip()]
+            return [r[0] for r in self._db.execute(
+                "SELECT transaction_id FROM refs WHERE ref=? ORDER BY transaction_id", (ref_key(reference),))]
+
+    def history(self, transaction_id: str) -> list[dict[str, Any]]:
+        """What happened to a record, oldest first: {at, event, version, detail}."""
+        with self._lock:
+            return [dict(r) for r in self._db.execute(
+                "SELECT at, event, version, detail FROM history WHERE transaction_id=? ORDER BY at, rowid",
+                (transaction_id,))]
+
+    def references_of(self, transaction_id: str) -> list[str]:
+        with self._lock:
+            return [r[0] for r in self._db.execute(
+                "SELECT ref FROM refs WHERE transaction_id=? ORDER BY ref", (transaction_id,))]
+
+    def needing_attention(self, pipeline: str | None = None) -> list[dict[str, Any]]:
+        """Invalid, rejected and dead records with their findings (validation's, the
+        receiver's answer, the error that put them in the dead-letter queue)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT transaction_id, pipeline, ref, state, source, findings, ack, last_error, updated_at"
+                " FROM consignments WHERE state IN (?,?,?) AND (? IS NULL OR pipeline=?)"
+                " ORDER BY pipeline, state, updated_at",
+                (State.INVALID, State.REJECTED, State.DEAD, pipeline, pipeline)).fetchall()
+        out = []
+        for r in rows:
+            item = {k: r[k] for k in ("transaction_id", "pipeline", "ref", "state", "source", "last_error",
+                                      "updated_at")}
+            item["findings"] = _findings_of(r["state"], r["findings"], r["ack"])
+            out.append(item)
+        return out
+
+    # ------------------------------------------------------------------ raw units (revalidation)
+
+    def raw_units(self, pipeline: str, include_filed: bool = False) -> list[tuple[str, str, bytes]]:
+        """(transaction id, state, pickled raw unit) of the pipeline's records whose raw
+        unit is kept: the never-filed invalid ones, and with `include_filed` every one."""
+        with self._lock:
+            q = ("SELECT raw_units.transaction_id, state, unit FROM raw_units JOIN consignments"
+                 " USING (transaction_id) WHERE raw_units.pipeline=?")
+            if not include_filed:
+                q += (f" AND state='{State.INVALID.value}' AND on_file=0 AND accepted_version IS NULL"
+                      " AND wire_version IS NULL")
+            return [(r[0], r[1], r[2]) for r in self._db.execute(q + " ORDER BY raw_units.rowid", (pipeline,))]
+
+    def purge_raw(self, older_than: float) -> int:
+        """Remove the raw units stored before `older_than` (a time): past retention."""
+        with self.transaction() as db:
+            return db.execute("DELETE FROM raw_units WHERE stored_at < ?", (older_than,)).rowcount
+
+    def fingerprint(self, pipeline: str) -> str | None:
+        with self._lock:
+            r = self._db.execute("SELECT fingerprint FROM fingerprints WHERE pipeline=?", (pipeline,)).fetchone()
+        return r[0] if r else None
+
+    def set_fingerprint(self, pipeline: str, fingerprint: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO fingerprints VALUES (?,?)", (pipeline, fingerprint))
 
     def assume_on_file(self, transaction_id: str) -> None:
         """The receiver holds some version of this record, as the sender says (the
@@ -683,6 +846,8 @@ _ROW_COLUMNS = ("transaction_id, pipeline, client, ref, state, action, record, a
 """What `Row` is made of, in its order: claim reads no more than it returns."""
 
 _ROWS = "consignments JOIN bodies ON bodies.id = consignments.body_id"
+
+_HISTORY = "INSERT INTO history (transaction_id, at, event, version, detail) VALUES (?,?,?,?,?)"
 """Consignments with their records (every consignment has its body, if an empty one)."""
 
 
@@ -833,3 +998,73 @@ def next_version(previous: int | None, now: float) -> int:
     transaction id whatever the clock does, and past anything an earlier ledger gave
     while the clock moves forward."""
     return max((previous or 0) + 1, int(now * 1_000_000))
+
+
+def ref_key(text: str) -> str:
+    """A reference as it is indexed and looked up: trimmed, upper case, without a leading
+    `#` (an order is `#1001` in one export and `1001` in another)."""
+    return text.strip().lstrip("#").strip().upper()
+
+
+def references(unit_ref: str, record: Consignment | None) -> set[str]:
+    """The names people use for a record, as `ref_key`s: its unit's key in the source
+    (`shopify:#1001`, and `#1001` without the source's prefix), its master and house
+    bill and its tracking number."""
+    keys = {ref_key(unit_ref)}
+    prefix, sep, rest = unit_ref.partition(":")
+    if sep and rest and prefix.replace("-", "").replace("_", "").isalnum():
+        keys.add(ref_key(rest))
+    if record is not None:
+        for value in (record.master_bill_number, record.house_bill_number, record.tracking_number):
+            if value:
+                keys.add(ref_key(value))
+    keys.discard("")
+    return keys
+
+
+def _read_at(event: str, outcome: Outcome) -> str:
+    """A history line's detail for a stored outcome: how it came and where it was read,
+    with its error codes (codes only: a message may quote personal data)."""
+    codes = sorted({f.code for f in outcome.findings if f.severity.value == "error"})
+    detail = f"{event} at {outcome.source}"
+    if codes:
+        detail += f": {', '.join(codes)}"
+    if outcome.reason:
+        detail += f" (skipped: {outcome.reason})"
+    return detail
+
+
+def _index_refs(db: sqlite3.Connection) -> None:
+    """Version 4 -> 5: the references of the records already in the ledger."""
+    last = ""
+    while rows := db.execute(
+            f"SELECT transaction_id, ref, record FROM {_ROWS} WHERE transaction_id > ?"
+            " ORDER BY transaction_id LIMIT ?", (last, _LOOKUP_CHUNK)).fetchall():
+        refs = []
+        for r in rows:
+            record = None
+            if r["record"]:
+                try:
+                    record = Consignment.model_validate_json(r["record"])
+                except ValueError:
+                    record = None
+            refs += [(ref, r["transaction_id"]) for ref in references(r["ref"], record)]
+        db.executemany("INSERT OR IGNORE INTO refs (ref, transaction_id) VALUES (?,?)", refs)
+        last = rows[-1]["transaction_id"]
+
+
+def _findings_of(state: str, findings: str | None, ack: str | None) -> list[dict[str, Any]]:
+    """A record's findings as {code, field, severity, message[, location]}: validation's
+    for an invalid one, the receiver's errors for a rejected one."""
+    if state == State.REJECTED and ack:
+        try:
+            errors = json.loads(ack).get("errors") or []
+        except ValueError:
+            errors = []
+        return [{"code": e.get("code"), "field": e.get("field") or "", "severity": "error",
+                 "message": e.get("message") or ""} for e in errors]
+    try:
+        return [f for f in json.loads(findings or "[]") if f.get("severity") == "error"] \
+            if state == State.INVALID else json.loads(findings or "[]")
+    except ValueError:
+        return []

@@ -65,6 +65,7 @@ def run_pipeline_once(worker: PipelineWorker) -> RunSummary:
     try:
         summary.acknowledges = worker.transport.capabilities.acknowledges
         worker.recover()
+        worker.revalidate_if_changed()  # a table fixed since: invalid records filed now
         worker.ingest(settle=False)
         drive(worker, budget=p.config.retry.ack_timeout)
         summary.queued, summary.awaiting_ack = worker.outstanding()

@@ -4,6 +4,11 @@ through a `Transmitter` (s321.transmitter).
 Units are committed to the ledger before their input file is archived or the source
 acknowledged, so a crash during ingestion makes the file be read again, idempotently.
 
+An invalid unit is stored with its raw unit (s321.refile.pack), so that it can be
+mapped again without its file; when the pipeline's fingerprint (tables, defaults,
+profile, rates) differs from the one in the ledger, `revalidate_if_changed` maps the
+never-filed invalid records again, with fresh tables, and files those now valid.
+
 A large input is transmitted while it is read: each time a batch's worth of valid
 records has been committed, full batches go out and the acks that came back are
 resolved, so the receiver works while this process keeps reading (the ledger is the
@@ -21,9 +26,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from s321 import private
+from s321 import private, refile
 from s321.config import Pipeline
-from s321.contracts import Transport
+from s321.contracts import RawUnit, Transport
 from s321.inputs import input_files
 from s321.ledger import Ledger
 from s321.logs import get_logger
@@ -47,7 +52,8 @@ class PipelineWorker:
         self.observers = observers
         self.metrics = metrics
         self.clock = clock
-        self.processor = Processor(pipeline, rates)
+        self.rates = rates
+        self.processor = self._processor()
         self.counts: Counter[str] = counts if counts is not None else Counter()
         self._due = 0  # valid units committed since the last transmission while ingesting
         ctx = pipeline.context
@@ -65,6 +71,25 @@ class PipelineWorker:
         self.owes = self.sender.owes
         self.stalled = self.sender.stalled
         self.close = self.sender.close
+
+    def _processor(self) -> Processor:
+        processor = Processor(self.pipeline, self.rates)
+        self._reading = _Remembering(processor.source)
+        processor.source = self._reading  # type: ignore[assignment]
+        return processor
+
+    def revalidate_if_changed(self) -> refile.Revalidation | None:
+        """When the tables, defaults, profile or rates changed since the ledger last saw
+        this pipeline: map its never-filed invalid records again (tables read anew) and
+        queue those now valid. None when nothing changed."""
+        if refile.fingerprint(self.pipeline, self.rates) == self.ledger.fingerprint(self.name):
+            return None
+        self.processor = self._processor()  # the tables as they are now
+        report = refile.revalidate_if_changed(self.processor, self.ledger, self.rates)
+        if report is not None and report.examined:
+            log.info("invalid records revalidated", pipeline=self.name, examined=report.examined,
+                     now_valid=report.now_valid, still_invalid=report.still_invalid)
+        return report
 
     @property
     def transport(self) -> Transport:
@@ -148,15 +173,20 @@ class PipelineWorker:
         last_checkpoint = None
         while True:
             chunk = []
+            raw: dict[str, bytes] = {}
             for outcome in outcomes:
                 chunk.append(outcome)
+                if refile.keeps_raw(outcome):
+                    unit = self._reading.last  # the unit this outcome was made of
+                    if unit is not None and unit.key == outcome.ref:
+                        raw[outcome.ref] = refile.pack(unit)
                 if len(chunk) >= CHUNK:
                     break
             done = len(chunk) < CHUNK
             # The input is marked processed with its last chunk only, so a crash in
             # the middle makes the whole file be read again (idempotently).
             stored = self.ledger.ingest(self.name, ctx.originator_code, ctx.ids, chunk,
-                                        input_file=input_file if done else None)
+                                        input_file=input_file if done else None, raw=raw)
             self.counts["unchanged"] += stored.unchanged
             for outcome in chunk:
                 self._observe(outcome)
@@ -210,3 +240,23 @@ def _fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class _Remembering:
+    """A pipeline's source that remembers the unit it yielded last. The processor makes
+    each unit's outcome before it reads the next, so when an outcome arrives, `last` is
+    its unit: an invalid one is kept with its raw unit without the processor holding
+    units. Everything else is the source's own."""
+
+    def __init__(self, source: Any):
+        self._source = source
+        self.last: RawUnit | None = None
+
+    def read(self, paths: Iterable[Path] | None = None) -> Iterator[RawUnit]:
+        for unit in self._source.read(paths):
+            self.last = unit
+            yield unit
+        self.last = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._source, name)

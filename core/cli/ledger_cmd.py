@@ -1,10 +1,12 @@
-"""`s321 ledger init|check`: make a new ledger file where none is, or check an existing
-one (SQLite's integrity check of every page and index, and the counts per state)."""
+"""`s321 ledger init|check|purge`: make a new ledger file where none is, check an
+existing one (SQLite's integrity check of every page and index, and the counts per
+state), or remove the raw input it keeps past a retention period."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
 from typing import Any
 
 from s321.cli import console
@@ -19,7 +21,7 @@ def configure(sub: Any) -> None:
                        description="The ledger file: `init` makes a new one where no file is; "
                        "`check` runs SQLite's integrity check over an existing one and counts "
                        "its records per state.")
-    ledger_sub = p.add_subparsers(dest="ledger_command", required=True, metavar="{init,check}")
+    ledger_sub = p.add_subparsers(dest="ledger_command", required=True, metavar="{init,check,purge}")
     q = ledger_sub.add_parser("init", help="make a new, empty ledger (refused if a file is there)",
                               description="Make a new, empty ledger at the config's ledger path. "
                               "Refused when any file is there: a ledger is never made anew over one.",
@@ -33,6 +35,16 @@ def configure(sub: Any) -> None:
     q.add_argument("-c", "--config", required=True, help="the config file (TOML)")
     q.add_argument("--json", action="store_true", help="one JSON object")
     q.set_defaults(func=check)
+    q = ledger_sub.add_parser("purge", help="remove raw input kept past retention",
+                              description="Remove the raw units the ledger keeps of invalid records "
+                              "(to map them again when a table is fixed) that were stored more than "
+                              "DAYS days ago. Their records and history stay; they can no longer be "
+                              "revalidated without reading their input file again.",
+                              epilog="example:\n  s321 ledger purge -c s321.toml --older-than 30")
+    q.add_argument("-c", "--config", required=True, help="the config file (TOML)")
+    q.add_argument("--older-than", type=float, required=True, metavar="DAYS",
+                   help="remove what was stored more than this many days ago")
+    q.set_defaults(func=purge)
 
 
 def init(args: argparse.Namespace) -> int:
@@ -75,3 +87,23 @@ def check(args: argparse.Namespace) -> int:
         for state, n in sorted(counts.items()):
             print(f"  {state}: {n}")
     return Exit.FAILED if problems else Exit.OK
+
+
+def purge(args: argparse.Namespace) -> int:
+    loaded = load_or_report(args.config)
+    if loaded is None:
+        return Exit.CANNOT_RUN
+    if args.older_than < 0:
+        console.error(f"--older-than {args.older_than:g}: give a number of days, 0 or more")
+        return Exit.CANNOT_RUN
+    path = loaded[1].config.ledger.path
+    if not path.exists():
+        console.error(f"{path}: no ledger there")
+        return Exit.CANNOT_RUN
+    ledger = Ledger(path, loaded[1].config.ledger.synchronous)
+    try:
+        n = ledger.purge_raw(time.time() - args.older_than * 86400)
+    finally:
+        ledger.close()
+    print(f"{path}: {n} kept raw units older than {args.older_than:g} days removed")
+    return Exit.OK

@@ -1,0 +1,140 @@
+"""A fixed order is filed (issue 15): an order invalid because the tracking table
+lacked its number is mapped again from the raw unit the ledger kept (its export is
+archived by then), once the table is fixed, and filed exactly once; a run with nothing
+changed files nothing more. `revalidate --include-filed --dry-run` counts replaces and
+sends none; `ledger purge` removes kept raw units past retention."""
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from builders import write_config
+from s321 import ids
+from s321.sandbox.server import Sandbox
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOP = ROOT / "contrib" / "samples" / "shop"
+ORDER = "#1002"
+
+
+def s321(*args: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "s321.cli", *map(str, args)], capture_output=True, text=True,
+                          env=dict(os.environ), timeout=120)
+
+
+@pytest.fixture
+def shop(tmp_path: Path):
+    inbox, tables = tmp_path / "inbox", tmp_path / "tables"
+    inbox.mkdir()
+    tables.mkdir()
+    shutil.copy(SHOP / "orders_export.csv", inbox)
+    for name in ("catalog.csv", "vendors.csv"):
+        shutil.copy(SHOP / name, tables)
+    lines = (SHOP / "tracking.csv").read_text(encoding="utf-8").splitlines(keepends=True)
+    missing = [line for line in lines if line.startswith(ORDER + ",")]
+    assert len(missing) == 1
+    (tables / "tracking.csv").write_text("".join(l for l in lines if l not in missing), encoding="utf-8")
+    with Sandbox(tmp_path / "sandbox").start() as sandbox:
+        o = sandbox.transport_options()
+        config = write_config(tmp_path, f"""
+            [ledger]
+            path = "{tmp_path / 'ledger.sqlite'}"
+
+            [pipelines.shop]
+            originator_code = "E2E001"
+            filer_type = "online_marketplace"
+            mode_of_transport = "air"
+            archive_dir = "{tmp_path / 'archive'}"
+            [pipelines.shop.defaults]
+            marketplace_seller_id = "HOUSE"
+            identified_marketplace_merchant = true
+            seller = {{ name = "Northwind Goods Ltd", address = {{ line1 = "1 Quay", city = "Vancouver", country = "CA" }} }}
+            [pipelines.shop.source]
+            plugin = "shopify-csv"
+            path = "{inbox}"
+            catalog = "{tables / 'catalog.csv'}"
+            vendors = "{tables / 'vendors.csv'}"
+            tracking = "{tables / 'tracking.csv'}"
+            [pipelines.shop.transport]
+            plugin = "p2p-socket"
+            host = "{o['host']}"
+            port = {o['port']}
+            ca = "{o['ca']}"
+            cert = {{ file = "{o['cert']['file']}" }}
+            key = {{ file = "{o['key']['file']}" }}
+        """)
+        yield sandbox, config, tables / "tracking.csv", missing[0], tmp_path
+
+
+def txid_of(order: str) -> str:
+    return ids.transaction_id("E2E001", "shopify", f"shopify:{order}")
+
+
+def show(config: Path, ref: str) -> dict:
+    proc = s321("show", "-c", config, ref, "--json")
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_fix_the_table_and_the_order_is_filed_exactly_once(shop) -> None:
+    sandbox, config, tracking, row, tmp = shop
+    first = s321("run", "-c", config, "--once")
+    assert first.returncode == 1, first.stdout + first.stderr
+    before = show(config, ORDER)
+    assert before["state"] == "invalid"
+    assert "tracking_number" in {f["field"] for f in before["findings"] if f["severity"] == "error"}
+    assert not list((tmp / "inbox").glob("*.csv"))  # archived: only the ledger has the order now
+    accepted = sum(sandbox.store.accepted_counts().values())
+
+    with tracking.open("a", encoding="utf-8") as fh:
+        fh.write(row)
+    second = s321("run", "-c", config, "--once")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "sent 1, accepted 1" in second.stdout
+    after = show(config, ORDER)
+    assert after["state"] == "accepted"
+    assert [e["event"] for e in after["history"]][:2] == ["invalid", "queued"]
+    assert "revalidated" in after["history"][1]["detail"]
+    txid = after["transaction_id"]
+    assert sandbox.store.accepted_counts().get(txid) == 1
+    assert sum(sandbox.store.accepted_counts().values()) == accepted + 1
+
+    third = s321("run", "-c", config, "--once")
+    assert third.returncode == 0 and "sent 0" in third.stdout, third.stdout
+    assert sandbox.store.accepted_counts().get(txid) == 1
+
+
+def test_revalidate_on_demand_and_a_dry_run_of_filed_records(shop) -> None:
+    sandbox, config, tracking, row, tmp = shop
+    assert s321("run", "-c", config, "--once").returncode == 1
+    still = s321("revalidate", "-c", config, "-p", "shop")
+    assert still.returncode == 1 and "0 queued (now valid)" in still.stdout, still.stdout + still.stderr
+    with tracking.open("a", encoding="utf-8") as fh:
+        fh.write(row)
+    dry = s321("revalidate", "-c", config, "--include-filed", "--dry-run", "--json")
+    assert dry.returncode == 1, dry.stderr  # the sample's other invalid orders stay invalid
+    counts = json.loads(dry.stdout)
+    assert (counts["now_valid"], counts["replaces"], counts["dry_run"]) == (1, 0, True)
+    assert show(config, ORDER)["state"] == "invalid"  # a dry run changes nothing
+    done = s321("revalidate", "-c", config)
+    assert "1 queued (now valid)" in done.stdout, done.stdout
+    assert show(config, ORDER)["state"] == "queued"
+
+
+def test_purge_removes_kept_raw_units_past_retention(shop) -> None:
+    sandbox, config, tracking, row, tmp = shop
+    assert s321("run", "-c", config, "--once").returncode == 1
+    db = tmp / "ledger.sqlite"
+    kept = sqlite3.connect(db).execute("SELECT COUNT(*) FROM raw_units").fetchone()[0]
+    assert kept >= 1
+    recent = s321("ledger", "purge", "-c", config, "--older-than", "1")
+    assert recent.returncode == 0 and " 0 kept raw units" in recent.stdout, recent.stdout + recent.stderr
+    gone = s321("ledger", "purge", "-c", config, "--older-than", "0")
+    assert gone.returncode == 0 and f" {kept} kept raw units" in gone.stdout
+    assert sqlite3.connect(db).execute("SELECT COUNT(*) FROM raw_units").fetchone()[0] == 0
