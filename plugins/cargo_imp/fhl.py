@@ -156,9 +156,13 @@ class _Reader:
             return
         elif tag is None and not text.startswith("/"):
             self._end_party()
-            self._note(warning("fhl-unreadable-line", "",
-                               "a line that is neither a Cargo-IMP line nor a continuation "
-                               "(starting with /); ignored", self.at))
+            # It may have been anything, even the HBS of another house: filing this
+            # house as if the line were not there could lose that one silently.
+            self._note(error("fhl-unreadable-line", "",
+                             "a line that is neither a Cargo-IMP line nor a continuation "
+                             "(starting with /): it may hold this house's data or start "
+                             "another house, so this house is not filed; correct the line",
+                             self.at))
         elif tag is None:
             self._continuation(text[1:].strip())
         else:

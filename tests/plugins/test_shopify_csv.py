@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import tempfile
 import textwrap
 import tracemalloc
@@ -375,6 +376,8 @@ def test_a_directory_is_read_file_by_file_matching_the_pattern(tmp_path):
     export(tmp_path, [first_row("#2")], name="b.csv")
     export(tmp_path, [first_row("#1")], name="a.csv")
     export(tmp_path, [first_row("#3")], name="c.txt")
+    for name in ("a.csv", "b.csv", "c.txt"):  # the same time: then by name
+        os.utime(tmp_path / name, (1_000, 1_000))
     source = ShopifyCsvSource(ShopifyCsvOptions(path=tmp_path), context())
     assert [u.key for u in source.read()] == ["shopify:#1", "shopify:#2"]
     source = ShopifyCsvSource(ShopifyCsvOptions(path=tmp_path, pattern=["*.csv", "*.txt"]),

@@ -179,12 +179,6 @@ class TestCargoImpFhl(SourceConformance):
     def make_input(self, n: int) -> bytes:
         return fhl(n)
 
-    @pytest.mark.xfail(strict=True, raises=AssertionError,
-                       reason="cargo-imp-fhl says nothing when a house's HBS line is damaged (the house is "
-                              "dropped): found by this check, to be fixed in the plugin")
-    def test_a_damaged_line_is_reported_where_it_is(self, tmp_path: Path) -> None:
-        super().test_a_damaged_line_is_reported_where_it_is(tmp_path)
-
 
 # --------------------------------------------------------------------------- transports
 #
