@@ -4,10 +4,11 @@
 (valid, invalid or skipped): nothing is dropped silently, and a broken unit or a
 plugin that raises becomes an invalid outcome with findings, never a crash.
 
-Keys are unique within one input (a file): units of one file that share a key are all
+Keys are unique within one input file: units of one file that share a key are all
 invalid (`duplicate-key`, naming each other's locations), since filing one of them
-would silently pick a winner. Finding them takes a first pass over the input that keeps
-only keys and locations in memory, never units.
+would silently pick a winner. Finding them takes a first pass over the files that keeps
+only keys and locations in memory, never units; a source that is not file-based (a
+queue, an API: it cannot be read twice) gets no first pass.
 """
 
 from __future__ import annotations
@@ -99,7 +100,8 @@ class Processor:
 
     def process(self, paths: Iterable[Path] | None = None) -> Iterator[Outcome]:
         paths = list(paths) if paths is not None else None
-        repeated = self.repeated_keys(paths)
+        # Only files can be read twice: a source fed by a queue or an API is not.
+        repeated = self.repeated_keys(paths) if paths is not None or self._file_based() else {}
         for unit in self.source.read(paths):
             outcome = self.process_unit(unit)
             if repeated:
@@ -107,6 +109,10 @@ class Processor:
                 if others is not None:
                     _mark_duplicate(outcome, unit, others)
             yield outcome
+
+    def _file_based(self) -> bool:
+        opts = self.pipeline.source_options
+        return hasattr(opts, "path") and hasattr(opts, "pattern")
 
     def repeated_keys(self, paths: list[Path] | None) -> dict[tuple[str, str], list[str]]:
         """(input, key) -> the locations of every unit with that key in that input, for

@@ -300,3 +300,28 @@ def test_a_total_too_large_to_round_to_cents_is_kept_and_refused_not_raised():
     rules.derive(c, {"USD": Decimal(1)})
     assert c.total_value_usd > 800
     assert "not-section-321" in {f.code for f in rules.check(c, {"USD": Decimal(1)}, Decimal(800))}
+
+
+def test_a_source_that_is_not_file_based_is_read_once() -> None:
+    """A queue or an API cannot be read twice: no first pass for repeated keys there."""
+    from s321.contracts import PipelineContext, PipelineDefaults, RawUnit
+    from s321.record import FilerType, ModeOfTransport
+
+    class Once:
+        reads = 0
+
+        def read(self, paths=None):
+            Once.reads += 1
+            yield RawUnit("k", "queue:1", None)
+
+    processor = Processor.__new__(Processor)
+    processor.source = Once()
+
+    class Pipeline:
+        name = "q"
+        source_options = object()
+        context = PipelineContext("q", "X", FilerType.CARRIER, ModeOfTransport.AIR, "pilot-2019",
+                                  "queue", PipelineDefaults())
+    processor.pipeline = Pipeline()
+    assert [o.status for o in processor.process()] == [Status.INVALID]
+    assert Once.reads == 1
