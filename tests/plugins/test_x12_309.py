@@ -741,3 +741,35 @@ def test_a_file_not_in_its_encoding_is_refused_whole_and_reads_with_the_option(t
     found = units(path, encoding="latin-1")
     assert [u.key for u in found] == ["309:B1", "309:B2"]
     assert record(mapped(found[0])).ultimate_deliver_to.name == "José Núñez c/o Núñez Imports"
+
+
+def test_findings_on_an_item_or_a_party_name_its_own_segment(tmp_path: Path) -> None:
+    reg = registry.load()
+    body = [seg for seg in bill("B1", [["N10", "2", "LAMP", "", "A", "94052180", "30"],
+                                       ["N10", "1", "SHADE", "", "A", "9405", "10"]])
+            if not (seg[0] == "N4" and seg[2] == "TX")]  # the consignee without city/state/ZIP
+    path = write(tmp_path, manifest([*HEADER, *body]))
+    cfg = tmp_path / "s321.toml"
+    cfg.write_text(textwrap.dedent(f"""
+        [pipelines.trucks]
+        originator_code = "CAR001"
+        filer_type = "carrier"
+        mode_of_transport = "truck"
+        [pipelines.trucks.defaults]
+        known_carrier_customer = true
+        [pipelines.trucks.source]
+        plugin = "x12-309"
+        path = "{path}"
+        [pipelines.trucks.transport]
+        plugin = "file"
+        directory = "out"
+    """), encoding="utf-8")
+    loaded = config.load(cfg, reg)
+    [outcome] = Processor(loaded.pipelines["trucks"], loaded.rates).process()
+    segment = {seg[0] + (seg[1] if seg[0] == "N1" else ""): n
+               for n, seg in enumerate([*HEADER, *body], start=4)}  # ISA, GS, ST come first
+    n10s = [n for n, seg in enumerate([*HEADER, *body], start=4) if seg[0] == "N10"]
+    places = {f.field: f.location for f in outcome.findings}
+    assert places["items.1.hts_code"] == f"{path}:segment {n10s[1]}"  # 4 digits: no HTS code
+    deliver = [loc for field, loc in places.items() if field.startswith("ultimate_deliver_to")]
+    assert deliver and set(deliver) == {f"{path}:segment {segment['N1CN']}"}
