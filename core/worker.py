@@ -118,7 +118,8 @@ class PipelineWorker:
         if callable(inputs):
             files = list(inputs())
         elif hasattr(opts, "path") and hasattr(opts, "pattern"):
-            files = list(input_files([opts.path], opts.pattern))
+            files = list(input_files([opts.path], opts.pattern,
+                                     follow_symlinks=getattr(opts, "follow_symlinks", False)))
         else:
             return None
         now = time.time()
@@ -218,11 +219,12 @@ class PipelineWorker:
         if folder is None:
             return
         try:
-            private.ensure_dir(folder)
+            private.ensure_dir(folder, tighten=True)  # the archive holds buyers' data: s321's alone
             target = folder / path.name
             if target.exists():
                 target = folder / f"{path.stem}.{int(time.time() * 1000)}{path.suffix}"
             shutil.move(str(path), str(target))
+            private.ensure_file(target, warn=False)  # it arrived with its uploader's modes
             for changed in {folder, path.parent}:
                 _fsync_dir(changed)
         except OSError as exc:
