@@ -766,6 +766,19 @@ class Ledger(SqliteFile):
             return [r[0] for r in self._db.execute(
                 "SELECT transaction_id FROM refs WHERE ref=? ORDER BY transaction_id", (ref_key(reference),))]
 
+    def names(self, transaction_ids: Iterable[str]) -> dict[str, str]:
+        """Each record's key in its source (`shopify:#1001`, a bill number): what a
+        person calls it, for messages that would otherwise show only transaction ids."""
+        txids = list(dict.fromkeys(transaction_ids))
+        out: dict[str, str] = {}
+        with self._lock:
+            for i in range(0, len(txids), _LOOKUP_CHUNK):
+                part = txids[i:i + _LOOKUP_CHUNK]
+                out.update(self._db.execute(
+                    f"SELECT transaction_id, ref FROM consignments WHERE transaction_id IN ({','.join('?' * len(part))})",
+                    part).fetchall())
+        return out
+
     def history(self, transaction_id: str) -> list[dict[str, Any]]:
         """What happened to a record, oldest first: {at, event, version, detail}."""
         with self._lock:

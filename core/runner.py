@@ -32,6 +32,9 @@ class RunSummary:
     transport: str
     counts: Counter[str] = field(default_factory=Counter)
     rejections: list[tuple[str, list[Any]]] = field(default_factory=list)
+    names: dict[str, str] = field(default_factory=dict)
+    """Transaction id -> the record's key in its source (order name, bill number), for
+    the rejections."""
     queued: int = 0
     awaiting_ack: int = 0
     error: str | None = None
@@ -83,6 +86,11 @@ def run_pipeline_once(worker: PipelineWorker) -> RunSummary:
             worker.error = worker.error or f"pipeline failed: {type(exc).__name__}: {exc}"
         summary.counts = worker.counts
         summary.rejections = worker.rejections
+        if summary.rejections:
+            try:
+                summary.names = worker.ledger.names(txid for txid, _ in summary.rejections)
+            except Exception:  # a ledger gone bad: the transaction ids still say which
+                summary.names = {}
         # A failure, and records dead-lettered in this run, are errors the operator must see.
         if failed or summary.queued or summary.awaiting_ack or worker.stalled() or worker.counts["dead"]:
             summary.error = worker.error
