@@ -85,7 +85,7 @@ FIELD_NOTES: dict[str, str] = {
     "Receipt.detail": "Free text for logs (no personal data, no secrets).",
     "Capabilities.max_batch": "Records a batch may hold at most; the runtime never sends more.",
     "Capabilities.window": "Batches the runtime sends before it reads acks (`acks()` must hold all their acks).",
-    "Capabilities.acknowledges": "False for a transport whose receiver never answers (records end `sent`).",
+    "Capabilities.acknowledges": "False for a transport whose receiver never answers (records end `delivered`).",
     "RawUnit.key": "The unit's natural key in its system (see the class).",
     "RawUnit.location": "`FILE:LINE` or `FILE:segment N` of the unit's start.",
     "RawUnit.payload": "What the mapper gets; None when the unit could not be read.",

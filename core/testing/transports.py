@@ -21,6 +21,7 @@ from pydantic import BaseModel, SecretStr
 from s321 import ids
 from s321.contracts import Ack, Capabilities, Receipt, Transport
 from s321.errors import TransportError
+from s321.states import State
 from s321.testing.capture import captured_logs
 from s321.testing.harness import PipelineHarness, pipeline_config
 from s321.testing.receiver_checks import ReceiverChecks
@@ -235,13 +236,13 @@ class TransportConformance(ReceiverChecks, PluginSuite):
     def _delivered_without_acks(self, harness: PipelineHarness, faulty: Any,
                                 resends_allowed: bool) -> bool:
         """For a transport that gets no acknowledgements (such as `file`), what holds
-        instead: every record delivered and left `sent`, and, as no ack can ever come,
+        instead: every record handed over ends `delivered`, and, as no ack can ever come,
         never sent again except after a send that failed. False for the others."""
         if harness.transport().capabilities.acknowledges:
             return False
         counts = harness.ledger.counts(harness.name())
-        assert counts == {"sent": self.records}, (
-            f"ledger states {counts}: without acknowledgements every record must end `sent`")
+        assert counts == {State.DELIVERED.value: self.records}, (
+            f"ledger states {counts}: without acknowledgements every record must end `delivered`")
         for txid in {r.transaction_id for batch in faulty.sent for r in batch.records}:
             sends = faulty.sends_of(txid)
             assert sends >= 1 and (resends_allowed or sends == 1), (
