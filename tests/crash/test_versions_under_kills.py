@@ -82,7 +82,7 @@ def test_changes_on_the_wire_under_daemon_and_sandbox_kills(world: World) -> Non
             time.sleep(rng.uniform(0.0, 0.2))
             world.kill_sandbox()
             time.sleep(rng.uniform(0.0, 0.2))
-            world.start_sandbox()
+            world.start_sandbox(wait=False)  # the daemon connects once it is up
         time.sleep(rng.uniform(0.0, 0.25))
         behind = max(behind, waiting_behind_the_wire(world))
         proc.send_signal(signal.SIGKILL)
@@ -99,4 +99,5 @@ def test_changes_on_the_wire_under_daemon_and_sandbox_kills(world: World) -> Non
     world.assert_every_version_once()
     print(f"{DAEMON_KILLS} daemon kills, {SANDBOX_KILLS} sandbox kills in {killing:.0f} s; "
           f"{len(world.refs)} consignments, {sum(world.revisions.values())} changes, "
-          f"{len(world.store().acceptances())} acceptances")
+          f"{len(world.store().acceptances())} acceptances; "
+          f"{sum(1 for p in world.inbox.iterdir() if not p.name.startswith('.'))} files read and left in the inbox")

@@ -173,7 +173,8 @@ class World:
 
     # ------------------------------------------------------------------ processes
 
-    def start_sandbox(self) -> None:
+    def start_sandbox(self, wait: bool = True) -> None:
+        """Start `s321 sandbox`; with `wait`, return once it accepts connections."""
         args = [sys.executable, "-m", "s321.cli", "sandbox", "--port", str(self.port),
                 "--certs-dir", str(self.tmp / "certs"), "--db", str(self.sandbox_db)]
         if self.ack_delay:
@@ -181,6 +182,8 @@ class World:
         log = self.tmp / "sandbox.log"
         with log.open("ab") as err:
             self.sandbox = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=err)
+        if not wait:
+            return
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and self.sandbox.poll() is None:
             with socket.socket() as s:
@@ -240,8 +243,20 @@ class World:
 
     def settled(self) -> bool:
         """Every input file read and every consignment accepted."""
-        pending = [p for p in self.inbox.iterdir() if not p.name.startswith(".")]
-        return not pending and self.ledger_states() == {State.ACCEPTED: len(self.refs)}
+        return not self.unread() and self.ledger_states() == {State.ACCEPTED: len(self.refs)}
+
+    def unread(self) -> list[Path]:
+        """Input files the ledger has not recorded as read. (A file read by a daemon
+        killed before it could archive it stays in the inbox, read.)"""
+        files = [p for p in self.inbox.iterdir() if not p.name.startswith(".")]
+        if not files or not self.ledger_path.exists():
+            return files
+        ledger = Ledger(self.ledger_path)
+        try:
+            return [p for p in files
+                    if not ledger.input_seen(PIPELINE, str(p), p.stat().st_size, p.stat().st_mtime_ns)]
+        finally:
+            ledger.close()
 
     # ------------------------------------------------------------------ what the world holds
 
