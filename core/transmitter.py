@@ -113,7 +113,9 @@ class Transmitter:
         self.error = f"{type(exc).__name__}: {exc}"
         self._next_connect = self.clock() + self.backoff.delay(self._connect_failures)
         self._connect_failures += 1
-        log.warning("transport unreachable", pipeline=self.name, error=str(exc), attempt=self._connect_failures)
+        # Said once per outage at warning level; each further attempt at debug.
+        (log.warning if self._connect_failures == 1 else log.debug)(
+            "transport unreachable", pipeline=self.name, error=str(exc), attempt=self._connect_failures)
 
     def batch_limit(self) -> int:
         """Records a batch holds at most: the pipeline's batch_size, capped by the transport."""
@@ -199,6 +201,11 @@ class Transmitter:
                 self.metrics.ack_latency(self.name, self.clock() - sent_at)
             by_id = {r.transaction_id: r for r in ack.results}
             for txid, state in moved.items():
+                if state is State.QUEUED:
+                    # Settled, with a version still to send (a newer one waited behind it,
+                    # or the receiver's answer asks for a replace or an add): no answer yet.
+                    self._count("followed")
+                    continue
                 self._count(state.value)
                 if state is State.REJECTED:
                     findings = [error(e.code, e.field or "", e.message) for e in by_id[txid].errors]
