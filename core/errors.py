@@ -94,6 +94,8 @@ def classify(exc: BaseException) -> TransportError:
         return RetriableError(f"timed out: {exc}")
     if isinstance(exc, socket.gaierror):
         return RetriableError(f"cannot resolve host: {exc}")
+    if isinstance(exc, ConnectionRefusedError):  # nobody listens there: never "lost"
+        return RetriableError(f"connection refused: {exc.strerror or exc}")
     if isinstance(exc, (ConnectionError, EOFError)):
         return RetriableError(f"connection lost: {exc or type(exc).__name__}")
     if isinstance(exc, OSError) and exc.errno in _RETRIABLE_ERRNOS:

@@ -2,6 +2,13 @@
 full batches while it reads), then transmits through the ledger until nothing is due,
 or until its ack timeout passes with work still owed (that work stays queued in the
 ledger for the next run).
+
+A receiver that cannot be reached is said once, at warning level, with the address
+the transport names and the time the run gives up (the ack timeout from the start of
+transmission). `stop` (set on SIGINT or SIGTERM) ends the run within about a second:
+ingestion stops between chunks (a file not read to its end is read again next time),
+transmission stops between passes; what is on the wire stays `sent` and is sent
+again by the next run, so nothing is lost; every pipeline still gets its summary.
 """
 
 from __future__ import annotations
@@ -9,6 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from datetime import datetime
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,11 +54,24 @@ class RunSummary:
                 "queued": self.queued, "awaiting_ack": self.awaiting_ack, "error": self.error}
 
 
+STOP_GRACE = 1.5
+"""Seconds `run_once` waits for its pipelines after a stop before it reports them: a
+transport call that blocks (a connect timing out) is left behind, its records `sent`."""
+
+
 def drive(worker: PipelineWorker, budget: float, stop: threading.Event | None = None) -> None:
     """Transmit and collect acks until nothing is owed, or `budget` seconds pass."""
     deadline = time.monotonic() + budget
+    gives_up = time.time() + budget
+    announced = False
     while time.monotonic() < deadline and not (stop and stop.is_set()):
         worker.transmit()
+        if worker.error and not announced and not worker.counts["sent"]:
+            announced = True
+            log.warning("cannot reach the receiver; trying again until the run gives up",
+                        pipeline=worker.name, error=worker.error,
+                        gives_up_at=datetime.fromtimestamp(gives_up).strftime("%H:%M:%S"),
+                        seconds=round(budget), setting="retry.ack_timeout")
         worker.poll_acks(timeout=0.2 if worker.owes()[1] else 0.0)
         if worker.stalled():
             return
@@ -60,7 +81,7 @@ def drive(worker: PipelineWorker, budget: float, stop: threading.Event | None = 
             time.sleep(0.05)
 
 
-def run_pipeline_once(worker: PipelineWorker) -> RunSummary:
+def run_pipeline_once(worker: PipelineWorker, stop: threading.Event | None = None) -> RunSummary:
     p = worker.pipeline
     summary = RunSummary(p.name, p.transport.name)
     worker.observers.pipeline_started(p.name, p.context)
@@ -69,10 +90,13 @@ def run_pipeline_once(worker: PipelineWorker) -> RunSummary:
         summary.acknowledges = worker.transport.capabilities.acknowledges
         worker.recover()
         worker.revalidate_if_changed()  # a table fixed since: invalid records filed now
+        worker.stop = stop
         worker.ingest(settle=False)
-        drive(worker, budget=p.config.retry.ack_timeout)
+        drive(worker, budget=p.config.retry.ack_timeout, stop=stop)
         summary.queued, summary.awaiting_ack = worker.outstanding()
-        if (summary.queued or summary.awaiting_ack) and not worker.error:
+        if stop is not None and stop.is_set():
+            worker.error = "interrupted: what is owed stays in the ledger for the next run"
+        elif (summary.queued or summary.awaiting_ack) and not worker.error:
             worker.error = "acknowledgements still outstanding at the end of the run"
     except Exception as exc:  # one pipeline's failure never takes the others down
         failed = True
@@ -92,7 +116,8 @@ def run_pipeline_once(worker: PipelineWorker) -> RunSummary:
             except Exception:  # a ledger gone bad: the transaction ids still say which
                 summary.names = {}
         # A failure, and records dead-lettered in this run, are errors the operator must see.
-        if failed or summary.queued or summary.awaiting_ack or worker.stalled() or worker.counts["dead"]:
+        if failed or summary.queued or summary.awaiting_ack or worker.stalled() or worker.counts["dead"] \
+                or (stop is not None and stop.is_set()):
             summary.error = worker.error
         worker.observers.pipeline_finished(p.name, summary)
     return summary
@@ -101,11 +126,12 @@ def run_pipeline_once(worker: PipelineWorker) -> RunSummary:
 def run_once(registry: Registry, loaded: LoadedConfig, only: list[str] | None = None,
              ledger: Ledger | None = None,
              watch: Callable[[dict[str, Counter[str]], dict[str, bool], Callable[[], bool]], None]
-             | None = None) -> list[RunSummary]:
+             | None = None, stop: threading.Event | None = None) -> list[RunSummary]:
     """Run the pipelines side by side (one thread each), so that one slow or failing
     transport does not hold the others up. `watch(counts, acknowledges, running)` is
     called in the calling thread with each pipeline's live counters and whether its
-    transport acknowledges (for a progress display)."""
+    transport acknowledges (for a progress display). Once `stop` is set, pipelines get
+    STOP_GRACE seconds to finish; one still busy is reported from its live counters."""
     own = ledger is None
     ledger = ledger or Ledger.held(loaded.config.ledger.path, loaded.config.ledger.synchronous, "s321 run --once")
     observers = Observers(registry.pm)
@@ -124,18 +150,30 @@ def run_once(registry: Registry, loaded: LoadedConfig, only: list[str] | None = 
                                        error=f"{type(exc).__name__}: {exc}")
             return
         try:
-            results[name] = run_pipeline_once(worker)
+            results[name] = run_pipeline_once(worker, stop)
         except Exception as exc:  # even a failure to report must leave a summary
             results[name] = RunSummary(name, loaded.pipelines[name].transport.name,
                                        error=f"{type(exc).__name__}: {exc}")
 
-    threads = [threading.Thread(target=one, args=(n,), name=f"s321-{n}") for n in names]
+    # Daemon threads: after a stop, one blocked in its transport must not keep the
+    # process alive; its records are `sent` in the ledger and go again next run.
+    threads = [threading.Thread(target=one, args=(n,), name=f"s321-{n}", daemon=True) for n in names]
     for t in threads:
         t.start()
+    stopping = stop or threading.Event()
     if watch is not None:
-        watch(live, acknowledges, lambda: any(t.is_alive() for t in threads))
+        watch(live, acknowledges, lambda: any(t.is_alive() for t in threads) and not stopping.is_set())
+    while any(t.is_alive() for t in threads) and not stopping.wait(0.1):
+        pass
+    grace = time.monotonic() + STOP_GRACE
     for t in threads:
-        t.join()
-    if own:
-        ledger.close()
+        t.join(max(0.0, grace - time.monotonic()) if stopping.is_set() else None)
+    busy = [n for n, t in zip(names, threads) if t.is_alive()]
+    for name in busy:
+        log.warning("pipeline still busy at the stop; its records stay in the ledger", pipeline=name)
+        results[name] = RunSummary(name, loaded.pipelines[name].transport.name, counts=live[name],
+                                   error="interrupted while its transport was busy: what is owed stays "
+                                         "in the ledger for the next run", acknowledges=acknowledges[name])
+    if own and not busy:
+        ledger.close()  # a busy pipeline may still write: the process's exit closes it
     return [results[n] for n in names]

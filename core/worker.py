@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -55,6 +56,10 @@ class PipelineWorker:
         self.rates = rates
         self.processor = self._processor()
         self.counts: Counter[str] = counts if counts is not None else Counter()
+        self.stop: threading.Event | None = None
+        """Set: ingestion ends between chunks (what was not committed is read again)."""
+        self._complete = False  # the last input was read to its end
+        self._complete = False  # the last input was read to its end
         self._due = 0  # valid units committed since the last transmission while ingesting
         ctx = pipeline.context
         self.sender = Transmitter(
@@ -146,6 +151,8 @@ class PipelineWorker:
             return self._ingest_stream(self.processor.process(), None, transmit)
         total = 0
         for f in files:
+            if self.stop is not None and self.stop.is_set():
+                break
             try:
                 st = f.stat()
             except OSError as exc:
@@ -153,7 +160,8 @@ class PipelineWorker:
                 continue
             total += self._ingest_stream(self.processor.process([f]), (str(f), st.st_size, st.st_mtime_ns),
                                          transmit)
-            self._archive(f)
+            if self._complete:  # stopped half-way: the file stays, and is read again
+                self._archive(f)
         return total
 
     def _transmit_full_batches(self, valid: int) -> None:
@@ -172,6 +180,7 @@ class PipelineWorker:
         ctx = self.pipeline.context
         n = 0
         last_checkpoint = None
+        self._complete = False
         while True:
             chunk = []
             raw: dict[str, bytes] = {}
@@ -194,8 +203,11 @@ class PipelineWorker:
                 if outcome.checkpoint is not None:
                     last_checkpoint = outcome.checkpoint
             n += len(chunk)
+            self._complete = done
             if done:
                 break
+            if self.stop is not None and self.stop.is_set():
+                break  # not marked processed: read again, idempotently, next time
             if transmit:
                 self._transmit_full_batches(sum(o.status is Status.VALID for o in chunk))
         if last_checkpoint is not None:

@@ -180,7 +180,9 @@ class P2PSocketTransport:
             return open_link(o.host, o.port, o.tls_server_name, context, [self.serializer.name],
                              o.max_frame, o.connect_timeout, o.read_timeout)
         except Exception as exc:
-            raise classify(exc) from exc
+            error = classify(exc)
+            # Which receiver: an operator reading "connection refused" must know where.
+            raise type(error)(f"{o.host}:{o.port}: {error}") from exc
 
     def _open(self) -> None:
         """One attempt to open a link and resend what is in flight; raises classified."""

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -144,7 +146,14 @@ def run(args: argparse.Namespace) -> int:
     watch = None
     if sys.stderr.isatty() and not args.json:
         from s321.cli.progress import show as watch
-    summaries = app.run_once(registry, cfg, args.pipeline, watch=watch)
+    from s321.runner import run_once
+    stop = threading.Event()  # SIGINT / SIGTERM: stop within seconds, still print the summary
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        summaries = run_once(registry, cfg, args.pipeline or None, watch=watch, stop=stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     for s in summaries:
         if args.json:
             print(json.dumps(s.as_dict()))
@@ -171,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
                              "error")
         if s.error:
             console.line(f"  error: {s.error}", "error")
-    return run_exit_code(summaries)
+    return Exit.INTERRUPTED if stop.is_set() else run_exit_code(summaries)
 
 
 def run_exit_code(summaries: list[Any]) -> Exit:
