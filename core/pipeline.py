@@ -123,8 +123,11 @@ class Processor:
         try:
             for unit in self.source.read(paths):
                 slot = (input_of(unit), unit.key)
-                seen = first.setdefault(slot, unit.location)
-                if seen is not unit.location:
+                seen = first.get(slot)
+                if seen is None:
+                    first[slot] = unit.location
+                elif not (unit.payload is None and seen == unit.location):
+                    # (Several broken units at one place are problems of that place.)
                     repeated.setdefault(slot, [seen]).append(unit.location)
         except Exception as exc:  # the second pass meets the same problem and reports it
             log.error("source raised while its keys were read", pipeline=self.pipeline.name,

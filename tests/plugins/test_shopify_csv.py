@@ -537,3 +537,18 @@ def test_an_items_finding_names_that_items_own_row_not_the_orders_first(tmp_path
     assert by_field["items.0.product_url"] == f"{path}:3"
     assert by_field["items.1.product_url"] == f"{path}:4"
     assert order.source == f"{path}:2"  # the unit itself still starts on the first row
+
+
+def test_an_order_whose_rows_are_split_is_not_filed_without_its_later_rows(tmp_path):
+    # #1001's second line comes after #1002: #1001 would be filed without it. Both units with the
+    # key are refused (duplicate-key), and the rows' own finding says why.
+    path = export(tmp_path, [first_row("#1001"), first_row("#1002"), item_row("#1001")])
+    outcomes = list(processor(tmp_path, f'path = "{path}"').process())
+    by_ref = {}
+    for o in outcomes:
+        by_ref.setdefault(o.ref, []).append(o)
+    assert [o.status for o in by_ref["shopify:#1001"]] == [Status.INVALID, Status.INVALID]
+    codes = [sorted({f.code for f in o.findings if f.severity is Severity.ERROR})
+             for o in by_ref["shopify:#1001"]]
+    assert codes == [["duplicate-key"], ["duplicate-key", "order-first-row-missing"]]
+    assert [o.status for o in by_ref["shopify:#1002"]] == [Status.VALID]
