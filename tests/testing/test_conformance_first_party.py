@@ -119,6 +119,8 @@ CARRIER_DEFAULTS: dict[str, Any] = {"known_carrier_customer": True}
 
 
 class TestRecordsJsonl(SourceConformance):
+    # The input is records already: each must come out as it went in.
+    expected_records = {f"order-{n}": {**marketplace_record(n), "action": "add"} for n in (1, 2, 3)}
     # Follow-up (issue 17): units that cannot be read are keyed by file name and line here.
     stable_broken_keys = False
     source_name = "records-jsonl"
