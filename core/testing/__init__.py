@@ -1,4 +1,5 @@
-"""`s321.testing`: the plugin author's kit. Conformance suites to subclass, a pipeline
+"""`s321.testing`: the plugin author's kit. Conformance suites to subclass, the
+scripted-receiver contract a transport's suite drives (`ScriptedReceiver`), a pipeline
 harness, transports that fail on command, and pytest fixtures (`s321.testing.plugin`).
 
 Names are imported on first use, so that loading the pytest plugin does not import
