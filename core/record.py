@@ -134,7 +134,9 @@ class Consignment(_Model):
     conveyance: str | None = None
     items: list[Item] = Field(default_factory=list)
     total_value_usd: Decimal | None = Field(
-        default=None, description="Derived: sum of listed price x quantity, in USD."
+        default=None, description="Derived: the sum of each item's declared line_value (else listed price"
+                                  " x quantity) per currency, converted to USD once and rounded once to"
+                                  " cents (ROUND_HALF_UP)."
     )
 
 
