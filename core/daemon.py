@@ -2,7 +2,11 @@
 (watchfiles, backed by a periodic rescan), transmitting through the shared ledger.
 
 SIGTERM/SIGINT: stop reading, wait for in-flight acks up to the shutdown timeout, exit
-cleanly (what is still owed stays in the ledger). SIGHUP: reload the config and restart
+cleanly (what is still owed stays in the ledger).
+
+At `info` (the daemon's default level) it logs its lifecycle, without personal data:
+start (pipelines, inboxes, HTTP address), each input file read with its counts, each
+batch acknowledged with its rejections by code, reloads, stop. SIGHUP: reload the config and restart
 only the pipelines whose configuration changed. Pipelines are independent: one whose
 transport fails keeps retrying on its own while the others go on.
 """
@@ -153,7 +157,12 @@ class Daemon:
         thread = PipelineThread(worker, self.loaded.config.daemon, self.observers)
         self.threads[name] = thread
         thread.start()
-        log.info("pipeline started", pipeline=name, transport=pipeline.transport.name)
+        inbox = getattr(pipeline.source_options, "path", None)
+        log.info("pipeline started", pipeline=name, source=pipeline.source.name, inbox=str(inbox) if inbox else None,
+                 transport=pipeline.transport.name, profile=pipeline.profile.name)
+        if isinstance(inbox, Path) and not inbox.exists():
+            log.warning("inbox does not exist; nothing will be read until it does", pipeline=name,
+                        inbox=str(inbox))
 
     def _stop(self, names: list[str]) -> None:
         for name in names:
@@ -203,14 +212,16 @@ class Daemon:
         if hasattr(signal, "SIGHUP"):
             signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
         self.start()
-        log.info("daemon running", pipelines=list(self.threads))
+        log.info("daemon running", pipelines=list(self.threads), http=self.loaded.config.daemon.http,
+                 ledger=str(self.loaded.config.ledger.path))
         while not self.stopped.wait(0.2):
             if self._reload.is_set():
                 self._reload.clear()
                 self.reload()
-        log.info("daemon stopping")
+        log.info("daemon stopping", shutdown_timeout=self.loaded.config.daemon.shutdown_timeout)
         self.stopped.clear()
         self.stop()
+        log.info("daemon stopped")
         return 0
 
     def health(self) -> tuple[bool, dict[str, Any]]:

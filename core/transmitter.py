@@ -196,6 +196,7 @@ class Transmitter:
         for ack in acks:
             sent_at = self._inflight.pop(ack.batch_id, None)
             moved = self.ledger.resolve(ack, now=self.clock())
+            self._log_ack(ack, moved)
             resolved += len(moved)
             if sent_at is not None and self.metrics is not None:
                 self.metrics.ack_latency(self.name, self.clock() - sent_at)
@@ -216,6 +217,17 @@ class Transmitter:
                     self.on_resolved(txid, state, by_id[txid], ack.batch_id)
         self._expire()
         return resolved
+
+    def _log_ack(self, ack: Any, moved: dict[str, State]) -> None:
+        """One line a batch answered: how many accepted and rejected, rejections by code
+        (codes only: a receiver's message may quote a record)."""
+        states = Counter(moved.values())
+        codes = Counter(e.code for r in ack.results if moved.get(r.transaction_id) is State.REJECTED
+                        for e in r.errors)
+        log.info("batch acknowledged", pipeline=self.name, batch_id=ack.batch_id,
+                 accepted=states[State.ACCEPTED], rejected=states[State.REJECTED],
+                 **({"rejections": dict(codes)} if codes else {}),
+                 **({"queued_again": states[State.QUEUED]} if states[State.QUEUED] else {}))
 
     def _expire(self) -> None:
         now = self.clock()

@@ -158,8 +158,13 @@ class PipelineWorker:
             except OSError as exc:
                 log.warning("input vanished", pipeline=self.name, file=str(f), error=exc.strerror)
                 continue
+            before = self.counts.copy()
             total += self._ingest_stream(self.processor.process([f]), (str(f), st.st_size, st.st_mtime_ns),
                                          transmit)
+            read = self.counts - before
+            log.info("input read", pipeline=self.name, file=str(f), units=read["received"], valid=read["valid"],
+                     invalid=read["invalid"], skipped=read["skipped"], unchanged=read["unchanged"],
+                     complete=self._complete)
             if self._complete:  # stopped half-way: the file stays, and is read again
                 self._archive(f)
         return total

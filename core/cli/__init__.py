@@ -55,7 +55,7 @@ COMMON_HELP: dict[str, str] = {
     "pipeline": "the pipeline, by its name in the config",
     "json": "one JSON object a line, for scripts",
     "db": "the sandbox's SQLite file",
-    "log_level": "debug, info, warning (default), error",
+    "log_level": "debug, info, warning, error (default: warning; info for the daemon, `s321 run` without --once)",
     "log_json": "JSON log lines even on a terminal",
 }
 """Descriptions of options that several commands share, for any option added without one."""
@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_Formatter)
     parser.add_argument("--version", action="version", version=f"s321 {_version()}",
                         help="print the version and exit")
-    parser.add_argument("--log-level", default="warning", type=str.lower, choices=LOG_LEVELS,
+    parser.add_argument("--log-level", default=None, type=str.lower, choices=LOG_LEVELS,
                         help=COMMON_HELP["log_level"])
     parser.add_argument("--log-json", action="store_true", default=None, help=COMMON_HELP["log_json"])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -212,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             target = dict(_subparsers(parser)).get(args.command, parser)
         target.print_help(sys.stderr if args.command else sys.stdout)
         return Exit.CANNOT_RUN if args.command else Exit.OK
-    logs.configure(level=args.log_level, json=args.log_json)
+    logs.configure(level=args.log_level or "warning", json=args.log_json)
     gctune.for_batches()
     try:
         return int(args.func(args) or 0)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from s321 import app
+from s321 import app, logs
 from s321.cli import console
 from s321.cli.exitcodes import Exit
 from s321.cli.preview_view import PreviewView
@@ -142,6 +142,8 @@ def run(args: argparse.Namespace) -> int:
         return Exit.CANNOT_RUN
     if not args.once:
         from s321.daemon import Daemon
+        if getattr(args, "log_level", None) is None:  # the daemon tells its story by default
+            logs.configure(level="info", json=getattr(args, "log_json", None))
         return Daemon(args.config, only=args.pipeline or None).run_forever()
     watch = None
     if sys.stderr.isatty() and not args.json:
