@@ -5,6 +5,10 @@
    `duplicate`, and recorded as accepted while the sandbox kept the old content;
 2. a replace on the wire when the daemon died was sent again after the restart and
    applied a second time.
+
+Checked against the daemon of the code before the fix (ad7e8dc~1, with today's sandbox):
+the first fails with "the sandbox holds the new content of 0 of the 10 changed", the
+second with each replace accepted twice.
 """
 
 from __future__ import annotations
@@ -58,17 +62,20 @@ def test_a_change_made_while_its_add_is_on_the_wire_reaches_the_receiver(world: 
         changed = world.change_input("orders-changed", refs[::2])
         # The re-export is read while the adds still wait for their acks (3 s).
         wait_for(lambda: not any(world.inbox.glob("*.jsonl")), 10, "the re-export read")
+        assert "accepted" not in states(world)
         behind = world.ledger_query("SELECT ref FROM consignments WHERE state = 'sent'"
                                     " AND wire_action = 'add' AND version > wire_version")
-        assert sorted(ref for (ref,) in behind) == sorted(changed)
         wait_for(world.settled, 30, "everything accepted")
     finally:
         world.stop(proc)
     store = world.store()
     held = {world.txid(ref): store.accepted_records(world.txid(ref))[-1] for ref in refs}
-    assert sorted(ref for ref in refs if marker(held[world.txid(ref)]) == "rev 1") == sorted(changed)
+    new = sorted(ref for ref in refs if marker(held[world.txid(ref)]) == "rev 1")
+    assert new == sorted(changed), f"the sandbox holds the new content of {len(new)} of the {len(changed)} changed"
     world.assert_every_version_once()
     assert status_json(world) == [("crash", "accepted", 20)]
+    # Each change waited in the ledger behind its add on the wire.
+    assert sorted(ref for (ref,) in behind) == sorted(changed)
 
 
 def test_a_replace_on_the_wire_when_the_daemon_dies_is_applied_once(world: World) -> None:
