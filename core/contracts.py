@@ -41,10 +41,15 @@ class RawUnit:
     """
 
     key: str
+    """The unit's natural key in its system (see the class)."""
     location: str
+    """`FILE:LINE` or `FILE:segment N` of the unit's start."""
     payload: Any
+    """What the mapper gets; None when the unit could not be read."""
     findings: tuple[Finding, ...] = ()
+    """What the parser found wrong; at least one error when `payload` is None."""
     checkpoint: Any = None
+    """Handed back to `Source.ack(upto)` once the unit is stored."""
 
 
 @runtime_checkable
@@ -70,8 +75,11 @@ class Mapped:
     """What a mapper made of one raw unit: record fields, or the reason to skip it."""
 
     record: dict[str, Any] | None = None
+    """Record fields (a dict), without what the framework sets."""
     findings: list[Finding] = field(default_factory=list)
+    """Findings on record fields (`items.0.quantity`)."""
     skipped: str | None = None
+    """Why the unit is not a Section 321 consignment (it is then neither valid nor invalid)."""
     hints: dict[str, str] = field(default_factory=dict)
     """Where a person supplies a field in this source: record path (`items.*.x` for
     every item) -> text, e.g. "add the order to the tracking table (`source.tracking`)".
@@ -87,14 +95,23 @@ class PipelineContext:
     """What every component of one pipeline may know about it."""
 
     pipeline: str
+    """The pipeline's name (`[pipelines.NAME]`)."""
     originator_code: str
+    """The filer's CBP-assigned code; every record of the pipeline carries it."""
     filer_type: FilerType
+    """`carrier`, `online_marketplace`, `freight_forwarder` or `customs_broker`."""
     mode_of_transport: ModeOfTransport
+    """`air`, `truck`, `rail`, `ocean` or `mail`."""
     profile: str
+    """The regime profile the records are validated under (`pilot-2019`)."""
     source: str
+    """The source plugin's name (`bazaarly-csv`)."""
     defaults: PipelineDefaults
+    """Values the source does not carry (`[pipelines.NAME.defaults]`)."""
     base_dir: Path = Path(".")
+    """The config file's folder: relative paths are relative to it."""
     id_namespace: str = ""
+    """Shared by sources that read one system in several shapes; else empty."""
 
     @property
     def ids(self) -> str:
@@ -109,13 +126,21 @@ class PipelineDefaults(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     seller: Party | None = None
+    """The seller, for an export that does not name it (marketplaces)."""
     consignment_originator: Party | None = None
+    """The shipper, for a feed that does not name it (carriers)."""
     marketplace_seller_id: str | None = None
+    """The seller's id on the marketplace."""
     identified_marketplace_merchant: bool | None = None
+    """Whether the seller is identified to the marketplace."""
     known_carrier_customer: bool | None = None
+    """Whether the shipper is a known customer of the carrier."""
     exemption_claimant: Party | None = None
+    """Who claims the exemption (nprm-2025 regimes)."""
     currency: str | None = None
+    """ISO 4217 currency of prices that come without one."""
     country_of_origin: str | None = None
+    """ISO 3166 alpha-2 origin of items that come without one."""
     security_scan: Annotated[SecurityScan, AfterValidator(SecurityScan.stated_by_configuration)] | None = Field(
         default=None, description="For an air carrier that screens everything at origin: the scan stated "
         "for every consignment whose input carries none; needs method and reference, and is filed "
@@ -142,10 +167,15 @@ class Batch(BaseModel):
     """The envelope that goes on the wire: s321/1 in docs/wire-format.md."""
 
     batch_id: str
+    """Unique id of this batch; an ack names it. A resend goes in a new batch."""
     originator_code: str
+    """The CBP-assigned code of the filer the batch is filed for."""
     profile: str
+    """The regime profile the records were validated under (`pilot-2019`)."""
     sent_at: datetime
+    """When the batch left (UTC)."""
     records: list[Consignment]
+    """The records, in order; each keeps its `transaction_id` and `version`."""
 
     def records_json(self) -> list[str] | None:
         """Each record as `model_dump_json(exclude_none=True)` would write it, when the
@@ -215,40 +245,55 @@ class StoredBatch(Batch):
 
 class AckStatus(StrEnum):
     ACCEPTED = "accepted"
+    """The receiver took the record: this version is on file."""
     REJECTED = "rejected"
+    """The receiver did not apply the record; `errors` say why (`duplicate`: this version is on file
+    already; `superseded`: a later one is)."""
 
 
 class AckError(BaseModel):
     code: str
+    """Kebab-case code: `duplicate`, `superseded`, `unknown-transaction`, or the receiver's own."""
     message: str
+    """What the receiver says is wrong, for a person."""
     field: str | None = None
+    """Dotted path of the record field it is about, when there is one."""
 
 
 class RecordAck(BaseModel):
     transaction_id: str
+    """The record this is about."""
     status: AckStatus
+    """`accepted` or `rejected`."""
     version: int | None = None
     """The version of the record this answers (the record's `version`, echoed). None from a
     receiver that does not know versions: the ledger then matches the ack by batch."""
     # A factory, not `= []`: pydantic deep-copies a mutable default on every instance,
     # which tripled the cost of an acknowledgement (one per record).
     errors: list[AckError] = Field(default_factory=list)
+    """Why it was rejected (empty when accepted)."""
 
 
 class Ack(BaseModel):
     """CBP's answer to a batch: per transaction id, accepted or rejected."""
 
     batch_id: str
+    """The batch this answers."""
     received_at: datetime
+    """When the receiver took the batch."""
     results: list[RecordAck]
+    """One entry per record the receiver answers about; a record not named is not answered yet."""
 
 
 class Receipt(BaseModel):
     """The receiver took the batch for processing; acks follow later."""
 
     batch_id: str
+    """The batch handed over."""
     accepted_for_processing: bool = True
+    """False when the receiver took the bytes but will not process them."""
     detail: str | None = None
+    """Free text for logs (no personal data, no secrets)."""
 
 
 class Serializer(Protocol):
@@ -267,8 +312,11 @@ class Serializer(Protocol):
 @dataclass(frozen=True)
 class Capabilities:
     max_batch: int = 500
+    """Records a batch may hold at most; the runtime never sends more."""
     window: int = 1
+    """Batches the runtime sends before it reads acks (`acks()` must hold all their acks)."""
     acknowledges: bool = True
+    """False for a transport whose receiver never answers (records end `delivered`)."""
     acks_survive_reconnect: bool = False
     """True when acks wait for the sender whatever happens to the link (files in an
     outbound folder): then a reconnect does not make the runtime resend."""
