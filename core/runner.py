@@ -30,8 +30,8 @@ from s321.worker import PipelineWorker
 
 log = get_logger(__name__)
 
-COUNTS = ("received", "unchanged", "valid", "invalid", "skipped", "sent", "accepted", "rejected", "delivered",
-          "retried", "dead")
+COUNTS = ("received", "unchanged", "valid", "invalid", "skipped", "revalidated", "sent", "accepted", "rejected",
+          "delivered", "retried", "dead")
 
 
 @dataclass

@@ -92,6 +92,7 @@ class PipelineWorker:
         self.processor = self._processor()  # the tables as they are now
         report = refile.revalidate_if_changed(self.processor, self.ledger, self.rates)
         if report is not None and report.examined:
+            self.counts["revalidated"] += report.now_valid
             log.info("invalid records revalidated", pipeline=self.name, examined=report.examined,
                      now_valid=report.now_valid, still_invalid=report.still_invalid)
         return report

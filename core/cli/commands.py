@@ -161,8 +161,10 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(s.as_dict()))
             continue
         c = s.counts
+        # Revalidated: invalid before, valid now (a table, the defaults or the profile changed).
+        revalidated = f"revalidated {c['revalidated']}, " if c["revalidated"] else ""
         line = (f"{s.pipeline} -> {s.transport}: received {c['received']}, valid {c['valid']}, "
-                f"invalid {c['invalid']}, skipped {c['skipped']}, sent {c['sent']}")
+                f"invalid {c['invalid']}, skipped {c['skipped']}, {revalidated}sent {c['sent']}")
         if c["unchanged"]:
             line += f" ({c['unchanged']} already in the ledger, unchanged)"
         if s.acknowledges:

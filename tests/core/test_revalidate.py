@@ -96,7 +96,7 @@ def test_fix_the_table_and_the_order_is_filed_exactly_once(shop) -> None:
         fh.write(row)
     second = s321("run", "-c", config, "--once")
     assert second.returncode == 0, second.stdout + second.stderr
-    assert "sent 1, accepted 1" in second.stdout
+    assert "revalidated 1, sent 1, accepted 1" in second.stdout, second.stdout
     after = show(config, ORDER)
     assert after["state"] == "accepted"
     assert [e["event"] for e in after["history"]][:2] == ["invalid", "queued"]
