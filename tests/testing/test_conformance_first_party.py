@@ -24,6 +24,7 @@ from s321.plugins.wire_s321 import S321Json
 from s321.record import Consignment
 from s321.sandbox import Sandbox, ensure_dev_certs
 from s321.testing import Endpoint, ErrorCase, SourceConformance, TransportConformance, ValidatorConformance
+from s321.testing.p2p_receiver import P2PReceiver
 from s321.testing.samples import marketplace_record, records_jsonl
 
 SAMPLES = Path(__file__).resolve().parents[2] / "contrib" / "samples"
@@ -218,8 +219,12 @@ FAST = {"backoff_initial": 0.05, "backoff_max": 0.2, "read_timeout": 5.0, "conne
 
 class TestP2PSocketTransport(TransportConformance):
     transport_name = "p2p-socket"
-    # The sandbox reviews batches as CBP would; it cannot yet be told how to answer.
-    scripted_receiver_missing = "s321 sandbox cannot be scripted yet"
+
+    @pytest.fixture
+    def scripted_receiver(self, tmp_path: Path) -> Iterator[P2PReceiver]:
+        # The sandbox reviews batches as CBP would; this one answers as the suite says.
+        with P2PReceiver(tmp_path / "scripted") as receiver:
+            yield receiver
 
     @pytest.fixture
     def endpoint(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Endpoint]:
