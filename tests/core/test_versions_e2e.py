@@ -90,8 +90,8 @@ def test_a_replace_on_the_wire_when_the_daemon_dies_is_applied_once(world: World
     proc = world.daemon()
     try:
         # Killed when the sandbox has applied the replaces and still owes their acks.
-        wait_for(lambda: sum(a == "replace" for _, a, _, _ in world.store().acceptances()) == 10, 20,
-                 "the replaces applied at the sandbox")
+        wait_for(lambda: world.sandbox_query("SELECT COUNT(*) FROM acceptances WHERE action = 'replace'")
+                 == [(10,)], 20, "the replaces applied at the sandbox")
         assert states(world) == {"accepted": 10, "sent": 10}
         proc.send_signal(signal.SIGKILL)
         proc.wait()

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import random
 import signal
-import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from crash.world import World, free_port
+from crash.world import World, free_port, read_only
 from relay.test_relay import Keyring, keyring, spawn_relay, write_relay_toml  # noqa: F401 (a fixture)
 from s321.states import State
 
@@ -86,26 +85,13 @@ class RelayWorld:
     def settled(self) -> int:
         """The sum of the versions the relay's ledger holds as accepted: grows whenever
         the relay settles a version."""
-        rows = _query(self.ledger_path, "SELECT SUM(accepted_version) FROM consignments")
+        rows = read_only(self.ledger_path, "SELECT SUM(accepted_version) FROM consignments")
         return int(rows[0][0] or 0) if rows else 0
 
     def relay_sent(self) -> list[str]:
         """Transaction ids the relay has put on the wire to the sandbox, unanswered."""
-        return [t for (t,) in _query(self.ledger_path, "SELECT transaction_id FROM consignments"
+        return [t for (t,) in read_only(self.ledger_path, "SELECT transaction_id FROM consignments"
                                                        " WHERE state = 'sent'")]
-
-
-def _query(path: Path, sql: str) -> list[tuple[object, ...]]:
-    """Rows of a ledger file, read as another process would (empty while it is not made)."""
-    if not path.exists():
-        return []
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-    try:
-        return db.execute(sql).fetchall()
-    except sqlite3.OperationalError:
-        return []
-    finally:
-        db.close()
 
 
 @pytest.fixture
@@ -169,7 +155,7 @@ def test_changes_through_a_relay_killed_again_and_again(relayed: RelayWorld) -> 
     world.settle(timeout=90)
     relayed.stop_relay()
     world.assert_every_version_once(ledgers=[relayed.ledger_path])
-    relay_states = dict(_query(relayed.ledger_path, "SELECT state, COUNT(*) FROM consignments GROUP BY state"))
+    relay_states = dict(read_only(relayed.ledger_path, "SELECT state, COUNT(*) FROM consignments GROUP BY state"))
     assert relay_states == {State.ACCEPTED.value: len(world.refs)}
     store = world.store()
     print(f"{relayed.kills} relay kills, {daemon_kills} client kills; in flight at kills {caught}; "

@@ -27,7 +27,7 @@ from builders import marketplace_fields, write_config, write_jsonl
 from s321 import ids
 from s321.ledger import Ledger
 from s321.record import Consignment
-from s321.sandbox.certs import ensure_dev_certs
+from s321.sandbox.certs import DevCerts, ensure_dev_certs
 from s321.sandbox.store import SandboxStore
 from s321.states import State
 
@@ -49,7 +49,8 @@ def marker(record: dict[str, Any]) -> str | None:
     return ((record.get("ultimate_deliver_to") or {}).get("address") or {}).get("line2")
 
 
-def transport_p2p(port: int, certs: Any, ack_timeout: float = 2.0) -> str:
+def transport_p2p(port: int, certs: DevCerts, ack_timeout: float = 2.0) -> str:
+    """The body of a p2p-socket transport table for the sandbox on `port`."""
     return f"""
             plugin = "p2p-socket"
             host = "127.0.0.1"
@@ -67,20 +68,20 @@ class World:
     """The input, the config, a sandbox process and daemon processes, in one folder.
 
     `transport` replaces the body of the pipeline's transport table (default: the
-    world's sandbox over p2p-socket); `sandbox_port` lets a relay's upstream use it.
+    world's sandbox over p2p-socket, `port`); the sandbox answers `ack_delay` late.
     """
 
     def __init__(self, tmp: Path, ack_delay: float = 0.0, batch_size: int = 15,
-                 transport: str | None = None, name: str = "", sandbox_port: int | None = None):
+                 transport: str | None = None):
         self.tmp = tmp
-        self.name = name
-        self.inbox = tmp / f"{name}inbox"
+        self.inbox = tmp / "inbox"
         self.inbox.mkdir()
-        self.ledger_path = tmp / f"{name}ledger.sqlite"
-        self.port = sandbox_port or free_port()
+        self.ledger_path = tmp / "ledger.sqlite"
+        self.port = free_port()
         self.http_port = free_port()
         self.certs = ensure_dev_certs(tmp / "certs")
         self.sandbox_db = tmp / "sandbox.sqlite"
+        self.daemon_log = tmp / "daemon.log"
         self.ack_delay = ack_delay
         # Acks come `ack_delay` late: a shorter timeout would drop every link before its ack.
         ack_timeout = max(2.0, 2 * ack_delay + 1)
@@ -107,7 +108,7 @@ class World:
             mode_of_transport = "air"
             batch_size = {batch_size}
             settle_seconds = 0
-            archive_dir = "{tmp / f'{name}archive'}"
+            archive_dir = "{tmp / 'archive'}"
 
             [pipelines.{PIPELINE}.retry]
             initial = 0.05
@@ -121,7 +122,7 @@ class World:
 
             [pipelines.{PIPELINE}.transport]
             {transport or transport_p2p(self.port, self.certs, ack_timeout)}
-        """, name=f"{name}s321.toml")
+        """)
 
     # ------------------------------------------------------------------ inputs
 
@@ -208,8 +209,11 @@ class World:
         self.start_sandbox()
 
     def daemon(self, wait_up: bool = False) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen([sys.executable, "-m", "s321.cli", "run", "-c", str(self.config)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=dict(os.environ))
+        """Start `s321 run`; its log goes to daemon.log (a pipe nobody reads would fill
+        up and block it)."""
+        with self.daemon_log.open("ab") as err:
+            proc = subprocess.Popen([sys.executable, "-m", "s321.cli", "run", "-c", str(self.config)],
+                                    stdout=subprocess.DEVNULL, stderr=err, env=dict(os.environ))
         if wait_up:  # a daemon still importing has nothing to shut down cleanly yet
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:
@@ -218,16 +222,18 @@ class World:
                     return proc
                 except OSError:
                     if proc.poll() is not None:
-                        raise AssertionError(f"the daemon exited: {proc.stderr.read().decode()[-2000:]}")
+                        raise AssertionError(f"the daemon exited: {self.log_tail()}")
                     time.sleep(0.05)
             raise AssertionError("the daemon did not come up")
         return proc
 
-    @staticmethod
-    def stop(proc: subprocess.Popen[bytes]) -> None:
+    def stop(self, proc: subprocess.Popen[bytes]) -> None:
         """SIGTERM, and the daemon must shut down cleanly."""
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=20) == 0, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+        assert proc.wait(timeout=20) == 0, self.log_tail()
+
+    def log_tail(self) -> str:
+        return self.daemon_log.read_text(errors="replace")[-2000:] if self.daemon_log.exists() else ""
 
     def settle(self, timeout: float = 60.0) -> None:
         """Run the daemon until the ledger says everything is accepted, then stop it.
@@ -286,15 +292,11 @@ class World:
 
     def ledger_query(self, sql: str) -> list[tuple[Any, ...]]:
         """A read of the ledger file as it is now (empty while it does not exist)."""
-        if not self.ledger_path.exists():
-            return []
-        db = sqlite3.connect(self.ledger_path, timeout=10)
-        try:
-            return db.execute(sql).fetchall()
-        except sqlite3.OperationalError:
-            return []
-        finally:
-            db.close()
+        return read_only(self.ledger_path, sql)
+
+    def sandbox_query(self, sql: str) -> list[tuple[Any, ...]]:
+        """A read of the sandbox's store as it is now, beside the running sandbox."""
+        return read_only(self.sandbox_db, sql)
 
     def ledger_states(self) -> dict[str, int]:
         if not self.ledger_path.exists():
@@ -381,6 +383,20 @@ class World:
             if state != "active" or mine != theirs:
                 disagree.append((txid, f"ledger {mine} receiver {state} {theirs}"))
         assert not disagree, f"{len(disagree)} rows of {path.name} disagree with the receiver: {disagree[:5]}"
+
+
+def read_only(path: Path, sql: str) -> list[tuple[Any, ...]]:
+    """Rows of an SQLite file read as another process would, opened read-only: empty
+    while the file or its tables are not made yet."""
+    if not path.exists():
+        return []
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    try:
+        return db.execute(sql).fetchall()
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        db.close()
 
 
 def _content(record: dict[str, Any]) -> dict[str, Any]:
