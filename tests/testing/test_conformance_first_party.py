@@ -12,11 +12,14 @@ import json
 import socket
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from s321.adapters.p2p_socket import P2POptions, P2PSocketTransport
+from s321.contracts import Ack, AckStatus, Batch, Receipt, RecordAck
 from s321.errors import FatalError, RetriableError
 from s321.findings import Finding, warning
 from s321.hookspecs import hookimpl
@@ -25,7 +28,9 @@ from s321.record import Consignment
 from s321.sandbox import Sandbox, ensure_dev_certs
 from s321.testing import Endpoint, ErrorCase, SourceConformance, TransportConformance, ValidatorConformance
 from s321.testing.p2p_receiver import P2PReceiver
-from s321.testing.samples import marketplace_record, records_jsonl
+from s321.testing.receiver_checks import drive
+from s321.testing.samples import marketplace_record, records_jsonl, sample_batch
+from s321.testing.scripted import Play, Script
 
 SAMPLES = Path(__file__).resolve().parents[2] / "contrib" / "samples"
 SHOP = SAMPLES / "shop"
@@ -254,6 +259,85 @@ def _closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+# The scripted receiver is what lets the checks see a wrong link transport: each of these
+# is p2p-socket with one fault, and the check about that fault must fail on it.
+
+
+class _ReceiptIsAckP2P(P2PSocketTransport):
+    """Takes the RECEIPT for "all accepted", without waiting for the ACK."""
+
+    invented: list[Ack]
+
+    def send(self, batch: Batch) -> Receipt:
+        receipt = super().send(batch)
+        self.invented = [*getattr(self, "invented", []), Ack(
+            batch_id=batch.batch_id, received_at=datetime.now(UTC), results=[
+                RecordAck(transaction_id=r.transaction_id, version=r.version, status=AckStatus.ACCEPTED)
+                for r in batch.records])]
+        return receipt
+
+    def acks(self, timeout: float = 0.0) -> list[Ack]:
+        super().acks(0.0)  # what the receiver said is read, and ignored
+        out, self.invented = getattr(self, "invented", []), []
+        return out
+
+
+class _LinkLossIsFatalP2P(P2PSocketTransport):
+    """Gives up on the first lost link, as if the receiver had refused it for good."""
+
+    def _link_failed(self, exc: BaseException) -> None:
+        super()._link_failed(exc)
+        raise FatalError(f"link lost: {self._last_error}")
+
+
+class _RefusalRetriedP2P(P2PSocketTransport):
+    """Tries again whatever the receiver said, a refused certificate included."""
+
+    def connect(self) -> None:
+        try:
+            super().connect()
+        except FatalError as exc:
+            raise RetriableError(str(exc)) from exc
+
+
+class _WrongP2P:
+    @hookimpl
+    def register_transports(self, register: Any) -> None:
+        for name, transport in (("receipt-is-ack", _ReceiptIsAckP2P), ("link-loss-fatal", _LinkLossIsFatalP2P),
+                                ("refusal-retried", _RefusalRetriedP2P)):
+            register(name, transport, options=P2POptions)
+
+
+@pytest.mark.parametrize(("transport", "check", "says"), [
+    ("receipt-is-ack", "test_rejections_are_reported_as_the_receiver_said", "report exactly what the receiver said"),
+    ("receipt-is-ack", "test_a_partial_answer_is_reported_as_partial", "never invent an acknowledgement"),
+    ("link-loss-fatal", "test_a_dropped_connection_is_retriable", "it must be RetriableError"),
+    ("link-loss-fatal", "test_a_busy_receiver_is_retriable", "it must be RetriableError"),
+    ("refusal-retried", "test_a_refused_credential_is_fatal", "it must be FatalError"),
+])
+def test_the_scripted_p2p_receiver_catches_a_wrong_link_transport(tmp_path: Path, transport: str, check: str,
+                                                                  says: str) -> None:
+    suite = type("WrongP2PSuite", (TestP2PSocketTransport,),
+                 {"transport_name": transport, "plugin_module": _WrongP2P(), "plugin_name": "wrong-p2p"})()
+    with P2PReceiver(tmp_path / "scripted") as receiver, pytest.raises(AssertionError) as caught:
+        getattr(suite, check)(receiver, tmp_path)
+    assert says in str(caught.value)
+
+
+def test_the_scripted_p2p_receiver_holds_a_drop_for_the_batch_on_every_link(tmp_path: Path) -> None:
+    # p2p-socket rides out one lost link by sending the batch again: the receiver drops it
+    # again, and the transport gives up retriable, having reported nothing.
+    with P2PReceiver(tmp_path / "scripted") as receiver:
+        transport = P2PSocketTransport(P2POptions.model_validate(receiver.options), None, S321Json())
+        receiver.play(Script(Play.DROP))
+        batch = sample_batch(2, start=71)
+        driven = drive(transport, batch, wait=5.0)
+        assert isinstance(driven.error, RetriableError) and not driven.acks
+        arrivals = [b.batch_id for b in receiver.received]
+        assert arrivals == [batch.batch_id] * 2, arrivals  # first link, then the one reconnect allowed
+        assert not receiver.answered and not receiver.accepted
 
 
 # --------------------------------------------------------------------------- validators
