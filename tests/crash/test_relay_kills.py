@@ -104,6 +104,7 @@ def relayed(tmp_path: Path, keyring: Keyring) -> Iterator[RelayWorld]:  # noqa: 
     rw.world.stop_sandbox()
 
 
+@pytest.mark.slow
 def test_changes_through_a_relay_killed_again_and_again(relayed: RelayWorld) -> None:
     rng = random.Random(2113)
     world = relayed.world

@@ -55,6 +55,7 @@ def on_the_wire(world: World) -> list[str]:
     return [ref for (ref,) in world.ledger_query("SELECT ref FROM consignments WHERE state = 'sent'")]
 
 
+@pytest.mark.slow
 def test_changes_on_the_wire_under_daemon_and_sandbox_kills(world: World) -> None:
     rng = random.Random(1321)
     started = time.monotonic()
