@@ -205,3 +205,82 @@ def test_an_ingest_larger_than_a_chunk_stores_each_record_with_its_own_body(ledg
     assert {t: r.record.tracking_number for t, r in rows.items()} == {f"T{i}": f"1Z{i}" for i in range(1203)}
     # Stored without its version, which goes on the wire with the action.
     assert ids.stamped(ledger.get("T7")["record"], "T7", "add", rows["T7"].version) == rows["T7"].record_json
+
+
+# --------------------------------------------------------------------------- names and history (issue 15)
+
+
+def test_records_are_found_by_the_names_people_use(ledger):
+    ledger.ingest("shop", "MKT001", "src", [
+        valid("shopify:#1001", "T1", house_bill_number="HB-1", tracking_number="LX1HK"),
+        valid("shopify:#1002", "T2", house_bill_number="HB-2", master_bill_number="MB-9"),
+        valid("shopify:#1003", "T3", master_bill_number="MB-9")])
+    assert [ledger.find(r) for r in ("#1001", "1001", "shopify:#1001", "hb-1", " LX1HK ", "T1")] == [["T1"]] * 6
+    assert ledger.find("MB-9") == ["T2", "T3"]  # a master bill names all of its houses
+    assert ledger.find("#9999") == []
+    # A name the record once had still finds it.
+    ledger.ingest("shop", "MKT001", "src", [valid("shopify:#1001", "T1", house_bill_number="HB-1B")])
+    assert ledger.find("HB-1") == ledger.find("HB-1B") == ["T1"]
+    assert ledger.names(["T2", "T1", "T-none"]) == {"T1": "shopify:#1001", "T2": "shopify:#1002"}
+
+
+def test_the_history_tells_what_happened_with_versions_and_codes_only(ledger):
+    ledger.ingest("shop", "MKT001", "src", [valid("A-1", "T1")])
+    [row] = ledger.claim("shop", "B1", 10)
+    ledger.requeue(["T1"], "connection lost before the ack")
+    ledger.claim("shop", "B2", 10)
+    ledger.resolve(ack("B2", ("T1", "rejected", "value-over-limit")))
+    ledger.resend("T1")
+    ledger.claim("shop", "B3", 10)
+    ledger.resolve(ack("B3", ("T1", "accepted")))
+    events = ledger.history("T1")
+    assert [e["event"] for e in events] == ["queued", "sent", "queued", "sent", "rejected", "resent", "sent",
+                                           "accepted"]
+    assert events[1]["detail"] == "add in batch B1" and events[1]["version"] == row.version
+    assert events[4]["detail"].endswith(": value-over-limit")
+    assert events[-1]["version"] == ledger.get("T1")["accepted_version"] > row.version
+    # Only codes and places: nothing of the record's content.
+    assert "Quartermaine" not in str(events)
+
+
+def test_status_findings_of_invalid_rejected_and_dead_records(ledger):
+    bad = Outcome("A-2", Status.INVALID, "f.jsonl:2", None, [error("missing-required", "tracking_number", "add it")])
+    ledger.ingest("shop", "MKT001", "src", [valid("A-1", "T1"), bad, valid("A-3", "T3")])
+    ledger.claim("shop", "B1", 10)
+    ledger.resolve(ack("B1", ("T1", "rejected", "not-section-321")))
+    ledger.requeue(["T3"], "certificate refused", dead=["T3"])
+    rows = {r["ref"]: r for r in ledger.needing_attention()}
+    assert {k: r["state"] for k, r in rows.items()} == {"A-1": "rejected", "A-2": "invalid", "A-3": "dead"}
+    assert rows["A-1"]["findings"][0]["code"] == "not-section-321"
+    assert rows["A-2"]["findings"][0]["field"] == "tracking_number"
+    assert rows["A-3"]["last_error"] == "certificate refused"
+    assert ledger.needing_attention("other") == []
+
+
+def test_raw_units_of_invalid_records_are_kept_until_purged(ledger):
+    bad = Outcome("A-2", Status.INVALID, "f.jsonl:2", None, [error("missing-required", "tracking_number", "x")])
+    ledger.ingest("shop", "MKT001", "src", [valid("A-1", "T1"), bad], raw={"A-2": b"unit", "A-1": b"never kept"},
+                  now=1000.0)
+    [(txid, st, blob)] = ledger.raw_units("shop")
+    assert (st, blob) == ("invalid", b"unit")
+    assert ledger.purge_raw(older_than=999.0) == 0
+    assert ledger.purge_raw(older_than=1001.0) == 1 and ledger.raw_units("shop", include_filed=True) == []
+    ledger.set_fingerprint("shop", "abc")
+    assert ledger.fingerprint("shop") == "abc" and ledger.fingerprint("other") is None
+
+
+def test_a_version_4_ledger_gets_its_names_indexed_on_open(tmp_path):
+    path = tmp_path / "ledger.sqlite"
+    ledger = Ledger(path)
+    ledger.ingest("shop", "MKT001", "src", [valid("shopify:#1001", "T1", house_bill_number="HB-1")])
+    ledger.close()
+    db = sqlite3.connect(path)
+    db.execute("DELETE FROM refs")
+    db.execute("PRAGMA user_version=4")
+    db.commit()
+    db.close()
+    ledger = Ledger(path)
+    try:
+        assert ledger.find("#1001") == ledger.find("HB-1") == ["T1"]
+    finally:
+        ledger.close()

@@ -7,15 +7,18 @@ sends none; `ledger purge` removes kept raw units past retention."""
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from builders import write_config
 from s321 import ids
+from s321.ledger import Ledger
 from s321.sandbox.server import Sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -138,3 +141,67 @@ def test_purge_removes_kept_raw_units_past_retention(shop) -> None:
     gone = s321("ledger", "purge", "-c", config, "--older-than", "0")
     assert gone.returncode == 0 and f" {kept} kept raw units" in gone.stdout
     assert sqlite3.connect(db).execute("SELECT COUNT(*) FROM raw_units").fetchone()[0] == 0
+
+
+def test_a_filed_record_is_replaced_only_on_request(shop) -> None:
+    sandbox, config, tracking, row, tmp = shop
+    s321("run", "-c", config, "--once")
+    with tracking.open("a", encoding="utf-8") as fh:
+        fh.write(row)
+    assert s321("run", "-c", config, "--once").returncode == 0
+    txid = show(config, ORDER)["transaction_id"]
+    # The carrier's number for #1002 changes: the filed record would change.
+    tracking.write_text(tracking.read_text(encoding="utf-8").replace(row, row.replace("LX000700037HK",
+                                                                                      "LX000799999HK")),
+                        encoding="utf-8")
+    dry = s321("revalidate", "-c", config, "--include-filed", "--dry-run", "--json")
+    assert json.loads(dry.stdout)["replaces"] == 1, dry.stdout
+    by_itself = s321("run", "-c", config, "--once")
+    assert "sent 0" in by_itself.stdout, by_itself.stdout  # a table change never replaces filings by itself
+    assert show(config, ORDER)["state"] == "accepted"
+    asked = s321("revalidate", "-c", config, "--include-filed")
+    assert "1 replaces queued" in asked.stdout, asked.stdout
+    filed = s321("run", "-c", config, "--once")
+    assert "sent 1, accepted 1" in filed.stdout, filed.stdout
+    story = show(config, ORDER)
+    assert story["state"] == "accepted" and "LX000799999HK" in story["references"]
+    assert [v["action"] for v in sandbox.store.accepted_records(txid)] == ["add", "replace"]
+
+
+def test_the_daemon_files_the_fixed_order_when_the_table_changes(shop) -> None:
+    sandbox, config, tracking, row, tmp = shop
+    text = config.read_text(encoding="utf-8").replace('archive_dir =', 'settle_seconds = 0.2\narchive_dir =')
+    config.write_text(text + '\n[daemon]\nrescan_seconds = 0.5\n', encoding="utf-8")
+    txid = txid_of(ORDER)
+    proc = subprocess.Popen([sys.executable, "-m", "s321.cli", "run", "-c", str(config), "--log-json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    try:
+        def state() -> str | None:
+            ledger = Ledger(tmp / "ledger.sqlite")
+            try:
+                return (ledger.get(txid) or {}).get("state")
+            finally:
+                ledger.close()
+
+        wait(lambda: state() == "invalid")
+        with tracking.open("a", encoding="utf-8") as fh:
+            fh.write(row)
+        wait(lambda: sandbox.store.accepted_counts().get(txid) == 1)
+        wait(lambda: state() == "accepted")
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    assert '"event": "invalid records revalidated"' in err and '"now_valid": 1' in err
+    assert sandbox.store.accepted_counts().get(txid) == 1
+
+
+def wait(predicate, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError("timed out")
