@@ -121,6 +121,24 @@ SHOP_TABLES = {"catalog": str(SHOP / "catalog.csv"), "vendors": str(SHOP / "vend
 CARRIER_DEFAULTS: dict[str, Any] = {"known_carrier_customer": True}
 
 
+def _party(name: str, line1: str, city: str, state: str | None, postal: str | None, country: str,
+           line2: str | None = None, **contact: str) -> dict[str, Any]:
+    """A party as `s321 preview --json` prints it (what is absent is left out)."""
+    address = {"line1": line1, "line2": line2, "city": city, "state_or_province": state,
+               "postal_code": postal, "country": country}
+    return {"name": name, "address": {k: v for k, v in address.items() if v is not None}, **contact}
+
+
+# What the harness's pipeline sets on every record (pipeline_config: TEST001, a
+# marketplace by air unless the class's `pipeline` says otherwise), not the input.
+MARKETPLACE = {"action": "add", "originator_code": "TEST001", "filer_type": "online_marketplace",
+               "mode_of_transport": "air"}
+LUMEN_CERAMICS = {  # vendors.csv line 2, the seller of vendor "Lumen Ceramics"
+    "seller": _party("Jingdezhen Lumen Ceramics Co., Ltd.", "No. 18 Taoyang Road", "Jingdezhen", "Jiangxi",
+                     "333000", "CN", line2="Zhushan District"),
+    "marketplace_seller_id": "NWG-S-0001", "identified_marketplace_merchant": True}
+
+
 # --------------------------------------------------------------------------- sources
 
 
@@ -138,6 +156,55 @@ class TestRecordsJsonl(SourceConformance):
 
 
 class TestShopifyCsv(SourceConformance):
+    # Checked by hand against contrib/samples/shop (line numbers of each file).
+    expected_records = {
+        # orders_export.csv line 2 (#1001, one row). Shipping Name/Address1/Address2/City/
+        # Zip ('02138, the quote an Excel guard)/Province/Country/Phone -> ultimate_deliver_to;
+        # the Billing columns (the same) and Email -> customer; Lineitem quantity 2, price
+        # 24.00, sku LC-MUG-350-CEL, Currency USD; catalog.csv line 2 (that sku) gives
+        # description, hts_code, country_of_origin, product_url, weight_kg; Vendor "Lumen
+        # Ceramics" -> vendors.csv line 2; tracking.csv line 2 ("1001", no '#') the number.
+        "shopify:#1001": {
+            **MARKETPLACE, **LUMEN_CERAMICS, "tracking_number": "YT2503000000700000",
+            "ultimate_deliver_to": _party("José Müller", "41 Brattle Street", "Cambridge", "MA", "02138", "US",
+                                          line2="Apt 3", phone="+1 617-555-0141"),
+            "customer": _party("José Müller", "41 Brattle Street", "Cambridge", "MA", "02138", "US",
+                               line2="Apt 3", phone="+1 617-555-0141", email="jose.jose@example.com"),
+            "items": [{"description": "Stoneware coffee mug, celadon glaze, 350 ml", "quantity": 2,
+                       "listed_price": "24.00", "currency": "USD",
+                       "product_url": "https://northwind-goods.example.com/products/celadon-stoneware-mug-350",
+                       "sku": "LC-MUG-350-CEL", "hts_code": "6912004400", "country_of_origin": "CN",
+                       "weight_kg": "0.38"}]},
+        # orders_export.csv lines 3-5 (#1002, three rows: the later rows carry only their
+        # line item). Parties from line 3 as above; items in row order: HT-OOLONG-100 x1 at
+        # 21.00 (catalog.csv line 5), HT-GAIWAN-4 x1 at 48.00 (catalog.csv line 7: no
+        # description there, so the listing's own name), HT-JASMINE-50 x2 at 16.00 (line 6);
+        # Vendor "Harbour Tea House" -> vendors.csv line 3 (no postal code there);
+        # tracking.csv line 3.
+        "shopify:#1002": {
+            **MARKETPLACE, "tracking_number": "LX000700037HK",
+            "seller": _party("Harbour Tea House Limited", "Unit 1203, 12/F, Kowloon Bay Trade Centre",
+                             "Kowloon Bay", "Kowloon", None, "HK", line2="8 Wang Kwong Road"),
+            "marketplace_seller_id": "NWG-S-0002", "identified_marketplace_merchant": True,
+            "ultimate_deliver_to": _party("Zoë Lindqvist", "1820 NW Everett St", "Portland", "OR", "97209", "US",
+                                          phone="+1 503-555-0178"),
+            "customer": _party("Zoë Lindqvist", "1820 NW Everett St", "Portland", "OR", "97209", "US",
+                               phone="+1 503-555-0178", email="zoe.zoe@example.com"),
+            "items": [
+                {"description": "Oolong tea (partly fermented), loose leaf, 100 g tin", "quantity": 1,
+                 "listed_price": "21.00", "currency": "USD",
+                 "product_url": "https://northwind-goods.example.com/products/tieguanyin-oolong-tea",
+                 "sku": "HT-OOLONG-100", "hts_code": "0902300010", "country_of_origin": "CN", "weight_kg": "0.16"},
+                {"description": "Porcelain Gaiwan Tea Set - 4 pieces", "quantity": 1, "listed_price": "48.00",
+                 "currency": "USD",
+                 "product_url": "https://northwind-goods.example.com/products/porcelain-gaiwan-tea-set",
+                 "sku": "HT-GAIWAN-4", "hts_code": "6911101000", "country_of_origin": "CN", "weight_kg": "0.64"},
+                {"description": "Green tea scented with jasmine, rolled pearls, 50 g", "quantity": 2,
+                 "listed_price": "16.00", "currency": "USD",
+                 "product_url": "https://northwind-goods.example.com/products/jasmine-green-tea-pearls",
+                 "sku": "HT-JASMINE-50", "hts_code": "0902101015", "country_of_origin": "CN",
+                 "weight_kg": "0.08"}]},
+    }
     source_name = "shopify-csv"
     options = SHOP_TABLES
     pipeline = {"defaults": SHOP_DEFAULTS}
@@ -151,6 +218,32 @@ class TestShopifyCsv(SourceConformance):
 class TestShopifyJson(SourceConformance):
     # Follow-up (issue 17): units that cannot be read are keyed by file name and line here.
     stable_broken_keys = False
+    # Checked by hand against contrib/samples/shop/orders.jsonl line 4 (#1038): its
+    # shipping_address (name, address1, address2, city, zip, province_code,
+    # country_code, phone) -> ultimate_deliver_to; billing_address (the same) and
+    # email -> customer; line_items: LC-MUG-350-CEL x1 at 24.00 and LC-BOWL-15-IND x2
+    # at 18.50, currency USD, each completed from catalog.csv lines 2 and 3 (description,
+    # hts_code, country_of_origin, product_url, weight_kg); vendor "Lumen Ceramics" ->
+    # vendors.csv line 2; no fulfillments, so the number is tracking.csv line 35.
+    expected_records = {
+        "shopify:#1038": {
+            **MARKETPLACE, **LUMEN_CERAMICS, "tracking_number": "YT2503000000945618",
+            "ultimate_deliver_to": _party("Lily Chen", "1618 Bellevue Ave", "Seattle", "WA", "98122", "US",
+                                          line2="Apt 304", phone="+1 206-555-0144"),
+            "customer": _party("Lily Chen", "1618 Bellevue Ave", "Seattle", "WA", "98122", "US",
+                               line2="Apt 304", phone="+1 206-555-0144", email="lily.lily@example.com"),
+            "items": [
+                {"description": "Stoneware coffee mug, celadon glaze, 350 ml", "quantity": 1,
+                 "listed_price": "24.00", "currency": "USD",
+                 "product_url": "https://northwind-goods.example.com/products/celadon-stoneware-mug-350",
+                 "sku": "LC-MUG-350-CEL", "hts_code": "6912004400", "country_of_origin": "CN",
+                 "weight_kg": "0.38"},
+                {"description": "Porcelain rice bowl, hand-painted indigo, 15 cm", "quantity": 2,
+                 "listed_price": "18.50", "currency": "USD",
+                 "product_url": "https://northwind-goods.example.com/products/indigo-porcelain-rice-bowl",
+                 "sku": "LC-BOWL-15-IND", "hts_code": "6911101000", "country_of_origin": "CN",
+                 "weight_kg": "0.29"}]},
+    }
     source_name = "shopify-json"
     options = SHOP_TABLES
     pipeline = {"defaults": SHOP_DEFAULTS}
@@ -165,6 +258,46 @@ class TestShopifyJson(SourceConformance):
 class TestX12309(SourceConformance):
     # Follow-up (issue 17): units that cannot be read are keyed by file name and line here.
     stable_broken_keys = False
+    # Checked by hand against contrib/samples/x12-309/manifest-004010.edi (one segment a
+    # line; line numbers): M10-04 (line 4) the conveyance, P4-01 (line 5) the port of
+    # entry, for every bill of the set; per bill M11-01 the house and M11-11 the master
+    # bill, N1*SH/N3/N4 the consignment originator, N1*CN/N3/N4 (and PER) whom it is
+    # delivered to, one item per N10 with its N10** continuation lines joined to the
+    # description: N10-01 quantity, N10-05 HTS (dots dropped), N10-06 the line's value in
+    # US dollars (listed_price = value / quantity), N10-08 kilograms. Carrier and truck
+    # come from the class's pipeline, known_carrier_customer from its defaults.
+    expected_records = {
+        # lines 6-17 (LX*1): PER (line 14) gives phone and e-mail; two N10 items.
+        "309:MXLT25031401": {
+            "action": "add", "originator_code": "TEST001", "filer_type": "carrier", "mode_of_transport": "truck",
+            "master_bill_number": "MXLT0314M01", "house_bill_number": "MXLT25031401",
+            "consignment_originator": _party("Textiles del Norte SA de CV", "Av. Constitución 2050 Pte",
+                                             "Monterrey", "NL", "64000", "MX"),
+            "known_carrier_customer": True,
+            "ultimate_deliver_to": _party("José Ángel Hernández", "4712 San Bernardo Ave", "Laredo", "TX", "78041",
+                                          "US", line2="Apt 3", phone="9565550142", email="jah@example.com"),
+            "port_of_entry": "2304", "conveyance": "3AKJHHDR5KSKE1234",
+            "items": [
+                {"description": "WOMENS COTTON BLOUSE, EMBROIDERED FLORAL NECKLINE, SIZE M, WHITE", "quantity": 2,
+                 "listed_price": "29.00", "line_value": "58", "currency": "USD", "hts_code": "6206303011",
+                 "weight_kg": "0.600"},
+                {"description": "LEATHER BELT, HAND TOOLED, BROWN, 34 IN", "quantity": 1, "listed_price": "36.00",
+                 "line_value": "36", "currency": "USD", "hts_code": "4203300000", "weight_kg": "0.300"}]},
+        # lines 18-28 (LX*2): N9*2I (line 20) the tracking number; no PER; one item.
+        "309:MXLT25031402": {
+            "action": "add", "originator_code": "TEST001", "filer_type": "carrier", "mode_of_transport": "truck",
+            "master_bill_number": "MXLT0314M01", "house_bill_number": "MXLT25031402",
+            "tracking_number": "1Z9X81W40398765432",
+            "consignment_originator": _party("Textiles del Norte SA de CV", "Av. Constitución 2050 Pte",
+                                             "Monterrey", "NL", "64000", "MX"),
+            "known_carrier_customer": True,
+            "ultimate_deliver_to": _party("Zoë Nakamura-Brandt", "1180 Howard St", "San Francisco", "CA", "94103",
+                                          "US"),
+            "port_of_entry": "2304", "conveyance": "3AKJHHDR5KSKE1234",
+            "items": [{"description": "TALAVERA CERAMIC MUG, HAND PAINTED, 12 OZ BLUE AND WHITE PATTERN, SET PIECE",
+                       "quantity": 4, "listed_price": "16.00", "line_value": "64", "currency": "USD",
+                       "hts_code": "6912004810", "weight_kg": "2.000"}]},
+    }
     source_name = "x12-309"
     pipeline = {"filer_type": "carrier", "mode_of_transport": "truck", "defaults": CARRIER_DEFAULTS}
     sample_inputs = [SAMPLES / "x12-309" / "manifest-004010.edi",
@@ -179,6 +312,46 @@ class TestX12309(SourceConformance):
 class TestCargoImpFhl(SourceConformance):
     # Follow-up (issue 17): units that cannot be read are keyed by file name and line here.
     stable_broken_keys = False
+    # Checked by hand against contrib/samples/cargo-imp-fhl/houses.txt (line numbers):
+    # MBI (line 4) the master bill for every house under it, and the OCI lines 5-10 its
+    # security scan (ISS/RA/00231-01 the reference, SM/XRY x-ray, SD/28OCT251410 the
+    # time); per house HBS the house bill, its pieces the quantity and its weight (K
+    # kilograms, L pounds), TXT (and its / continuation) the description, HTS the code
+    # (dots dropped), CVD the currency and customs value (listed_price = value /
+    # quantity), SHP the consignment originator, CNE whom it is delivered to (TE the
+    # phone). Carrier and air come from the class's pipeline.
+    expected_records = {
+        # lines 11-23: SHP and CNE in the /-continued layout.
+        "fhl:160-58231401/HK7731001": {
+            "action": "add", "originator_code": "TEST001", "filer_type": "carrier", "mode_of_transport": "air",
+            "master_bill_number": "160-58231401", "house_bill_number": "HK7731001",
+            "consignment_originator": _party("Shenzhen Lǜxīng Electronics Co Ltd",
+                                             "Building 4 Bantian Industrial Park", "SHENZHEN", "GD", "518129", "CN",
+                                             phone="8675528841234"),
+            "known_carrier_customer": True,
+            "ultimate_deliver_to": _party("José Álvarez", "1420 West Sunset Boulevard Apt 5", "LOS ANGELES", "CA",
+                                          "90026", "US", phone="13235550142"),
+            "security_scan": {"performed": True, "method": "x-ray", "reference": "RA 00231-01",
+                              "scanned_at": "2025-10-28T14:10:00"},
+            "items": [{"description": "WIRELESS BLUETOOTH EARBUDS WITH CHARGING CASE AND USB-C CABLE RETAIL PACKED",
+                       "quantity": 2, "listed_price": "22.95", "line_value": "45.90", "currency": "USD",
+                       "hts_code": "851830", "weight_kg": "1.400"}]},
+        # lines 45-58: SHP/ and CNE/ in the NAM/ADR/LOC layout; L3.5 is 3.5 lb = 1.588 kg;
+        # CVD in HKD; no OCI of its own, so the master's scan.
+        "fhl:160-58231401/HK7731003": {
+            "action": "add", "originator_code": "TEST001", "filer_type": "carrier", "mode_of_transport": "air",
+            "master_bill_number": "160-58231401", "house_bill_number": "HK7731003",
+            "consignment_originator": _party("Guangzhou Tiānyuán Ceramics Trading", "88 Huangpu Avenue West",
+                                             "GUANGZHOU", "GD", "510620", "CN"),
+            "known_carrier_customer": True,
+            "ultimate_deliver_to": _party("Siobhán O'Connor", "55 Beacon Street", "BOSTON", "MA", "02108", "US",
+                                          phone="16175550110"),
+            "security_scan": {"performed": True, "method": "x-ray", "reference": "RA 00231-01",
+                              "scanned_at": "2025-10-28T14:10:00"},
+            "items": [{"description": "HAND PAINTED PORCELAIN TEAPOT WITH 4 CUPS", "quantity": 1,
+                       "listed_price": "1450.00", "line_value": "1450.00", "currency": "HKD", "hts_code": "691110",
+                       "weight_kg": "1.588"}]},
+    }
     source_name = "cargo-imp-fhl"
     pipeline = {"filer_type": "carrier", "mode_of_transport": "air", "defaults": CARRIER_DEFAULTS}
     sample_inputs = [SAMPLES / "cargo-imp-fhl" / "houses.txt"]
