@@ -554,3 +554,14 @@ class TestVagueDescriptionsValidator(ValidatorConformance):
         [finding] = self.validator(tmp_path).validate(self.records()[0])
         assert (finding.code, finding.field, finding.severity) == ("vague-description", "items.0.description",
                                                                    "warning")
+
+
+def test_no_first_party_suite_skips_a_check() -> None:
+    # A skipped check protects nobody: every source suite here compares records, and
+    # every transport suite that gets acknowledgements has a scripted receiver.
+    suites = [v for v in globals().values() if isinstance(v, type) and v.__name__.startswith("Test")]
+    sources = [s for s in suites if issubclass(s, SourceConformance)]
+    transports = [s for s in suites if issubclass(s, TransportConformance)]
+    assert len(sources) == 5 and len(transports) == 2
+    assert [s.__name__ for s in sources if not s.expected_records] == []
+    assert [s.__name__ for s in transports if s.scripted_receiver_missing] == []
