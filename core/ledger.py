@@ -21,6 +21,12 @@ Promises, version by version (the one place they are kept):
   its version, or when no other version was ever put on the wire; otherwise the receiver
   holds *some* version and the current one follows as a replace.
 - A record is never lost: every state change is committed before anything depends on it.
+- A record can be found by the names people use (`find`: order name, bills, tracking
+  number, transaction id), and every change of its state is in its `history`, written in
+  the same transaction as the change (one `executemany` a batch), with codes and places,
+  never the record's content.
+- A record invalid when read keeps its raw unit (`raw_units`) until `purge_raw`, so it
+  can be mapped again without its input (s321.refile).
 """
 
 from __future__ import annotations
@@ -763,8 +769,10 @@ class Ledger(SqliteFile):
         with self._lock:
             if self._db.execute("SELECT 1 FROM consignments WHERE transaction_id=?", (reference.strip(),)).fetchone():
                 return [reference.strip()]
+            keys = {ref_key(reference), ref_key(_unprefixed(reference.strip()))}
             return [r[0] for r in self._db.execute(
-                "SELECT transaction_id FROM refs WHERE ref=? ORDER BY transaction_id", (ref_key(reference),))]
+                f"SELECT DISTINCT transaction_id FROM refs WHERE ref IN ({','.join('?' * len(keys))})"
+                " ORDER BY transaction_id", sorted(keys))]
 
     def names(self, transaction_ids: Iterable[str]) -> dict[str, str]:
         """Each record's key in its source (`shopify:#1001`, a bill number): what a
@@ -1019,14 +1027,20 @@ def ref_key(text: str) -> str:
     return text.strip().lstrip("#").strip().upper()
 
 
-def references(unit_ref: str, record: Consignment | None) -> set[str]:
-    """The names people use for a record, as `ref_key`s: its unit's key in the source
-    (`shopify:#1001`, and `#1001` without the source's prefix), its master and house
-    bill and its tracking number."""
-    keys = {ref_key(unit_ref)}
+def _unprefixed(unit_ref: str) -> str:
+    """A unit's key without its source's prefix (`shopify:#1001` -> `#1001`): what people
+    call it. A key without one is itself."""
     prefix, sep, rest = unit_ref.partition(":")
     if sep and rest and prefix.replace("-", "").replace("_", "").isalnum():
-        keys.add(ref_key(rest))
+        return rest
+    return unit_ref
+
+
+def references(unit_ref: str, record: Consignment | None) -> set[str]:
+    """The names people use for a record, as `ref_key`s: its unit's key in the source
+    without the source's prefix (`#1001` of `shopify:#1001`; `find` strips a prefix
+    given too), its master and house bill and its tracking number."""
+    keys = {ref_key(_unprefixed(unit_ref))}
     if record is not None:
         for value in (record.master_bill_number, record.house_bill_number, record.tracking_number):
             if value:
