@@ -106,6 +106,8 @@ class Transmitter:
         return True
 
     def _dead_letter_queued(self) -> None:
+        if not self.ledger.owed(self.name, self.clock()).queued:
+            return  # an index probe, not a write transaction on every idle pass
         dead = self.ledger.dead_letter_queued(self.name, self.error or "FatalError", now=self.clock())
         self._count("dead", len(dead))
 
