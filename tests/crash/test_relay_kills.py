@@ -10,98 +10,23 @@ from __future__ import annotations
 
 import random
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from crash.world import World, free_port, read_only
-from relay.test_relay import Keyring, keyring, spawn_relay, write_relay_toml  # noqa: F401 (a fixture)
+from crash.relay_world import RelayWorld
+from relay.test_relay import Keyring, keyring  # noqa: F401 (a fixture)
 from s321.states import State
 
 RELAY_KILLS = 12
-CLIENT = "carol"
-
-
-class RelayWorld:
-    """A World whose daemon files through a relay process to the world's sandbox."""
-
-    def __init__(self, tmp: Path, keys: Keyring):
-        self.port = free_port()
-        self.world = World(tmp, ack_delay=0.3, batch_size=10, transport=f"""
-            plugin = "broker-relay"
-            endpoint = "tcp://127.0.0.1:{self.port}"
-            server_key = "{keys.public('relay')}"
-            secret_key = {{file = "{keys.secret(CLIENT)}"}}
-            connect_timeout = 2
-            receipt_timeout = 2
-            reconnect_interval = 0.1
-            reconnect_interval_max = 0.5
-        """)
-        certs = self.world.certs
-        self.config = write_relay_toml(tmp / "relay", keys, self.port, f"""
-            plugin = "p2p-socket"
-            host = "127.0.0.1"
-            port = {self.world.port}
-            ca = "{certs.ca}"
-            cert = {{file = "{certs.client_cert}"}}
-            key = {{file = "{certs.client_key}"}}
-            backoff_initial = 0.05
-            backoff_max = 0.2
-            read_timeout = 5
-            connect_timeout = 5
-            """, f"""
-            [clients.{CLIENT}]
-            public_key = "{keys.public(CLIENT)}"
-            originator_codes = ["CRASH01"]
-            upstream = "cbp"
-            [clients.{CLIENT}.retry]
-            initial = 0.05
-            maximum = 0.5
-            ack_timeout = 5
-            """)
-        self.ledger_path = tmp / "relay" / "relay.sqlite"
-        self.log = tmp / "relay.log"
-        self.relay: subprocess.Popen[str] | None = None
-        self.kills = 0
-
-    def start_relay(self) -> None:
-        self.relay = spawn_relay(self.config, self.log)
-
-    def kill_relay(self) -> None:
-        if self.relay is not None:
-            self.relay.send_signal(signal.SIGKILL)
-            self.relay.wait(10)
-            self.relay = None
-            self.kills += 1
-
-    def stop_relay(self) -> None:
-        if self.relay is not None:
-            self.relay.send_signal(signal.SIGTERM)
-            assert self.relay.wait(20) == 0, self.log.read_text()[-2000:]
-            self.relay = None
-
-    def settled(self) -> int:
-        """The sum of the versions the relay's ledger holds as accepted: grows whenever
-        the relay settles a version."""
-        rows = read_only(self.ledger_path, "SELECT SUM(accepted_version) FROM consignments")
-        return int(rows[0][0] or 0) if rows else 0
-
-    def relay_sent(self) -> list[str]:
-        """Transaction ids the relay has put on the wire to the sandbox, unanswered."""
-        return [t for (t,) in read_only(self.ledger_path, "SELECT transaction_id FROM consignments"
-                                                       " WHERE state = 'sent'")]
 
 
 @pytest.fixture
 def relayed(tmp_path: Path, keyring: Keyring) -> Iterator[RelayWorld]:  # noqa: F811
     rw = RelayWorld(tmp_path, keyring)
     yield rw
-    if rw.relay is not None:
-        rw.relay.kill()
-        rw.relay.wait()
-    rw.world.stop_sandbox()
+    rw.close()
 
 
 @pytest.mark.slow
@@ -156,8 +81,7 @@ def test_changes_through_a_relay_killed_again_and_again(relayed: RelayWorld) -> 
     world.settle(timeout=90)
     relayed.stop_relay()
     world.assert_every_version_once(ledgers=[relayed.ledger_path])
-    relay_states = dict(read_only(relayed.ledger_path, "SELECT state, COUNT(*) FROM consignments GROUP BY state"))
-    assert relay_states == {State.ACCEPTED.value: len(world.refs)}
+    assert relayed.relay_states() == {State.ACCEPTED.value: len(world.refs)}
     store = world.store()
     print(f"{relayed.kills} relay kills, {daemon_kills} client kills; in flight at kills {caught}; "
           f"{len(world.refs)} consignments, {sum(world.revisions.values())} changes, "
