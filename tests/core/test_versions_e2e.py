@@ -7,9 +7,9 @@
 2. a replace on the wire when the daemon died was sent again after the restart and
    applied a second time.
 
-Checked against the daemon of the code before the fix (ad7e8dc~1, with today's sandbox):
-the first fails with "the sandbox holds the new content of 0 of the 10 changed", the
-second with each replace accepted twice.
+Checked against the daemon (and relay) of the code before the fix (ad7e8dc~1, with
+today's sandbox): each test of the first defect fails with "the sandbox holds the new
+content of 0 of the 10 changed", the test of the second with each replace accepted twice.
 """
 
 from __future__ import annotations
