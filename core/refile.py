@@ -162,18 +162,6 @@ def revalidate(processor: Processor, ledger: Ledger, include_filed: bool = False
     return report
 
 
-def revalidate_if_changed(processor: Processor, ledger: Ledger, rates: dict[str, Any]) -> Revalidation | None:
-    """Revalidate the never-filed invalid records when the pipeline's fingerprint differs
-    from the one the ledger holds; then remember the new one. None when unchanged."""
-    name = processor.pipeline.name
-    current = fingerprint(processor.pipeline, rates)
-    if ledger.fingerprint(name) == current:
-        return None
-    report = revalidate(processor, ledger)
-    ledger.set_fingerprint(name, current)
-    return report
-
-
 # --------------------------------------------------------------------------- checked resends
 
 @dataclass

@@ -59,7 +59,6 @@ class PipelineWorker:
         self.stop: threading.Event | None = None
         """Set: ingestion ends between chunks (what was not committed is read again)."""
         self._complete = False  # the last input was read to its end
-        self._complete = False  # the last input was read to its end
         self._due = 0  # valid units committed since the last transmission while ingesting
         ctx = pipeline.context
         self.sender = Transmitter(
@@ -78,6 +77,8 @@ class PipelineWorker:
         self.close = self.sender.close
 
     def _processor(self) -> Processor:
+        # What the tables were when they were read: a later change makes a new processor.
+        self._built_with = refile.fingerprint(self.pipeline, self.rates)
         processor = Processor(self.pipeline, self.rates)
         self._reading = _Remembering(processor.source)
         processor.source = self._reading  # type: ignore[assignment]
@@ -87,11 +88,14 @@ class PipelineWorker:
         """When the tables, defaults, profile or rates changed since the ledger last saw
         this pipeline: map its never-filed invalid records again (tables read anew) and
         queue those now valid. None when nothing changed."""
-        if refile.fingerprint(self.pipeline, self.rates) == self.ledger.fingerprint(self.name):
-            return None
-        self.processor = self._processor()  # the tables as they are now
-        report = refile.revalidate_if_changed(self.processor, self.ledger, self.rates)
-        if report is not None and report.examined:
+        current = refile.fingerprint(self.pipeline, self.rates)
+        if current != self._built_with:
+            self.processor = self._processor()  # the tables as they are now, for new input too
+        if self.ledger.fingerprint(self.name) == current:
+            return None  # seen already (by an earlier run, or `s321 revalidate`)
+        report = refile.revalidate(self.processor, self.ledger)
+        self.ledger.set_fingerprint(self.name, current)
+        if report.examined:
             self.counts["revalidated"] += report.now_valid
             log.info("invalid records revalidated", pipeline=self.name, examined=report.examined,
                      now_valid=report.now_valid, still_invalid=report.still_invalid)

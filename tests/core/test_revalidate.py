@@ -17,8 +17,10 @@ from pathlib import Path
 import pytest
 
 from builders import write_config
-from s321 import ids
+from s321 import app, ids, refile
 from s321.ledger import Ledger
+from s321.observers import Observers
+from s321.worker import PipelineWorker
 from s321.sandbox.server import Sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -205,3 +207,25 @@ def wait(predicate, timeout: float = 20.0) -> None:
             return
         time.sleep(0.1)
     raise AssertionError("timed out")
+
+
+def test_a_running_worker_reads_a_changed_table_even_when_the_cli_revalidated_first(shop) -> None:
+    sandbox, config, tracking, row, tmp = shop
+    registry, loaded = app.load(config)
+    ledger = Ledger(tmp / "ledger.sqlite")
+    try:
+        worker = PipelineWorker(loaded.pipelines["shop"], loaded.rates, ledger, Observers(registry.pm))
+        worker.revalidate_if_changed()
+        worker.ingest(settle=False, transmit=False)
+        assert ledger.get(txid_of(ORDER))["state"] == "invalid"
+        with tracking.open("a", encoding="utf-8") as fh:
+            fh.write(row)
+        assert s321("revalidate", "-c", config).stdout.startswith("shop: 4 examined, 1 queued")
+        before = worker.processor
+        assert worker.revalidate_if_changed() is None  # the ledger has seen this change ...
+        assert worker.processor is not before  # ... and the worker reads the fixed table all the same
+        [(_txid, _state, blob)] = [u for u in ledger.raw_units("shop", include_filed=True) if u[0] == txid_of(ORDER)]
+        assert worker.processor.process_unit(refile.unpack(blob)).status.value == "valid"
+        worker.close()
+    finally:
+        ledger.close()
