@@ -7,8 +7,9 @@ plugin that raises becomes an invalid outcome with findings, never a crash.
 Keys are unique within one input file: units of one file that share a key are all
 invalid (`duplicate-key`, naming each other's locations), since filing one of them
 would silently pick a winner. Finding them takes a first pass over the files that keeps
-only keys and locations in memory, never units; a source that is not file-based (a
-queue, an API: it cannot be read twice) gets no first pass.
+only keys and locations, never units, and past 50,000 keys not even those in memory
+(s321.repeats); a source that is not file-based (a queue, an API: it cannot be read
+twice) gets no first pass.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from s321 import ids, rules, validation
 from s321.config import Pipeline
 from s321.contracts import RawUnit
 from s321.findings import Finding, error, from_validation_error, has_errors
+from s321.repeats import RepeatedKeys
 from s321.logs import get_logger
 from s321.record import Consignment
 
@@ -118,21 +120,14 @@ class Processor:
         """(input, key) -> the locations of every unit with that key in that input, for
         the keys that occur more than once: a first pass over the source, holding keys
         and one location each, never the units."""
-        first: dict[tuple[str, str], str] = {}
-        repeated: dict[tuple[str, str], list[str]] = {}
-        try:
-            for unit in self.source.read(paths):
-                slot = (input_of(unit), unit.key)
-                seen = first.get(slot)
-                if seen is None:
-                    first[slot] = unit.location
-                elif not (unit.payload is None and seen == unit.location):
-                    # (Several broken units at one place are problems of that place.)
-                    repeated.setdefault(slot, [seen]).append(unit.location)
-        except Exception as exc:  # the second pass meets the same problem and reports it
-            log.error("source raised while its keys were read", pipeline=self.pipeline.name,
-                      error_type=type(exc).__name__)
-        return repeated
+        with RepeatedKeys() as keys:  # flat memory: past a limit the keys wait on disk
+            try:
+                for unit in self.source.read(paths):
+                    keys.add((input_of(unit), unit.key), unit.location)
+            except Exception as exc:  # the second pass meets the same problem and reports it
+                log.error("source raised while its keys were read", pipeline=self.pipeline.name,
+                          error_type=type(exc).__name__)
+            return keys.repeated()
 
     def process_unit(self, unit: RawUnit) -> Outcome:
         where = unit.location
