@@ -145,6 +145,9 @@ class PipelineWorker:
                 continue  # still being written
             if not self.ledger.input_seen(self.name, str(f), st.st_size, st.st_mtime_ns):
                 ready.append(f)
+            else:
+                # Its commit is on disk but the process ended before the move: finish it.
+                self._archive(f)
         return ready
 
     def ingest(self, paths: Iterable[Path] | None = None, settle: bool = True, transmit: bool = True) -> int:

@@ -342,3 +342,19 @@ def test_an_input_is_archived_only_after_the_commit_that_covers_it_is_on_disk(tm
     assert events[move + 1:move + 3] == ["FSYNC archive", "FSYNC inbox"] or \
         sorted(events[move + 1:move + 3]) == ["FSYNC archive", "FSYNC inbox"]
     assert (tmp_path / "archive" / "a.jsonl").exists()
+
+
+def test_a_file_committed_but_not_archived_before_a_crash_is_archived_by_the_next_run(tmp_path: Path) -> None:
+    """Killed between the durable commit and the move: the next run reads nothing again
+    (the ledger says the file was read) and finishes the move."""
+    cfg = config(tmp_path, tmp_path / "ledger.sqlite")
+    path = drop(tmp_path, "a.jsonl", ["A-1", "A-2"])
+    st = path.stat()
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    try:
+        ledger.ingest("shop", CODE, "records-jsonl", [], input_file=(str(path), st.st_size, st.st_mtime_ns))
+    finally:
+        ledger.close()
+    done = s321("run", "-c", str(cfg), "--once")
+    assert done.returncode == 0, done
+    assert not path.exists() and (tmp_path / "archive" / "a.jsonl").exists()
