@@ -4,7 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+# System packages the tests start for real (sshd for sftp-drop). `make test` installs
+# what is missing (as root, after apt-get update), so a fresh machine runs the whole suite.
+SYSTEM_PACKAGES := openssh-server
+
+.PHONY: demo test bench clean sysdeps
 
 $(STAMP): pyproject.toml Makefile contrib/plugin-template/pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -17,7 +21,15 @@ $(STAMP): pyproject.toml Makefile contrib/plugin-template/pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python contrib/demo/demo.py
 
-test: $(STAMP)
+sysdeps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "make test needs:$$missing (install them, or run as root)"; exit 1; fi; \
+	  echo "installing:$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+test: sysdeps $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
