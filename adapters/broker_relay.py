@@ -285,7 +285,11 @@ class BrokerRelayTransport:
         kind = frames[0]
         if kind == protocol.ACK and len(frames) == 3:
             upto = int(protocol.loads(frames[1])["upto"])
-            self._acks.append((self.serializer.decode_ack(frames[2]), upto))
+            try:
+                ack = self.serializer.decode_ack(frames[2])
+            except Exception as exc:  # each serializer has its own error: none may leave acks()
+                raise ValueError(f"ACK body is not an acknowledgement: {exc}") from None
+            self._acks.append((ack, upto))
             return
         body = protocol.loads(frames[1]) if len(frames) > 1 else {}
         if kind == protocol.WELCOME:

@@ -33,6 +33,7 @@ from s321.adapters import broker_relay, p2p_socket
 from s321.adapters.broker_relay import BrokerRelayTransport, RelayClientOptions
 from s321.contracts import Ack, AckStatus, Batch, PipelineContext, PipelineDefaults, RecordAck
 from s321.errors import ConfigError, FatalError, RetriableError
+from s321.hookspecs import hookimpl
 from s321.ledger import Ledger
 from s321.plugins.wire_s321 import S321Json
 from s321.record import Action, Consignment, FilerType, ModeOfTransport
@@ -43,6 +44,9 @@ from s321.relay import keys
 from s321.relay.server import RelayServer
 from s321.sandbox import Faults, Sandbox, ensure_dev_certs
 from s321.testing import samples
+from s321.testing.receiver_checks import loopback_connections
+from s321.testing.relay_receiver import RelayReceiver
+from s321.testing.scripted import Play, Script
 from s321.testing.transports import Endpoint, ErrorCase, TransportConformance
 
 # --------------------------------------------------------------------------- helpers
@@ -750,7 +754,17 @@ class TestBrokerRelayConformance(TransportConformance):
                        "secret_key": {"file": str(keyring.secret("conformance"))}, **CLIENT_TIMEOUTS}
             secret = zmq.auth.load_certificate(keyring.secret("conformance"))[1]
             assert secret is not None
-            yield Endpoint(options, accepted=sandbox.store.accepted_counts, secrets=[secret.decode()])
+            # The relay's own count: this process also holds the relay's upstream link to
+            # the sandbox, which is not the transport's to close.
+            port = int(server.endpoint.rsplit(":", 1)[1])
+            yield Endpoint(options, accepted=sandbox.store.accepted_counts, secrets=[secret.decode()],
+                           connections=lambda: loopback_connections(port))
+
+    @pytest.fixture
+    def scripted_receiver(self, tmp_path: Path) -> Iterator[RelayReceiver]:
+        # The relay forwards to CBP and answers what CBP said; this one answers as the suite says.
+        with RelayReceiver(tmp_path / "scripted") as receiver:
+            yield receiver
 
     def error_cases(self, endpoint: Endpoint, tmp_path: Path) -> list[ErrorCase]:
         keyring = Keyring(Path(endpoint.options["server_key"]).parent)
@@ -763,3 +777,100 @@ class TestBrokerRelayConformance(TransportConformance):
             ErrorCase({**quick, "server_key": str(keyring.public("bob"))}, RetriableError,
                       "the wrong relay key: CURVE says nothing"),
         ]
+
+
+# The scripted receiver is what lets the checks see a wrong relay client: each of these is
+# broker-relay with one fault, and the check about that fault must fail on it.
+
+
+class _ReceiptIsAckRelay(BrokerRelayTransport):
+    """Takes the relay's RECEIPT for "all accepted", without waiting for the ACK."""
+
+    invented: list[Ack]
+
+    def send(self, batch: Batch) -> Any:
+        receipt = super().send(batch)
+        self.invented = [*getattr(self, "invented", []), Ack(
+            batch_id=batch.batch_id, received_at=datetime.now(UTC), results=[
+                RecordAck(transaction_id=r.transaction_id, version=r.version, status=AckStatus.ACCEPTED)
+                for r in batch.records])]
+        return receipt
+
+    def acks(self, timeout: float = 0.0) -> list[Ack]:
+        super().acks(0.0)  # what the relay said is read, and ignored
+        out, self.invented = getattr(self, "invented", []), []
+        return out
+
+
+class _SilentOnGarbageRelay(BrokerRelayTransport):
+    """Drops a message it cannot read without a word: the batch just waits."""
+
+    def _drain(self) -> None:
+        assert self._sock is not None
+        while True:
+            try:
+                frames = self._sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                self._handle(frames)
+            except ValueError:
+                pass
+
+
+class _BusyIsFatalRelay(BrokerRelayTransport):
+    """Gives up for good whenever the relay did not take a batch."""
+
+    def send(self, batch: Batch) -> Any:
+        try:
+            return super().send(batch)
+        except RetriableError as exc:
+            raise FatalError(str(exc)) from exc
+
+
+class _WrongRelays:
+    @hookimpl
+    def register_transports(self, register: Any) -> None:
+        for name, transport in (("receipt-is-ack", _ReceiptIsAckRelay),
+                                ("silent-on-garbage", _SilentOnGarbageRelay),
+                                ("busy-is-fatal", _BusyIsFatalRelay)):
+            register(name, transport, options=RelayClientOptions)
+
+
+@pytest.mark.parametrize(("transport", "check", "says"), [
+    ("receipt-is-ack", "test_rejections_are_reported_as_the_receiver_said", "report exactly what the receiver said"),
+    ("receipt-is-ack", "test_a_partial_answer_is_reported_as_partial", "never invent an acknowledgement"),
+    ("silent-on-garbage", "test_a_malformed_answer_is_an_error_not_an_ack", "neither raised nor reported"),
+    ("busy-is-fatal", "test_a_busy_receiver_is_retriable", "it must be RetriableError"),
+    ("busy-is-fatal", "test_a_dropped_connection_is_retriable", "it must be RetriableError"),
+])
+def test_the_scripted_relay_catches_a_wrong_relay_client(tmp_path: Path, transport: str, check: str,
+                                                         says: str) -> None:
+    suite = type("WrongRelaySuite", (TestBrokerRelayConformance,),
+                 {"transport_name": transport, "plugin_module": _WrongRelays(), "plugin_name": "wrong-relay"})()
+    with RelayReceiver(tmp_path / "scripted") as receiver, pytest.raises(AssertionError) as caught:
+        getattr(suite, check)(receiver, tmp_path)
+    assert says in str(caught.value)
+
+
+def test_the_scripted_relay_counts_connections_and_drops_them_all(tmp_path: Path) -> None:
+    with RelayReceiver(tmp_path / "scripted") as receiver:
+        transport = BrokerRelayTransport(RelayClientOptions.model_validate(receiver.options), None,
+                                         S321Json())
+        transport.connect()
+        deadline = time.monotonic() + 5
+        while receiver.connections() != 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert receiver.connections() == 1
+        receiver.play(Script(Play.DROP))
+        with pytest.raises(RetriableError, match="no receipt"):
+            transport.send(samples.sample_batch(1, start=81))
+        # The socket was bound anew on the same port: the client is back, with its HELLO.
+        transport.send(samples.sample_batch(1, start=82))
+        assert [b.records[0].transaction_id for b in receiver.received] == [
+            samples.sample_batch(1, start=n).records[0].transaction_id for n in (81, 82)]
+        transport.close()
+        deadline = time.monotonic() + 5
+        while receiver.connections() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert receiver.connections() == 0
