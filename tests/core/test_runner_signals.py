@@ -16,8 +16,11 @@ from pathlib import Path
 import pytest
 
 from builders import jsonl_pipeline_config, marketplace_fields, write_jsonl
+from s321 import app
 from s321.ledger import Ledger
+from s321.observers import Observers
 from s321.sandbox import Faults, Sandbox
+from s321.worker import CHUNK, PipelineWorker
 
 RECORDS = [{"ref": f"#30{i:02d}", **marketplace_fields()} for i in range(5)]
 
@@ -34,34 +37,38 @@ def p2p(options: dict) -> str:
             f'key = {{ file = "{options["key"]["file"]}" }}\nbackoff_initial = 0.2\nbackoff_max = 0.5')
 
 
-def start(config: Path) -> subprocess.Popen[str]:
+def start(config: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "s321.cli", "run", "-c", str(config), "--once"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ))
 
 
-def wait_for(proc: subprocess.Popen[str], text: str, timeout: float = 30.0) -> str:
-    """stderr read until a line holds `text`; returns what was read."""
+def wait_for(proc: subprocess.Popen[bytes], text: str, timeout: float = 30.0) -> str:
+    """stderr read (unbuffered: select sees only what Python has not buffered) until a
+    line holds `text`; returns what was read up to that line."""
     assert proc.stderr is not None
+    fd = proc.stderr.fileno()
     seen = ""
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stderr, selectors.EVENT_READ)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if sel.select(0.2):
-            line = proc.stderr.readline()
-            seen += line
-            if text in line:
-                return seen
-            if not line and proc.poll() is not None:
+    with selectors.DefaultSelector() as sel:
+        sel.register(fd, selectors.EVENT_READ)
+        while time.monotonic() < deadline:
+            if not sel.select(0.2):
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
                 break
+            seen += chunk.decode("utf-8", "replace")
+            for line in seen.splitlines():
+                if text in line:
+                    return seen[:seen.index(line) + len(line)]
     raise AssertionError(f"{text!r} not seen in: {seen}")
 
 
-def stop_within_2s(proc: subprocess.Popen[str], sig: int) -> tuple[str, float]:
+def stop_within_2s(proc: subprocess.Popen[bytes], sig: int) -> tuple[str, float]:
     t0 = time.monotonic()
     proc.send_signal(sig)
     out, _err = proc.communicate(timeout=10)
-    return out, time.monotonic() - t0
+    return out.decode("utf-8"), time.monotonic() - t0
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -129,3 +136,39 @@ def test_records_on_the_wire_at_a_stop_are_sent_again_and_accepted_once(tmp_path
         finally:
             ledger.close()
         assert sorted(sandbox.store.accepted_counts().values()) == [1] * 5
+
+
+class StopAfter:
+    """A stop that is set after it has been asked `n` times: the signal arriving while a
+    file is being read, between its chunks."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def is_set(self) -> bool:
+        self.n -= 1
+        return self.n < 0
+
+
+def test_a_stop_while_a_file_is_read_leaves_it_to_be_read_again(tmp_path) -> None:
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    orders = [{"ref": f"#5{i:04d}", **marketplace_fields()} for i in range(2 * CHUNK + 10)]
+    write_jsonl(inbox / "orders.jsonl", orders)
+    config = jsonl_pipeline_config(tmp_path, inbox, tmp_path / "out",
+                                   extra=f'archive_dir = "{tmp_path / "archive"}"')
+    registry, loaded = app.load(config)
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    try:
+        worker = PipelineWorker(loaded.pipelines["shop"], loaded.rates, ledger, Observers(registry.pm))
+        worker.stop = StopAfter(1)  # not yet before the file; set after its first chunk
+        worker.ingest(settle=False, transmit=False)
+        assert ledger.counts("shop") == {"queued": CHUNK}  # what was read is committed ...
+        assert (inbox / "orders.jsonl").exists()  # ... and the file stays, not marked read
+        worker.stop = None
+        worker.ingest(settle=False, transmit=False)
+        assert ledger.counts("shop") == {"queued": len(orders)}
+        assert worker.counts["unchanged"] == CHUNK  # read again: nothing twice
+        assert not (inbox / "orders.jsonl").exists()
+    finally:
+        ledger.close()
