@@ -16,9 +16,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from datetime import datetime
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from s321.config import LoadedConfig

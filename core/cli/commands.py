@@ -178,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
             console.line(f"  still owed: {s.queued} queued, {s.awaiting_ack} awaiting an ack "
                          f"(kept in the ledger)", "warning")
         for txid, findings in s.rejections:
-            name = s.names.get(txid) if hasattr(s, "names") else None
+            name = s.names.get(txid)
             for f in findings:
                 console.line(f"  rejected {name + ' ' if name else ''}({txid}): {f.code} {f.field or '-'}: {f.message}",
                              "error")
