@@ -40,11 +40,17 @@ cannot clear them (the file must be fixed), so its raw unit is not kept."""
 
 # --------------------------------------------------------------------------- raw units
 
-def pack(unit: RawUnit) -> bytes:
+def pack(unit: RawUnit) -> bytes | None:
     """A raw unit as the ledger keeps it: pickled (a source's payload is its own
     objects, which JSON cannot bring back) and compressed. The ledger is owner-only and
-    written by s321 alone; it is read back only by `unpack`, in this process."""
-    return zlib.compress(pickle.dumps(unit, protocol=pickle.HIGHEST_PROTOCOL), 6)
+    written by s321 alone; it is read back only by `unpack`, in this process. None (and
+    a warning naming the unit's place) when the payload cannot be pickled: the record
+    is stored all the same, and mapped again only when its file is read again."""
+    try:
+        return zlib.compress(pickle.dumps(unit, protocol=pickle.HIGHEST_PROTOCOL), 6)
+    except Exception as exc:  # a plugin's payload holding a handle, a lock, a lambda
+        log.warning("raw unit cannot be kept", location=unit.location, error_type=type(exc).__name__)
+        return None
 
 
 def unpack(blob: bytes) -> RawUnit:

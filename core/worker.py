@@ -202,7 +202,9 @@ class PipelineWorker:
                 if refile.keeps_raw(outcome):
                     unit = self._reading.last  # the unit this outcome was made of
                     if unit is not None and unit.key == outcome.ref:
-                        raw[outcome.ref] = refile.pack(unit)
+                        kept = refile.pack(unit)
+                        if kept is not None:
+                            raw[outcome.ref] = kept
                 if len(chunk) >= CHUNK:
                     break
             done = len(chunk) < CHUNK

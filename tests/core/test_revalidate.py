@@ -11,6 +11,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pytest
 
 from builders import write_config
 from s321 import app, ids, refile
+from s321.contracts import RawUnit
 from s321.ledger import Ledger
 from s321.observers import Observers
 from s321.worker import PipelineWorker
@@ -229,3 +231,10 @@ def test_a_running_worker_reads_a_changed_table_even_when_the_cli_revalidated_fi
         worker.close()
     finally:
         ledger.close()
+
+
+def test_a_unit_that_cannot_be_pickled_is_stored_without_its_raw_unit() -> None:
+    unit = RawUnit("k", "f.csv:3", {"lock": threading.Lock()})
+    assert refile.pack(unit) is None
+    plain = RawUnit("k", "f.csv:3", {"name": "#1001"})
+    assert refile.unpack(refile.pack(plain) or b"") == plain
