@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import paramiko
 import pytest
@@ -24,14 +25,18 @@ from s321 import app, config, registry
 from s321.adapters import sftp_drop
 from s321.adapters.sftp_drop import HostKeyRefused, SftpDropTransport, SftpOptions, fingerprint
 from s321.adapters.sftp_drop.hostkeys import HostKeyPin, read_known_hosts
+from s321.adapters.sftp_drop.transport import BadResponse
 from s321.backoff import Backoff, retry
-from s321.contracts import Ack, AckStatus, Batch
+from s321.contracts import Ack, AckStatus, Batch, Receipt, RecordAck
 from s321.errors import FatalError, RetriableError, classify
+from s321.hookspecs import hookimpl
 from s321.plugins.wire_s321 import S321Json
 from s321.registry import Registry
 from s321.sandbox.drop import DropSandbox, add_drop_arguments, start_drop
 from s321.sandbox.review import Reviewer
 from s321.sandbox.store import SandboxStore
+from s321.testing.scripted import Play, Script
+from s321.testing.sftp_receiver import QUICK_OPTIONS, SftpDropReceiver
 from s321.testing.transports import Endpoint, ErrorCase, TransportConformance
 from sshd import KeyPair, SshServer, free_port, sshd_missing
 
@@ -566,6 +571,19 @@ class TestSftpDropConformance(TransportConformance):
         finally:
             drop.stop()
 
+    @pytest.fixture
+    def scripted_receiver(self, tmp_path: Path) -> Iterator[SftpDropReceiver]:
+        # The drop sandbox reviews batches as CBP would; this receiver, on an sshd of its
+        # own, answers as the suite says.
+        missing = sshd_missing()
+        if missing:
+            pytest.skip(missing)
+        with SshServer(tmp_path / "scripted-sshd") as scripted:
+            options = {"host": "127.0.0.1", "port": scripted.port, "username": scripted.user,
+                       "key": str(scripted.user_key.private), "known_hosts": str(scripted.known_hosts())}
+            with SftpDropReceiver(scripted.root, options, scripted) as receiver:
+                yield receiver
+
     def error_cases(self, endpoint: Endpoint, tmp_path: Path) -> list[ErrorCase]:
         stranger = KeyPair.generate(tmp_path / "stranger")
         quick = {**endpoint.options, "connect_timeout": 1, "reconnect_attempts": 1}
@@ -576,6 +594,111 @@ class TestSftpDropConformance(TransportConformance):
             ErrorCase({**quick, "known_hosts": None, "host_key_fingerprint": "SHA256:" + "A" * 43},
                       FatalError, "a host key other than the pinned one"),
         ]
+
+
+# The scripted receiver is what lets the checks see a wrong drop transport: each of these
+# is sftp-drop with one fault, and the check about that fault must fail on it.
+
+
+class _GarbageIsAckSftp(SftpDropTransport):
+    """Takes a response it cannot parse for "all accepted" (the file is named after the batch)."""
+
+    def send(self, batch: Batch) -> Receipt:
+        self.sent_batches = {**getattr(self, "sent_batches", {}), batch.batch_id: batch}
+        return super().send(batch)
+
+    def _read(self, sftp: paramiko.SFTPClient, entry: paramiko.SFTPAttributes) -> Ack | None:
+        ack = super()._read(sftp, entry)
+        sent = getattr(self, "sent_batches", {}).get(entry.filename.split(".")[0])
+        if ack is None and sent is not None:
+            return Ack(batch_id=sent.batch_id, received_at=datetime.now(UTC), results=[
+                RecordAck(transaction_id=r.transaction_id, version=r.version, status=AckStatus.ACCEPTED)
+                for r in sent.records])
+        return ack
+
+
+class _QuietlySetAsideSftp(SftpDropTransport):
+    """Moves a response it cannot parse aside without a word: the batch just waits."""
+
+    def _set_aside(self, sftp: paramiko.SFTPClient, name: str, reason: str) -> None:
+        self.bad_responses.append(BadResponse(name, reason, self._move(sftp, name, "rejected")))
+
+
+class _OutageIsFatalSftp(SftpDropTransport):
+    """Gives up for good when the server cannot be reached."""
+
+    def _live(self):  # type: ignore[no-untyped-def]
+        try:
+            return super()._live()
+        except RetriableError as exc:
+            raise FatalError(str(exc)) from exc
+
+    def _failed(self, exc: BaseException, doing: str) -> FatalError:
+        return FatalError(str(super()._failed(exc, doing)))
+
+
+class _WrongSftp:
+    @hookimpl
+    def register_transports(self, register: Any) -> None:
+        for name, wrong in (("garbage-is-ack", _GarbageIsAckSftp), ("quietly-set-aside", _QuietlySetAsideSftp),
+                            ("outage-is-fatal", _OutageIsFatalSftp)):
+            register(name, wrong, options=SftpOptions)
+
+
+@pytest.fixture
+def scripted(tmp_path: Path) -> Iterator[SftpDropReceiver]:
+    missing = sshd_missing()
+    if missing:
+        pytest.skip(missing)
+    with SshServer(tmp_path / "scripted-sshd") as srv:
+        with SftpDropReceiver(srv.root, {
+                "host": "127.0.0.1", "port": srv.port, "username": srv.user,
+                "key": str(srv.user_key.private), "known_hosts": str(srv.known_hosts())}, srv) as receiver:
+            yield receiver
+
+
+@pytest.mark.parametrize(("wrong", "check", "says"), [
+    ("garbage-is-ack", "test_a_malformed_answer_is_an_error_not_an_ack", "never invent an acknowledgement"),
+    ("quietly-set-aside", "test_a_malformed_answer_is_an_error_not_an_ack", "neither raised nor reported"),
+    ("outage-is-fatal", "test_a_dropped_connection_is_retriable", "it must be RetriableError"),
+    ("outage-is-fatal", "test_a_busy_receiver_is_retriable", "it must be RetriableError"),
+])
+def test_the_scripted_drop_receiver_catches_a_wrong_drop_transport(
+        scripted: SftpDropReceiver, tmp_path: Path, wrong: str, check: str, says: str) -> None:
+    suite = type("WrongSftpSuite", (TestSftpDropConformance,),
+                 {"transport_name": wrong, "plugin_module": _WrongSftp(), "plugin_name": "wrong-sftp"})()
+    with pytest.raises(AssertionError) as caught:
+        getattr(suite, check)(scripted, tmp_path / "suite")
+    assert says in str(caught.value)
+
+
+def test_the_scripted_drop_receiver_leaves_the_server_as_it_was_given(tmp_path: Path) -> None:
+    missing = sshd_missing()
+    if missing:
+        pytest.skip(missing)
+    with SshServer(tmp_path / "sshd") as srv:
+        keys_before = srv.authorized_keys.read_text()
+        opts = options(srv, **QUICK_OPTIONS)
+        with SftpDropReceiver(srv.root, opts.model_dump(mode="json", exclude_none=True), srv) as receiver:
+            receiver.play(Script(Play.REFUSE_CREDENTIAL))
+            with pytest.raises(FatalError, match="authentication failed"):
+                SftpDropTransport(opts, None, WIRE).connect()
+            assert srv.authorized_keys.read_text() == ""  # sshd's own check refuses the key
+            srv.authorized_keys.write_text(keys_before)
+            t = SftpDropTransport(opts, None, WIRE)
+            receiver.play(Script(Play.DROP))
+            t.send(batch("Bdrop"))
+            with pytest.raises(RetriableError):  # the session ends, and nobody answers again
+                collect(t, 1, timeout=5)
+            t.close()
+            assert [b.batch_id for b in receiver.received] == ["Bdrop"] and not receiver.answered
+        # Stopped, the receiver brought the server back.
+        t = SftpDropTransport(opts, None, WIRE)
+        try:
+            t.connect()
+        finally:
+            t.close()
+        assert srv.authorized_keys.read_text() == keys_before
 
 
 # --------------------------------------------------------------------------- hostile servers
