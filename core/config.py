@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from s321 import private, regimes, rules
 from s321.contracts import PipelineContext, PipelineDefaults
@@ -101,6 +101,44 @@ class LedgerSection(BaseModel):
         default="NORMAL", description="NORMAL survives a killed process; FULL also a power cut")
 
 
+class ConsoleUser(BaseModel):
+    """`[console.users.NAME]`: a console login. The password only as an argon2id hash
+    (`s321 console hash-password`), never the password itself."""
+
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["viewer", "operator", "admin"] = Field(
+        description="viewer reads; operator may also retry and resend; admin may also delete")
+    password_hash: str = Field(pattern=r"^\$argon2id\$",
+                               description="made by `s321 console hash-password` ($argon2id$...)")
+    originator_codes: list[str] | None = Field(
+        default=None, description="only these clients' records (originator codes); absent: every client")
+
+
+class ConsoleSection(BaseModel):
+    """`[console]`: `s321 console`, the web console over the ledger (docs/console.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    listen: str = Field(default="127.0.0.1:9322", pattern=r"^[\w.\-\[\]:]*:\d+$",
+                        description="HOST:PORT; plain HTTP only on a loopback address")
+    certificate: ConfigPath | None = Field(default=None, description="PEM certificate (chain): serve HTTPS")
+    private_key: ConfigPath | None = Field(default=None, description="PEM private key of the certificate")
+    audit_log: ConfigPath = Field(default=Path("s321-console-audit.log"), validate_default=True,
+                                  description="who did what when (retry, resend, delete), one JSON line each")
+    idle_minutes: float = Field(default=30, gt=0, description="a session ends after this long unused")
+    absolute_hours: float = Field(default=12, gt=0, description="a session ends this long after login")
+    users: dict[str, ConsoleUser] = {}
+
+    @model_validator(mode="after")
+    def _https_or_loopback(self) -> ConsoleSection:
+        if (self.certificate is None) != (self.private_key is None):
+            raise ValueError("certificate and private_key go together (both for HTTPS, neither for HTTP)")
+        host = self.listen.rsplit(":", 1)[0].strip("[]")
+        if self.certificate is None and host not in ("127.0.0.1", "::1", "localhost"):
+            raise ValueError(f"listen {self.listen!r}: plain HTTP is served on loopback only"
+                             " (127.0.0.1, ::1, localhost); give certificate and private_key for HTTPS")
+        return self
+
+
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -115,6 +153,7 @@ class Config(BaseModel):
     # config file's folder like any path written in it.
     ledger: LedgerSection = Field(default={}, validate_default=True)
     files: private.FilesSection = private.FilesSection()
+    console: ConsoleSection = Field(default={}, validate_default=True)
     pipelines: dict[str, PipelineConfig] = Field(min_length=1)
 
     @field_validator("currency_rates")

@@ -1,0 +1,214 @@
+"""The console's changes and its defences: every action route × role × scope (generated
+from the router), the audit log, the origin and CSRF checks, the headers, login (id
+rotation, rate limit), session expiry and a user removed from the config."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from starlette.routing import Route
+
+from console.world import PASSWORD, USERS, World, client_for, csrf_of, log_in
+from s321.config import ConsoleSection
+from s321.console import auth
+from s321.console.app import ROUTES
+from s321.console.queries import LedgerReader
+from s321.console.security import HTTP_COOKIE
+
+ACTION_ROUTES = [r for r in ROUTES if isinstance(r, Route) and r.name in ("retry", "resend", "delete")]
+
+
+def state(world: World, txid: str) -> str:
+    found = LedgerReader(world.ledger).record(None, txid)
+    assert found is not None
+    return str(found["state"])
+
+
+def audit_lines(world: World) -> list[dict[str, object]]:
+    path = world.folder / "audit" / "console-audit.log"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+@pytest.mark.parametrize("user", list(USERS))
+@pytest.mark.parametrize("route", ACTION_ROUTES, ids=lambda r: r.name)
+def test_action_route_role_scope(world: World, route: Route, user: str) -> None:
+    """Refused (403) without the role's permission, not found (404) outside the scope,
+    and in both cases nothing changes and nothing is audited; allowed, it is done
+    through the CLI's code and audited."""
+    client = client_for(world)
+    token = log_in(client, user)
+    role, scope = USERS[user]
+    targets = {"ALPHA01": world.alpha[4] if route.name == "resend" else world.alpha[0], "BETA002": world.beta[2]}
+    for code, txid in targets.items():
+        before, audited = state(world, txid), len(audit_lines(world))
+        data = {"csrf": token}
+        if route.name == "delete":
+            data["confirm"] = "not its reference"
+        response = client.post(route.path.replace("{transaction_id}", txid), data=data)
+        if not auth.allowed(role, route.name):
+            assert response.status_code == 403 and "may not" in response.text
+        elif scope is not None and code not in scope:
+            assert response.status_code == 404
+        else:
+            assert response.status_code == 303
+            if route.name != "delete":  # a delete not confirmed is not even tried
+                assert len(audit_lines(world)) == audited + 1
+                assert audit_lines(world)[-1]["user"] == user
+            continue
+        assert state(world, txid) == before and len(audit_lines(world)) == audited
+
+
+def test_retry_of_a_dead_letter_queues_it_and_is_audited(world: World) -> None:
+    client = client_for(world)
+    token = log_in(client, "bob")
+    txid = world.beta[0]
+    assert state(world, txid) == "dead"
+    done = client.post(f"/records/{txid}/retry", data={"csrf": token, "back": "dead"})
+    assert done.status_code == 303 and done.headers["location"] == "/dead"
+    assert state(world, txid) == "queued"
+    assert "retry: queued again" in client.get("/dead").text  # the outcome, shown once
+    line = audit_lines(world)[-1]
+    assert (line["user"], line["role"], line["action"], line["transaction_id"], line["ref"], line["ok"]) == \
+        ("bob", "operator", "retry", txid, "B-0", True)
+    assert stat.S_IMODE(os.stat(world.folder / "audit" / "console-audit.log").st_mode) == 0o600
+    assert "Ada Quartermaine" not in (world.folder / "audit" / "console-audit.log").read_text()
+
+
+def test_delete_needs_the_typed_reference(world: World) -> None:
+    client = client_for(world)
+    token = log_in(client, "ada")
+    txid = world.alpha[1]
+    ref = LedgerReader(world.ledger).record(None, txid)["ref"]
+    client.post(f"/records/{txid}/delete", data={"csrf": token, "confirm": "A-1?"})
+    assert state(world, txid) == "accepted"
+    assert "type the record" in client.get(f"/records/{txid}").text
+    client.post(f"/records/{txid}/delete", data={"csrf": token, "confirm": ref})
+    record = LedgerReader(world.ledger).record(None, txid)
+    assert (record["state"], record["action"]) == ("queued", "delete")
+    assert audit_lines(world)[-1]["action"] == "delete"
+
+
+def test_a_form_from_another_origin_or_without_its_token_is_refused(world: World) -> None:
+    client = client_for(world)
+    token = log_in(client, "ada")
+    txid = world.beta[1]
+    hostile = client.post(f"/records/{txid}/retry", data={"csrf": token},
+                          headers={"origin": "http://evil.example"})
+    assert hostile.status_code == 403 and "another site" in hostile.text
+    cross_site = client.post(f"/records/{txid}/retry", data={"csrf": token}, headers={"sec-fetch-site": "cross-site"})
+    assert cross_site.status_code == 403
+    no_token = client.post(f"/records/{txid}/retry", data={})
+    assert no_token.status_code == 403 and "stale" in no_token.text
+    wrong_token = client.post(f"/records/{txid}/retry", data={"csrf": "x" * 43})
+    assert wrong_token.status_code == 403
+    assert state(world, txid) == "dead"
+    ok = client.post(f"/records/{txid}/retry", data={"csrf": token}, headers={"origin": "http://testserver"})
+    assert ok.status_code == 303 and state(world, txid) == "queued"
+
+
+def test_headers_on_every_response(world: World) -> None:
+    client = client_for(world)
+    for path in ("/login", "/", "/static/console.css"):
+        response = client.get(path)
+        csp = response.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp
+        assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["referrer-policy"] == "no-referrer"
+    assert client.get("/login").headers["cache-control"] == "no-store"
+    assert "<script>" not in client.get("/login").text  # no inline script to allow
+
+
+def test_login_rotates_the_session_and_logout_ends_it(world: World) -> None:
+    client = client_for(world)
+    client.get("/login")
+    before = client.cookies[HTTP_COOKIE]
+    log_in(client, "vera")
+    after = client.cookies[HTTP_COOKIE]
+    assert after != before
+    set_cookie = client.get("/login").headers.get("set-cookie", "")
+    assert "HttpOnly" in set_cookie and "SameSite=lax" in set_cookie
+    # The pre-login id is dead: presenting it again gets the login page.
+    stale = client_for(world)
+    stale.cookies.set(HTTP_COOKIE, before)
+    assert stale.get("/").status_code == 303
+    token = csrf_of(client.get("/").text)
+    client.post("/logout", data={"csrf": token})
+    replay = client_for(world)
+    replay.cookies.set(HTTP_COOKIE, after)
+    assert replay.get("/").headers["location"] == "/login"
+
+
+def test_login_is_rate_limited(world: World) -> None:
+    client = client_for(world)
+    for _ in range(5):
+        token = csrf_of(client.get("/login").text)
+        wrong = client.post("/login", data={"csrf": token, "username": "otto", "password": "guess"})
+        assert wrong.headers["location"] == "/login?error=wrong"
+    token = csrf_of(client.get("/login").text)
+    limited = client.post("/login", data={"csrf": token, "username": "otto", "password": PASSWORD})
+    assert limited.status_code == 429 and "Too many failed logins" in limited.text
+    assert int(limited.headers["retry-after"]) > 0
+
+
+def test_sessions_expire_idle_and_absolute() -> None:
+    sessions = auth.Sessions(idle_seconds=1800, absolute_seconds=12 * 3600)
+    s = sessions.new("vera", now=0)
+    assert sessions.get(s.id, now=1700) is s
+    assert sessions.get(s.id, now=1700 + 1801) is None  # idle
+    s = sessions.new("vera", now=0)
+    for t in range(1000, 12 * 3600, 1000):
+        assert sessions.get(s.id, now=t) is s
+    assert sessions.get(s.id, now=12 * 3600 + 1) is None  # absolute, however busy
+
+
+def test_a_user_removed_from_the_config_is_logged_out_at_once(world: World, tmp_path: Path) -> None:
+    config = tmp_path / "s321.toml"
+    config.write_text(world.config.read_text())
+    client = client_for(World(tmp_path, config, world.ledger, world.sandbox, [], []))
+    log_in(client, "vera")
+    assert client.get("/").status_code == 200
+    text = config.read_text()
+    start = text.index("[console.users.vera]")
+    config.write_text(text[:start] + text[text.index("[console.users.otto]"):])
+    os.utime(config, (1, 1))  # a changed mtime, even within the clock's resolution
+    assert client.get("/").headers["location"] == "/login"
+
+
+def test_config_console_section() -> None:
+    with pytest.raises(ValueError, match="plain HTTP is served on loopback only"):
+        ConsoleSection.model_validate({"listen": "0.0.0.0:9322"})
+    with pytest.raises(ValueError, match="go together"):
+        ConsoleSection.model_validate({"certificate": "/tmp/c.pem"})
+    with pytest.raises(ValueError, match="argon2id"):
+        ConsoleSection.model_validate({"users": {"x": {"role": "viewer", "password_hash": "plain"}}})
+    with pytest.raises(ValueError, match="extra"):
+        ConsoleSection.model_validate({"users": {"x": {"role": "viewer", "password_hash": "$argon2id$x",
+                                                       "password": "no"}}})
+    assert ConsoleSection.model_validate({"listen": "0.0.0.0:443", "certificate": "/c", "private_key": "/k"})
+
+
+def test_hash_password_command() -> None:
+    done = subprocess.run([sys.executable, "-m", "s321.cli", "console", "hash-password"], input="s3cret\n",
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    hashed = done.stdout.strip()
+    assert hashed.startswith("$argon2id$")
+    assert auth.verify({"u": ConsoleSection.model_validate(
+        {"users": {"u": {"role": "viewer", "password_hash": hashed}}}).users["u"]}, "u", "s3cret")
+
+
+def test_console_refuses_a_config_without_users(world: World, tmp_path: Path) -> None:
+    text = world.config.read_text()
+    config = tmp_path / "s321.toml"
+    config.write_text(text[:text.index("[console.users.")] + text[text.index("[pipelines."):])
+    done = subprocess.run([sys.executable, "-m", "s321.cli", "console", "-c", str(config)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "no [console.users.NAME]" in done.stderr
+
