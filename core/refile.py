@@ -12,7 +12,10 @@ mass-replaces filings by itself.
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import hashlib
+import io
 import json
 import pickle
 import zlib
@@ -20,6 +23,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from pydantic import BaseModel
 
 from s321 import ids, rules, validation
 from s321.config import LoadedConfig, Pipeline
@@ -53,11 +58,47 @@ def pack(unit: RawUnit) -> bytes | None:
         return None
 
 
+class _KeptUnits(pickle.Unpickler):
+    """Unpickles raw units only: the value types of the standard library and the plain
+    data classes of s321 and its plugins (dataclasses, pydantic models, enums, named
+    tuples), never a function or any other callable a tampered ledger could name."""
+
+    _STDLIB = {("builtins", n) for n in ("dict", "list", "tuple", "set", "frozenset", "str", "bytes",
+                                         "bytearray", "int", "float", "bool", "complex", "slice")} | {
+        ("decimal", "Decimal"), ("datetime", "datetime"), ("datetime", "date"), ("datetime", "time"),
+        ("datetime", "timedelta"), ("datetime", "timezone"), ("collections", "OrderedDict"),
+        ("pathlib", "PosixPath"), ("pathlib", "PurePosixPath"), ("copyreg", "_reconstructor"),
+        ("builtins", "object")}
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in self._STDLIB:
+            return super().find_class(module, name)
+        if module.split(".")[0] in _PLUGIN_ROOTS():
+            found = super().find_class(module, name)
+            if isinstance(found, type) and (dataclasses.is_dataclass(found) or issubclass(
+                    found, (BaseModel, enum.Enum, tuple))):
+                return found
+        raise pickle.UnpicklingError(f"{module}.{name} is not a kept unit's data class")
+
+
+def _PLUGIN_ROOTS() -> set[str]:  # noqa: N802 (a constant, computed when first needed)
+    """Top-level packages whose data classes a kept unit may hold: s321's, and those of
+    the installed plugins (their entry points in the `s321` group)."""
+    global _ROOTS
+    if _ROOTS is None:
+        from importlib.metadata import entry_points
+        _ROOTS = {"s321"} | {ep.value.split(":")[0].split(".")[0] for ep in entry_points(group="s321")}
+    return _ROOTS
+
+
+_ROOTS: set[str] | None = None
+
+
 def unpack(blob: bytes) -> RawUnit:
     """Raises ValueError when the unit cannot be read back (kept by another version of
-    its source plugin, whose classes changed)."""
+    its source plugin, whose classes changed; or not a unit's data at all)."""
     try:
-        unit = pickle.loads(zlib.decompress(blob))
+        unit = _KeptUnits(io.BytesIO(zlib.decompress(blob))).load()
     except Exception as exc:
         raise ValueError(f"{type(exc).__name__}: {exc}") from None
     if not isinstance(unit, RawUnit):
