@@ -2,8 +2,8 @@
 check on every POST, and the session cookie's attributes.
 
 Promises: every response carries a Content-Security-Policy without inline scripts,
-eval or framing (`frame-ancestors 'none'`), `nosniff`, `no-referrer` (a search in a URL
-never leaves in a Referer) and, for pages, `no-store`; a POST whose Origin is not the
+eval or framing (`frame-ancestors 'none'`), `nosniff`, `same-origin` referrers (a search in a URL
+never leaves the console in a Referer) and, for pages, `no-store`; a POST whose Origin is not the
 console's own, or that a browser marks as cross-site, is refused before any handler
 runs.
 """
@@ -19,7 +19,9 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self';
 HEADERS: list[tuple[bytes, bytes]] = [
     (b"content-security-policy", CSP.encode()),
     (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
+    # Not no-referrer: with it, browsers send `Origin: null` on form posts, and the
+    # origin check could not tell the console's own forms from another site's.
+    (b"referrer-policy", b"same-origin"),
     (b"x-frame-options", b"DENY"),
     (b"cross-origin-opener-policy", b"same-origin"),
     (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),

@@ -120,7 +120,7 @@ def test_headers_on_every_response(world: World) -> None:
         assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp
         assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
         assert response.headers["x-content-type-options"] == "nosniff"
-        assert response.headers["referrer-policy"] == "no-referrer"
+        assert response.headers["referrer-policy"] == "same-origin"
     assert client.get("/login").headers["cache-control"] == "no-store"
     assert "<script>" not in client.get("/login").text  # no inline script to allow
 
