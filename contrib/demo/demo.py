@@ -5,7 +5,8 @@ rejections show up), runs three pipelines (Shopify export, X12 309, Cargo-IMP FH
 through preview and `run --once` over `p2p-socket`, shows the ledger and the sandbox's
 record, then runs again to show that nothing is sent twice. State lives in build/demo,
 which each run starts afresh (ledger, sandbox, inboxes), so that every `make demo` tells
-the same story from the beginning (`S321_DEMO_DIR` puts it elsewhere).
+the same story from the beginning (`S321_DEMO_DIR` puts it elsewhere). It ends with the
+web console's address and demo logins (`s321 console -c build/demo/s321.toml` serves it).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,6 +94,44 @@ def start_sandbox(port: int) -> subprocess.Popen[bytes]:
     return proc
 
 
+CONSOLE_LISTEN = "127.0.0.1:9322"
+CONSOLE_USERS = {"broker": ("admin", None, "demo-broker"), "northwind": ("viewer", ["NWG321"], "demo-northwind")}
+"""Demo logins: name -> (role, originator codes it may see, password). Demo only."""
+
+
+def add_console(config: Path) -> None:
+    """Append `[console]` and its demo users to the demo's config, each password hashed
+    by `s321 console hash-password` as an operator would."""
+    lines = [f'\n[console]\nlisten = "{CONSOLE_LISTEN}"\naudit_log = "{WORK}/console-audit.log"\n']
+    for name, (role, scope, password) in CONSOLE_USERS.items():
+        hashed = subprocess.run([sys.executable, "-m", "s321.cli", "console", "hash-password"], input=password + "\n",
+                                capture_output=True, text=True, check=True, cwd=ROOT).stdout.strip()
+        lines.append(f'\n[console.users.{name}]\nrole = "{role}"\npassword_hash = "{hashed}"\n')
+        if scope:
+            lines.append("originator_codes = [" + ", ".join(f'"{c}"' for c in scope) + "]\n")
+    with config.open("a", encoding="utf-8") as f:
+        f.writelines(lines)
+
+
+def check_console(cfg: str) -> bool:
+    """Start `s321 console` briefly and fetch its login page: the address printed works."""
+    host, port = CONSOLE_LISTEN.rsplit(":", 1)
+    proc = subprocess.Popen([sys.executable, "-m", "s321.cli", "console", "-c", cfg], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://{CONSOLE_LISTEN}/login", timeout=2) as page:
+                    return page.status == 200
+            except OSError:
+                time.sleep(0.2)
+        return False
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 def main() -> int:
     fresh_start()
     port = free_port()
@@ -102,6 +142,7 @@ def main() -> int:
         config = WORK / "s321.toml"
         template = (ROOT / "contrib" / "demo" / "s321.toml.in").read_text(encoding="utf-8")
         config.write_text(template.format(root=ROOT, work=WORK, port=port), encoding="utf-8")
+        add_console(config)
         fill_inboxes()
         cfg = str(config.relative_to(ROOT) if config.is_relative_to(ROOT) else config)
 
@@ -124,6 +165,14 @@ def main() -> int:
     finally:
         sandbox.terminate()
         sandbox.wait(timeout=10)
+    banner("the web console over the ledger (docs/console.md)")
+    cfg = str(config.relative_to(ROOT) if config.is_relative_to(ROOT) else config)
+    works = check_console(cfg)
+    print(f"s321 console serves http://{CONSOLE_LISTEN}/" + ("" if works else
+          f" (it did not answer here: is {CONSOLE_LISTEN} in use?)"))
+    for name, (role, scope, password) in CONSOLE_USERS.items():
+        print(f"  log in as {name} / {password}  ({role}" + (f", sees only {', '.join(scope)})" if scope else ")"))
+    print(f"  leave it running with:  .venv/bin/s321 console -c {cfg}")
     print(f"\nDone. State is in {WORK}; the next `make demo` starts afresh.")
     return 0
 
