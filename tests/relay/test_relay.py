@@ -874,3 +874,38 @@ def test_the_scripted_relay_counts_connections_and_drops_them_all(tmp_path: Path
         while receiver.connections() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert receiver.connections() == 0
+
+
+class _NoCloseRelay(BrokerRelayTransport):
+    """close() does nothing: the DEALER and its connection stay open."""
+
+    left_open: list[BrokerRelayTransport] = []
+
+    def close(self) -> None:
+        _NoCloseRelay.left_open.append(self)
+
+
+class _NoCloseRelays:
+    @hookimpl
+    def register_transports(self, register: Any) -> None:
+        register("no-close", _NoCloseRelay, options=RelayClientOptions)
+
+
+def test_the_close_check_sees_a_relay_client_that_keeps_its_connection(tmp_path: Path) -> None:
+    # What the relay's own connection count (Endpoint.connections) is for: broker-relay
+    # closes its link, and one that does not is caught, whatever else the process holds.
+    suite = type("NoCloseSuite", (TestBrokerRelayConformance,),
+                 {"transport_name": "no-close", "plugin_module": _NoCloseRelays(), "plugin_name": "no-close"})()
+    with RelayReceiver(tmp_path / "scripted") as receiver:
+        endpoint = Endpoint(receiver.options, connections=receiver.connections)
+        try:
+            with pytest.raises(AssertionError, match="close\\(\\) must close the link"):
+                suite.test_close_releases_the_connection(endpoint, tmp_path)
+        finally:
+            for transport in _NoCloseRelay.left_open:
+                BrokerRelayTransport.close(transport)
+            _NoCloseRelay.left_open.clear()
+    # And the real one passes against the same count.
+    with RelayReceiver(tmp_path / "again") as receiver:
+        TestBrokerRelayConformance().test_close_releases_the_connection(
+            Endpoint(receiver.options, connections=receiver.connections), tmp_path / "real")
