@@ -283,7 +283,8 @@ async def findings(request: Request, who: Who) -> Response:
 
 @guarded("read")
 async def dead(request: Request, who: Who) -> Response:
-    return page(request, "dead.html", who, rows=_console(request).reader.dead(who.scope),
+    rows, total = _console(request).reader.dead(who.scope)
+    return page(request, "dead.html", who, rows=rows, total=total,
                 may={a: who.may(a) for a in ACTIONS})
 
 

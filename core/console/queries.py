@@ -143,7 +143,9 @@ class LedgerReader:
             sql.append(" AND state = ?")
             params.append(state)
         if finding:
-            sql.append(f" AND ? IN {_CODES}")
+            # Only invalid and rejected records carry error codes: the state test is
+            # cheap and spares reading the JSON of every other record.
+            sql.append(f" AND state IN ('invalid', 'rejected') AND ? IN {_CODES}")
             params.append(finding)
         if day:
             start = calendar.timegm(time.strptime(day, "%Y-%m-%d"))
@@ -226,13 +228,16 @@ class LedgerReader:
                         "records": records})
         return out
 
-    def dead(self, scope: Scope) -> list[dict[str, Any]]:
-        """Dead letters, oldest first: what an operator may retry, resend or delete."""
+    def dead(self, scope: Scope, limit: int = 200) -> tuple[list[dict[str, Any]], int]:
+        """The oldest `limit` dead letters (what an operator may retry, resend or
+        delete) and how many there are in all."""
         where, params = _scope_sql(scope)
         with self._db() as db:
-            return [dict(r) for r in db.execute(
-                "SELECT transaction_id, pipeline, client, ref, attempts, last_error, updated_at, on_file,"
-                f" wire_version FROM consignments AS c WHERE state = 'dead'{where} ORDER BY updated_at", params)]
+            rows = [dict(r) for r in db.execute(
+                "SELECT transaction_id, pipeline, client, ref, attempts, last_error, updated_at"
+                f" FROM consignments AS c WHERE state = 'dead'{where} ORDER BY updated_at LIMIT ?", [*params, limit])]
+            total = db.execute(f"SELECT COUNT(*) FROM consignments AS c WHERE state = 'dead'{where}", params).fetchone()[0]
+        return rows, int(total)
 
     def client_of(self, transaction_id: str) -> str | None:
         with self._db() as db:

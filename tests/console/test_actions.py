@@ -4,6 +4,7 @@ rotation, rate limit), session expiry and a user removed from the config."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import stat
@@ -15,6 +16,7 @@ import pytest
 from starlette.routing import Route
 
 from console.world import PASSWORD, USERS, World, client_for, csrf_of, log_in
+from s321 import logs
 from s321.config import ConsoleSection
 from s321.console import auth
 from s321.console.app import ROUTES
@@ -212,3 +214,20 @@ def test_console_refuses_a_config_without_users(world: World, tmp_path: Path) ->
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "no [console.users.NAME]" in done.stderr
 
+
+
+def test_logs_hold_neither_searches_nor_personal_data(world: World) -> None:
+    stream = io.StringIO()
+    logs.configure(level="info", json=True, stream=stream)
+    try:
+        client = client_for(world)
+        log_in(client, "ada")
+        assert "ALPHTRK0003" in client.get("/records", params={"q": "ALPHTRK0003"}).text
+        page = client.get(f"/records/{world.alpha[3]}").text
+        assert "Ada Quartermaine" in page and "ada.quartermaine@example.com" in page  # shown to her...
+    finally:
+        logs.configure(level="warning")
+    written = stream.getvalue()
+    assert '"path": "/records"' in written and world.alpha[3] in written  # ...the requests are logged
+    for secret in ("ALPHTRK0003", "Ada Quartermaine", "quartermaine", "12 Elmwood", PASSWORD):
+        assert secret not in written

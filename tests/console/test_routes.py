@@ -118,8 +118,10 @@ def test_aggregates_count_only_the_scope(world: World) -> None:
     assert sum(p["accepted"] for p in reader.timeline(["BETA002"])) == 0
     assert [(f["code"], f["count"]) for f in reader.findings(["ALPHA01"])] == [("missing-one-of", 2)]
     assert reader.findings(["BETA002"]) == []
-    assert [r["transaction_id"] for r in reader.dead(["ALPHA01"])] == []
-    assert sorted(r["transaction_id"] for r in reader.dead(["BETA002"])) == sorted(world.beta)
+    assert reader.dead(["ALPHA01"]) == ([], 0)
+    dead, total = reader.dead(["BETA002"])
+    assert sorted(r["transaction_id"] for r in dead) == sorted(world.beta) and total == 3
+    assert len(reader.dead(None, limit=2)[0]) == 2 and reader.dead(None, limit=2)[1] == 3
     assert reader.records(["BETA002"], search="A-1")[0] == []
     assert reader.record(["BETA002"], world.alpha[0]) is None
 
