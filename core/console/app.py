@@ -31,7 +31,7 @@ from starlette.templating import Jinja2Templates
 from s321.config import ConsoleUser, LoadedConfig, read_toml
 from s321.console import auth, fixes, svg
 from s321.console.actions import ACTIONS, AuditLog, perform
-from s321.console.queries import LedgerReader
+from s321.console.queries import LedgerReader, LedgerUnavailable
 from s321.console.security import SecurityHeaders, cookie_name, same_origin
 from s321.logs import get_logger
 from s321.states import State
@@ -352,8 +352,16 @@ class AccessLog:
         log.info("console request", method=scope["method"], path=scope["path"], status=status["code"])
 
 
+async def ledger_unavailable(request: Request, exc: Exception) -> Response:
+    log.warning("console cannot read the ledger", error=str(exc))
+    return templates.TemplateResponse(request, "refused.html", {"message": str(exc), "who": None,
+                                                               "title": "The ledger cannot be read"},
+                                      status_code=503)
+
+
 def build(loaded: LoadedConfig, https: bool = False) -> Starlette:
     """The console app for a loaded config."""
-    app = Starlette(routes=ROUTES, middleware=[Middleware(AccessLog), Middleware(SecurityHeaders, https=https)])
+    app = Starlette(routes=ROUTES, middleware=[Middleware(AccessLog), Middleware(SecurityHeaders, https=https)],
+                    exception_handlers={LedgerUnavailable: ledger_unavailable})
     app.state.console = Console(loaded, https=https)
     return app

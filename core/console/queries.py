@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from s321.errors import S321Error
 from s321.ledger import ref_key
 from s321.states import State
 
@@ -49,6 +50,10 @@ def _scope_sql(scope: Scope, column: str = "c.client") -> tuple[str, list[Any]]:
     return f" AND {column} IN ({','.join('?' * len(scope))})", list(scope)
 
 
+class LedgerUnavailable(S321Error):
+    """The ledger file is not there, or cannot be read (damaged, not a ledger)."""
+
+
 class LedgerReader:
     """Read-only queries over one ledger file."""
 
@@ -59,10 +64,17 @@ class LedgerReader:
     def _db(self) -> Iterator[sqlite3.Connection]:
         # A read-only URI: no write lock, no -wal created by us; a missing file is an
         # error here (the console never makes a ledger), not an empty new one.
-        db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=5.0)
+        if not self.path.exists():
+            raise LedgerUnavailable(f"{self.path}: no ledger there yet (`s321 run` or `s321 ledger init` makes it)")
+        try:
+            db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=5.0)
+        except sqlite3.Error as exc:
+            raise LedgerUnavailable(f"{self.path}: cannot be opened: {exc}") from exc
         db.row_factory = sqlite3.Row
         try:
             yield db
+        except sqlite3.Error as exc:
+            raise LedgerUnavailable(f"{self.path}: cannot be read: {exc}") from exc
         finally:
             db.close()
 
