@@ -7,12 +7,17 @@ from __future__ import annotations
 import io
 import json
 import os
+import socket
+import ssl
 import stat
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
+import trustme
 from starlette.routing import Route
 
 from console.world import PASSWORD, USERS, World, client_for, csrf_of, log_in
@@ -231,3 +236,41 @@ def test_logs_hold_neither_searches_nor_personal_data(world: World) -> None:
     assert '"path": "/records"' in written and world.alpha[3] in written  # ...the requests are logged
     for secret in ("ALPHTRK0003", "Ada Quartermaine", "quartermaine", "12 Elmwood", PASSWORD):
         assert secret not in written
+
+
+def test_https_with_the_operators_certificate(world: World, tmp_path: Path) -> None:
+    """Served over TLS with a given certificate: the cookie is `__Host-` and Secure,
+    and HSTS is sent; without a certificate, a non-loopback address is refused."""
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "console.pem"))
+    cert.private_key_pem.write_to_path(str(tmp_path / "console.key"))
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    refused = subprocess.run([sys.executable, "-m", "s321.cli", "console", "-c", str(world.config),
+                              "--listen", "0.0.0.0:9"], capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "plain HTTP is served on loopback only" in refused.stderr
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "s321.cli", "console", "-c", str(world.config),
+                             "--listen", f"127.0.0.1:{port}", "--certificate", str(tmp_path / "console.pem"),
+                             "--private-key", str(tmp_path / "console.key")],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        context = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"https://127.0.0.1:{port}/login", context=context, timeout=5) as page:
+                    headers = page.headers
+                    break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.stdout else ""
+                time.sleep(0.2)
+        cookie = headers["set-cookie"]
+        assert cookie.startswith("__Host-s321-session=") and "Secure" in cookie and "Path=/" in cookie
+        assert "Domain" not in cookie
+        assert headers["strict-transport-security"].startswith("max-age=")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
