@@ -1,19 +1,18 @@
 """Every console route × every role × every scope, generated from the router
 (s321.console.app.ROUTES): who may read, who may act, and that a client-scoped user
 never sees another client's record, count, chart point or search hit. Against a real
-ledger filed through the sandbox (conftest.World), with Starlette's test client."""
+ledger filed through the sandbox (console/world.py), with Starlette's test client."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from console.world import USERS, World, client_for, log_in
-from s321.console import auth
 from s321.console.app import ROUTES
 from s321.console.queries import LedgerReader
 
@@ -139,7 +138,7 @@ def test_records_filter_and_pages(world: World) -> None:
         if cursor is None:
             break
     assert sorted(seen) == sorted(world.alpha + world.beta) and len(seen) == 9
-    today = __import__("time").strftime("%Y-%m-%d", __import__("time").gmtime())
+    today = time.strftime("%Y-%m-%d", time.gmtime())
     assert len(reader.records(None, day=today)[0]) == 9
     assert reader.records(None, day="2001-01-01")[0] == []
 
