@@ -10,6 +10,7 @@ SQLite database, or is corrupt is a `StoreFileError` naming it, never a new stor
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -64,6 +65,44 @@ def open_error(path: Path, kind: str, exc: sqlite3.DatabaseError) -> StoreFileEr
                           f" a read-only file system) and try again")
 
 
+def _create_whole(path: Path, schema: str, page_size: int | None) -> None:
+    """Make a new database file whole under a temporary name and link it into place: no
+    process, and no crash, ever leaves an empty or half-made file at `path` (which the
+    next start would rightly refuse as damaged). Another process that made it first wins."""
+    private.ensure_dir(path.parent)
+    tmp = path.with_name(f".{path.name}.new-{os.getpid()}-{threading.get_ident()}")
+    try:
+        os.close(private.create(tmp))
+        db = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            if page_size is not None:  # before WAL mode, which fixes the page size
+                db.execute(f"PRAGMA page_size={int(page_size)}")
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(schema)
+        finally:
+            db.close()  # the last connection: its WAL is written back and removed
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)  # never over an existing file
+        except FileExistsError:
+            pass
+        fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    finally:
+        for leftover in private.sqlite_companions(tmp):
+            try:
+                leftover.unlink()
+            except FileNotFoundError:
+                pass
+
+
 class SqliteFile:
     kind = "database"
     """What the file is, in messages ("ledger")."""
@@ -73,6 +112,8 @@ class SqliteFile:
         self.path = Path(path)
         self.synchronous = synchronous
         self.existed = check_existing(self.path, self.kind)
+        if not self.existed:
+            _create_whole(self.path, schema, page_size)
         private.prepare_sqlite(self.path)  # owner-only, with its -wal/-shm (s321.private)
         try:
             self._open(schema, synchronous, page_size)

@@ -358,3 +358,17 @@ def test_a_file_committed_but_not_archived_before_a_crash_is_archived_by_the_nex
     done = s321("run", "-c", str(cfg), "--once")
     assert done.returncode == 0, done
     assert not path.exists() and (tmp_path / "archive" / "a.jsonl").exists()
+
+
+def test_a_new_ledger_appears_whole_or_not_at_all(tmp_path: Path) -> None:
+    """A process that dies while making a ledger leaves no empty or half-made file that
+    the next start would refuse: the file is made under another name and linked."""
+    from s321.sqlitefile import SqliteFile
+
+    path = tmp_path / "ledger.sqlite"
+    with pytest.raises(sqlite3.OperationalError):
+        SqliteFile(path, "CREATE TABLE made (a); THIS IS NOT SQL;")  # dies half-way
+    assert not path.exists() and list(tmp_path.iterdir()) == []
+    ledger = Ledger(path)
+    ledger.close()
+    assert path.stat().st_size > 0 and sorted(p.name for p in tmp_path.iterdir()) == ["ledger.sqlite"]

@@ -253,14 +253,21 @@ class World:
 
     def unread(self) -> list[Path]:
         """Input files the ledger has not recorded as read. (A file read by a daemon
-        killed before it could archive it stays in the inbox, read.)"""
+        killed before it could archive it is archived by the next scan.)"""
         files = [p for p in self.inbox.iterdir() if not p.name.startswith(".")]
         if not files or not self.ledger_path.exists():
             return files
         ledger = Ledger(self.ledger_path)
         try:
-            return [p for p in files
-                    if not ledger.input_seen(PIPELINE, str(p), p.stat().st_size, p.stat().st_mtime_ns)]
+            unread = []
+            for p in files:
+                try:
+                    st = p.stat()
+                except FileNotFoundError:  # archived meanwhile: read
+                    continue
+                if not ledger.input_seen(PIPELINE, str(p), st.st_size, st.st_mtime_ns):
+                    unread.append(p)
+            return unread
         finally:
             ledger.close()
 
