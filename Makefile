@@ -30,8 +30,9 @@ sysdeps:
 	  export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
+# One worker per core, each file's tests on one worker (they share servers and folders).
 test: sysdeps $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python bench/throughput.py
