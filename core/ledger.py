@@ -27,11 +27,13 @@ Promises, version by version (the one place they are kept):
   never the record's content.
 - A record invalid when read keeps its raw unit (`raw_units`) until `purge_raw`, so it
   can be mapped again without its input (s321.refile).
+
+The version state machine (`claim_action`, `settle`) is s321.versions; the file's
+tables and upgrades are s321.ledger_schema; the names people use are s321.references.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 import time
@@ -44,145 +46,23 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from s321 import ids
-from s321.contracts import Ack, AckStatus
+from s321.contracts import Ack
 from s321.errors import S321Error
 from s321.lock import LedgerLock
 from s321.pipeline import Outcome, Status
 from s321.record import Action, Consignment
+from s321.ledger_schema import _QUEUED, _ROWS, _SENT, LOOKUP_CHUNK, SCHEMA, SCHEMA_VERSION, upgrade
+from s321.references import ref_key, references, unprefixed
 from s321.sqlitefile import SqliteFile, StoreFileError, open_error
+from s321.versions import claim_action, next_version, settle
 from s321.states import State
-
-_CONSIGNMENTS = """
-CREATE TABLE IF NOT EXISTS {name} (
-    transaction_id  TEXT PRIMARY KEY,
-    pipeline        TEXT NOT NULL,
-    client          TEXT NOT NULL,
-    ref             TEXT NOT NULL,
-    source          TEXT,
-    state           TEXT NOT NULL,
-    action          TEXT NOT NULL DEFAULT 'add',
-    content_hash    TEXT,
-    accepted_hash   TEXT,
-    body_id         INTEGER NOT NULL,
-    version         INTEGER,
-    wire_version    INTEGER,
-    wire_action     TEXT,
-    wire_hash       TEXT,
-    first_wire_version INTEGER,
-    accepted_version INTEGER,
-    on_file         INTEGER NOT NULL DEFAULT 0,
-    findings        TEXT,
-    reason          TEXT,
-    attempts        INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at REAL NOT NULL DEFAULT 0,
-    queued_at       REAL,
-    batch_id        TEXT,
-    sent_at         REAL,
-    last_error      TEXT,
-    ack             TEXT,
-    created_at      REAL NOT NULL,
-    updated_at      REAL NOT NULL
-);
-"""
-"""One row a consignment: its state, small enough that claim and resolve, which change
-nothing else, rewrite a few rows a page. `body_id` is its row in `bodies`.
-
-Versions (schema 4): `version` is the current content's version and `content_hash` its
-hash; `wire_*` describe the version put on the wire and not yet settled (None once an
-answer settles it); `accepted_version`/`accepted_hash` what the receiver acknowledged;
-`on_file` whether the receiver is known or assumed to hold some version (a claim then
-sends a replace); `first_wire_version` the oldest version it may hold, which is how a
-`duplicate` from a receiver without versions is proven to be about the current one."""
-
-# Beyond its id a record is indexed only while queued or sent: a record that leaves
-# those states (on every ack) touches no index, one that enters them a single one.
-# Queries spell the state out (state='queued'): SQLite uses a partial index only then;
-# `state` is a column of each too, or SQLite reads the row to check it.
-# claim() takes the oldest due records: in this order they are read straight off the
-# index (next_attempt_at is in it to filter without reading rows), not sorted anew on
-# every claim, which cost O(queued) each time and made a large queue drain in O(n^2).
-# The second: records awaiting an ack, by age (the ack timeout, a lost connection, in_flight()).
-_INDEXES = (
-    ("CREATE INDEX IF NOT EXISTS consignments_queued ON consignments"
-     " (pipeline, queued_at, transaction_id, next_attempt_at, state) WHERE state = 'queued'"),
-    "CREATE INDEX IF NOT EXISTS consignments_sent ON consignments (pipeline, sent_at, state) WHERE state = 'sent'",
-)
-
-SCHEMA = _CONSIGNMENTS.format(name="consignments") + """
--- The record as filed (its JSON, about 1.6 kB), apart from the state it changes with:
--- written when it is ingested or changes, read when it is claimed. Keyed by an integer
--- of its own, which VACUUM keeps (it may renumber the consignments' implicit rowids).
-CREATE TABLE IF NOT EXISTS bodies (
-    id     INTEGER PRIMARY KEY,
-    record TEXT
-);
-""" + "".join(f"{index};\n" for index in _INDEXES) + """
--- The names people use for a record (order name, bills, tracking number), normalised
--- by `ref_key`: `s321 show REF`, `resend REF`. Written when a record is first stored or
--- changes (a name it once had still finds it).
-CREATE TABLE IF NOT EXISTS refs (
-    ref            TEXT NOT NULL,
-    transaction_id TEXT NOT NULL,
-    PRIMARY KEY (ref, transaction_id)
-) WITHOUT ROWID;
--- What happened to a record, one row an event (received, changed, sent, accepted,
--- rejected, queued again, dead, delivered, resent, revalidated): `s321 show`.
-CREATE TABLE IF NOT EXISTS history (
-    transaction_id TEXT NOT NULL,
-    at             REAL NOT NULL,
-    event          TEXT NOT NULL,
-    version        INTEGER,
-    detail         TEXT
-);
-CREATE INDEX IF NOT EXISTS history_of ON history (transaction_id);
--- The raw unit (as its source read it, pickled) of a record that was invalid when read,
--- so that it can be mapped again when a table, the defaults or the profile change,
--- without its input file (archived, or gone). Removed by `s321 ledger purge`.
-CREATE TABLE IF NOT EXISTS raw_units (
-    transaction_id TEXT PRIMARY KEY,
-    pipeline       TEXT NOT NULL,
-    unit           BLOB NOT NULL,
-    stored_at      REAL NOT NULL
-);
--- Per pipeline, a digest of what its verdicts depend on besides the input (enrichment
--- tables, defaults, profile, rates): when it changes, invalid records are revalidated.
-CREATE TABLE IF NOT EXISTS fingerprints (
-    pipeline    TEXT PRIMARY KEY,
-    fingerprint TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS inputs (
-    pipeline     TEXT NOT NULL,
-    path         TEXT NOT NULL,
-    size         INTEGER NOT NULL,
-    mtime_ns     INTEGER NOT NULL,
-    units        INTEGER NOT NULL,
-    processed_at REAL NOT NULL,
-    PRIMARY KEY (pipeline, path, size, mtime_ns)
-);
-"""
-
-
-SCHEMA_VERSION = 5
-"""PRAGMA user_version of a ledger file. 5: `refs`, `history`, `raw_units`, `fingerprints`
-(the references of existing records are indexed on upgrade). 4: versions (`version`, `wire_*`,
-`accepted_version`, `first_wire_version`, `on_file`). 3: records in `bodies`, not in their
-consignments row (which held them as `record`). 2: partial indexes on queued and sent records
-only (SCHEMA). 1: content hashes are ids.content_hash of the record's JSON; 0 (no
-version) hashed a key-sorted json.dumps of the record's dict."""
-
-_OLD_INDEXES = ("consignments_queue", "consignments_batch", "consignments_due")
-"""Indexes of versions 0 and 1, over every record whatever its state."""
-
-_QUEUED, _SENT = f"state='{State.QUEUED.value}'", f"state='{State.SENT.value}'"
-"""The state filters the partial indexes are made for, spelled as they are."""
 
 _PAGE_SIZE = 16384
 """Page size of a new ledger file (an existing one keeps its own). A batch of claimed or
 acked records sits in a few neighbouring pages, and records are written many to a page:
 on bench/micro.py, 16 kB against 4 kB pages took 13% off ingest, 12% off resolve."""
 
-_LOOKUP_CHUNK = 500
-"""Records whose ledger rows ingest() reads in one query (SQLite allows 32766 parameters)."""
+_LOOKUP_CHUNK = LOOKUP_CHUNK
 
 
 @dataclass
@@ -341,20 +221,7 @@ class Ledger(SqliteFile):
             if version > SCHEMA_VERSION:
                 raise S321Error(f"{self.path}: ledger schema version {version} is newer than this s321"
                                 f" knows ({SCHEMA_VERSION}); upgrade s321 to open it")
-            columns = {r["name"] for r in db.execute("PRAGMA table_info(consignments)")}
-            created = "on_file" in columns  # made by this SCHEMA: nothing to move
-            if version < 1 and not created:  # a new file has nothing to rehash
-                _rehash(db)
-            if version < 2:
-                for index in _OLD_INDEXES:
-                    db.execute(f"DROP INDEX IF EXISTS {index}")
-            if version < 3 and not created:
-                _move_bodies(db)
-            if version < 4 and not created:
-                _add_versions(db)
-            if version < 5:
-                _index_refs(db)
-            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            upgrade(db, version)
 
     @staticmethod
     def _version(db: sqlite3.Connection) -> int:
@@ -769,7 +636,7 @@ class Ledger(SqliteFile):
         with self._lock:
             if self._db.execute("SELECT 1 FROM consignments WHERE transaction_id=?", (reference.strip(),)).fetchone():
                 return [reference.strip()]
-            keys = {ref_key(reference), ref_key(_unprefixed(reference.strip()))}
+            keys = {ref_key(reference), ref_key(unprefixed(reference.strip()))}
             return [r[0] for r in self._db.execute(
                 f"SELECT DISTINCT transaction_id FROM refs WHERE ref IN ({','.join('?' * len(keys))})"
                 " ORDER BY transaction_id", sorted(keys))]
@@ -866,10 +733,8 @@ _ROW_COLUMNS = ("transaction_id, pipeline, client, ref, state, action, record, a
                 " batch_id, last_error, version")
 """What `Row` is made of, in its order: claim reads no more than it returns."""
 
-_ROWS = "consignments JOIN bodies ON bodies.id = consignments.body_id"
-
 _HISTORY = "INSERT INTO history (transaction_id, at, event, version, detail) VALUES (?,?,?,?,?)"
-"""Consignments with their records (every consignment has its body, if an empty one)."""
+"""One line of a record's story (`s321 show`)."""
 
 
 def _wire_json(stored: str | None, transaction_id: str, action: str, version: int | None) -> str | None:
@@ -886,169 +751,6 @@ def _wire_json(stored: str | None, transaction_id: str, action: str, version: in
     return text
 
 
-def claim_action(action: str, version: int | None, on_file: int, wire_version: int | None,
-                 wire_action: str | None) -> str:
-    """The action a version is sent with: a delete stays a delete; the unsettled version
-    on the wire goes again exactly as it went (a repeated add is answered `duplicate`,
-    never applied twice); otherwise `replace` when the receiver holds some version."""
-    if action == Action.DELETE:
-        return Action.DELETE.value
-    if wire_action is not None and wire_version == version:
-        return wire_action
-    return Action.REPLACE.value if on_file else Action.ADD.value
-
-
-@dataclass(frozen=True, slots=True)
-class Settled:
-    """What an answer about the version on the wire makes of a record."""
-
-    state: State
-    accepted_version: int | None
-    accepted_hash: str | None
-    on_file: int
-    first_wire_version: int | None
-    error: str | None
-
-
-DUPLICATE, SUPERSEDED, UNKNOWN_TRANSACTION = "duplicate", "superseded", "unknown-transaction"
-"""The answer codes that say what the receiver holds, not what is wrong with a record."""
-
-
-def settle(row: sqlite3.Row | dict[str, Any], result: Any) -> Settled:
-    """The state machine of an answer about version `row['wire_version']`:
-
-    - accepted, or `duplicate` proven to be about this version (the receiver echoed the
-      version, or no other version was ever on the wire): accepted at this version;
-    - `duplicate` not proven: the receiver holds some version; the current one follows
-      as a replace;
-    - `unknown-transaction`: the receiver holds nothing; a replace is filed again as an
-      add (a delete of nothing is rejected, for the operator to see);
-    - `superseded`: the receiver holds a later version than this one;
-    - any other rejection: this version is refused; after a refused add the receiver
-      holds nothing.
-    A newer version waiting behind the settled one is queued in every case.
-    """
-    v, wire_action = row["wire_version"], row["wire_action"]
-    newer = (row["version"] or 0) > (v or 0)
-    later = State.QUEUED if newer else None
-    codes = {e.code for e in result.errors}
-    accepted_version, accepted_hash = row["accepted_version"], row["accepted_hash"]
-    on_file, first = row["on_file"], row["first_wire_version"]
-    reason = "; ".join(e.code for e in result.errors) or None
-    if result.status is AckStatus.ACCEPTED or (
-            codes == {DUPLICATE} and (result.version is not None or first == v)):
-        deleted = wire_action == Action.DELETE
-        return Settled(later or State.ACCEPTED, v, None if deleted else row["wire_hash"], 0 if deleted else 1,
-                       None if deleted else first, None)
-    if codes == {DUPLICATE}:
-        return Settled(State.QUEUED, accepted_version, accepted_hash, 1, first,
-                       "the receiver holds another version; the current one follows as a replace")
-    if codes == {UNKNOWN_TRANSACTION}:
-        if wire_action == Action.DELETE and not newer:
-            return Settled(State.REJECTED, None, None, 0, None, reason)
-        return Settled(State.QUEUED, None, None, 0, None,
-                       "the receiver holds no version; the current one is filed again as an add")
-    if codes == {SUPERSEDED}:
-        return Settled(later or State.REJECTED, accepted_version, accepted_hash, 1, first, reason)
-    if wire_action == Action.ADD and accepted_hash is None:
-        on_file, first = 0, (None if first == v else first)
-    return Settled(later or State.REJECTED, accepted_version, accepted_hash, on_file, first, reason)
-
-
-def _rehash(db: sqlite3.Connection) -> None:
-    """Version 0 -> 1: content hashes of the stored records, the new way. An accepted
-    hash equal to the old content hash becomes the new one (CBP has this content); any
-    other becomes one no new hash can equal, so that content is filed again if it
-    comes back (a replace of what CBP has, never a lost change)."""
-    last = ""
-    while rows := db.execute(
-            "SELECT transaction_id, record, content_hash, accepted_hash FROM consignments"
-            " WHERE transaction_id > ? ORDER BY transaction_id LIMIT ?", (last, _LOOKUP_CHUNK)).fetchall():
-        updates = []
-        for r in rows:
-            record, digest = r["record"], None
-            if record is not None:
-                try:
-                    record, digest = ids.filed_json(Consignment.model_validate_json(record))
-                except ValueError:  # no longer a valid record: hash the text as it is
-                    digest = ids.content_hash_of_json(record, r["transaction_id"]) or \
-                        hashlib.sha256(record.encode("utf-8")).hexdigest()
-            accepted = r["accepted_hash"]
-            if accepted is not None:
-                accepted = digest if accepted == r["content_hash"] and digest else f"v0:{accepted}"
-            updates.append((record, digest, accepted, r["transaction_id"]))
-        db.executemany("UPDATE consignments SET record=?, content_hash=?, accepted_hash=? WHERE transaction_id=?",
-                       updates)
-        last = rows[-1]["transaction_id"]
-
-
-def _move_bodies(db: sqlite3.Connection) -> None:
-    """Version 2 -> 3: each record to `bodies`, numbered as its row was, and the
-    consignments table made anew without them (as SCHEMA makes it), with its indexes."""
-    db.execute(_CONSIGNMENTS.format(name="consignments_v3"))
-    old = {r["name"] for r in db.execute("PRAGMA table_info(consignments)")}
-    columns = ", ".join(r["name"] for r in db.execute("PRAGMA table_info(consignments_v3)")
-                        if r["name"] != "body_id" and r["name"] in old)
-    db.execute("INSERT INTO bodies (id, record) SELECT rowid, record FROM consignments")
-    db.execute(f"INSERT INTO consignments_v3 ({columns}, body_id) SELECT {columns}, rowid FROM consignments")
-    db.execute("DROP TABLE consignments")
-    db.execute("ALTER TABLE consignments_v3 RENAME TO consignments")
-    for index in _INDEXES:
-        db.execute(index)
-
-
-def _add_versions(db: sqlite3.Connection) -> None:
-    """Version 3 -> 4: every record gets a version (the microsecond of its last change),
-    what was accepted is on file at that version, and what is on the wire is that
-    version, sent with the action it has."""
-    for column in ("version INTEGER", "wire_version INTEGER", "wire_action TEXT", "wire_hash TEXT",
-                   "first_wire_version INTEGER", "accepted_version INTEGER",
-                   "on_file INTEGER NOT NULL DEFAULT 0"):
-        if column.split()[0] not in {r["name"] for r in db.execute("PRAGMA table_info(consignments)")}:
-            db.execute(f"ALTER TABLE consignments ADD COLUMN {column}")
-    db.execute("UPDATE consignments SET version = CAST(updated_at * 1000000 AS INTEGER)")
-    db.execute("UPDATE consignments SET accepted_version = version, on_file = 1, first_wire_version = version"
-               " WHERE accepted_hash IS NOT NULL")
-    db.execute(f"UPDATE consignments SET wire_version = version, wire_action = action, wire_hash = content_hash,"
-               f" on_file = CASE WHEN action = 'delete' THEN on_file ELSE 1 END,"
-               f" first_wire_version = COALESCE(first_wire_version, version) WHERE {_SENT}")
-
-
-def next_version(previous: int | None, now: float) -> int:
-    """A version above `previous`, and at least the microsecond `now`: rising per
-    transaction id whatever the clock does, and past anything an earlier ledger gave
-    while the clock moves forward."""
-    return max((previous or 0) + 1, int(now * 1_000_000))
-
-
-def ref_key(text: str) -> str:
-    """A reference as it is indexed and looked up: trimmed, upper case, without a leading
-    `#` (an order is `#1001` in one export and `1001` in another)."""
-    return text.strip().lstrip("#").strip().upper()
-
-
-def _unprefixed(unit_ref: str) -> str:
-    """A unit's key without its source's prefix (`shopify:#1001` -> `#1001`): what people
-    call it. A key without one is itself."""
-    prefix, sep, rest = unit_ref.partition(":")
-    if sep and rest and prefix.replace("-", "").replace("_", "").isalnum():
-        return rest
-    return unit_ref
-
-
-def references(unit_ref: str, record: Consignment | None) -> set[str]:
-    """The names people use for a record, as `ref_key`s: its unit's key in the source
-    without the source's prefix (`#1001` of `shopify:#1001`; `find` strips a prefix
-    given too), its master and house bill and its tracking number."""
-    keys = {ref_key(_unprefixed(unit_ref))}
-    if record is not None:
-        for value in (record.master_bill_number, record.house_bill_number, record.tracking_number):
-            if value:
-                keys.add(ref_key(value))
-    keys.discard("")
-    return keys
-
-
 def _read_at(event: str, outcome: Outcome) -> str:
     """A history line's detail for a stored outcome: how it came and where it was read,
     with its error codes (codes only: a message may quote personal data)."""
@@ -1059,25 +761,6 @@ def _read_at(event: str, outcome: Outcome) -> str:
     if outcome.reason:
         detail += f" (skipped: {outcome.reason})"
     return detail
-
-
-def _index_refs(db: sqlite3.Connection) -> None:
-    """Version 4 -> 5: the references of the records already in the ledger."""
-    last = ""
-    while rows := db.execute(
-            f"SELECT transaction_id, ref, record FROM {_ROWS} WHERE transaction_id > ?"
-            " ORDER BY transaction_id LIMIT ?", (last, _LOOKUP_CHUNK)).fetchall():
-        refs = []
-        for r in rows:
-            record = None
-            if r["record"]:
-                try:
-                    record = Consignment.model_validate_json(r["record"])
-                except ValueError:
-                    record = None
-            refs += [(ref, r["transaction_id"]) for ref in references(r["ref"], record)]
-        db.executemany("INSERT OR IGNORE INTO refs (ref, transaction_id) VALUES (?,?)", refs)
-        last = rows[-1]["transaction_id"]
 
 
 def _findings_of(state: str, findings: str | None, ack: str | None) -> list[dict[str, Any]]:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from s321.errors import S321Error
-from s321.ledger import ref_key
+from s321.references import ref_key
 from s321.states import State
 
 Scope = Sequence[str] | None

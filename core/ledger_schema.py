@@ -1,0 +1,240 @@
+"""The ledger's file: its tables and indexes (SCHEMA), the version a file is at
+(`PRAGMA user_version`) and the steps that bring a file written by an earlier s321 up
+to date (`upgrade`), each once, in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+
+from s321 import ids
+from s321.record import Consignment
+from s321.references import references
+from s321.states import State
+
+_CONSIGNMENTS = """
+CREATE TABLE IF NOT EXISTS {name} (
+    transaction_id  TEXT PRIMARY KEY,
+    pipeline        TEXT NOT NULL,
+    client          TEXT NOT NULL,
+    ref             TEXT NOT NULL,
+    source          TEXT,
+    state           TEXT NOT NULL,
+    action          TEXT NOT NULL DEFAULT 'add',
+    content_hash    TEXT,
+    accepted_hash   TEXT,
+    body_id         INTEGER NOT NULL,
+    version         INTEGER,
+    wire_version    INTEGER,
+    wire_action     TEXT,
+    wire_hash       TEXT,
+    first_wire_version INTEGER,
+    accepted_version INTEGER,
+    on_file         INTEGER NOT NULL DEFAULT 0,
+    findings        TEXT,
+    reason          TEXT,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL DEFAULT 0,
+    queued_at       REAL,
+    batch_id        TEXT,
+    sent_at         REAL,
+    last_error      TEXT,
+    ack             TEXT,
+    created_at      REAL NOT NULL,
+    updated_at      REAL NOT NULL
+);
+"""
+"""One row a consignment: its state, small enough that claim and resolve, which change
+nothing else, rewrite a few rows a page. `body_id` is its row in `bodies`.
+
+Versions (schema 4): `version` is the current content's version and `content_hash` its
+hash; `wire_*` describe the version put on the wire and not yet settled (None once an
+answer settles it); `accepted_version`/`accepted_hash` what the receiver acknowledged;
+`on_file` whether the receiver is known or assumed to hold some version (a claim then
+sends a replace); `first_wire_version` the oldest version it may hold, which is how a
+`duplicate` from a receiver without versions is proven to be about the current one."""
+
+# Beyond its id a record is indexed only while queued or sent: a record that leaves
+# those states (on every ack) touches no index, one that enters them a single one.
+# Queries spell the state out (state='queued'): SQLite uses a partial index only then;
+# `state` is a column of each too, or SQLite reads the row to check it.
+# claim() takes the oldest due records: in this order they are read straight off the
+# index (next_attempt_at is in it to filter without reading rows), not sorted anew on
+# every claim, which cost O(queued) each time and made a large queue drain in O(n^2).
+# The second: records awaiting an ack, by age (the ack timeout, a lost connection, in_flight()).
+_INDEXES = (
+    ("CREATE INDEX IF NOT EXISTS consignments_queued ON consignments"
+     " (pipeline, queued_at, transaction_id, next_attempt_at, state) WHERE state = 'queued'"),
+    "CREATE INDEX IF NOT EXISTS consignments_sent ON consignments (pipeline, sent_at, state) WHERE state = 'sent'",
+)
+
+SCHEMA = _CONSIGNMENTS.format(name="consignments") + """
+-- The record as filed (its JSON, about 1.6 kB), apart from the state it changes with:
+-- written when it is ingested or changes, read when it is claimed. Keyed by an integer
+-- of its own, which VACUUM keeps (it may renumber the consignments' implicit rowids).
+CREATE TABLE IF NOT EXISTS bodies (
+    id     INTEGER PRIMARY KEY,
+    record TEXT
+);
+""" + "".join(f"{index};\n" for index in _INDEXES) + """
+-- The names people use for a record (order name, bills, tracking number), normalised
+-- by `ref_key`: `s321 show REF`, `resend REF`. Written when a record is first stored or
+-- changes (a name it once had still finds it).
+CREATE TABLE IF NOT EXISTS refs (
+    ref            TEXT NOT NULL,
+    transaction_id TEXT NOT NULL,
+    PRIMARY KEY (ref, transaction_id)
+) WITHOUT ROWID;
+-- What happened to a record, one row an event (received, changed, sent, accepted,
+-- rejected, queued again, dead, delivered, resent, revalidated): `s321 show`.
+CREATE TABLE IF NOT EXISTS history (
+    transaction_id TEXT NOT NULL,
+    at             REAL NOT NULL,
+    event          TEXT NOT NULL,
+    version        INTEGER,
+    detail         TEXT
+);
+CREATE INDEX IF NOT EXISTS history_of ON history (transaction_id);
+-- The raw unit (as its source read it, pickled) of a record that was invalid when read,
+-- so that it can be mapped again when a table, the defaults or the profile change,
+-- without its input file (archived, or gone). Removed by `s321 ledger purge`.
+CREATE TABLE IF NOT EXISTS raw_units (
+    transaction_id TEXT PRIMARY KEY,
+    pipeline       TEXT NOT NULL,
+    unit           BLOB NOT NULL,
+    stored_at      REAL NOT NULL
+);
+-- Per pipeline, a digest of what its verdicts depend on besides the input (enrichment
+-- tables, defaults, profile, rates): when it changes, invalid records are revalidated.
+CREATE TABLE IF NOT EXISTS fingerprints (
+    pipeline    TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS inputs (
+    pipeline     TEXT NOT NULL,
+    path         TEXT NOT NULL,
+    size         INTEGER NOT NULL,
+    mtime_ns     INTEGER NOT NULL,
+    units        INTEGER NOT NULL,
+    processed_at REAL NOT NULL,
+    PRIMARY KEY (pipeline, path, size, mtime_ns)
+);
+"""
+
+
+SCHEMA_VERSION = 5
+"""PRAGMA user_version of a ledger file. 5: `refs`, `history`, `raw_units`, `fingerprints`
+(the references of existing records are indexed on upgrade). 4: versions (`version`, `wire_*`,
+`accepted_version`, `first_wire_version`, `on_file`). 3: records in `bodies`, not in their
+consignments row (which held them as `record`). 2: partial indexes on queued and sent records
+only (SCHEMA). 1: content hashes are ids.content_hash of the record's JSON; 0 (no
+version) hashed a key-sorted json.dumps of the record's dict."""
+
+_OLD_INDEXES = ("consignments_queue", "consignments_batch", "consignments_due")
+"""Indexes of versions 0 and 1, over every record whatever its state."""
+
+_QUEUED, _SENT = f"state='{State.QUEUED.value}'", f"state='{State.SENT.value}'"
+"""The state filters the partial indexes are made for, spelled as they are."""
+
+_ROWS = "consignments JOIN bodies ON bodies.id = consignments.body_id"
+"""Consignments with their records (every consignment has its body, if an empty one)."""
+
+LOOKUP_CHUNK = 500
+"""Records read in one query (SQLite allows 32766 parameters)."""
+
+
+def upgrade(db: sqlite3.Connection, version: int) -> None:
+    """From `version` to SCHEMA_VERSION, inside the caller's transaction."""
+    columns = {r["name"] for r in db.execute("PRAGMA table_info(consignments)")}
+    created = "on_file" in columns  # made by this SCHEMA: nothing to move
+    if version < 1 and not created:  # a new file has nothing to rehash
+        _rehash(db)
+    if version < 2:
+        for index in _OLD_INDEXES:
+            db.execute(f"DROP INDEX IF EXISTS {index}")
+    if version < 3 and not created:
+        _move_bodies(db)
+    if version < 4 and not created:
+        _add_versions(db)
+    if version < 5:
+        _index_refs(db)
+    db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+
+def _rehash(db: sqlite3.Connection) -> None:
+    """Version 0 -> 1: content hashes of the stored records, the new way. An accepted
+    hash equal to the old content hash becomes the new one (CBP has this content); any
+    other becomes one no new hash can equal, so that content is filed again if it
+    comes back (a replace of what CBP has, never a lost change)."""
+    last = ""
+    while rows := db.execute(
+            "SELECT transaction_id, record, content_hash, accepted_hash FROM consignments"
+            " WHERE transaction_id > ? ORDER BY transaction_id LIMIT ?", (last, LOOKUP_CHUNK)).fetchall():
+        updates = []
+        for r in rows:
+            record, digest = r["record"], None
+            if record is not None:
+                try:
+                    record, digest = ids.filed_json(Consignment.model_validate_json(record))
+                except ValueError:  # no longer a valid record: hash the text as it is
+                    digest = ids.content_hash_of_json(record, r["transaction_id"]) or \
+                        hashlib.sha256(record.encode("utf-8")).hexdigest()
+            accepted = r["accepted_hash"]
+            if accepted is not None:
+                accepted = digest if accepted == r["content_hash"] and digest else f"v0:{accepted}"
+            updates.append((record, digest, accepted, r["transaction_id"]))
+        db.executemany("UPDATE consignments SET record=?, content_hash=?, accepted_hash=? WHERE transaction_id=?",
+                       updates)
+        last = rows[-1]["transaction_id"]
+
+
+def _move_bodies(db: sqlite3.Connection) -> None:
+    """Version 2 -> 3: each record to `bodies`, numbered as its row was, and the
+    consignments table made anew without them (as SCHEMA makes it), with its indexes."""
+    db.execute(_CONSIGNMENTS.format(name="consignments_v3"))
+    old = {r["name"] for r in db.execute("PRAGMA table_info(consignments)")}
+    columns = ", ".join(r["name"] for r in db.execute("PRAGMA table_info(consignments_v3)")
+                        if r["name"] != "body_id" and r["name"] in old)
+    db.execute("INSERT INTO bodies (id, record) SELECT rowid, record FROM consignments")
+    db.execute(f"INSERT INTO consignments_v3 ({columns}, body_id) SELECT {columns}, rowid FROM consignments")
+    db.execute("DROP TABLE consignments")
+    db.execute("ALTER TABLE consignments_v3 RENAME TO consignments")
+    for index in _INDEXES:
+        db.execute(index)
+
+
+def _add_versions(db: sqlite3.Connection) -> None:
+    """Version 3 -> 4: every record gets a version (the microsecond of its last change),
+    what was accepted is on file at that version, and what is on the wire is that
+    version, sent with the action it has."""
+    for column in ("version INTEGER", "wire_version INTEGER", "wire_action TEXT", "wire_hash TEXT",
+                   "first_wire_version INTEGER", "accepted_version INTEGER",
+                   "on_file INTEGER NOT NULL DEFAULT 0"):
+        if column.split()[0] not in {r["name"] for r in db.execute("PRAGMA table_info(consignments)")}:
+            db.execute(f"ALTER TABLE consignments ADD COLUMN {column}")
+    db.execute("UPDATE consignments SET version = CAST(updated_at * 1000000 AS INTEGER)")
+    db.execute("UPDATE consignments SET accepted_version = version, on_file = 1, first_wire_version = version"
+               " WHERE accepted_hash IS NOT NULL")
+    db.execute(f"UPDATE consignments SET wire_version = version, wire_action = action, wire_hash = content_hash,"
+               f" on_file = CASE WHEN action = 'delete' THEN on_file ELSE 1 END,"
+               f" first_wire_version = COALESCE(first_wire_version, version) WHERE {_SENT}")
+
+
+def _index_refs(db: sqlite3.Connection) -> None:
+    """Version 4 -> 5: the references of the records already in the ledger."""
+    last = ""
+    while rows := db.execute(
+            f"SELECT transaction_id, ref, record FROM {_ROWS} WHERE transaction_id > ?"
+            " ORDER BY transaction_id LIMIT ?", (last, LOOKUP_CHUNK)).fetchall():
+        refs = []
+        for r in rows:
+            record = None
+            if r["record"]:
+                try:
+                    record = Consignment.model_validate_json(r["record"])
+                except ValueError:
+                    record = None
+            refs += [(ref, r["transaction_id"]) for ref in references(r["ref"], record)]
+        db.executemany("INSERT OR IGNORE INTO refs (ref, transaction_id) VALUES (?,?)", refs)
+        last = rows[-1]["transaction_id"]
