@@ -75,6 +75,8 @@ class PipelineThread(threading.Thread):
                     w.poll_acks(timeout=0.05 if w.owes()[1] else 0.0)
                     idle = w.idle()
                 except Exception as exc:
+                    if self.failed is None:
+                        self.observers.pipeline_failing(w.name, f"{type(exc).__name__}: {exc}")
                     self.failed = f"{type(exc).__name__}: {exc}"
                     delay = max(0.5, backoff.delay(failures))
                     failures += 1
@@ -84,6 +86,7 @@ class PipelineThread(threading.Thread):
                     continue
                 if self.failed is not None:
                     log.warning("pipeline resumed", pipeline=w.name, after=self.failed)
+                    self.observers.pipeline_recovered(w.name, self.failed)
                     self.failed, failures = None, 0
                 if idle:
                     self.wake.wait(self.cfg.poll_interval)

@@ -98,3 +98,24 @@ def consignment_rejected(pipeline: str, transaction_id: str, stage: str, finding
     `"validation"` (invalid here, with the findings) or `"cbp"` (rejected in an
     acknowledgement, with its errors as findings). Gets no record: observers must not
     see personal data they do not need."""
+
+
+@hookspec
+def consignments_dead_lettered(pipeline: str, transaction_ids: list[str], error: str) -> None:
+    """Called when records of `pipeline` went to the dead-letter queue (their retry
+    budget spent, or a fatal transport error), once the ledger committed it, with the
+    error that put them there. They are not retried by themselves: an operator acts
+    (`s321 dlq retry`). Called while the daemon runs, not only at the end of a run."""
+
+
+@hookspec
+def pipeline_failing(pipeline: str, error: str) -> None:
+    """Called when a running pipeline starts failing (its ledger cannot be written, its
+    input cannot be read, its link is refused for good), once per failure until it
+    recovers; the daemon keeps retrying it with backoff meanwhile."""
+
+
+@hookspec
+def pipeline_recovered(pipeline: str, after: str) -> None:
+    """Called when a pipeline that was failing works again by itself; `after` is the
+    error it recovered from."""

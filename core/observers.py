@@ -31,3 +31,14 @@ class Observers:
                              findings: list[Any]) -> None:
         self._call("consignment_rejected", pipeline=pipeline, transaction_id=transaction_id,
                    stage=stage, findings=findings)
+
+    def consignments_dead_lettered(self, pipeline: str, transaction_ids: list[str], error: str) -> None:
+        if transaction_ids:
+            self._call("consignments_dead_lettered", pipeline=pipeline, transaction_ids=list(transaction_ids),
+                       error=error)
+
+    def pipeline_failing(self, pipeline: str, error: str) -> None:
+        self._call("pipeline_failing", pipeline=pipeline, error=error)
+
+    def pipeline_recovered(self, pipeline: str, after: str) -> None:
+        self._call("pipeline_recovered", pipeline=pipeline, after=after)

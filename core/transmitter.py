@@ -97,6 +97,8 @@ class Transmitter:
             self.error = f"FatalError: {exc}"
             self._fatal = True
             log.error("transport refused, queued records dead-lettered", pipeline=self.name, error=str(exc))
+            if self.observers is not None:
+                self.observers.pipeline_failing(self.name, self.error)
             self._dead_letter_queued()
             return False
         except Exception as exc:
@@ -109,7 +111,7 @@ class Transmitter:
         if not self.ledger.owed(self.name, self.clock()).queued:
             return  # an index probe, not a write transaction on every idle pass
         dead = self.ledger.dead_letter_queued(self.name, self.error or "FatalError", now=self.clock())
-        self._count("dead", len(dead))
+        self._dead(dead, self.error or "FatalError")
 
     def _connect_failed(self, exc: BaseException) -> None:
         self.error = f"{type(exc).__name__}: {exc}"
@@ -165,7 +167,7 @@ class Transmitter:
         txids = [r.transaction_id for r in rows]
         if isinstance(exc, FatalError):
             self.ledger.requeue(txids, self.error, dead=txids, now=now)
-            self._count("dead", len(rows))
+            self._dead(txids, self.error)
             log.error("batch refused, dead-lettered", pipeline=self.name, records=len(rows), error=str(exc))
             return
         self._requeue(rows, self.error, now)
@@ -179,7 +181,13 @@ class Transmitter:
         delays = {r.transaction_id: self.backoff.delay(r.attempts - 1) for r in rows}
         self.ledger.requeue([r.transaction_id for r in rows], reason, delays, dead=dead, now=now)
         self._count("retried", len(rows) - len(dead))
-        self._count("dead", len(dead))
+        self._dead(dead, f"past the retry budget ({self.retry.max_elapsed:g} s): {reason}")
+
+    def _dead(self, transaction_ids: list[str], error: str) -> None:
+        """Records the ledger just dead-lettered: counted, and told to the observers."""
+        self._count("dead", len(transaction_ids))
+        if transaction_ids and self.observers is not None:
+            self.observers.consignments_dead_lettered(self.name, transaction_ids, error)
 
     def poll_acks(self, timeout: float = 0.0) -> int:
         """Collect acknowledgements and resolve them in the ledger; expire batches

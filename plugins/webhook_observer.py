@@ -9,7 +9,10 @@ so no personal data leaves this way. Settings (environment):
 
 - `S321_WEBHOOK_URL`: where to POST (JSON, one event a request);
 - `S321_WEBHOOK_EVENTS`: which events, comma-separated (default
-  `rejected,dead,failed,stalled`; add `invalid` for records refused by validation);
+  `rejected,dead,failed,stalled,recovered`; add `invalid` for records refused by
+  validation). `dead`, `failed` and `recovered` are posted as they happen, while the
+  daemon runs (the `consignments_dead_lettered`, `pipeline_failing` and
+  `pipeline_recovered` hooks); `stalled` and a run's failure when it ends;
 - `S321_WEBHOOK_TIMEOUT`: seconds per request (default 5).
 """
 
@@ -33,7 +36,7 @@ log = get_logger(__name__)
 URL_ENV = "S321_WEBHOOK_URL"
 EVENTS_ENV = "S321_WEBHOOK_EVENTS"
 TIMEOUT_ENV = "S321_WEBHOOK_TIMEOUT"
-DEFAULT_EVENTS = frozenset({"rejected", "dead", "failed", "stalled"})
+DEFAULT_EVENTS = frozenset({"rejected", "dead", "failed", "stalled", "recovered"})
 EVENTS = DEFAULT_EVENTS | {"invalid"}
 QUEUE_SIZE = 1000
 ATTEMPTS = 3
@@ -146,15 +149,11 @@ def consignment_rejected(pipeline: str, transaction_id: str, stage: str, finding
 
 @hookimpl
 def pipeline_finished(pipeline: str, summary: Any) -> None:
-    """After a run (`run --once`) or when the daemon stops a pipeline: dead letters of
-    the run, a failure, a stall (records owed that no longer move)."""
+    """After a run (`run --once`) or when the daemon stops a pipeline: a failure, a
+    stall (records owed that no longer move). Dead letters are posted as they happen."""
     p = poster()
     if p is None:
         return
-    counts = getattr(summary, "counts", None) or {}
-    dead = int(counts.get("dead", 0) or 0)
-    if dead:
-        p.post({"event": "dead", "pipeline": pipeline, "count": dead})
     stalled = getattr(summary, "stalled", None)
     if callable(stalled) and stalled():
         p.post({"event": "stalled", "pipeline": pipeline, "error": _short(getattr(summary, "error", None))})
@@ -162,6 +161,30 @@ def pipeline_finished(pipeline: str, summary: Any) -> None:
         p.post({"event": "failed", "pipeline": pipeline, "error": _short(summary.error),
                 "queued": getattr(summary, "queued", None),
                 "awaiting_ack": getattr(summary, "awaiting_ack", None)})
+
+
+@hookimpl
+def consignments_dead_lettered(pipeline: str, transaction_ids: list[str], error: str) -> None:
+    """As records go to the dead-letter queue, while the daemon runs."""
+    p = poster()
+    if p is not None:
+        p.post({"event": "dead", "pipeline": pipeline, "count": len(transaction_ids),
+                "transaction_ids": transaction_ids[:100], "error": _short(error)})
+
+
+@hookimpl
+def pipeline_failing(pipeline: str, error: str) -> None:
+    """When a running pipeline starts failing (the daemon retries it meanwhile)."""
+    p = poster()
+    if p is not None:
+        p.post({"event": "failed", "pipeline": pipeline, "error": _short(error)})
+
+
+@hookimpl
+def pipeline_recovered(pipeline: str, after: str) -> None:
+    p = poster()
+    if p is not None:
+        p.post({"event": "recovered", "pipeline": pipeline, "after": _short(after)})
 
 
 def _short(text: Any) -> str | None:

@@ -18,13 +18,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from builders import marketplace_fields, write_config, write_jsonl
+from faults import fill, remount, tmpfs
 from s321.ledger import Ledger
 from s321.lock import LedgerBusy, LedgerLock
 from s321.sqlitefile import StoreFileError
@@ -74,21 +73,6 @@ def drop(tmp: Path, name: str, refs: list[str]) -> Path:
     path = tmp / "inbox" / name
     write_jsonl(path, [{"ref": r, **marketplace_fields(originator_code=CODE)} for r in refs])
     return path
-
-
-@contextmanager
-def tmpfs(path: Path, size: str = "4m") -> Iterator[Path]:
-    """A real, small file system of its own (root only, as in CI)."""
-    path.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=True)
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
-
-
-def remount(path: Path, mode: str) -> None:
-    subprocess.run(["mount", "-o", f"remount,{mode}", str(path)], check=True)
 
 
 def health(port: int) -> tuple[int, dict]:
@@ -253,7 +237,7 @@ def test_run_once_exit_status_says_a_pipeline_failed(tmp_path: Path) -> None:
         reader = sqlite3.connect(disk / "ledger.sqlite")  # keeps the -wal and -shm files there
         try:
             reader.execute("SELECT COUNT(*) FROM consignments").fetchone()
-            _fill(disk)
+            fill(disk)
             drop(tmp_path, "a.jsonl", [f"A-{i}" for i in range(400)])
             done = s321("run", "-c", str(cfg), "--once")
         finally:
@@ -261,20 +245,6 @@ def test_run_once_exit_status_says_a_pipeline_failed(tmp_path: Path) -> None:
         assert done.returncode == 3, done
         assert "pipeline failed" in done.stdout + done.stderr and "full" in (done.stdout + done.stderr)
         assert (tmp_path / "inbox" / "a.jsonl").exists()  # not archived: not committed
-
-
-def _fill(disk: Path) -> None:
-    """Fill a file system to the last byte, in one file: `filler`."""
-    fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        for chunk in (65536, 4096, 1):
-            try:
-                while True:
-                    os.write(fd, b"\0" * chunk)
-            except OSError:
-                pass
-    finally:
-        os.close(fd)
 
 
 # --------------------------------------------------------------------------- 6: faults are weather
@@ -287,7 +257,7 @@ def test_a_full_disk_fails_the_pipeline_visibly_and_it_resumes_by_itself(tmp_pat
         proc = daemon(cfg)
         try:
             wait_for(lambda: _up(port), what="the daemon")
-            _fill(disk)
+            fill(disk)
             drop(tmp_path, "a.jsonl", [f"A-{i}" for i in range(400)])
             code, body = wait_for(lambda: (lambda h: h if h[0] == 503 else None)(health(port)), 30,
                                   "healthz to say the pipeline fails")

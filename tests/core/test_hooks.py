@@ -2,11 +2,19 @@
 that shows a plugin using it in a real pipeline run."""
 
 import inspect
+import json
+import os
 import re
+import subprocess
+import sys
+import threading
+import time
 import types
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from pydantic import BaseModel, ConfigDict
 
 from builders import jsonl_pipeline_config, marketplace_fields, write_jsonl
@@ -14,6 +22,7 @@ from s321 import app, hookspecs
 from s321 import config as config_mod
 from s321 import registry as registry_mod
 from s321.contracts import Ack, AckError, AckStatus, Capabilities, Mapped, Receipt, RecordAck
+from s321.errors import FatalError
 from s321.findings import warning
 from s321.hookspecs import hookimpl
 from s321.plugins.wire_s321 import S321Json
@@ -240,6 +249,107 @@ def test_hook_consignment_rejected(tmp_path):
     rec = Recorder()
     run(tmp_path, rec.module(), records=_bad_and_good())
     assert ("rejected", "shop", "validation", ["missing-one-of"]) in rec.calls
+
+
+def test_hook_consignments_dead_lettered(tmp_path):
+    """A link refused for good (a FatalError on connect) dead-letters what is queued, and
+    the observers hear it while the run goes on, with the records and the error."""
+    calls = []
+
+    class RefusedTransport:
+        capabilities = Capabilities(max_batch=10)
+
+        def __init__(self, options, context, serializer):
+            pass
+
+        def connect(self):
+            raise FatalError("certificate refused by the receiver")
+
+        def send(self, batch):
+            raise AssertionError("nothing is sent over a refused link")
+
+        def acks(self, timeout=0.0):
+            return []
+
+        def close(self):
+            pass
+
+    def register_transports(register):
+        register("refused", RefusedTransport)
+
+    def consignments_dead_lettered(pipeline, transaction_ids, error):
+        calls.append((pipeline, sorted(transaction_ids), error))
+
+    mod = module(register_transports=register_transports, consignments_dead_lettered=consignments_dead_lettered)
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    write_jsonl(inbox / "a.jsonl", [{"ref": f"r{i}", **marketplace_fields()} for i in range(3)])
+    path = jsonl_pipeline_config(tmp_path, inbox, "unused", transport='plugin = "refused"')
+    reg = _reg_with(mod)
+    [summary] = app.run_once(reg, config_mod.load(path, reg))
+    assert summary.counts["dead"] == 3
+    [(pipeline, txids, error)] = calls
+    assert pipeline == "shop" and len(txids) == 3 and "certificate refused" in error
+
+
+@pytest.fixture(scope="module")
+def a_daemon_through_a_full_disk(tmp_path_factory):
+    """A real daemon whose ledger's disk fills up and is freed again, with the webhook
+    observer (an installed plugin) posting to a real HTTP receiver: the events it got."""
+    from faults import fill, tmpfs
+
+    tmp = tmp_path_factory.mktemp("weather")
+    bodies: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    inbox = tmp / "in"
+    inbox.mkdir()
+    with tmpfs(tmp / "disk", size="3m") as disk:
+        config = jsonl_pipeline_config(tmp, inbox, tmp / "out", extra=f'settle_seconds = 0\narchive_dir = "{tmp / "archive"}"')
+        config.write_text(f'[ledger]\npath = "{disk / "ledger.sqlite"}"\n[daemon]\nrescan_seconds = 0.2\n'
+                          + config.read_text())
+        env = {**os.environ, "S321_WEBHOOK_URL": f"http://127.0.0.1:{server.server_address[1]}/hook"}
+        proc = subprocess.Popen([sys.executable, "-m", "s321.cli", "run", "-c", str(config)], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 30
+            while not (disk / "ledger.sqlite").exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            fill(disk)
+            write_jsonl(inbox / "a.jsonl", [{"ref": f"r{i}", **marketplace_fields()} for i in range(300)])
+            while not any(b["event"] == "failed" for b in bodies) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            (disk / "filler").unlink()
+            deadline = time.monotonic() + 60
+            while not any(b["event"] == "recovered" for b in bodies) and time.monotonic() < deadline:
+                time.sleep(0.1)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+            server.shutdown()
+            server.server_close()
+    return bodies
+
+
+def test_hook_pipeline_failing(a_daemon_through_a_full_disk):
+    failed = [b for b in a_daemon_through_a_full_disk if b["event"] == "failed"]
+    assert failed and failed[0]["pipeline"] == "shop" and "full" in failed[0]["error"], a_daemon_through_a_full_disk
+    assert len(failed) == 1  # once per failure, not once per retry
+
+
+def test_hook_pipeline_recovered(a_daemon_through_a_full_disk):
+    events = [b["event"] for b in a_daemon_through_a_full_disk]
+    assert "recovered" in events and events.index("failed") < events.index("recovered"), events
 
 
 def test_an_observer_that_raises_does_not_stop_the_pipeline(tmp_path):
