@@ -17,6 +17,7 @@ from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from s321.gendoc import write_or_check
 from s321.registry import Registry
 from s321.registry import load as load_plugins
 
@@ -165,16 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true",
                         help="write nothing; exit 1 when the page differs from what it would be")
     args = parser.parse_args(argv)
-    text = render(load_plugins())
-    if args.check:
-        current = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
-        if current != text:
-            print(f"{args.output} is out of date: run python -m s321.cli.docgen", file=sys.stderr)
-            return 1
-        return 0
-    args.output.write_text(text, encoding="utf-8")
-    print(f"wrote {args.output}")
-    return 0
+    return write_or_check(args.output, render(load_plugins()), args.check, "python -m s321.cli.docgen")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from s321.gendoc import write_or_check
+
 OUTPUT = Path("docs/reference.md")
 
 STABLE = "stable"
@@ -359,16 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         print("public names not on the page (add them to SECTIONS in s321/testing/refdoc.py, or make "
               "them private): " + ", ".join(absent), file=sys.stderr)
         return 1
-    text = render()
-    if args.check:
-        current = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
-        if current != text:
-            print(f"{args.output} is out of date: run `python -m s321.testing.refdoc`", file=sys.stderr)
-            return 1
-        return 0
-    args.output.write_text(text, encoding="utf-8")
-    print(f"wrote {args.output}")
-    return 0
+    return write_or_check(args.output, render(), args.check, "python -m s321.testing.refdoc")
 
 
 if __name__ == "__main__":
