@@ -390,11 +390,12 @@ class Ledger(SqliteFile):
                 row = self._row(columns)
                 row.state, row.batch_id, row.attempts = State.SENT, batch_id, row.attempts + 1
                 claimed.append(row)
-                updates.append((State.SENT, batch_id, now, action, now, rowid))
+                updates.append((State.SENT, batch_id, now, action, action, now, rowid))
                 events.append((row.transaction_id, now, State.SENT.value, row.version, f"{action} in batch {batch_id}"))
-            # The version goes on the wire: what the receiver may now hold.
+            # The version goes on the wire: what the receiver may now hold. (Each SET
+            # expression reads the row as it was: the claimed action is given twice.)
             db.executemany("UPDATE consignments SET state=?, batch_id=?, sent_at=?, attempts=attempts+1,"
-                           " action=?, wire_version=version, wire_action=action, wire_hash=content_hash,"
+                           " action=?, wire_version=version, wire_action=?, wire_hash=content_hash,"
                            " first_wire_version=COALESCE(first_wire_version, version),"
                            " on_file=CASE WHEN action='delete' THEN on_file ELSE 1 END,"
                            " updated_at=? WHERE rowid=?", updates)

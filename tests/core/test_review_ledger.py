@@ -1,0 +1,71 @@
+"""Review of the ledger's version promises on a real SQLite file: bugs found by thinking
+like the crash harness (a timeout while the answer is on its way, a version refiled)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from builders import consignment, marketplace_fields
+from s321.contracts import Ack, AckError, AckStatus, RecordAck
+from s321.ledger import Ledger
+from s321.pipeline import Outcome, Status
+from s321.record import Action
+from s321.states import State
+
+
+def valid(txid: str = "T1", **changes: object) -> Outcome:
+    return Outcome("A-1", Status.VALID, "f.jsonl:1", consignment(marketplace_fields(**changes), txid=txid))
+
+
+def answer(batch_id: str, txid: str, status: str, *codes: str, version: int | None = None) -> Ack:
+    return Ack(batch_id=batch_id, received_at=datetime.now(UTC), results=[RecordAck(
+        transaction_id=txid, status=AckStatus(status), version=version,
+        errors=[AckError(code=c, message=c) for c in codes])])
+
+
+@pytest.fixture
+def ledger(tmp_path):  # noqa: ANN001, ANN201
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    yield ledger
+    ledger.close()
+
+
+def claim_one(ledger: Ledger, batch_id: str):  # noqa: ANN201
+    rows = ledger.claim("shop", batch_id, 10)
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+def _refiled_as_add(ledger: Ledger):  # noqa: ANN202
+    """A replace answered `unknown-transaction`, claimed again: it goes as an add."""
+    ledger.ingest("shop", "C", "src", [valid()])
+    v1 = claim_one(ledger, "B1")
+    ledger.resolve(answer("B1", "T1", "accepted", version=v1.version))
+    ledger.ingest("shop", "C", "src", [valid(tracking_number="1ZNEW")])
+    v2 = claim_one(ledger, "B2")
+    assert v2.action is Action.REPLACE
+    ledger.resolve(answer("B2", "T1", "rejected", "unknown-transaction", version=v2.version))
+    add = claim_one(ledger, "B3")
+    assert add.action is Action.ADD
+    return add
+
+
+def test_the_action_on_the_wire_is_the_one_claimed(ledger: Ledger) -> None:
+    """`wire_action` recorded the row's previous action (SQLite evaluates every SET
+    expression against the row before the update), not the action the claim decided."""
+    add = _refiled_as_add(ledger)
+    assert ledger.get("T1")["wire_action"] == Action.ADD.value
+    # No answer in time: the same unsettled version goes again exactly as it went.
+    ledger.requeue(["T1"], "no acknowledgement in time")
+    again = claim_one(ledger, "B4")
+    assert (again.action, again.version) == (Action.ADD, add.version)
+
+
+def test_a_refiled_add_gone_dead_leaves_nothing_assumed_on_file(ledger: Ledger) -> None:
+    _refiled_as_add(ledger)
+    ledger.requeue(["T1"], "refused", dead=["T1"])
+    assert ledger.get("T1")["on_file"] == 0  # the receiver said it holds nothing
+    ledger.retry_dead(["T1"])
+    assert claim_one(ledger, "B5").action is Action.ADD
