@@ -166,7 +166,9 @@ def page(request: Request, name: str, who: Who | None, status_code: int = 200, *
         flash, who.session.flash = who.session.flash, None
     return templates.TemplateResponse(request, name, {
         "who": who, "csrf": who.session.csrf if who else context.pop("csrf", ""), "flash": flash,
-        "states": [s.value for s in State], "nav": name, **context}, status_code=status_code)
+        # `received` is a state no record is stored in: not a column, not a filter.
+        "states": [s.value for s in State if s is not State.RECEIVED], "nav": name, **context},
+        status_code=status_code)
 
 
 # ---------------------------------------------------------------------------- login

@@ -121,6 +121,8 @@ def test_operator_logs_in_filters_opens_a_record_and_retries_a_dead_letter(
     log_in(browser, console_url, "otto")
     overview = browser.find_element(By.ID, "overview").text
     assert "ALPHA01" in overview and "BETA002" in overview and "stuck" in overview
+    headers = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "#overview thead th")]
+    assert "records" in headers and "received" not in headers  # a total, not a state no record is in
     browser.save_screenshot(str(shots / "02-overview.png"))
 
     # Filter: the invalid records.
