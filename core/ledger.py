@@ -26,7 +26,9 @@ Promises, version by version (the one place they are kept):
   the same transaction as the change (one `executemany` a batch), with codes and places,
   never the record's content.
 - A record invalid when read keeps its raw unit (`raw_units`) until `purge_raw`, so it
-  can be mapped again without its input (s321.refile).
+  can be mapped again without its input (s321.refile), or until a newer read of it keeps
+  none (the old unit is stale); an outcome mapped again from a unit no longer kept is
+  not stored.
 
 The version state machine (`claim_action`, `settle`) is s321.versions; the file's
 tables and upgrades are s321.ledger_schema; the names people use are s321.references.
@@ -231,20 +233,25 @@ class Ledger(SqliteFile):
 
     def ingest(self, pipeline: str, client: str, source: str, outcomes: Iterable[Outcome],
                input_file: tuple[str, int, int] | None = None, now: float | None = None,
-               raw: Mapping[str, bytes] | None = None, event: str | None = None) -> IngestCounts:
+               raw: Mapping[str, bytes] | None = None, event: str | None = None,
+               mapped_from: Mapping[str, bytes] | None = None) -> IngestCounts:
         """Store outcomes in one transaction; with `input_file` (path, size, mtime_ns)
         also remember that file as processed, atomically with its units, and the
         commit is on disk when this returns (the file may then be archived).
 
         `raw`: unit ref -> the raw unit, pickled, of invalid outcomes (kept to map them
         again, `raw_units`). `event`: what the history says besides the new state
-        (`revalidated`)."""
+        (`revalidated`). `mapped_from`: transaction id -> the kept raw unit an outcome was
+        mapped from (revalidation); an outcome whose unit is no longer the one kept (a newer
+        read came meanwhile) is left out. A newer read that keeps no raw unit drops the
+        one kept: it is stale."""
         with self.durable() if input_file is not None else nullcontext():
-            return self._ingest(pipeline, client, source, outcomes, input_file, now, raw or {}, event)
+            return self._ingest(pipeline, client, source, outcomes, input_file, now, raw or {}, event,
+                                mapped_from)
 
     def _ingest(self, pipeline: str, client: str, source: str, outcomes: Iterable[Outcome],
                 input_file: tuple[str, int, int] | None, now: float | None, raw: Mapping[str, bytes],
-                event: str | None) -> IngestCounts:
+                event: str | None, mapped_from: Mapping[str, bytes] | None = None) -> IngestCounts:
         now = time.time() if now is None else now
         counts = IngestCounts()
         units = 0
@@ -261,6 +268,10 @@ class Ledger(SqliteFile):
                 written: set[str] = set()
                 for txid, outcome in keyed:
                     units += 1
+                    if mapped_from is not None and txid in mapped_from:
+                        kept = db.execute("SELECT unit FROM raw_units WHERE transaction_id=?", (txid,)).fetchone()
+                        if kept is None or kept[0] != mapped_from[txid]:
+                            continue  # a newer read of this record came since it was mapped
                     if txid in written:
                         new.write(db)
                         old = self._known(db, [txid]).get(txid)
@@ -270,6 +281,8 @@ class Ledger(SqliteFile):
                                         event):
                         if outcome.status is Status.INVALID and outcome.ref in raw:
                             new.raw.append((txid, pipeline, raw[outcome.ref], now))
+                        elif event is None and old is not None:  # a newer read: an older one's unit is stale
+                            db.execute("DELETE FROM raw_units WHERE transaction_id=?", (txid,))
                     written.add(txid)
                 new.write(db)
             if input_file is not None:

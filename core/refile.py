@@ -179,6 +179,7 @@ def revalidate(processor: Processor, ledger: Ledger, include_filed: bool = False
     report = Revalidation(pipeline.name, dry_run=dry_run)
     outcomes: list[Outcome] = []
     raw: dict[str, bytes] = {}
+    mapped_from: dict[str, bytes] = {}
     for txid, state, blob in ledger.raw_units(pipeline.name, include_filed):
         report.examined += 1
         try:
@@ -202,10 +203,12 @@ def revalidate(processor: Processor, ledger: Ledger, include_filed: bool = False
         else:
             report.unchanged += 1  # a filed record now invalid here keeps its filing
         outcomes.append(outcome)
+        mapped_from[txid] = blob  # stored only if still the unit kept (no newer read came meanwhile)
         if keeps_raw(outcome):
             raw[outcome.ref] = blob
     if not dry_run and outcomes:
-        ledger.ingest(pipeline.name, ctx.originator_code, ctx.ids, outcomes, raw=raw, event="revalidated")
+        ledger.ingest(pipeline.name, ctx.originator_code, ctx.ids, outcomes, raw=raw, event="revalidated",
+                      mapped_from=mapped_from)
     return report
 
 

@@ -69,3 +69,37 @@ def test_a_refiled_add_gone_dead_leaves_nothing_assumed_on_file(ledger: Ledger) 
     assert ledger.get("T1")["on_file"] == 0  # the receiver said it holds nothing
     ledger.retry_dead(["T1"])
     assert claim_one(ledger, "B5").action is Action.ADD
+
+
+def invalid(txid: str = "T1", **changes: object) -> Outcome:
+    from s321.findings import error
+    return Outcome("A-1", Status.INVALID, "f.jsonl:1", consignment(marketplace_fields(**changes), txid=txid),
+                   [error("missing-one-of", "tracking_number", "x")])
+
+
+def test_a_newer_read_drops_the_kept_raw_unit_of_an_older_one(ledger: Ledger) -> None:
+    """The raw unit kept from an invalid read is stale once a newer read of the record is
+    valid: `revalidate --include-filed` mapped the stale unit again and filed its older
+    content as a replace over the newer one."""
+    ledger.ingest("shop", "C", "src", [invalid(tracking_number=None)], raw={"A-1": b"export 1"})
+    assert [u[0] for u in ledger.raw_units("shop")] == ["T1"]
+    ledger.ingest("shop", "C", "src", [valid(tracking_number="1ZNEW")])  # export 2: fixed by the shop
+    assert ledger.raw_units("shop", include_filed=True) == []
+
+
+def test_a_revalidation_that_raced_a_newer_read_changes_nothing(ledger: Ledger) -> None:
+    """`revalidate` maps a kept unit, meanwhile the daemon stores a newer read of the
+    record: the revalidated (older) outcome must not overwrite it."""
+    ledger.ingest("shop", "C", "src", [invalid(tracking_number=None)], raw={"A-1": b"export 1"})
+    [(_txid, _state, blob)] = ledger.raw_units("shop")
+    ledger.ingest("shop", "C", "src", [valid(tracking_number="1ZNEW")])  # the daemon, meanwhile
+    newer = ledger.get("T1")
+    ledger.ingest("shop", "C", "src", [valid(tracking_number="1ZOLD")], event="revalidated",
+                  mapped_from={"T1": blob})
+    row = ledger.get("T1")
+    assert (row["content_hash"], row["version"]) == (newer["content_hash"], newer["version"])
+    # Mapped from the unit still kept, it is stored.
+    ledger.ingest("shop", "C", "src", [invalid(tracking_number=None)], raw={"A-1": b"export 3"})
+    ledger.ingest("shop", "C", "src", [valid(tracking_number="1ZOLD")], event="revalidated",
+                  mapped_from={"T1": b"export 3"})
+    assert ledger.get("T1")["state"] == State.QUEUED
