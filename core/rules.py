@@ -139,7 +139,31 @@ def check(c: Consignment, rates: dict[str, Decimal], value_limit_usd: Decimal | 
         out.append(error("not-section-321", "total_value_usd",
                          f"total value {c.total_value_usd} USD is over the Section 321 limit "
                          f"of {value_limit_usd} USD"))
+    elif priced and value_limit_usd is not None and c.total_value_usd is None:
+        known = _declared_usd(c, rates)  # a line without a value must not hide the others
+        if known > value_limit_usd:
+            out.append(error("not-section-321", "total_value_usd",
+                             f"the lines that declare a value already total {known} USD, over "
+                             f"the Section 321 limit of {value_limit_usd} USD"))
     return out
+
+
+def _declared_usd(c: Consignment, rates: dict[str, Decimal]) -> Decimal:
+    """The USD sum of the non-negative values the items declare (line value, else price x
+    quantity), skipping items without a value or a rate: a lower bound of the total."""
+    sums: dict[str, Decimal] = {}
+    for item in c.items:
+        value = item.line_value
+        if value is None and item.listed_price is not None and item.quantity is not None:
+            value = item.listed_price * item.quantity
+        currency = item.currency or ""
+        if value is not None and value > 0 and currency in rates:
+            sums[currency] = sums.get(currency, Decimal(0)) + value
+    total = sum((amount * rates[code] for code, amount in sums.items()), Decimal(0))
+    try:
+        return total.quantize(_CENTS, ROUNDING)
+    except InvalidOperation:
+        return total
 
 
 @lru_cache(maxsize=4096)  # product URLs repeat: they come from a catalog

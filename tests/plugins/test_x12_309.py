@@ -773,3 +773,21 @@ def test_findings_on_an_item_or_a_party_name_its_own_segment(tmp_path: Path) -> 
     assert places["items.1.hts_code"] == f"{path}:segment {n10s[1]}"  # 4 digits: no HTS code
     deliver = [loc for field, loc in places.items() if field.startswith("ultimate_deliver_to")]
     assert deliver and set(deliver) == {f"{path}:segment {segment['N1CN']}"}
+
+
+def test_lines_with_a_value_over_the_limit_are_refused_when_another_line_has_none(
+    tmp_path: Path,
+) -> None:
+    """A 1150 USD bicycle stays over the Section 321 limit when a second line of the
+    bill gives no value: the total is unknown, but what is declared already exceeds it
+    (it was filed as valid)."""
+    from s321 import regimes, rules
+    from s321.validation import validate
+
+    items = [["N10", "1", "ROAD BICYCLE", "", "A", "8712.00.1550", "1150", "K", "11.8"],
+             ["N10", "1", "SPARE TUBE", "", "A", "4013.20.0000", "", "K", "0.1"]]
+    c = rules.derive(record(one_bill(tmp_path, *bill("B1", items))), {"USD": Decimal(1)})
+    assert c.total_value_usd is None
+    found = validate(c, regimes.load("pilot-2019"), {"USD": Decimal(1)})
+    over = [f for f in found if f.code == "not-section-321"]
+    assert len(over) == 1 and "1150.00" in over[0].message, found
