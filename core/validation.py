@@ -43,7 +43,9 @@ def validate(c: Consignment, profile: Profile, rates: dict[str, Decimal],
     findings = presence(c, profile, files_as)
     findings += deliver_to_address(c, profile)
     findings += hts_digits(c, profile, files_as)
-    findings += rules.check(c, rates, profile.value_limit_usd)
+    missing = {f.field for f in findings if f.code == "missing-required"}
+    findings += [f for f in rules.check(c, rates, profile.value_limit_usd)
+                 if f.field not in missing]  # a missing currency has no rate either
     for validator in extra:
         findings.extend(validator.validate(c))
     if prior:

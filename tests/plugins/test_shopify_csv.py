@@ -552,3 +552,12 @@ def test_an_order_whose_rows_are_split_is_not_filed_without_its_later_rows(tmp_p
              for o in by_ref["shopify:#1001"]]
     assert codes == [["duplicate-key"], ["duplicate-key", "order-first-row-missing"]]
     assert [o.status for o in by_ref["shopify:#1002"]] == [Status.VALID]
+
+
+def test_an_order_without_currency_gets_one_finding_on_it_not_two(tmp_path):
+    """A blank `Currency` cell is a missing currency; it used to be reported twice on
+    the same field, as missing-required and as unknown-currency-rate."""
+    path = export(tmp_path, [first_row("#1", {"Currency": ""})])
+    [outcome] = processor(tmp_path, f'path = "{path}"').process()
+    on_currency = [f.code for f in outcome.findings if f.field == "items.0.currency"]
+    assert on_currency == ["missing-required"], outcome.findings
