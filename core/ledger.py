@@ -20,6 +20,10 @@ Promises, version by version (the one place they are kept):
   `duplicate` answer proves the current version accepted only when the receiver echoes
   its version, or when no other version was ever put on the wire; otherwise the receiver
   holds *some* version and the current one follows as a replace.
+- Content changed back to the accepted version files nothing only while the receiver is
+  known to hold that version: after a version settled unanswered (dead, delivered), or
+  answered `superseded` or an unproven `duplicate`, `accepted_hash` is cleared and the
+  change is filed.
 - A record is never lost: every state change is committed before anything depends on it.
 - A record can be found by the names people use (`find`: order name, bills, tracking
   number, transaction id), and every change of its state is in its `history`, written in
@@ -432,7 +436,7 @@ class Ledger(SqliteFile):
                     events.append((txid, now, State.DEAD.value, None, error))
                     db.execute("UPDATE consignments SET state=?, last_error=?, updated_at=?,"
                                " on_file=CASE WHEN wire_action='add' AND accepted_hash IS NULL THEN 0 ELSE on_file END,"
-                               " wire_version=NULL, wire_action=NULL, wire_hash=NULL WHERE transaction_id=?"
+                               f" {_UNKNOWN_HOLDING}, wire_version=NULL, wire_action=NULL, wire_hash=NULL WHERE transaction_id=?"
                                " AND state IN (?,?)", (State.DEAD, error, now, txid, State.SENT, State.QUEUED))
                     continue
                 delay = delays.get(txid, 0.0) if isinstance(delays, dict) else delays
@@ -449,7 +453,7 @@ class Ledger(SqliteFile):
         now = time.time() if now is None else now
         with self.transaction() as db:
             db.executemany("UPDATE consignments SET state=?, wire_version=NULL, wire_action=NULL,"
-                           " wire_hash=NULL, last_error=NULL, updated_at=? WHERE transaction_id=? AND state=?",
+                           f" wire_hash=NULL, {_UNKNOWN_HOLDING}, last_error=NULL, updated_at=? WHERE transaction_id=? AND state=?",
                            [(State.DELIVERED, now, txid, State.SENT) for txid in transaction_ids])
             db.executemany(_HISTORY, [(txid, now, State.DELIVERED.value, None, "handed over; no answer comes")
                                       for txid in transaction_ids])
@@ -465,7 +469,7 @@ class Ledger(SqliteFile):
                 f"SELECT transaction_id FROM consignments WHERE pipeline=? AND {_QUEUED}", (pipeline,))]
             db.executemany("UPDATE consignments SET state=?, last_error=?, updated_at=?,"
                            " on_file=CASE WHEN wire_action='add' AND accepted_hash IS NULL THEN 0 ELSE on_file END,"
-                           " wire_version=NULL, wire_action=NULL, wire_hash=NULL WHERE transaction_id=?",
+                           f" {_UNKNOWN_HOLDING}, wire_version=NULL, wire_action=NULL, wire_hash=NULL WHERE transaction_id=?",
                            [(State.DEAD, error, now, txid) for txid in txids])
             db.executemany(_HISTORY, [(txid, now, State.DEAD.value, None, error) for txid in txids])
         return txids
@@ -746,6 +750,11 @@ _ACTIONS = {a.value: a for a in Action}
 _ROW_COLUMNS = ("transaction_id, pipeline, client, ref, state, action, record, attempts, queued_at,"
                 " batch_id, last_error, version")
 """What `Row` is made of, in its order: claim reads no more than it returns."""
+
+_UNKNOWN_HOLDING = "accepted_hash=CASE WHEN wire_version IS NULL THEN accepted_hash ELSE NULL END"
+"""A version settled unanswered (dead, or handed over without answers) may be what the
+receiver holds: the accepted content is no longer known to be held (`accepted_hash`
+NULL), so a change back to it is filed, never taken for "nothing to file"."""
 
 _HISTORY = "INSERT INTO history (transaction_id, at, event, version, detail) VALUES (?,?,?,?,?)"
 """One line of a record's story (`s321 show`)."""

@@ -76,15 +76,15 @@ def settle(row: sqlite3.Row | dict[str, Any], result: Any) -> Settled:
         return Settled(later or State.ACCEPTED, v, None if deleted else row["wire_hash"], 0 if deleted else 1,
                        None if deleted else first, None)
     if codes == {DUPLICATE}:
-        return Settled(State.QUEUED, accepted_version, accepted_hash, 1, first,
+        return Settled(State.QUEUED, accepted_version, None, 1, first,  # which one: not known
                        "the receiver holds another version; the current one follows as a replace")
     if codes == {UNKNOWN_TRANSACTION}:
         if wire_action == Action.DELETE and not newer:
             return Settled(State.REJECTED, None, None, 0, None, reason)
         return Settled(State.QUEUED, None, None, 0, None,
                        "the receiver holds no version; the current one is filed again as an add")
-    if codes == {SUPERSEDED}:
-        return Settled(later or State.REJECTED, accepted_version, accepted_hash, 1, first, reason)
+    if codes == {SUPERSEDED}:  # a later version than any known here: its content is not known
+        return Settled(later or State.REJECTED, accepted_version, None, 1, first, reason)
     if wire_action == Action.ADD and accepted_hash is None:
         on_file, first = 0, (None if first == v else first)
     return Settled(later or State.REJECTED, accepted_version, accepted_hash, on_file, first, reason)

@@ -103,3 +103,46 @@ def test_a_revalidation_that_raced_a_newer_read_changes_nothing(ledger: Ledger) 
     ledger.ingest("shop", "C", "src", [valid(tracking_number="1ZOLD")], event="revalidated",
                   mapped_from={"T1": b"export 3"})
     assert ledger.get("T1")["state"] == State.QUEUED
+
+
+def _b_on_the_wire(ledger: Ledger):  # noqa: ANN202
+    """A accepted at v1; B put on the wire as a replace."""
+    ledger.ingest("shop", "C", "src", [valid()])
+    a = claim_one(ledger, "B1")
+    ledger.resolve(answer("B1", "T1", "accepted", version=a.version))
+    ledger.ingest("shop", "C", "src", [valid(tracking_number="1ZB")])
+    b = claim_one(ledger, "B2")
+    assert b.action is Action.REPLACE
+    return b
+
+
+def test_back_to_the_accepted_content_after_a_dead_replace_is_filed(ledger: Ledger) -> None:
+    """A replace that went dead unanswered may have been applied: content back to the
+    accepted version is not "what the receiver holds" any more, it must be filed."""
+    _b_on_the_wire(ledger)
+    ledger.requeue(["T1"], "past the retry budget", dead=["T1"])  # its acks were lost
+    ledger.ingest("shop", "C", "src", [valid()])  # the shop reverts to A
+    again = claim_one(ledger, "B3")
+    assert (again.action, again.record.tracking_number) == (Action.REPLACE, valid().record.tracking_number)
+
+
+def test_back_to_the_accepted_content_after_a_change_then_a_dead_replace_is_filed(ledger: Ledger) -> None:
+    _b_on_the_wire(ledger)
+    ledger.requeue(["T1"], "past the retry budget", dead=["T1"])
+    ledger.ingest("shop", "C", "src", [valid(tracking_number="1ZC")])  # queued as C, not sent yet
+    ledger.ingest("shop", "C", "src", [valid()])  # and back to A
+    assert claim_one(ledger, "B3").action is Action.REPLACE
+
+
+def test_back_to_the_accepted_content_after_a_superseded_replace_is_filed(ledger: Ledger) -> None:
+    b = _b_on_the_wire(ledger)
+    ledger.resolve(answer("B2", "T1", "rejected", "superseded", version=b.version))  # it holds a later one
+    ledger.ingest("shop", "C", "src", [valid()])
+    assert claim_one(ledger, "B3").action is Action.REPLACE
+
+
+def test_back_to_the_accepted_content_after_a_delivered_replace_is_filed(ledger: Ledger) -> None:
+    _b_on_the_wire(ledger)
+    ledger.delivered(["T1"])  # switched to a transport without answers: B was handed over
+    ledger.ingest("shop", "C", "src", [valid()])
+    assert claim_one(ledger, "B3").action is Action.REPLACE
