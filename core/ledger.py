@@ -338,7 +338,8 @@ class Ledger(SqliteFile):
         if state is State.QUEUED:
             if settled and old["on_file"] and old["accepted_hash"] == digest and not newer:
                 # Back to the version the receiver holds, nothing on the wire: nothing to file.
-                db.execute("UPDATE consignments SET content_hash=?, findings=?, state=?, version=accepted_version,"
+                # The version stays: versions only rise (the next one counts past any sent).
+                db.execute("UPDATE consignments SET content_hash=?, findings=?, state=?,"
                            " last_error=NULL, updated_at=? WHERE transaction_id=?",
                            (digest, findings, State.ACCEPTED, now, txid))
                 db.execute("UPDATE bodies SET record=? WHERE id=?", (body, old["body_id"]))

@@ -146,3 +146,20 @@ def test_back_to_the_accepted_content_after_a_delivered_replace_is_filed(ledger:
     ledger.delivered(["T1"])  # switched to a transport without answers: B was handed over
     ledger.ingest("shop", "C", "src", [valid()])
     assert claim_one(ledger, "B3").action is Action.REPLACE
+
+
+def test_versions_keep_rising_after_a_change_back_when_the_clock_goes_back(ledger: Ledger) -> None:
+    """Back to the accepted content, the row's version went back to the accepted one; a
+    change made after the clock stepped back then got a version below one already sent
+    (a relay that had it answered the new version `superseded`: the change never went)."""
+    ledger.ingest("shop", "C", "src", [valid()], now=1000.0)
+    a = ledger.claim("shop", "B1", 10, now=1000.0)[0]
+    ledger.resolve(answer("B1", "T1", "accepted", version=a.version))
+    ledger.ingest("shop", "C", "src", [valid(tracking_number="1ZB")], now=2000.0)
+    b = ledger.claim("shop", "B2", 10, now=2000.0)[0]
+    ledger.resolve(answer("B2", "T1", "rejected", "missing-required", version=b.version))
+    ledger.ingest("shop", "C", "src", [valid()], now=3000.0)  # back to A: nothing to file
+    assert ledger.get("T1")["state"] == State.ACCEPTED
+    ledger.ingest("shop", "C", "src", [valid(tracking_number="1ZC")], now=1500.0)  # the clock stepped back
+    c = ledger.claim("shop", "B3", 10, now=1500.0)[0]
+    assert c.version > b.version > a.version
