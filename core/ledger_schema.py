@@ -50,7 +50,8 @@ nothing else, rewrite a few rows a page. `body_id` is its row in `bodies`.
 
 Versions (schema 4): `version` is the current content's version and `content_hash` its
 hash; `wire_*` describe the version put on the wire and not yet settled (None once an
-answer settles it); `accepted_version`/`accepted_hash` what the receiver acknowledged;
+answer settles it); `accepted_version`/`accepted_hash` what the receiver acknowledged
+(`accepted_hash` NULL once it may hold another version: settled unanswered, superseded);
 `on_file` whether the receiver is known or assumed to hold some version (a claim then
 sends a replace); `first_wire_version` the oldest version it may hold, which is how a
 `duplicate` from a receiver without versions is proven to be about the current one."""
@@ -206,8 +207,9 @@ def _move_bodies(db: sqlite3.Connection) -> None:
 
 def _add_versions(db: sqlite3.Connection) -> None:
     """Version 3 -> 4: every record gets a version (the microsecond of its last change),
-    what was accepted is on file at that version, and what is on the wire is that
-    version, sent with the action it has."""
+    what was accepted is on file at that version, what was sent and never accepted may
+    be held in some earlier version, and what is on the wire is that version, sent with
+    the action it has."""
     for column in ("version INTEGER", "wire_version INTEGER", "wire_action TEXT", "wire_hash TEXT",
                    "first_wire_version INTEGER", "accepted_version INTEGER",
                    "on_file INTEGER NOT NULL DEFAULT 0"):
@@ -216,6 +218,10 @@ def _add_versions(db: sqlite3.Connection) -> None:
     db.execute("UPDATE consignments SET version = CAST(updated_at * 1000000 AS INTEGER)")
     db.execute("UPDATE consignments SET accepted_version = version, on_file = 1, first_wire_version = version"
                " WHERE accepted_hash IS NOT NULL")
+    # Sent before and never accepted (no answer in time, then maybe changed): the receiver
+    # may hold an earlier version that no version number names (0), so a `duplicate`
+    # answer proves nothing and the current version follows as a replace.
+    db.execute("UPDATE consignments SET first_wire_version = 0 WHERE accepted_hash IS NULL AND sent_at IS NOT NULL")
     db.execute(f"UPDATE consignments SET wire_version = version, wire_action = action, wire_hash = content_hash,"
                f" on_file = CASE WHEN action = 'delete' THEN on_file ELSE 1 END,"
                f" first_wire_version = COALESCE(first_wire_version, version) WHERE {_SENT}")

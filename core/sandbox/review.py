@@ -6,7 +6,7 @@ held is `superseded`, the one held again is a `duplicate` (already accepted), a 
 one is applied. An `add` of what is held already, content for content, is a repeat
 whatever its version: a `duplicate` too, so a sender whose ledger was rebuilt from its
 archived inputs files nothing twice. Without versions: a second `add` of a transaction
-id it already accepted is a `duplicate`. Either way a `replace` or `delete` of an id it does not hold is an
+id it already accepted is a `duplicate`, answered without a version (it vouches for none). Either way a `replace` or `delete` of an id it does not hold is an
 `unknown-transaction`, and an `add` or `replace` is validated against the batch's
 regime profile with the sandbox's rates.
 
@@ -59,7 +59,10 @@ class Reviewer:
                 errors = self._errors(session, record, profile, profile_problem)
                 if errors:
                     session.reject(record.transaction_id, batch_id, [e.code for e in errors])
-                    results.append({"transaction_id": record.transaction_id, "version": record.version,
+                    # A duplicate of an id held without a version vouches for no version.
+                    unvouched = errors[0].code == DUPLICATE and session.version(record.transaction_id) is None
+                    results.append({"transaction_id": record.transaction_id,
+                                    "version": None if unvouched else record.version,
                                     "status": AckStatus.REJECTED, "errors": errors})
                 else:
                     session.accept(record, batch_id)
