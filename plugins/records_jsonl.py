@@ -6,10 +6,13 @@ Each line carries `ref` (the unit's natural key, stable across runs) and record 
 FILE:LINE; the other lines still go through. So does a hostile line: nested too
 deeply, a number of thousands of digits, or longer than MAX_LINE_CHARS; each becomes
 a finding on its own line, never an exception, and memory stays bounded by the limit.
+A file that is not text in its `encoding` (UTF-8 by default) is refused whole, naming
+its first bad line: nothing of it is filed with replaced characters.
 """
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -22,6 +25,8 @@ from s321.findings import Finding, error
 from s321.hookspecs import hookimpl
 from s321.inputs import check_pattern, input_files, open_regular
 from s321.paths import ConfigPath
+
+from .text_encoding import check_encoding_option, encoding_field, stream_problem
 
 
 MAX_LINE_CHARS = 8 * 1024 * 1024
@@ -55,7 +60,9 @@ class RecordsJsonlOptions(BaseModel):
     follow_symlinks: bool = Field(
         default=False, description="read files in the folder that are symlinks to elsewhere")
 
+    encoding: str = encoding_field()
     _pattern = field_validator("pattern")(check_pattern)
+    _encoding = field_validator("encoding")(check_encoding_option)
 
 
 class RecordsJsonlSource:
@@ -69,12 +76,21 @@ class RecordsJsonlSource:
 
     def _read_file(self, path: Path) -> Iterator[RawUnit]:
         try:
-            fh = open_regular(path, encoding="utf-8-sig", errors="replace", newline="")
+            raw = open_regular(path, "rb")
         except OSError as exc:
             yield RawUnit(f"file:{path}", f"{path}:0", None,
                           (error("unreadable", "", f"cannot open: {exc.strerror or exc}"),))
             return
-        with fh:
+        with raw:
+            # The whole file is checked first: a Windows-1252 file was read with
+            # replacement characters, and its names filed changed, without a word.
+            problem = stream_problem(raw, path, self.options.encoding)
+            if problem is not None:
+                yield RawUnit(f"file:{path}", problem.location or f"{path}:1", None, (problem,))
+                return
+            raw.seek(0)
+            encoding = "utf-8-sig" if self.options.encoding == "utf-8" else self.options.encoding
+            fh = io.TextIOWrapper(raw, encoding=encoding, errors="replace", newline="")
             lineno = 0
             while True:
                 # Read with a limit: one endless line must not take all the memory.

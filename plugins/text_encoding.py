@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import codecs
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from pydantic import Field
 
@@ -45,24 +45,31 @@ def encoding_problem(path: Path, encoding: str = "utf-8", code: str = "invalid-e
                      field: str = "") -> Finding | None:
     """An error naming `path`'s first line that is not `encoding` text, or None when the
     whole file decodes. An OSError is left to the reader, which reports it its own way."""
+    with path.open("rb") as fh:
+        return stream_problem(fh, path, encoding, code, field)
+
+
+def stream_problem(fh: BinaryIO, path: Path, encoding: str = "utf-8",
+                   code: str = "invalid-encoding", field: str = "") -> Finding | None:
+    """`encoding_problem` on a file the reader has opened already (in binary, at its
+    start); it is read to the end, so the reader seeks back before it reads."""
     decoder = codecs.getincrementaldecoder(encoding)("strict")
     line = 1
     first = True
-    with path.open("rb") as fh:
-        while chunk := fh.read(CHUNK):
-            if first and chunk.startswith(BOM) and codecs.lookup(encoding).name == "utf-8":
-                chunk = chunk[len(BOM):]
-            first = False
-            try:
-                decoder.decode(chunk)
-            except UnicodeDecodeError as exc:
-                return _finding(path, line + exc.object.count(b"\n", 0, exc.start),
-                                exc.object[exc.start], encoding, code, field)
-            line += chunk.count(b"\n")
+    while chunk := fh.read(CHUNK):
+        if first and chunk.startswith(BOM) and codecs.lookup(encoding).name == "utf-8":
+            chunk = chunk[len(BOM):]
+        first = False
         try:
-            decoder.decode(b"", final=True)
+            decoder.decode(chunk)
         except UnicodeDecodeError as exc:
-            return _finding(path, line, exc.object[exc.start], encoding, code, field)
+            return _finding(path, line + exc.object.count(b"\n", 0, exc.start),
+                            exc.object[exc.start], encoding, code, field)
+        line += chunk.count(b"\n")
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError as exc:
+        return _finding(path, line, exc.object[exc.start], encoding, code, field)
     return None
 
 
