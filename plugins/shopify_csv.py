@@ -1,6 +1,7 @@
 """`shopify-csv`: orders from Shopify's admin "Export orders" CSV, one raw unit per order.
 
-Promises: the file is streamed (one order's rows in memory at a time); columns are found
+Promises: the file is streamed (one order's rows in memory at a time), with its lines
+ended by CRLF, LF or CR alone; columns are found
 by header name; each unit's location is the physical line where its first row starts;
 a file that is not an orders export is one broken unit naming the missing columns.
 """
@@ -66,7 +67,7 @@ class _Lines:
 
     def _decode(self, fh: IO[bytes]) -> Iterator[str]:
         bad, encoding = self.bad, self.encoding
-        for number, raw in enumerate(fh, 1):
+        for number, raw in enumerate(_physical_lines(fh), 1):
             if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]  # Shopify writes a BOM so that Excel reads UTF-8
             try:
@@ -80,6 +81,26 @@ class _Lines:
         bad = self.bad[:]
         self.bad.clear()
         return bad
+
+
+def _physical_lines(fh: IO[bytes], chunk: int = 1 << 16) -> Iterator[bytes]:
+    """The file's lines, each with its line end. A file whose header row ends with a CR
+    alone ends every row so (Excel for Mac's "CSV (Macintosh)", which writes a line break
+    inside a cell as LF): it is split at each CR, streaming, instead of being read as one
+    line the csv module refuses."""
+    head = fh.read(chunk)
+    fh.seek(0)
+    cr = head.find(b"\r")
+    if cr < 0 or cr + 1 >= len(head) or head[cr + 1:cr + 2] == b"\n" or b"\n" in head[:cr]:
+        yield from fh
+        return
+    rest = b""
+    while data := fh.read(chunk):
+        *lines, rest = (rest + data).split(b"\r")
+        for line in lines:
+            yield line + b"\r"
+    if rest:
+        yield rest
 
 
 class _Columns:

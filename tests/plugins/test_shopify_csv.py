@@ -561,3 +561,15 @@ def test_an_order_without_currency_gets_one_finding_on_it_not_two(tmp_path):
     [outcome] = processor(tmp_path, f'path = "{path}"').process()
     on_currency = [f.code for f in outcome.findings if f.field == "items.0.currency"]
     assert on_currency == ["missing-required"], outcome.findings
+
+
+def test_an_export_with_classic_mac_line_ends_reads_the_same(tmp_path):
+    """Excel for Mac's "CSV (Macintosh)" ends lines with CR alone; the file was refused
+    whole with Python's "do you need to open the file in universal-newline mode?"."""
+    crlf = export(tmp_path, [first_row("#1", {"Notes": "two\rlines"}), item_row("#1"),
+                             first_row("#2", {"Notes": "Excel breaks a cell's line\nwith LF"})])
+    cr = tmp_path / "mac.csv"
+    cr.write_bytes(crlf.read_bytes().replace(b"\r\n", b"\r"))
+    got, want = read_and_map(cr), read_and_map(crlf)
+    assert [m.record for _, m in got] == [m.record for _, m in want]
+    assert [u.location for u, _ in got] == [f"{cr}:2", f"{cr}:5"]  # the note spans 2 lines
