@@ -122,8 +122,10 @@ def check(c: Consignment, rates: dict[str, Decimal], value_limit_usd: Decimal | 
         elif (price is not None or item.line_value is not None) and (currency or "") not in rates:
             priced = False
             out.append(error("unknown-currency-rate", f"items.{i}.currency",
-                             f"no rate for {currency or 'an item without currency'}; "
-                             f"add it under [currency_rates] (known: {', '.join(sorted(rates))})"))
+                             f"no rate for {currency}; add it under [currency_rates] "
+                             f"(known: {', '.join(sorted(rates))})" if currency else
+                             "the item gives a value but no currency to convert it from; give "
+                             "the currency in the input, or set `defaults.currency`"))
         if item.country_of_origin and not is_country(item.country_of_origin):
             out.append(error("invalid-country", f"items.{i}.country_of_origin",
                              "not an ISO 3166-1 alpha-2 country code (e.g. CN, DE)"))

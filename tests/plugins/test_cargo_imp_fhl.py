@@ -934,3 +934,19 @@ def test_a_file_not_in_its_encoding_is_refused_whole_and_reads_with_the_option(t
     found = list(plugin.FhlSource(options(path=path, encoding="cp1252"), context()).read())
     assert [u.key.rsplit("/", 1)[-1] for u in found] == ["H1", "H2", "H3"]
     assert all(u.payload is not None for u in found)
+
+
+def test_a_value_without_currency_says_to_give_the_currency_not_a_rate() -> None:
+    """CVD without its currency: the finding said `add it under [currency_rates]`,
+    which no rate can fix."""
+    from s321 import rules
+    from s321.record import Consignment
+
+    fields = record(house_text("H1", "CVD///PP/NVD/45.90/XXX"))
+    c = rules.derive(Consignment.model_validate({"transaction_id": "T1", **fields}),
+                     {"USD": Decimal(1)})
+    [finding] = [f for f in rules.check(c, {"USD": Decimal(1)}, Decimal(800))
+                 if f.field == "items.0.currency"]
+    assert finding.code == "unknown-currency-rate"
+    assert "currency_rates" not in finding.message
+    assert "`defaults.currency`" in finding.message, finding.message
