@@ -27,7 +27,10 @@ class LedgerLock:
 
     def __init__(self, ledger_path: str | Path):
         self.ledger_path = Path(ledger_path)
-        self.path = self.ledger_path.with_name(self.ledger_path.name + ".lock")
+        # Beside the file the path names (a symlink resolved): one lock per ledger file,
+        # whatever path a config gives for it.
+        real = self.ledger_path.resolve()
+        self.path = real.with_name(real.name + ".lock")
         self._fd: int | None = None
 
     def acquire(self, holder: str) -> LedgerLock:
