@@ -385,14 +385,13 @@ def _quantity_and_price(line: ItemLine, at: str, found: list[Finding]) -> dict[s
     if value is None or value < 0:
         found.append(error("x12-309-value", f"{at}.listed_price",
                            f"N10-06 {line.value!r} is not an amount in whole dollars"))
-    elif quantity is not None and whole and quantity > 0:
+        return out
+    out["line_value"] = value  # the declared truth: the total sums it, never price x quantity
+    out["currency"] = line.currency or "USD"
+    if quantity is not None and whole and quantity > 0:
         out["listed_price"] = _per_unit(value, quantity)
-        out["line_value"] = value  # the declared truth: the total sums it, never price x quantity
-        out["currency"] = line.currency or "USD"
-    elif not line.quantity or whole:  # an unreadable quantity is reported above
-        found.append(error("x12-309-unit-price", f"{at}.listed_price",
-                           "N10-06 gives the line's value but N10-01 no positive quantity to "
-                           "divide it by"))
+    # else the quantity's own finding says what to fix (missing, 0 or not whole): one
+    # problem, one finding, and the declared value still counts toward the total
     return out
 
 

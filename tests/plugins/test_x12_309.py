@@ -393,12 +393,6 @@ def test_005010_currency_element_and_separators(tmp_path: Path) -> None:
             Severity.ERROR,
         ),
         (
-            ["N10", "0", "LAMP", "", "A", "9405218000", "30"],
-            "x12-309-unit-price",
-            "items.0.listed_price",
-            Severity.ERROR,
-        ),
-        (
             ["N10", "2", "LAMP", "", "B", "9405218000", "30"],
             "x12-309-commodity-code",
             "items.0.hts_code",
@@ -791,3 +785,23 @@ def test_lines_with_a_value_over_the_limit_are_refused_when_another_line_has_non
     found = validate(c, regimes.load("pilot-2019"), {"USD": Decimal(1)})
     over = [f for f in found if f.code == "not-section-321"]
     assert len(over) == 1 and "1150.00" in over[0].message, found
+
+
+@pytest.mark.parametrize(("n10_01", "code"), [("0", "invalid-quantity"), ("", "missing-required")])
+def test_a_value_with_a_zero_or_missing_quantity_is_one_finding_and_keeps_its_value(
+    tmp_path: Path, n10_01: str, code: str,
+) -> None:
+    """It was two errors for one problem (x12-309-unit-price on the price as well), and
+    the declared line value was dropped from the total."""
+    from s321 import regimes, rules
+    from s321.validation import validate
+
+    items = [["N10", n10_01, "LAMP", "", "A", "9405218000", "30", "K", "1.0"]]
+    m = one_bill(tmp_path, *bill("B1", items))
+    c = rules.derive(record(m), {"USD": Decimal(1)})
+    assert c.total_value_usd == Decimal("30.00")
+    found = [*m.findings, *validate(c, regimes.load("pilot-2019"), {"USD": Decimal(1)},
+                                    prior=m.findings)]
+    errors = [(f.code, f.field) for f in found
+              if f.severity is Severity.ERROR and f.field.startswith("items.")]
+    assert errors == [(code, "items.0.quantity")], found
