@@ -169,7 +169,8 @@ def _quantity(value: Raw, index: int, where: str, found: list[Finding]) -> int |
         return int(value)  # what a CSV cell mostly holds; parse_decimal agrees
     number = parse_decimal(value)
     if number is None or number != number.to_integral_value():
-        what = "missing" if clean(value) is None else "not a whole number"
+        text = clean(value)
+        what = "missing" if text is None else f"{str(text)[:40]!r}, not a whole number of pieces"
         found.append(error("invalid-quantity", f"items.{index}.quantity",
                            f"the line item's quantity is {what}", where))
         return None
@@ -179,7 +180,10 @@ def _quantity(value: Raw, index: int, where: str, found: list[Finding]) -> int |
 def _price(value: Raw, index: int, where: str, found: list[Finding]) -> Decimal | None:
     number = _price_text(value) if value.__class__ is str else _price_value(value)
     if number is None:
-        what = "missing" if clean(value) is None else "not a number"
+        text = clean(value)
+        what = "missing" if text is None else (
+            f"{str(text)[:40]!r}, not a number: write it with a decimal point, without "
+            "thousands separators or a currency sign (e.g. 1234.50)")
         found.append(error("invalid-price", f"items.{index}.listed_price",
                            f"the line item's price is {what}", where))
     return number

@@ -573,3 +573,18 @@ def test_an_export_with_classic_mac_line_ends_reads_the_same(tmp_path):
     got, want = read_and_map(cr), read_and_map(crlf)
     assert [m.record for _, m in got] == [m.record for _, m in want]
     assert [u.location for u, _ in got] == [f"{cr}:2", f"{cr}:5"]  # the note spans 2 lines
+
+
+@pytest.mark.parametrize(("column", "cell", "shown", "fix"), [
+    ("Lineitem price", "1,234.50", "'1,234.50'", "1234.50"),
+    ("Lineitem price", "24,00", "'24,00'", "decimal point"),
+    ("Lineitem quantity", "1.5", "'1.5'", "whole number"),
+])
+def test_an_unreadable_price_or_quantity_shows_the_cell_and_how_to_write_it(
+        tmp_path, column, cell, shown, fix):
+    """It said only "the line item's price is not a number"."""
+    path = export(tmp_path, [first_row("#1", {column: cell})])
+    [(_, mapped)] = read_and_map(path)
+    [finding] = [f for f in mapped.findings if f.field.startswith("items.0.")]
+    assert finding.location == f"{path}:2"
+    assert shown in finding.message and fix in finding.message, finding.message
