@@ -237,6 +237,13 @@ def _units(lines: _Lines, file: str) -> Iterator[RawUnit]:
         return
     cols = _Columns(header)
     missing = cols.missing(REQUIRED_COLUMNS)
+    if missing and len(header) == 1 and (sep := next((c for c in ";\t|" if c in header[0]), None)):
+        yield broken(f"{file}:1", error(
+            "missing-column", "", f"{file}: not a Shopify orders export as Shopify writes it: "
+            f"its header row is separated by {sep!r}, not by commas (a spreadsheet saved it "
+            "again in its own format). Export the orders from Shopify again, or save the file "
+            "as 'CSV UTF-8 (Comma delimited)' with a decimal point in prices"))
+        return
     if missing:
         names = ", ".join(repr(m) for m in missing)
         yield broken(f"{file}:1", error(

@@ -588,3 +588,19 @@ def test_an_unreadable_price_or_quantity_shows_the_cell_and_how_to_write_it(
     [finding] = [f for f in mapped.findings if f.field.startswith("items.0.")]
     assert finding.location == f"{path}:2"
     assert shown in finding.message and fix in finding.message, finding.message
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t"])
+def test_an_export_resaved_with_another_separator_is_named_as_such(tmp_path, delimiter):
+    """A spreadsheet in a European locale saves ';' (and decimal commas); the finding
+    listed every column as missing instead of naming the separator."""
+    buf = io.StringIO()
+    csv.writer(buf, delimiter=delimiter, lineterminator="\r\n").writerows(
+        [HEADER, first_row("#1")])
+    path = tmp_path / "orders_export.csv"
+    path.write_text(buf.getvalue(), encoding="utf-8")
+    [(unit, _)] = read_and_map(path)
+    [finding] = unit.findings
+    assert finding.code == "missing-column" and finding.location == f"{path}:1"
+    assert f"separated by {delimiter!r}" in finding.message, finding.message
+    assert "'Lineitem sku'" not in finding.message
