@@ -289,7 +289,12 @@ def _rows(reader: Any, lines: _Lines, width: int,
             return
         except csv.Error as exc:
             row = []
-            problems = [error("bad-csv-row", "", f"not a valid CSV row: {exc}", f"{file}:{start}")]
+            why = str(exc)
+            if "field limit" in why:
+                why = (f"a cell is longer than {csv.field_size_limit()} characters; most often a "
+                       "quote (\") opened in a cell and never closed, so that the rows after it "
+                       "read as one cell: check this row's quotes")
+            problems = [error("bad-csv-row", "", f"not a valid CSV row: {why}", f"{file}:{start}")]
         except OSError as exc:
             yield start, [], [error("input-unreadable", "", f"reading stopped: "
                                     f"{exc.strerror or exc}", f"{file}:{start}")]

@@ -604,3 +604,13 @@ def test_an_export_resaved_with_another_separator_is_named_as_such(tmp_path, del
     assert finding.code == "missing-column" and finding.location == f"{path}:1"
     assert f"separated by {delimiter!r}" in finding.message, finding.message
     assert "'Lineitem sku'" not in finding.message
+
+
+def test_an_oversized_cell_says_what_usually_causes_it(tmp_path):
+    """Python's "field larger than field limit (131072)" was the whole message."""
+    path = export(tmp_path, [first_row("#1", {"Notes": "n" * 200_000}), first_row("#2")])
+    results = read_and_map(path)
+    [finding] = results[0][0].findings
+    assert (finding.code, finding.location) == ("bad-csv-row", f"{path}:2")
+    assert "131072 characters" in finding.message and "quote" in finding.message
+    assert results[1][0].key == "shopify:#2"  # the next order still reads
