@@ -78,7 +78,12 @@ def read_lines(path: Path, encoding: str = "utf-8") -> Iterator[RawUnit]:
 
 
 def _why(exc: ValueError) -> str:
-    return exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+    if isinstance(exc, json.JSONDecodeError):
+        return exc.msg
+    digits = re.search(r"value has (\d+) digits", str(exc))  # Python's int conversion limit
+    if digits:
+        return f"a number of {digits.group(1)} digits, more than any order field holds"
+    return str(exc)
 
 
 # --------------------------------------------------------------------------- documents
@@ -155,7 +160,7 @@ class _JsonText:
             except RecursionError:
                 raise _Malformed(self.line, "JSON nested too deeply") from None
             except ValueError as exc:
-                raise _Malformed(self.line, str(exc)) from None
+                raise _Malformed(self.line, _why(exc)) from None
             if end == len(self.buf) and self._fill(size):
                 continue  # a number may go on in the next chunk
             self._advance(end)

@@ -349,3 +349,14 @@ def test_a_json_lines_file_in_windows_1252_is_refused_whole_or_read_with_its_enc
     units = read(path, encoding="cp1252")
     assert len(units) == 3 and all(u.payload is not None for u in units)
     assert units[1].payload.shipping_address.city == "Montréal"
+
+
+def test_a_number_of_thousands_of_digits_is_named_without_python_advice(tmp_path):
+    """The finding said "use sys.set_int_max_str_digits() to increase the limit"."""
+    path = tmp_path / "order.json"
+    text = json.dumps(webhook_order(), indent=2)
+    path.write_text(text.replace('"id": ', '"id": ' + "9" * 5000, 1), encoding="utf-8")
+    [unit] = read(path)
+    [finding] = unit.findings
+    assert finding.code == "malformed-json"
+    assert "sys." not in finding.message and "5013 digits" in finding.message, finding.message
