@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -120,7 +121,9 @@ class RecordsJsonlSource:
             return self._bad(path, lineno, error(
                 "malformed-json", "", "nested too deeply to be a record"))
         except ValueError as exc:  # e.g. an integer of more digits than Python converts
-            return self._bad(path, lineno, error("malformed-json", "", f"not usable JSON: {exc}"))
+            digits = re.search(r"value has (\d+) digits", str(exc))
+            why = f"a number of {digits.group(1)} digits" if digits else str(exc)
+            return self._bad(path, lineno, error("malformed-json", "", f"not usable JSON: {why}"))
         if not isinstance(body, dict) or not isinstance(body.get("ref"), str) or not body["ref"]:
             return self._bad(path, lineno, error(
                 "missing-ref", "ref", "each line must be an object with a non-empty string `ref`"))

@@ -54,3 +54,13 @@ def test_bom_and_every_line_ending_read_the_same(tmp_path: Path, newline: str) -
     units = read(path)
     assert [u.key for u in units] == ["order-1", "order-2"]
     assert units[0].payload["ultimate_deliver_to"]["name"] == "José Müller"
+
+
+def test_a_number_of_thousands_of_digits_is_named_without_python_advice(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    path.write_text('{"ref": "r1", "items": [{"quantity": ' + "9" * 5000 + "}]}\n",
+                    encoding="utf-8")
+    [unit] = read(path)
+    [finding] = unit.findings
+    assert finding.code == "malformed-json" and unit.location == f"{path}:1"
+    assert "sys." not in finding.message and "5000 digits" in finding.message, finding.message
