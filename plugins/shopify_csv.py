@@ -30,12 +30,13 @@ NAME = "shopify-csv"
 REQUIRED_COLUMNS = (
     "Name", "Currency", "Cancelled at", "Vendor",
     "Lineitem quantity", "Lineitem name", "Lineitem price", "Lineitem sku",
-    "Lineitem requires shipping",
     "Shipping Name", "Shipping Address1", "Shipping City", "Shipping Zip",
     "Shipping Province", "Shipping Country",
 )
 """Columns without which an order cannot be mapped safely (e.g. without `Cancelled at`
-cancelled orders would be filed). Every export of the last years has them all."""
+cancelled orders would be filed). Every export of the last years has them all.
+`Lineitem requires shipping` is not among them: without it every line is filed as goods
+that ship, with one warning per order, as for any source that does not give the flag."""
 
 _ORDER_LEVEL = ("Currency", "Created at", "Financial Status")
 """Order-level columns Shopify fills on an order's first row only."""

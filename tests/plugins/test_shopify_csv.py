@@ -614,3 +614,16 @@ def test_an_oversized_cell_says_what_usually_causes_it(tmp_path):
     assert (finding.code, finding.location) == ("bad-csv-row", f"{path}:2")
     assert "131072 characters" in finding.message and "quote" in finding.message
     assert results[1][0].key == "shopify:#2"  # the next order still reads
+
+
+def test_an_export_without_the_requires_shipping_column_files_every_line_with_one_warning(
+        tmp_path):
+    """Absent is not bad (as in a GraphQL answer): the file was refused whole as
+    missing-column, though the mapper's warning names that very column."""
+    header = [h for h in HEADER if h != "Lineitem requires shipping"]
+    cut = HEADER.index("Lineitem requires shipping")
+    rows = [r[:cut] + r[cut + 1:] for r in (first_row("#1"), item_row("#1"))]
+    [(unit, mapped)] = read_and_map(export(tmp_path, rows, header=header))
+    assert unit.key == "shopify:#1" and len(mapped.record["items"]) == 2
+    assert [(f.code, f.severity) for f in mapped.findings] == [
+        ("requires-shipping-not-given", Severity.WARNING)]
