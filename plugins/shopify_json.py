@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -56,7 +56,7 @@ def read_lines(path: Path, encoding: str = "utf-8") -> Iterator[RawUnit]:
                                         f"{exc.strerror or exc}"))
         return
     with fh:
-        for number, raw in enumerate(fh, 1):
+        for number, raw in enumerate(_lines(fh), 1):
             if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]
             location = f"{file}:{number}"
@@ -75,6 +75,19 @@ def read_lines(path: Path, encoding: str = "utf-8") -> Iterator[RawUnit]:
                 yield broken(location, error("malformed-json", "", "JSON nested too deeply"))
                 continue
             yield from _units(doc, file, number)
+
+
+def _lines(fh: Iterable[bytes]) -> Iterator[bytes]:
+    """The file's lines ended by LF, CRLF or CR alone (a classic Mac): JSON has a CR only
+    as whitespace between values, never inside a string, so splitting at one is safe."""
+    for raw in fh:
+        if b"\r" in raw.rstrip(b"\r\n"):
+            *pieces, last = raw.split(b"\r")
+            yield from (piece + b"\r" for piece in pieces)
+            if last:
+                yield last
+        else:
+            yield raw
 
 
 def _why(exc: ValueError) -> str:

@@ -360,3 +360,14 @@ def test_a_number_of_thousands_of_digits_is_named_without_python_advice(tmp_path
     [finding] = unit.findings
     assert finding.code == "malformed-json"
     assert "sys." not in finding.message and "5013 digits" in finding.message, finding.message
+
+
+@pytest.mark.parametrize("newline", [b"\r", b"\r\n"])
+def test_json_lines_ended_by_cr_alone_or_crlf_read_like_lf(tmp_path, newline):
+    """With CR alone, the ten orders of the sample were one `malformed-json` unit
+    ("Extra data"). A CR can only be whitespace in JSON (never inside a string)."""
+    path = tmp_path / "orders.jsonl"
+    path.write_bytes(JSONL.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", newline))
+    got = [(u.key, u.location.rsplit(":", 1)[1]) for u in read(path)]
+    assert got == [(u.key, u.location.rsplit(":", 1)[1]) for u in read(JSONL)]
+    assert len(got) == 10
