@@ -255,8 +255,19 @@ def _units(lines: _Lines, file: str) -> Iterator[RawUnit]:
 
     group: _Group | None = None
     at = cols.position("Name")
+    head = [cell.strip().lstrip("\ufeff").casefold() for cell in header]
     for start, row, problems in _rows(reader, lines, cols.width, file):
         name = (row[at].strip() or None) if at < len(row) else None
+        if (name is not None and name.lstrip("\ufeff").casefold() == head[at]
+                and [cell.strip().lstrip("\ufeff").casefold() for cell in row] == head):
+            # Two exports joined into one file: the rows after it are orders again.
+            if group is not None:
+                yield group.unit(cols)
+                group = None
+            yield broken(f"{file}:{start}", error(
+                "bad-csv-row", "", "this row repeats the header row (two exports joined into "
+                "one file?); remove it: a file has one header row, at its top"))
+            continue
         if name is None and any(cell.strip() for cell in row):
             problems = [*problems, error("row-without-order", "", "the row has no order Name",
                                          f"{file}:{start}")]

@@ -627,3 +627,17 @@ def test_an_export_without_the_requires_shipping_column_files_every_line_with_on
     assert unit.key == "shopify:#1" and len(mapped.record["items"]) == 2
     assert [(f.code, f.severity) for f in mapped.findings] == [
         ("requires-shipping-not-given", Severity.WARNING)]
+
+
+def test_a_header_row_repeated_mid_file_is_named_not_read_as_a_cancelled_order(tmp_path):
+    """Two exports joined with `cat`: the second header row became an order named
+    '\\ufeffName', skipped as a "cancelled order" (its Cancelled at cell is not empty)."""
+    one = export(tmp_path, [first_row("#1")], name="one.csv").read_bytes()
+    two = export(tmp_path, [first_row("#2")], name="two.csv").read_bytes()
+    path = tmp_path / "joined.csv"
+    path.write_bytes(one + two)
+    results = read_and_map(path)
+    assert [u.key for u, _ in results] == ["shopify:#1", f"unparsed:{path}:3", "shopify:#2"]
+    [finding] = results[1][0].findings
+    assert finding.code == "bad-csv-row" and "repeats the header row" in finding.message
+    assert results[2][0].location == f"{path}:4" and results[2][1].record is not None
