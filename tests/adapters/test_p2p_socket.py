@@ -39,6 +39,7 @@ from s321.framing import (
 from s321.plugins.wire_s321 import S321Json
 from s321.record import Consignment
 from s321.sandbox import Faults, Sandbox
+from ports import free_port
 
 FAST = {"backoff_initial": 0.05, "backoff_max": 0.2, "read_timeout": 5.0, "connect_timeout": 5.0}
 
@@ -174,10 +175,7 @@ def test_probe_handshakes_and_sends_nothing(sandbox: Sandbox, connect) -> None:
 
 
 def test_probe_of_a_closed_port_is_retriable(sandbox: Sandbox, connect) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        free_port = s.getsockname()[1]
-    ok, message = check_connect(connect(port=free_port))
+    ok, message = check_connect(connect(port=free_port()))
     assert not ok and message.startswith("retriable")
 
 

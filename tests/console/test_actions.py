@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import socket
 import ssl
 import stat
 import subprocess
@@ -27,6 +26,7 @@ from s321.console import auth
 from s321.console.app import ROUTES
 from s321.console.queries import LedgerReader
 from s321.console.security import HTTP_COOKIE
+from ports import free_port
 
 ACTION_ROUTES = [r for r in ROUTES if isinstance(r, Route) and r.name in ("retry", "resend", "delete")]
 
@@ -249,9 +249,7 @@ def test_https_with_the_operators_certificate(world: World, tmp_path: Path) -> N
     refused = subprocess.run([sys.executable, "-m", "s321.cli", "console", "-c", str(world.config),
                               "--listen", "0.0.0.0:9"], capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2 and "plain HTTP is served on loopback only" in refused.stderr
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "s321.cli", "console", "-c", str(world.config),
                              "--listen", f"127.0.0.1:{port}", "--certificate", str(tmp_path / "console.pem"),
                              "--private-key", str(tmp_path / "console.key")],

@@ -22,6 +22,7 @@ from s321.console.app import build
 from s321.console.auth import hash_password
 from s321.ledger import Ledger
 from s321.sandbox import Sandbox
+from ports import free_port
 
 PASSWORD = "correct horse battery staple"
 USERS = {
@@ -97,11 +98,7 @@ audit_log = "{folder / 'audit' / 'console-audit.log'}"
 
 
 def _closed_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_port()  # nobody listens there, and no one else is handed it
 
 
 def make_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:

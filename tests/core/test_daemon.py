@@ -4,7 +4,6 @@ and /metrics, reloading on SIGHUP, stopping cleanly on SIGTERM."""
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,12 +12,9 @@ import urllib.request
 import pytest
 
 from builders import jsonl_pipeline_config, marketplace_fields, write_jsonl
+from ports import free_port
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(predicate, timeout=15.0, what="condition"):

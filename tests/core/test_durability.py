@@ -28,6 +28,7 @@ from s321.ledger import Ledger
 from s321.lock import LedgerBusy, LedgerLock
 from s321.sqlitefile import StoreFileError
 from s321.states import State
+from ports import free_port
 
 CODE = "DUR001"
 
@@ -37,11 +38,6 @@ def s321(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
                           timeout=timeout)
 
 
-def free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def config(tmp: Path, ledger: Path, http: int | None = None) -> Path:

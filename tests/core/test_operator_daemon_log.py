@@ -6,7 +6,6 @@ with its counts, each batch acknowledged with rejections by code, stop; at
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,15 +15,12 @@ import pytest
 
 from builders import US_BUYER, jsonl_pipeline_config, marketplace_fields, write_jsonl
 from s321.sandbox import Faults, Sandbox
+from ports import free_port
 
 RECORDS = [{"ref": "#4001", **marketplace_fields()}, {"ref": "#4002", **marketplace_fields()},
            {"ref": "#4003", **marketplace_fields(tracking_number=None)}]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run_daemon(tmp_path: Path, sandbox: Sandbox, *extra: str) -> list[dict]:

@@ -7,7 +7,6 @@ up. A real process, a real closed port, a real sandbox."""
 import os
 import selectors
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,14 +20,13 @@ from s321.ledger import Ledger
 from s321.observers import Observers
 from s321.sandbox import Faults, Sandbox
 from s321.worker import CHUNK, PipelineWorker
+from ports import free_port
 
 RECORDS = [{"ref": f"#30{i:02d}", **marketplace_fields()} for i in range(5)]
 
 
 def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_port()  # nobody listens there, and no one else is handed it
 
 
 def p2p(options: dict) -> str:

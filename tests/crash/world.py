@@ -30,6 +30,7 @@ from s321.record import Consignment
 from s321.sandbox.certs import DevCerts, ensure_dev_certs
 from s321.sandbox.store import SandboxStore
 from s321.states import State
+from ports import free_port
 
 ORIGINATOR = "CRASH01"
 PIPELINE = "crash"
@@ -38,10 +39,6 @@ DERIVED = frozenset({"transaction_id", "action", "version", "total_value_usd"})
 """Fields the framework sets: not what an input says."""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def marker(record: dict[str, Any]) -> str | None:

@@ -9,7 +9,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import sqlite3
 import stat
 import subprocess
@@ -48,6 +47,7 @@ from s321.testing.receiver_checks import loopback_connections
 from s321.testing.relay_receiver import RelayReceiver
 from s321.testing.scripted import Play, Script
 from s321.testing.transports import Endpoint, ErrorCase, TransportConformance
+from ports import free_port
 
 # --------------------------------------------------------------------------- helpers
 
@@ -92,10 +92,6 @@ def plugins() -> Registry:
     return registry
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def sandbox_upstream(sb: Sandbox, port: int | None = None) -> str:

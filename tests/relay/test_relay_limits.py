@@ -27,6 +27,7 @@ from s321.record import FilerType, ModeOfTransport
 from s321.relay import config as relay_config
 from s321.relay import keys, protocol
 from s321.relay.server import RelayServer
+from ports import free_port
 
 
 def source(i: int) -> str:
@@ -41,10 +42,6 @@ def keyring(tmp_path_factory) -> Path:
     return folder
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import socket
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -31,6 +30,7 @@ from s321.testing.p2p_receiver import P2PReceiver
 from s321.testing.receiver_checks import drive
 from s321.testing.samples import marketplace_record, records_jsonl, sample_batch
 from s321.testing.scripted import Play, Script
+from ports import free_port
 
 SAMPLES = Path(__file__).resolve().parents[2] / "contrib" / "samples"
 SHOP = SAMPLES / "shop"
@@ -429,9 +429,7 @@ class TestP2PSocketTransport(TransportConformance):
 
 
 def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    return free_port()  # nobody listens there, and no one else is handed it
 
 
 # The scripted receiver is what lets the checks see a wrong link transport: each of these
