@@ -126,6 +126,8 @@ def preview(args: argparse.Namespace) -> int:
         return Exit.CANNOT_RUN
     if not args.json:
         view.render()
+    elif view.total == 0:  # stdout stays JSON lines (none); say why on stderr
+        _err(f"pipeline {args.pipeline}: nothing to preview: the input holds no records")
     if view.total == 0 and args.files:
         return Exit.CANNOT_RUN
     return Exit.FINDINGS if view.counts.get(Status.INVALID.value) else Exit.OK

@@ -58,6 +58,14 @@ def test_preview_exits_2_when_the_input_cannot_be_read(tmp_path):
     assert proc.returncode == 2 and "missing.jsonl" in proc.stderr
 
 
+def test_preview_json_of_an_empty_input_says_so_on_stderr(tmp_path):
+    cfg = setup(tmp_path, [GOOD])
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    proc = s321("preview", "-c", cfg, "-p", "shop", empty, "--json")
+    assert proc.stdout == "" and "nothing to preview" in proc.stderr
+
+
 def test_preview_of_named_files_overrides_the_configured_source(tmp_path):
     cfg = setup(tmp_path, [GOOD])
     other = write_jsonl(tmp_path / "other.jsonl", [BAD])
