@@ -99,7 +99,7 @@ class Item(_Model):
     currency: str | None = Field(default=None, description="ISO 4217")
     product_url: str | None = None
     sku: str | None = None
-    hts_code: str | None = Field(default=None, description="6 or 10 digits")
+    hts_code: str | None = Field(default=None, description="6, 8 or 10 digits (a profile may require more)")
     country_of_origin: str | None = Field(default=None, description="ISO 3166-1 alpha-2")
     weight_kg: Decimal | None = None
 
