@@ -17,7 +17,7 @@ from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from s321.gendoc import write_or_check
+from s321.cli.gendoc import write_or_check
 from s321.registry import Registry
 from s321.registry import load as load_plugins
 

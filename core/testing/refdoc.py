@@ -27,7 +27,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from s321.gendoc import write_or_check
+from s321.cli.gendoc import write_or_check
 
 OUTPUT = Path("docs/reference.md")
 
@@ -358,8 +358,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     absent = missing()
     if absent:
-        print("public names not on the page (add them to SECTIONS in s321/testing/refdoc.py, or make "
-              "them private): " + ", ".join(absent), file=sys.stderr)
+        sys.stderr.write("public names not on the page (add them to SECTIONS in s321/testing/refdoc.py, or "
+                         "make them private): " + ", ".join(absent) + "\n")
         return 1
     return write_or_check(args.output, render(), args.check, "python -m s321.testing.refdoc")
 
