@@ -4,39 +4,10 @@ settling (transaction id, version), only the acknowledged version recorded as ac
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-import pytest
-
-from builders import consignment, marketplace_fields
-from s321.contracts import Ack, AckError, AckStatus, RecordAck
+from ledger_steps import answer, claim_one, valid
 from s321.ledger import Ledger
-from s321.pipeline import Outcome, Status
 from s321.record import Action
 from s321.states import State
-
-
-def valid(txid: str = "T1", **changes: object) -> Outcome:
-    return Outcome("A-1", Status.VALID, "f.jsonl:1", consignment(marketplace_fields(**changes), txid=txid))
-
-
-def answer(batch_id: str, txid: str, status: str, *codes: str, version: int | None = None) -> Ack:
-    return Ack(batch_id=batch_id, received_at=datetime.now(UTC), results=[RecordAck(
-        transaction_id=txid, status=AckStatus(status), version=version,
-        errors=[AckError(code=c, message=c) for c in codes])])
-
-
-@pytest.fixture
-def ledger(tmp_path):  # noqa: ANN001, ANN201
-    ledger = Ledger(tmp_path / "ledger.sqlite")
-    yield ledger
-    ledger.close()
-
-
-def claim_one(ledger: Ledger, batch_id: str):  # noqa: ANN201
-    rows = ledger.claim("shop", batch_id, 10)
-    assert len(rows) == 1, rows
-    return rows[0]
 
 
 def test_a_change_made_while_the_add_is_in_flight_follows_it_as_a_replace(ledger: Ledger) -> None:
