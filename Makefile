@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed
 # System packages the tests start for real (sshd for sftp-drop). `make test` installs
 # what is missing (as root, after apt-get update), so a fresh machine runs the whole suite.
 # chromium and chromium-driver: the console's browser tests (Selenium, headless).
-SYSTEM_PACKAGES := openssh-server chromium chromium-driver
+# postgresql: the PostgreSQL ledger's tests start a throw-away server (tests/pgserver.py).
+SYSTEM_PACKAGES := openssh-server chromium chromium-driver postgresql
 
 .PHONY: demo test bench clean sysdeps
 

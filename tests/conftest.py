@@ -1,7 +1,9 @@
 """Suite-wide fixtures: logging is reset after each test, so that a test configuring
-structlog (as the CLI does in-process) leaves nothing behind for the next one."""
+structlog (as the CLI does in-process) leaves nothing behind for the next one; a real
+PostgreSQL server per test session (per pytest-xdist worker) with a fresh database per test."""
 
 import os
+from urllib.parse import urlsplit
 
 import pytest
 import structlog
@@ -11,6 +13,31 @@ import structlog
 def _fresh_logging():
     yield
     structlog.reset_defaults()
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A running PostgreSQL server (tests/pgserver.py), one per session and xdist worker."""
+    from pgserver import PgServer, pg_missing
+
+    reason = pg_missing()
+    if reason:
+        pytest.skip(reason)
+    with PgServer() as server:
+        yield server
+
+
+@pytest.fixture
+def pg_url(pg_server):
+    """The URL of a fresh, empty database on `pg_server`, dropped after the test."""
+    url = pg_server.create_database()
+    yield url
+    if pg_server.postmaster_pid() is None:
+        pg_server.start()
+    try:
+        pg_server.drop_database(urlsplit(url).path.lstrip("/"))
+    except Exception:  # noqa: BLE001 - a leftover database in a throw-away server is harmless
+        pass
 
 
 @pytest.hookimpl(hookwrapper=True)
