@@ -13,14 +13,17 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 
 from s321 import private, regimes, rules
 from s321.contracts import PipelineContext, PipelineDefaults
 from s321.errors import ConfigError, PluginError
 from s321.paths import ConfigPath
 from s321.registry import Component, Registry
+from s321.secrets import Secret
 from s321.record import FilerType, ModeOfTransport
 
 DEFAULT_SERIALIZER = "s321/1"
@@ -94,11 +97,100 @@ class PluginsSection(BaseModel):
 
 
 class LedgerSection(BaseModel):
+    """`[ledger]`: where the ledger lives. `path` (the default) is a SQLite file for one
+    daemon; `url` is `sqlite:///ABSOLUTE/PATH` or `postgresql://USER@HOST:PORT/DB`, a
+    PostgreSQL database any number of daemons share. The PostgreSQL password is a secret
+    reference (`password`), never logged; `describe()` names the ledger without it."""
+
     model_config = ConfigDict(extra="forbid")
     path: ConfigPath = Field(default=Path("s321-ledger.sqlite"), validate_default=True,
-                             description="relative to the config file's folder")
+                             description="SQLite file, relative to the config file's folder")
+    url: str | None = Field(
+        default=None,
+        description="sqlite:///ABSOLUTE/PATH or postgresql://USER@HOST:PORT/DATABASE (instead of path)")
+    password: Secret | None = Field(
+        default=None, description='PostgreSQL password as a secret reference ({env = "VAR"} or {file = "path"})')
     synchronous: Literal["NORMAL", "FULL"] = Field(
-        default="NORMAL", description="NORMAL survives a killed process; FULL also a power cut")
+        default="NORMAL", description="SQLite: NORMAL survives a killed process; FULL also a power cut")
+    lease_seconds: float = Field(
+        default=30.0, gt=0, le=3600,
+        description="PostgreSQL: a batch a daemon sent is taken over by another this long after "
+        "the sender stopped renewing it (crashed); also the latest a slow daemon's renewal may come")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        scheme = url.partition(":")[0].lower()
+        if scheme in ("postgresql", "postgres"):
+            parts = urlsplit(url)
+            if not parts.hostname and "host=" not in (parts.query or ""):
+                raise ValueError("a postgresql URL names its server: postgresql://USER@HOST:PORT/DATABASE")
+            if not parts.path.strip("/"):
+                raise ValueError("a postgresql URL names its database: postgresql://USER@HOST:PORT/DATABASE")
+            return url
+        if scheme == "sqlite":
+            if not url.startswith("sqlite:///") or not Path(url[len("sqlite://"):]).is_absolute():
+                raise ValueError("a sqlite URL is sqlite:///ABSOLUTE/PATH (for a path relative to the "
+                                 "config file, give path instead of url)")
+            return url
+        # Not echoed: a URL may carry a password.
+        raise ValueError("the url must start with postgresql:// or sqlite:/// (the value given is not shown, "
+                         "in case it holds a password)")
+
+    @field_validator("password")
+    @classmethod
+    def _password(cls, password: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if password is None or "url" not in info.data:  # a bad url is reported on its own
+            return password
+        url = info.data["url"]
+        if url is None or url.lower().startswith("sqlite:"):
+            raise ValueError('password is for a PostgreSQL ledger: give url = "postgresql://USER@HOST:PORT/DB" '
+                             "(a SQLite ledger has none)")
+        if urlsplit(url).password is not None:
+            raise ValueError("the password is given twice, in url and here: keep it only here "
+                             "(a secret reference) and remove it from the url")
+        return password
+
+    @model_validator(mode="after")
+    def _one_place(self) -> LedgerSection:
+        if self.url is None:
+            return self
+        if "path" in self.model_fields_set:
+            raise ValueError("give either path (a SQLite file) or url, not both")
+        if self.backend == "sqlite":
+            # sqlite:///abs/path, and SQLAlchemy's sqlite:////abs/path, name /abs/path.
+            self.path = Path("/" + self.url[len("sqlite://"):].lstrip("/"))
+        return self
+
+    @property
+    def backend(self) -> Literal["sqlite", "postgresql"]:
+        return "postgresql" if self.url is not None and not self.url.lower().startswith("sqlite:") else "sqlite"
+
+    def describe(self) -> str:
+        """Where the ledger is, fit for logs and output: the SQLite path, or the URL
+        without its password."""
+        if self.backend == "sqlite":
+            return str(self.path)
+        return url_without_password(self.url or "")
+
+
+def url_without_password(url: str) -> str:
+    """`url` with any password replaced by `***` (user, host, port and database kept)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    netloc = f"{user}:***@{host}{port}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class ConsoleUser(BaseModel):

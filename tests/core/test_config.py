@@ -299,3 +299,78 @@ def test_check_never_prints_a_secret_value(tmp_path, monkeypatch):
     proc = check(path)
     assert proc.returncode == 2
     assert "hunter2" not in proc.stdout + proc.stderr
+
+
+# -- [ledger]: path (SQLite, the default) or url (sqlite:/// or postgresql://) -----------
+
+def _ledger_config(tmp_path, ledger_table: str):
+    path = jsonl_pipeline_config(tmp_path, "in", "out")
+    path.write_text(path.read_text() + "\n[ledger]\n" + ledger_table + "\n")
+    return path
+
+
+def test_the_ledger_is_a_sqlite_file_beside_the_config_by_default(tmp_path):
+    _registry, cfg = app.load(jsonl_pipeline_config(tmp_path, "in", "out"))
+    ledger = cfg.config.ledger
+    assert (ledger.backend, ledger.path, ledger.url) == ("sqlite", tmp_path / "s321-ledger.sqlite", None)
+    assert ledger.describe() == str(tmp_path / "s321-ledger.sqlite")
+
+
+def test_a_postgresql_url_with_the_password_as_a_secret_reference(tmp_path, monkeypatch):
+    monkeypatch.setenv("S321_DB_PASSWORD", "hunter2-secret")
+    path = _ledger_config(tmp_path, 'url = "postgresql://s321@db.example:5432/filings"\n'
+                                    'password = {env = "S321_DB_PASSWORD"}\nlease_seconds = 5')
+    _registry, cfg = app.load(path)
+    ledger = cfg.config.ledger
+    assert ledger.backend == "postgresql"
+    assert ledger.password.get_secret_value() == "hunter2-secret"
+    assert ledger.lease_seconds == 5
+    assert "hunter2" not in repr(ledger) and "hunter2" not in ledger.describe()
+    assert ledger.describe() == "postgresql://s321@db.example:5432/filings"
+
+
+def test_describe_never_shows_a_password_written_in_the_url(tmp_path):
+    path = _ledger_config(tmp_path, 'url = "postgresql://s321:hunter2@db.example:5432/filings"')
+    _registry, cfg = app.load(path)
+    assert cfg.config.ledger.describe() == "postgresql://s321:***@db.example:5432/filings"
+
+
+def test_a_password_in_both_the_url_and_password_is_refused_naming_the_field(tmp_path, monkeypatch):
+    monkeypatch.setenv("S321_DB_PASSWORD", "hunter2-secret")
+    path = _ledger_config(tmp_path, 'url = "postgresql://s321:other-secret@db.example/filings"\n'
+                                    'password = {env = "S321_DB_PASSWORD"}')
+    [line] = errors_of(path)
+    assert line.startswith(f"{path}: ledger.password: ")
+    assert "given twice" in line and "remove it from the url" in line
+    assert "hunter2" not in line and "other-secret" not in line
+
+
+def test_a_literal_password_is_refused_as_not_a_secret_reference(tmp_path):
+    path = _ledger_config(tmp_path, 'url = "postgresql://s321@db.example/filings"\npassword = "hunter2"')
+    [line] = errors_of(path)
+    assert line.startswith(f"{path}: ledger.password: ") and "reference" in line and "hunter2" not in line
+
+
+def test_a_password_without_a_postgresql_url_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("S321_DB_PASSWORD", "x")
+    [line] = errors_of(_ledger_config(tmp_path, 'password = {env = "S321_DB_PASSWORD"}'))
+    assert ": ledger.password: " in line and "password is for a PostgreSQL ledger" in line
+
+
+@pytest.mark.parametrize("slashes", ["//", "///"])
+def test_a_sqlite_url_sets_the_path(tmp_path, slashes):
+    _registry, cfg = app.load(_ledger_config(tmp_path, f'url = "sqlite:{slashes}{tmp_path}/other.sqlite"'))
+    assert (cfg.config.ledger.backend, cfg.config.ledger.path) == ("sqlite", tmp_path / "other.sqlite")
+
+
+@pytest.mark.parametrize("table, words", [
+    ('url = "mysql://u:pw-secret@h/db"', "must start with postgresql:// or sqlite:///"),
+    ('url = "sqlite://relative.sqlite"', "sqlite:///ABSOLUTE/PATH"),
+    ('url = "postgresql://s321@db.example"', "names its database"),
+    ('url = "postgresql://s321@db.example/x"\npath = "l.sqlite"', "either path (a SQLite file) or url, not both"),
+])
+def test_a_wrong_ledger_url_says_what_would_be_valid(tmp_path, table, words):
+    path = _ledger_config(tmp_path, table)
+    [line] = errors_of(path)
+    assert line.startswith(f"{path}: ledger") and words in line
+    assert "pw-secret" not in line
