@@ -38,13 +38,14 @@ def get(url):
 
 
 def metric(text, name, **labels):
-    """The value of one sample in Prometheus text format, labels in any order."""
+    """The value of one sample in Prometheus text format, labels in any order (those not
+    named, such as `daemon`, are not compared)."""
     for line in text.splitlines():
         head, _, value = line.rpartition(" ")
         if not head.startswith(name + "{"):
             continue
         found = dict(part.split("=", 1) for part in head[len(name) + 1:-1].split(","))
-        if found == {k: f'"{v}"' for k, v in labels.items()}:
+        if all(found.get(k) == f'"{v}"' for k, v in labels.items()):
             return float(value)
     return None
 
