@@ -7,6 +7,7 @@ delivered; nothing here raises on bad input: every problem becomes a `Problem`.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -332,6 +333,16 @@ def read_sets(
                 ),
             ),
         )
+
+
+def read_sets_from_bytes(
+    data: bytes, source: str, encoding: str = "utf-8"
+) -> Iterator[tuple[SetHeader, Segment] | Problem]:
+    """`read_sets` over a document held in memory (a transmission a serializer decodes):
+    the same two passes, the same promises."""
+    checker = scan(io.BytesIO(data), source)
+    problems = sorted(checker.problems, key=lambda p: p.position)
+    yield from _deliver(io.BytesIO(data), source, CHUNK_SIZE, checker.broken_sets, problems, encoding)
 
 
 def _deliver(

@@ -114,11 +114,13 @@ class BillBuilder:
         self.party: PartyLoop | None = None
         self.count = 0
         self.orphans: list[Segment] = []  # bill segments before any LX (first few kept)
+        self.in_trip_loop = False  # inside the heading's VEH or NM1 (crew) loops
 
     def feed(self, seg: Segment) -> Bill | None:
         """Take one segment; return the bill it completed, if any."""
         tag = seg.tag
         if tag in ("LX", "P4", "SE"):
+            self.in_trip_loop = False
             done = self._close()
             if tag == "LX":
                 self.bill = Bill(
@@ -139,6 +141,11 @@ class BillBuilder:
             return None
         bill = self.bill
         if bill is None:
+            if tag in _TRIP_TAGS:
+                self.in_trip_loop = True  # an ACE truck 309's truck and crew: not a bill's
+                return None
+            if self.in_trip_loop and tag in _TRIP_LOOP_TAGS:
+                return None
             if tag in _BILL_TAGS and len(self.orphans) < 3:
                 self.orphans.append(seg)
             return None
@@ -193,6 +200,11 @@ class BillBuilder:
 
 
 _BILL_TAGS = frozenset({"M11", "N9", "N1", "N2", "N3", "N4", "PER", "N10"})
+
+# The heading of an ACE truck 309 (guide.TS309): the truck (VEH) and each crew member's
+# NM1 loop (NM1, DMG, DMA, REF, N3, N4) come before the port's P4: trip data, no bill's.
+_TRIP_TAGS = frozenset({"VEH", "NM1"})
+_TRIP_LOOP_TAGS = frozenset({"DMG", "DMA", "REF", "N3", "N4", "PER"})
 
 # N10 elements besides quantity (01) and description (02); N10-13 exists from 004020 on.
 _ITEM_ELEMENTS = (

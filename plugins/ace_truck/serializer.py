@@ -1,0 +1,252 @@
+"""Serializer `ace-truck-309`: a batch of one trip's shipments as one ACE truck 309, and
+a 309 read back into a batch (the sandbox's side); the answers (997, 355, 350) are
+`answers.py`'s.
+
+Promises: a batch is one trip (the transmitter asks `batch_key` which records go
+together); the trip comes from the trip files in the `trips` folder beside the config,
+validated whole before anything is written, and is refused when ACE would get it too
+late; control numbers come from the ledger's durable sequence (`Ledger.next_number`) once
+the pipeline binds it, so they stay unique across restarts. Decoding names each record
+by its shipment control number (the receiver knows no transaction ids).
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from s321.contracts import Ack, Batch, PipelineContext, PipelineDefaults
+from s321.errors import S321Error
+from s321.hookspecs import hookimpl
+from s321.logs import get_logger
+from s321.record import Action, Consignment, FilerType, ModeOfTransport
+from s321.regimes import DEFAULT as DEFAULT_PROFILE
+
+from ..x12.envelope import Problem, read_sets_from_bytes
+from ..x12.manifest309 import BillBuilder, map_bill
+from ..x12.tokenizer import Segment, segments
+from . import write309
+from .trip import Trip, TripBook, TripError
+from .write309 import EncodeError, Envelope, Shipment
+
+log = get_logger(__name__)
+
+NAME = "ace-truck-309"
+TRIPS_FOLDER = "trips"
+"""Trip files live in this folder beside the config file (docs/ace-truck.md)."""
+SEQUENCE = "ace-truck-309:interchange"
+"""The ledger sequence ISA13/GS06/ST02 are drawn from."""
+ACTIONS = {"C": Action.REPLACE, "D": Action.DELETE, "X": Action.DELETE}
+"""M1303 read back: change is a replace; delete and delink take the shipment off."""
+
+
+class Ace309Error(S321Error):
+    """Bytes that are not a 309 this serializer can read; the message names the segment."""
+
+
+class AceTruck309:
+    """The `ace-truck-309` serializer (see the module docstring)."""
+
+    name = NAME
+    content_type = "application/edi-x12"
+
+    def __init__(self, trips: Path | None = None, clock: Callable[[], datetime] | None = None):
+        self.trips_dir = trips
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self._numbers: Callable[[str], int] | None = None
+        self._ledger: Any = None
+        self._fallback = itertools.count(1)
+        self._book: tuple[tuple[tuple[str, int], ...], TripBook] | None = None
+        self.persistent_numbers = False
+        """True once control numbers come from the ledger (False: counted in memory,
+        which a restart starts again: never for production)."""
+
+    # ------------------------------------------------------------------ binding
+
+    def bind(self, ledger: Any, context: PipelineContext | None) -> None:
+        """Called by the pipeline's worker before the first batch: the ledger gives
+        durable control numbers and resolves shipment control numbers to records; the
+        context gives the config's folder, where the `trips` folder is."""
+        self._ledger = ledger
+        if context is not None and self.trips_dir is None:
+            self.trips_dir = context.base_dir / TRIPS_FOLDER
+        next_number = getattr(ledger, "next_number", None)
+        if callable(next_number):
+            self._numbers = next_number
+            self.persistent_numbers = True
+        else:
+            log.warning("ace-truck-309: the ledger has no durable sequence; control numbers are "
+                        "counted in memory and start again after a restart (not for production)")
+
+    def control_number(self) -> int:
+        if self._numbers is not None:
+            return int(self._numbers(SEQUENCE))
+        return next(self._fallback)
+
+    # ------------------------------------------------------------------ trips
+
+    def book(self) -> TripBook:
+        """The trips of the trips folder, read again when a file changed."""
+        folder = self.trips_dir
+        if folder is None:
+            raise EncodeError("ace-truck-309: no trips folder: the pipeline did not bind the serializer")
+        try:
+            files = sorted(f for f in folder.iterdir() if f.suffix.lower() in (".toml", ".json"))
+            signature = tuple((f.name, f.stat().st_mtime_ns) for f in files)
+        except OSError as exc:
+            raise EncodeError(f"{folder}: the trips folder cannot be read: {exc.strerror or exc}") from None
+        if self._book is None or self._book[0] != signature:
+            try:
+                self._book = (signature, TripBook.load(files))
+            except TripError as exc:
+                raise EncodeError("trip files refused:\n" + str(exc)) from None
+        return self._book[1]
+
+    def batch_key(self, record_json: str | None) -> str | None:
+        """The trip a record (as the ledger stores it) rides on, or None: records with
+        different keys never share a batch (one 309 is one trip)."""
+        if not record_json:
+            return None
+        try:
+            record = json.loads(record_json)
+            book = self.book()
+        except (ValueError, EncodeError):
+            return None
+        scn = book.scn_for(_references(record))
+        trip = book.trip_of(scn) if scn else None
+        return trip.trip_number if trip else None
+
+    # ------------------------------------------------------------------ contract
+
+    def encode_batch(self, batch: Batch) -> bytes:
+        book = self.book()
+        trip: Trip | None = None
+        shipments: list[Shipment] = []
+        for record in batch.records:
+            scn = book.scn_for(_references(record.model_dump()))
+            if scn is None:
+                raise EncodeError(
+                    f"record {record.transaction_id}: no shipment control number: neither its house bill "
+                    "nor its tracking number is on a trip file, nor mapped by one (`references`); add the "
+                    "shipment to a trip file in the trips folder")
+            this = book.trip_of(scn)
+            if this is None:
+                raise EncodeError(f"record {record.transaction_id}: shipment {scn} is on no trip file; "
+                                  "list it under `shipments` of its trip")
+            if trip is not None and this is not trip:
+                raise EncodeError(f"a batch holds trips {trip.trip_number} and {this.trip_number}: a 309 is "
+                                  "one trip (the transmitter groups batches by trip)")
+            trip = this
+            shipments.append(Shipment(scn, record))
+        if trip is None:
+            raise EncodeError("an empty batch makes no 309")
+        late = trip.timing_problem(self.clock())
+        if late:
+            raise EncodeError(f"trip {trip.trip_number}: {late}")
+        env = Envelope(batch.originator_code, trip.receiver_id, self.control_number(),
+                       batch.sent_at, trip.usage == "production")
+        return write309.interchange(trip, shipments, env)
+
+    def decode_batch(self, data: bytes) -> Batch:
+        return decode_309(data)
+
+    def encode_ack(self, ack: Ack) -> bytes:
+        from . import answers  # h20b's module: the 997 and 355 the sandbox answers with
+
+        return answers.encode_ack(ack)  # type: ignore[no-any-return]
+
+    def decode_ack(self, data: bytes) -> Ack:
+        from . import answers
+
+        return answers.decode_ack(data, self.resolve)  # type: ignore[no-any-return]
+
+    # ------------------------------------------------------------------ answers
+
+    def resolve(self, scn: str) -> list[dict[str, Any]]:
+        """The ledger's records a shipment control number names (through the trip files'
+        `references` too): each as `Ledger.get` returns it (transaction_id, batch_id,
+        wire_version...). Empty without a bound ledger."""
+        if self._ledger is None:
+            return []
+        try:
+            names = self.book().references_of(scn)
+        except EncodeError:
+            names = [scn]
+        txids = dict.fromkeys(t for name in names for t in self._ledger.find(name))
+        rows = [self._ledger.get(t) for t in txids]
+        return [r for r in rows if r is not None]
+
+
+def _references(record: dict[str, Any]) -> list[str | None]:
+    """A record's own names for its shipment control number, in the order they are tried."""
+    return [record.get("house_bill_number"), record.get("tracking_number"), record.get("master_bill_number")]
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def decode_309(data: bytes, source: str = "309") -> Batch:
+    """A 309 transmission as a batch: batch id ISA13, originator GS02, one record per
+    shipment (LX loop) named by its shipment control number. Raises Ace309Error naming
+    the segment for a transmission the X12 reader refuses."""
+    isa = _first(data, source, "ISA")
+    gs = _first(data, source, "GS")
+    if isa is None or gs is None:
+        raise Ace309Error(f"{source}: no ISA/GS envelope: not an X12 transmission")
+    context = PipelineContext(NAME, gs.get(2) or isa.get(6), FilerType.CARRIER, ModeOfTransport.TRUCK,
+                              DEFAULT_PROFILE, "x12-309", PipelineDefaults())
+    records: list[Consignment] = []
+    builder: BillBuilder | None = None
+    actions: dict[int, Action] = {}
+    lx = 0
+    for item in read_sets_from_bytes(data, source):
+        if isinstance(item, Problem):
+            first = item.findings[0]
+            raise Ace309Error(f"{first.location}: {first.message}")
+        header, seg = item
+        if seg.tag == "ST":
+            if header.type != "309":
+                raise Ace309Error(f"{header.location}: ST01 {header.type!r}: not a 309")
+            builder = BillBuilder(header)
+        if builder is None:
+            continue
+        if seg.tag == "LX":
+            lx = seg.number
+        elif seg.tag == "M13" and lx:
+            actions[lx] = ACTIONS.get(seg.get(3), Action.ADD)
+        bill = builder.feed(seg)
+        if bill is not None:
+            mapped = map_bill(bill, context, None)
+            fields = {k: v for k, v in (mapped.record or {}).items() if v is not None}
+            fields.pop("filer_type", None)
+            records.append(Consignment.model_validate({
+                **fields, "filer_type": FilerType.CARRIER,
+                "transaction_id": bill.house_bill or f"{source}:segment {bill.position}",
+                "action": actions.get(bill.position, Action.ADD)}))
+    return Batch(batch_id=isa.get(13), originator_code=context.originator_code, profile=DEFAULT_PROFILE,
+                 sent_at=_sent_at(isa), records=records)
+
+
+def _first(data: bytes, source: str, tag: str) -> Segment | None:
+    for item in segments(io.BytesIO(data), source):
+        if isinstance(item, Segment) and item.tag == tag:
+            return item
+    return None
+
+
+def _sent_at(isa: Segment) -> datetime:
+    try:
+        return datetime.strptime(isa.get(9) + isa.get(10), "%y%m%d%H%M").replace(tzinfo=UTC)
+    except ValueError:
+        return datetime.now(UTC)
+
+
+@hookimpl
+def register_serializers(register: Any) -> None:
+    register(NAME, AceTruck309, description="ACE truck eManifest: X12 309 out (one trip a transmission); "
+             "997, 355 and 350 back")
