@@ -1,5 +1,6 @@
-"""The ledger: one SQLite file (WAL) holding every consignment's state, the single
-source of truth between ingestion and transmission.
+"""The ledger: every consignment's state, the single source of truth between ingestion
+and transmission; one SQLite file (WAL) for one daemon, or one PostgreSQL database that
+any number of daemons share (s321.ledger_backend: the same SQL, run on either).
 
 Promises, version by version (the one place they are kept):
 - Ingesting the same consignment again changes nothing. Changed content is a new
@@ -34,8 +35,33 @@ Promises, version by version (the one place they are kept):
   none (the old unit is stale); an outcome mapped again from a unit no longer kept is
   not stored.
 
-The version state machine (`claim_action`, `settle`) is s321.versions; the file's
-tables and upgrades are s321.ledger_schema; the names people use are s321.references.
+Many daemons on one database (PostgreSQL):
+- Ingestion is idempotent across daemons: rows are keyed by transaction id; a daemon
+  that loses a race for a new row runs its transaction again and finds the record
+  (`unchanged`); rows it changes are locked while it reads them.
+- A claim is one short transaction that takes due rows no other daemon is claiming
+  (`SKIP LOCKED`) and leases them to this daemon (`owner`): `lease_epoch` + 1,
+  `lease_expires` = the database's clock + `lease_seconds`. A `sent` row whose lease
+  expired (its daemon died or stopped renewing) is taken over by the next claim and
+  sent again as a requeued row is. `renew` keeps a live daemon's batches its own.
+- Requeue, dead-letter and `delivered` decisions are fenced by the lease: they change
+  only rows this daemon still holds (and, given `epochs`, at that epoch). Answers are
+  facts: `resolve` applies them by (transaction id, version) whichever daemon got them.
+- Input files in a shared inbox are claimed as rows (`claim_input`), under a lease too.
+- `next_number` gives numbers unique across daemons and restarts.
+On SQLite one daemon holds the file (s321.lock): the same columns are written, nothing
+is fenced, and an input file is claimed when it was not ingested.
+
+In doubt: a connection lost during COMMIT raises `LedgerInDoubt` (the change may or may
+not be stored). Safe to call again after it: `ingest` (idempotent), `claim` (a claimed
+batch not sent stays leased to this daemon and is taken over after expiry), `resolve`
+(an answer already applied changes nothing), `renew`, `requeue`, `claim_input`,
+`release_input`; `next_number` may have used a number (a gap, never a repeat);
+`resend` files one more version.
+
+The version state machine (`claim_action`, `settle`) is s321.versions; the tables and
+upgrades are s321.ledger_schema; the stores and their dialects are s321.ledger_backend;
+the names people use are s321.references.
 """
 
 from __future__ import annotations
@@ -53,15 +79,17 @@ from typing import Any, NamedTuple
 
 from s321 import ids
 from s321.contracts import Ack
-from s321.errors import S321Error
 from s321.lock import LedgerLock
 from s321.pipeline import Outcome, Status
 from s321.record import Action, Consignment
-from s321.ledger_schema import _QUEUED, _ROWS, _SENT, LOOKUP_CHUNK, SCHEMA, SCHEMA_VERSION, upgrade
+from s321.ledger_backend import Connection, LedgerInDoubt, LedgerUnavailable, SqliteStore, Store
+from s321.ledger_schema import _QUEUED, _ROWS, _SENT, LOOKUP_CHUNK, SCHEMA_VERSION
 from s321.references import ref_key, references, unprefixed
-from s321.sqlitefile import SqliteFile, StoreFileError, open_error
+from s321.sqlitefile import StoreFileError, open_error
 from s321.versions import claim_action, next_version, settle
 from s321.states import State
+
+__all__ = ["Ledger", "Row", "Owed", "IngestCounts", "LedgerInDoubt", "LedgerUnavailable", "SCHEMA_VERSION"]
 
 _PAGE_SIZE = 16384
 """Page size of a new ledger file (an existing one keeps its own). A batch of claimed or
@@ -87,6 +115,8 @@ class Row:
     batch_id: str | None
     last_error: str | None
     version: int | None = None
+    lease_epoch: int | None = None
+    """The lease this row was claimed under (`requeue(epochs=...)` fences by it)."""
 
     @cached_property
     def record(self) -> Consignment | None:
@@ -112,12 +142,12 @@ class IngestCounts:
 
 class _NewRows:
     """Consignments first seen by an ingest, with their bodies, written by `executemany`
-    (one statement for many rows): bodies are numbered from `next_body_id` on."""
+    (one statement for many rows): bodies are numbered by the store when written."""
 
-    def __init__(self, next_body_id: int):
-        self.next_body_id = next_body_id
+    def __init__(self, store: Store):
+        self.store = store
         self.consignments: list[tuple[Any, ...]] = []
-        self.bodies: list[tuple[int, str | None]] = []
+        self.bodies: list[str | None] = []
         self.refs: list[tuple[str, str]] = []
         self.history: list[tuple[str, float, str, int | None, str | None]] = []
         self.raw: list[tuple[str, str, bytes, float]] = []
@@ -125,53 +155,81 @@ class _NewRows:
     def add(self, txid: str, pipeline: str, client: str, ref: str, source: str | None, state: State,
             action: Action, digest: str | None, body: str | None, findings: str, reason: str | None,
             queued_at: float | None, now: float, version: int) -> None:
-        body_id = self.next_body_id
-        self.next_body_id += 1
-        self.bodies.append((body_id, body))
-        self.consignments.append((txid, pipeline, client, ref, source, state, action, digest, body_id,
+        self.bodies.append(body)
+        self.consignments.append((txid, pipeline, client, ref, source, state, action, digest,
                                   findings, reason, queued_at, now, now, version))
 
-    def write(self, db: sqlite3.Connection) -> None:
+    def write(self, db: Connection) -> None:
         """Everything gathered, one `executemany` a table (refs, history and raw units
         of changed records too)."""
         if self.refs:
-            db.executemany("INSERT OR IGNORE INTO refs (ref, transaction_id) VALUES (?,?)", self.refs)
+            db.executemany(_REF, self.refs)
             self.refs.clear()
         if self.history:
-            db.executemany("INSERT INTO history VALUES (?,?,?,?,?)", self.history)
+            db.executemany(_HISTORY, self.history)
             self.history.clear()
         if self.raw:
-            db.executemany("INSERT OR REPLACE INTO raw_units VALUES (?,?,?,?)", self.raw)
+            db.executemany("INSERT INTO raw_units (transaction_id, pipeline, unit, stored_at) VALUES (?,?,?,?)"
+                           " ON CONFLICT (transaction_id) DO UPDATE SET pipeline=excluded.pipeline,"
+                           " unit=excluded.unit, stored_at=excluded.stored_at", self.raw)
             self.raw.clear()
         if not self.consignments:
             return
-        db.executemany("INSERT INTO bodies (id, record) VALUES (?,?)", self.bodies)
+        body_ids = self.store.new_ids(db, len(self.bodies))
+        db.executemany("INSERT INTO bodies (id, record) VALUES (?,?)", zip(body_ids, self.bodies))
         db.executemany(
             "INSERT INTO consignments (transaction_id, pipeline, client, ref, source, state, action,"
-            " content_hash, body_id, findings, reason, queued_at, created_at, updated_at, version)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", self.consignments)
+            " content_hash, findings, reason, queued_at, created_at, updated_at, version, body_id)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            [(*row, body_id) for row, body_id in zip(self.consignments, body_ids)])
         self.consignments.clear()
         self.bodies.clear()
 
 
-class Ledger(SqliteFile):
-    """Thread-safe: one connection, serialised by a lock (SQLite has one writer anyway).
+class Ledger:
+    """Thread-safe. `Ledger(path)` opens (or makes) a SQLite ledger file; `Ledger(store)`
+    one on a store of s321.ledger_backend (s321.ledger_open.open_ledger picks it from a
+    config or URL).
 
     Opening an existing file that is empty, truncated or corrupt raises StoreFileError:
     a ledger is made anew only where no file exists."""
 
     kind = "ledger"
+    lease_seconds: float = 30.0
+    """How long a claimed batch stays this daemon's without `renew` (PostgreSQL)."""
 
-    def __init__(self, path: str | Path, synchronous: str = "NORMAL"):
-        super().__init__(path, SCHEMA, synchronous, page_size=_PAGE_SIZE)
-        try:
-            self._upgrade()
-        except sqlite3.DatabaseError as exc:
-            self.close()
-            raise open_error(self.path, self.kind, exc) from None
-        except BaseException:
-            self.close()
-            raise
+    def __init__(self, path: str | Path | Store, synchronous: str = "NORMAL"):
+        if isinstance(path, (str, Path)):
+            path = SqliteStore(path, synchronous, page_size=_PAGE_SIZE)
+        self._store: Store = path
+        self._dialect = path.dialect
+        self.owner: str = path.owner
+        """This process's name in leases (host:pid:random)."""
+        if isinstance(path, SqliteStore):  # what callers and tests of the file use
+            self.path = path.path
+            self.synchronous = path.synchronous
+            self.existed = path.existed
+            self._db = path._db
+            self._lock = path._lock
+
+    @property
+    def backend(self) -> str:
+        """"sqlite" or "postgresql"."""
+        return self._dialect.name
+
+    def schema_version(self) -> int:
+        return self._store.schema_version()
+
+    def describe(self) -> str:
+        """Where the ledger is: its file, or its database's URL without a password."""
+        return self._store.describe()
+
+    def transaction(self) -> Any:
+        return self._store.transaction()
+
+    def durable(self) -> Any:
+        """Commits inside are durable when they return (s321.ledger_backend)."""
+        return self._store.durable()
 
     @classmethod
     def held(cls, path: str | Path, synchronous: str = "NORMAL", holder: str = "s321 run") -> Ledger:
@@ -199,15 +257,20 @@ class Ledger(SqliteFile):
 
     def close(self) -> None:
         try:
-            super().close()
+            self._store.close()
         finally:
             held: LedgerLock | None = getattr(self, "_held", None)
             if held is not None:
                 held.release()
 
     def check(self) -> tuple[list[str], dict[str, int]]:
-        """SQLite's integrity check of the whole file (every page, every index) and the
-        counts per state: ([] when sound, else what is wrong), {state: count}."""
+        """The store's own check (SQLite: its integrity check of every page and index;
+        PostgreSQL keeps its pages itself) and the counts per state: ([] when sound,
+        else what is wrong), {state: count}."""
+        if self._dialect.shared:
+            with self._reading() as db:
+                return [], {state: n for state, n in db.execute(
+                    "SELECT state, COUNT(*) FROM consignments GROUP BY state")}
         with self._lock:
             try:
                 problems = [r[0] for r in self._db.execute("PRAGMA integrity_check")]
@@ -217,21 +280,8 @@ class Ledger(SqliteFile):
                 return [str(exc)], {}
         return ([] if problems == ["ok"] else problems), counts
 
-    def _upgrade(self) -> None:
-        """Bring a ledger file written by an earlier version to SCHEMA_VERSION, once,
-        in one transaction; refuse one written by a later version."""
-        if self._version(self._db) == SCHEMA_VERSION:
-            return
-        with self.transaction() as db:
-            version = self._version(db)  # again: another process may have done it
-            if version > SCHEMA_VERSION:
-                raise S321Error(f"{self.path}: ledger schema version {version} is newer than this s321"
-                                f" knows ({SCHEMA_VERSION}); upgrade s321 to open it")
-            upgrade(db, version)
-
-    @staticmethod
-    def _version(db: sqlite3.Connection) -> int:
-        return int(db.execute("PRAGMA user_version").fetchone()[0])
+    def _reading(self) -> Any:
+        return self._store.reading()
 
     # ------------------------------------------------------------------ ingestion
 
@@ -257,41 +307,52 @@ class Ledger(SqliteFile):
                 input_file: tuple[str, int, int] | None, now: float | None, raw: Mapping[str, bytes],
                 event: str | None, mapped_from: Mapping[str, bytes] | None = None) -> IngestCounts:
         now = time.time() if now is None else now
+        if self._dialect.shared:  # a transaction that lost a race is run again: keep what it read
+            outcomes = list(outcomes)
+        return self._store.run(lambda db: self._ingest_in(db, pipeline, client, source, outcomes, input_file, now,
+                                                          raw, event, mapped_from))
+
+    def _ingest_in(self, db: Connection, pipeline: str, client: str, source: str, outcomes: Iterable[Outcome],
+                   input_file: tuple[str, int, int] | None, now: float, raw: Mapping[str, bytes],
+                   event: str | None, mapped_from: Mapping[str, bytes] | None) -> IngestCounts:
         counts = IngestCounts()
         units = 0
-        with self.transaction() as db:
-            # Under BEGIN IMMEDIATE no one else writes: new bodies are numbered here.
-            new = _NewRows(db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM bodies").fetchone()[0])
-            stream = iter(outcomes)
-            while chunk := list(islice(stream, _LOOKUP_CHUNK)):
-                # What the ledger holds about a chunk is read in one query, not one per
-                # record; new records are written together at the end of the chunk. A
-                # record seen earlier in the chunk is written first and read again.
-                keyed = [(self._txid(client, source, o), o) for o in chunk]
-                known = self._known(db, [txid for txid, _ in keyed])
-                written: set[str] = set()
-                for txid, outcome in keyed:
-                    units += 1
-                    if mapped_from is not None and txid in mapped_from:
-                        kept = db.execute("SELECT unit FROM raw_units WHERE transaction_id=?", (txid,)).fetchone()
-                        if kept is None or kept[0] != mapped_from[txid]:
-                            continue  # a newer read of this record came since it was mapped
-                    if txid in written:
-                        new.write(db)
-                        old = self._known(db, [txid]).get(txid)
-                    else:
-                        old = known.get(txid)
-                    if self._ingest_one(db, pipeline, client, source, outcome, now, counts, txid, old, new,
-                                        event):
-                        if outcome.status is Status.INVALID and outcome.ref in raw:
-                            new.raw.append((txid, pipeline, raw[outcome.ref], now))
-                        elif event is None and old is not None:  # a newer read: an older one's unit is stale
-                            db.execute("DELETE FROM raw_units WHERE transaction_id=?", (txid,))
-                    written.add(txid)
-                new.write(db)
-            if input_file is not None:
-                db.execute("INSERT OR REPLACE INTO inputs VALUES (?,?,?,?,?,?)",
-                           (pipeline, input_file[0], input_file[1], input_file[2], units, now))
+        new = _NewRows(self._store)
+        stream = iter(outcomes)
+        while chunk := list(islice(stream, _LOOKUP_CHUNK)):
+            # What the ledger holds about a chunk is read in one query, not one per
+            # record; new records are written together at the end of the chunk. A
+            # record seen earlier in the chunk is written first and read again.
+            keyed = [(self._txid(client, source, o), o) for o in chunk]
+            known = self._known(db, [txid for txid, _ in keyed])
+            written: set[str] = set()
+            for txid, outcome in keyed:
+                units += 1
+                if mapped_from is not None and txid in mapped_from:
+                    kept = db.execute("SELECT unit FROM raw_units WHERE transaction_id=?", (txid,)).fetchone()
+                    if kept is None or kept[0] != mapped_from[txid]:
+                        continue  # a newer read of this record came since it was mapped
+                if txid in written:
+                    new.write(db)
+                    old = self._known(db, [txid]).get(txid)
+                else:
+                    old = known.get(txid)
+                if self._ingest_one(db, pipeline, client, source, outcome, now, counts, txid, old, new,
+                                    event):
+                    if outcome.status is Status.INVALID and outcome.ref in raw:
+                        new.raw.append((txid, pipeline, raw[outcome.ref], now))
+                    elif event is None and old is not None:  # a newer read: an older one's unit is stale
+                        db.execute("DELETE FROM raw_units WHERE transaction_id=?", (txid,))
+                written.add(txid)
+            new.write(db)
+        if input_file is not None:
+            db.execute("INSERT INTO inputs (pipeline, path, size, mtime_ns, units, processed_at)"
+                       " VALUES (?,?,?,?,?,?) ON CONFLICT (pipeline, path, size, mtime_ns)"
+                       " DO UPDATE SET units=excluded.units, processed_at=excluded.processed_at",
+                       (pipeline, input_file[0], input_file[1], input_file[2], units, now))
+            if self._dialect.shared:  # its claim is done with
+                db.execute("DELETE FROM input_claims WHERE pipeline=? AND path=? AND lease_owner=?",
+                           (pipeline, input_file[0], self.owner))
         return counts
 
     @staticmethod
@@ -299,17 +360,20 @@ class Ledger(SqliteFile):
         record = outcome.record
         return record.transaction_id if record else ids.transaction_id(client, source, outcome.ref)
 
-    @staticmethod
-    def _known(db: sqlite3.Connection, txids: list[str]) -> dict[str, sqlite3.Row]:
+    def _known(self, db: Connection, txids: list[str]) -> dict[str, Any]:
+        """What the ledger holds of these records; on a shared database they stay locked
+        (in one order, against deadlocks) until the transaction that read them ends."""
         marks = ",".join("?" * len(txids))
+        lock = self._dialect.lock
         rows = db.execute("SELECT transaction_id, state, content_hash, accepted_hash, body_id, findings, reason,"
                           " version, wire_version, accepted_version, on_file"
-                          f" FROM consignments WHERE transaction_id IN ({marks})", txids)
+                          f" FROM consignments WHERE transaction_id IN ({marks})"
+                          + (f" ORDER BY transaction_id{lock}" if lock else ""), txids)
         return {r["transaction_id"]: r for r in rows}
 
-    def _ingest_one(self, db: sqlite3.Connection, pipeline: str, client: str, source: str,
+    def _ingest_one(self, db: Connection, pipeline: str, client: str, source: str,
                     outcome: Outcome, now: float, counts: IngestCounts, txid: str,
-                    old: sqlite3.Row | None, new: _NewRows, event: str | None = None) -> bool:
+                    old: Any, new: _NewRows, event: str | None = None) -> bool:
         """Store one outcome; False when it changed nothing."""
         record = outcome.record
         body, digest = ids.filed_json(record) if record else (None, None)
@@ -380,82 +444,183 @@ class Ledger(SqliteFile):
         return True
 
     def input_seen(self, pipeline: str, path: str, size: int, mtime_ns: int) -> bool:
-        with self._lock:
-            return self._db.execute("SELECT 1 FROM inputs WHERE pipeline=? AND path=? AND size=? AND mtime_ns=?",
-                                    (pipeline, path, size, mtime_ns)).fetchone() is not None
+        with self._reading() as db:
+            return db.execute("SELECT 1 FROM inputs WHERE pipeline=? AND path=? AND size=? AND mtime_ns=?",
+                              (pipeline, path, size, mtime_ns)).fetchone() is not None
+
+    def claim_input(self, pipeline: str, path: str, size: int, mtime_ns: int, sha256: str) -> bool:
+        """Whether this daemon may read an input file now: True when it holds the file's
+        lease (taken, renewed, or taken over after another's expired); False when the
+        file (this path, size, modification time) was ingested, or another live daemon
+        reads it. `ingest(..., input_file=...)` ends the lease with the file stored;
+        `release_input` when reading it failed. On SQLite: not `input_seen`."""
+        if not self._dialect.shared:
+            return not self.input_seen(pipeline, path, size, mtime_ns)
+        clock = self._dialect.clock
+
+        def body(db: Connection) -> bool:
+            # The lease first, then whether it was ingested: a daemon that stored the file
+            # meanwhile has committed both, and this one sees it.
+            held = db.execute(
+                "INSERT INTO input_claims (pipeline, path, size, mtime_ns, sha256, lease_owner, lease_expires)"
+                f" VALUES (?,?,?,?,?,?,{clock}+?) ON CONFLICT (pipeline, path, size, mtime_ns, sha256) DO UPDATE"
+                " SET lease_owner=excluded.lease_owner, lease_expires=excluded.lease_expires"
+                f" WHERE input_claims.lease_owner=excluded.lease_owner OR input_claims.lease_expires < {clock}"
+                " RETURNING lease_owner",
+                (pipeline, path, size, mtime_ns, sha256, self.owner, self.lease_seconds)).fetchone() is not None
+            if not held:
+                return False
+            if db.execute("SELECT 1 FROM inputs WHERE pipeline=? AND path=? AND size=? AND mtime_ns=?",
+                          (pipeline, path, size, mtime_ns)).fetchone() is not None:
+                db.execute("DELETE FROM input_claims WHERE pipeline=? AND path=? AND lease_owner=?",
+                           (pipeline, path, self.owner))
+                return False
+            return True
+        return self._store.run(body)
+
+    def release_input(self, pipeline: str, path: str) -> None:
+        """Give up this daemon's lease on an input file (its read failed): another daemon
+        (or this one, later) may claim it."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM input_claims WHERE pipeline=? AND path=? AND lease_owner=?",
+                       (pipeline, path, self.owner))
+
+    def next_number(self, name: str) -> int:
+        """The next number of the sequence `name` (1, 2, 3, ...): never given twice, by
+        any daemon, across restarts (X12 interchange and group control numbers). The
+        commit is durable when this returns; after `LedgerInDoubt` a number may be
+        skipped, never repeated."""
+        with self.durable():
+            return self._store.run(lambda db: int(db.execute(
+                "INSERT INTO sequences (name, value) VALUES (?, 1) ON CONFLICT (name)"
+                " DO UPDATE SET value=sequences.value+1 RETURNING value", (name,)).fetchone()[0]))
 
     # ------------------------------------------------------------------ transmission
 
     def claim(self, pipeline: str, batch_id: str, limit: int, now: float | None = None) -> list[Row]:
-        """Mark up to `limit` due records `sent` under `batch_id` and commit, before
-        any byte leaves: after a crash they are found `sent` and sent again. Each goes
-        with the action decided now (`claim_action`) and its current version."""
+        """Mark up to `limit` due records `sent` under `batch_id`, leased to this daemon,
+        and commit, before any byte leaves: after a crash they are found `sent` and sent
+        again. Each goes with the action decided now (`claim_action`) and its current
+        version. On a shared database the rows another daemon is claiming are passed
+        over (SKIP LOCKED), and `sent` rows whose lease expired are taken over first."""
         now = time.time() if now is None else now
-        with self.transaction() as db:
-            # Updated by rowid, which the index entry holds: no look-up of each id. It
-            # stays the row's within the transaction (only VACUUM renumbers rows).
-            rows = db.execute(
-                f"SELECT {_ROW_COLUMNS}, on_file, wire_version, wire_action, consignments.rowid FROM {_ROWS}"
-                f" WHERE pipeline=? AND {_QUEUED} AND next_attempt_at<=?"
-                " ORDER BY queued_at, transaction_id LIMIT ?", (pipeline, now, limit)).fetchall()
-            claimed: list[Row] = []
-            updates = []
-            events: list[tuple[Any, ...]] = []
-            for r in rows:
-                *columns, on_file, wire_version, wire_action, rowid = r
-                action = claim_action(columns[5], columns[11], on_file, wire_version, wire_action)
-                columns[5] = action
-                row = self._row(columns)
-                row.state, row.batch_id, row.attempts = State.SENT, batch_id, row.attempts + 1
-                claimed.append(row)
-                updates.append((State.SENT, batch_id, now, action, action, now, rowid))
-                events.append((row.transaction_id, now, State.SENT.value, row.version, f"{action} in batch {batch_id}"))
-            # The version goes on the wire: what the receiver may now hold. (Each SET
-            # expression reads the row as it was: the claimed action is given twice.)
-            db.executemany("UPDATE consignments SET state=?, batch_id=?, sent_at=?, attempts=attempts+1,"
-                           " action=?, wire_version=version, wire_action=?, wire_hash=content_hash,"
-                           " first_wire_version=COALESCE(first_wire_version, version),"
-                           " on_file=CASE WHEN action='delete' THEN on_file ELSE 1 END,"
-                           " updated_at=? WHERE rowid=?", updates)
-            db.executemany(_HISTORY, events)
+        return self._store.run(lambda db: self._claim_in(db, pipeline, batch_id, limit, now))
+
+    def _claim_in(self, db: Connection, pipeline: str, batch_id: str, limit: int, now: float) -> list[Row]:
+        d = self._dialect
+        # Updated by rowid on SQLite, which the index entry holds: no look-up of each id.
+        # It stays the row's within the transaction (only VACUUM renumbers rows).
+        columns = (f"{_ROW_COLUMNS}, on_file, wire_version, wire_action, lease_epoch, lease_owner,"
+                   f" consignments.{d.row_key}")
+        rows: list[Any] = []
+        if d.shared:  # batches of a daemon that stopped renewing its lease
+            rows = db.execute(f"SELECT {columns} FROM {_ROWS} WHERE pipeline=? AND {_SENT}"
+                              f" AND lease_expires < {d.clock} ORDER BY sent_at LIMIT ?{d.skip_locked}",
+                              (pipeline, limit)).fetchall()
+        if len(rows) < limit:
+            rows += db.execute(f"SELECT {columns} FROM {_ROWS} WHERE pipeline=? AND {_QUEUED} AND next_attempt_at<=?"
+                               f" ORDER BY queued_at, transaction_id LIMIT ?{d.skip_locked}",
+                               (pipeline, now, limit - len(rows))).fetchall()
+        claimed: list[Row] = []
+        updates = []
+        events: list[tuple[Any, ...]] = []
+        for r in rows:
+            *columns_of, on_file, wire_version, wire_action, epoch, was_owner, key = r
+            action = claim_action(columns_of[5], columns_of[11], on_file, wire_version, wire_action)
+            columns_of[5] = action
+            row = self._row(columns_of)
+            row.state, row.batch_id, row.attempts = State.SENT, batch_id, row.attempts + 1
+            row.lease_epoch = epoch + 1
+            claimed.append(row)
+            updates.append((State.SENT, batch_id, now, action, action, self.owner, self.lease_seconds, now, key))
+            detail = f"{action} in batch {batch_id}"
+            if columns_of[4] == State.SENT:
+                detail += f", taken over from {was_owner} (lease expired)"
+            events.append((row.transaction_id, now, State.SENT.value, row.version, detail))
+        # The version goes on the wire: what the receiver may now hold. (Each SET
+        # expression reads the row as it was: the claimed action is given twice.)
+        db.executemany("UPDATE consignments SET state=?, batch_id=?, sent_at=?, attempts=attempts+1,"
+                       " action=?, wire_version=version, wire_action=?, wire_hash=content_hash,"
+                       " first_wire_version=COALESCE(first_wire_version, version),"
+                       " on_file=CASE WHEN action='delete' THEN on_file ELSE 1 END,"
+                       f" lease_owner=?, lease_epoch=lease_epoch+1, lease_expires={d.clock}+?,"
+                       f" updated_at=? WHERE {d.row_key}=?", updates)
+        db.executemany(_HISTORY, events)
         return claimed
 
+    def renew(self, pipeline: str, batch_ids: list[str]) -> list[str]:
+        """Extend the lease of this daemon's `sent` records in `batch_ids` (it still waits
+        for their answers). Returns the batch ids in which it holds no record any more:
+        taken over by another daemon (or all answered); it forgets those."""
+        if not batch_ids:
+            return []
+        marks = ",".join("?" * len(batch_ids))
+        d = self._dialect
+
+        def body(db: Connection) -> list[str]:
+            held = {r[0] for r in db.execute(
+                f"UPDATE consignments SET lease_expires={d.clock}+? WHERE pipeline=? AND {_SENT}"
+                f" AND lease_owner=? AND batch_id IN ({marks}) RETURNING batch_id",
+                (self.lease_seconds, pipeline, self.owner, *batch_ids)).fetchall()}
+            return [b for b in batch_ids if b not in held]
+        return self._store.run(body)
+
     def requeue(self, transaction_ids: Iterable[str], error: str, delays: dict[str, float] | float = 0.0,
-                dead: Iterable[str] = (), now: float | None = None) -> None:
+                dead: Iterable[str] = (), now: float | None = None, epochs: Mapping[str, int] | None = None) -> None:
         """Put sent records back in the queue after `delays` (seconds); those in `dead`
         go to the dead-letter queue instead, with the error that put them there.
 
         A requeued version stays unsettled (it may have reached the receiver): it is
         sent again as it went, or a newer one follows it as a replace. A dead one is
-        settled unanswered: after a dead `add` the receiver is assumed to hold nothing."""
+        settled unanswered: after a dead `add` the receiver is assumed to hold nothing.
+
+        Fenced on a shared database: a `sent` record changes only while this daemon holds
+        its lease (and, given `epochs`, the lease it was claimed under: `Row.lease_epoch`);
+        one another daemon took over is left to that one."""
         now = time.time() if now is None else now
         dead = set(dead)
-        with self.transaction() as db:
+        txids = list(transaction_ids)
+
+        def body(db: Connection) -> None:
             events = []
-            for txid in transaction_ids:
+            for txid in txids:
+                fence, fenced = self._fence(txid, epochs)
                 if txid in dead:
-                    events.append((txid, now, State.DEAD.value, None, error))
-                    db.execute("UPDATE consignments SET state=?, last_error=?, updated_at=?,"
-                               " on_file=CASE WHEN wire_action='add' AND accepted_hash IS NULL THEN 0 ELSE on_file END,"
-                               f" {_UNKNOWN_HOLDING}, wire_version=NULL, wire_action=NULL, wire_hash=NULL WHERE transaction_id=?"
-                               " AND state IN (?,?)", (State.DEAD, error, now, txid, State.SENT, State.QUEUED))
+                    if db.execute("UPDATE consignments SET state=?, last_error=?, updated_at=?,"
+                                  " on_file=CASE WHEN wire_action='add' AND accepted_hash IS NULL THEN 0 ELSE on_file END,"
+                                  f" {_UNKNOWN_HOLDING}, wire_version=NULL, wire_action=NULL, wire_hash=NULL WHERE transaction_id=?"
+                                  f" AND (state=? OR (state=?{fence}))",
+                                  (State.DEAD, error, now, txid, State.QUEUED, State.SENT, *fenced)).rowcount:
+                        events.append((txid, now, State.DEAD.value, None, error))
                     continue
                 delay = delays.get(txid, 0.0) if isinstance(delays, dict) else delays
                 if db.execute("UPDATE consignments SET state=?, next_attempt_at=?, last_error=?, updated_at=?"
-                              " WHERE transaction_id=? AND state=?",
-                              (State.QUEUED, now + delay, error, now, txid, State.SENT)).rowcount:
+                              f" WHERE transaction_id=? AND state=?{fence}",
+                              (State.QUEUED, now + delay, error, now, txid, State.SENT, *fenced)).rowcount:
                     events.append((txid, now, State.QUEUED.value, None, f"sent again: {error}"))
             db.executemany(_HISTORY, events)
+        self._store.run(body)
+
+    def _fence(self, txid: str, epochs: Mapping[str, int] | None) -> tuple[str, tuple[Any, ...]]:
+        """The condition (SQL, parameters) under which this daemon may still decide about
+        a `sent` record: it holds the lease (at the epoch given). None on SQLite."""
+        if not self._dialect.shared:
+            return "", ()
+        if epochs is not None and txid in epochs:
+            return " AND lease_owner=? AND lease_epoch=?", (self.owner, epochs[txid])
+        return " AND lease_owner=?", (self.owner,)
 
     def delivered(self, transaction_ids: list[str], now: float | None = None) -> None:
         """Records sent through a transport that gets no acknowledgements: final. The
         version on the wire is settled as handed over (the receiver is assumed to hold it:
         a later version goes as a replace), never accepted, never sent again by itself."""
         now = time.time() if now is None else now
+        fence, fenced = self._fence("", None)
         with self.transaction() as db:
             db.executemany("UPDATE consignments SET state=?, wire_version=NULL, wire_action=NULL,"
-                           f" wire_hash=NULL, {_UNKNOWN_HOLDING}, last_error=NULL, updated_at=? WHERE transaction_id=? AND state=?",
-                           [(State.DELIVERED, now, txid, State.SENT) for txid in transaction_ids])
+                           f" wire_hash=NULL, {_UNKNOWN_HOLDING}, last_error=NULL, updated_at=? WHERE transaction_id=?"
+                           f" AND state=?{fence}",
+                           [(State.DELIVERED, now, txid, State.SENT, *fenced) for txid in transaction_ids])
             db.executemany(_HISTORY, [(txid, now, State.DELIVERED.value, None, "handed over; no answer comes")
                                       for txid in transaction_ids])
 
@@ -467,7 +632,8 @@ class Ledger(SqliteFile):
         now = time.time() if now is None else now
         with self.transaction() as db:
             txids = [r[0] for r in db.execute(
-                f"SELECT transaction_id FROM consignments WHERE pipeline=? AND {_QUEUED}", (pipeline,))]
+                f"SELECT transaction_id FROM consignments WHERE pipeline=? AND {_QUEUED}{self._dialect.lock}",
+                (pipeline,))]
             db.executemany("UPDATE consignments SET state=?, last_error=?, updated_at=?,"
                            " on_file=CASE WHEN wire_action='add' AND accepted_hash IS NULL THEN 0 ELSE on_file END,"
                            f" {_UNKNOWN_HOLDING}, wire_version=NULL, wire_action=NULL, wire_hash=NULL WHERE transaction_id=?",
@@ -483,57 +649,64 @@ class Ledger(SqliteFile):
         any other result is late or repeated and changes nothing. See `settle` for what
         each answer means."""
         now = time.time() if now is None else now
-        moved: dict[str, State] = {}
         results = {r.transaction_id: r for r in ack.results}
-        with self.transaction() as db:
-            txids = list(results)
-            for i in range(0, len(txids), _LOOKUP_CHUNK):
-                part = txids[i:i + _LOOKUP_CHUNK]
-                marks = ",".join("?" * len(part))
-                rows = db.execute(
-                    "SELECT transaction_id, state, batch_id, version, wire_version, wire_action, wire_hash,"
-                    " first_wire_version, accepted_version, accepted_hash, on_file"
-                    f" FROM consignments WHERE transaction_id IN ({marks})", part).fetchall()
-                updates = []
-                events: list[tuple[Any, ...]] = []
-                for row in rows:
-                    result = results[row["transaction_id"]]
-                    if result.version is not None:
-                        if result.version != row["wire_version"]:
-                            continue  # about another version: late, repeated, or not ours
-                    elif row["state"] != State.SENT or row["batch_id"] != ack.batch_id:
-                        continue
-                    s = settle(row, result)
-                    queued = s.state is State.QUEUED
-                    updates.append((s.state, result.model_dump_json(), s.error, s.accepted_version,
-                                    s.accepted_hash, s.on_file, s.first_wire_version,
-                                    now if queued else None, queued, queued, now, row["transaction_id"]))
-                    moved[row["transaction_id"]] = s.state
-                    codes = ", ".join(e.code for e in result.errors)
-                    events.append((row["transaction_id"], now, s.state.value, row["wire_version"],
-                                   f"{result.status.value} in batch {ack.batch_id}" + (f": {codes}" if codes else "")
-                                   + (f"; {s.error}" if s.error and s.state is State.QUEUED else "")))
-                # A record queued again keeps its place in the queue's order by `queued_at`
-                # (now: it waited for the answer), with a fresh retry budget.
-                db.executemany(
-                    "UPDATE consignments SET state=?, ack=?, last_error=?, accepted_version=?, accepted_hash=?,"
-                    " on_file=?, first_wire_version=?, wire_version=NULL, wire_action=NULL, wire_hash=NULL,"
-                    " queued_at=COALESCE(?, queued_at), attempts=CASE WHEN ? THEN 0 ELSE attempts END,"
-                    " next_attempt_at=CASE WHEN ? THEN 0 ELSE next_attempt_at END, updated_at=?"
-                    " WHERE transaction_id=?", updates)
-                db.executemany(_HISTORY, events)
+        return self._store.run(lambda db: self._resolve_in(db, ack, results, now))
+
+    def _resolve_in(self, db: Connection, ack: Ack, results: dict[str, Any], now: float) -> dict[str, State]:
+        moved: dict[str, State] = {}
+        txids = sorted(results) if self._dialect.lock else list(results)
+        for i in range(0, len(txids), _LOOKUP_CHUNK):
+            part = txids[i:i + _LOOKUP_CHUNK]
+            marks = ",".join("?" * len(part))
+            rows = db.execute(
+                "SELECT transaction_id, state, batch_id, version, wire_version, wire_action, wire_hash,"
+                " first_wire_version, accepted_version, accepted_hash, on_file"
+                f" FROM consignments WHERE transaction_id IN ({marks})"
+                + (f" ORDER BY transaction_id{self._dialect.lock}" if self._dialect.lock else ""),
+                part).fetchall()
+            updates = []
+            events: list[tuple[Any, ...]] = []
+            for row in rows:
+                result = results[row["transaction_id"]]
+                if result.version is not None:
+                    if result.version != row["wire_version"]:
+                        continue  # about another version: late, repeated, or not ours
+                elif row["state"] != State.SENT or row["batch_id"] != ack.batch_id:
+                    continue
+                s = settle(row, result)
+                queued = s.state is State.QUEUED
+                updates.append((s.state, result.model_dump_json(), s.error, s.accepted_version,
+                                s.accepted_hash, s.on_file, s.first_wire_version,
+                                now if queued else None, queued, queued, now, row["transaction_id"]))
+                moved[row["transaction_id"]] = s.state
+                codes = ", ".join(e.code for e in result.errors)
+                events.append((row["transaction_id"], now, s.state.value, row["wire_version"],
+                               f"{result.status.value} in batch {ack.batch_id}" + (f": {codes}" if codes else "")
+                               + (f"; {s.error}" if s.error and s.state is State.QUEUED else "")))
+            # A record queued again keeps its place in the queue's order by `queued_at`
+            # (now: it waited for the answer), with a fresh retry budget.
+            db.executemany(
+                "UPDATE consignments SET state=?, ack=?, last_error=?, accepted_version=?, accepted_hash=?,"
+                " on_file=?, first_wire_version=?, wire_version=NULL, wire_action=NULL, wire_hash=NULL,"
+                " queued_at=COALESCE(?, queued_at), attempts=CASE WHEN ? THEN 0 ELSE attempts END,"
+                " next_attempt_at=CASE WHEN ? THEN 0 ELSE next_attempt_at END, updated_at=?"
+                " WHERE transaction_id=?", updates)
+            db.executemany(_HISTORY, events)
         return moved
 
     def unacknowledged(self, pipeline: str, sent_before: float) -> list[Row]:
-        with self._lock:
-            rows = self._db.execute(f"SELECT {_ROW_COLUMNS} FROM {_ROWS} WHERE pipeline=? AND {_SENT}"
-                                    " AND sent_at<?", (pipeline, sent_before)).fetchall()
+        """This daemon's records sent before `sent_before` and not answered (on SQLite:
+        every one, the file has one daemon)."""
+        fence, fenced = self._fence("", None)
+        with self._reading() as db:
+            rows = db.execute(f"SELECT {_ROW_COLUMNS} FROM {_ROWS} WHERE pipeline=? AND {_SENT}"
+                              f" AND sent_at<?{fence}", (pipeline, sent_before, *fenced)).fetchall()
         return [self._row(r) for r in rows]
 
     def sent_in(self, pipeline: str, batch_ids: list[str]) -> list[Row]:
         marks = ",".join("?" * len(batch_ids))
-        with self._lock:
-            rows = self._db.execute(f"SELECT {_ROW_COLUMNS} FROM {_ROWS}"
+        with self._reading() as db:
+            rows = db.execute(f"SELECT {_ROW_COLUMNS} FROM {_ROWS}"
                                     f" WHERE pipeline=? AND {_SENT} AND batch_id IN ({marks})",
                                     (pipeline, *batch_ids)).fetchall()
         return [self._row(r) for r in rows]
@@ -542,10 +715,10 @@ class Ledger(SqliteFile):
         """(queued, sent) for one pipeline, counted off the partial indexes (every queued
         and sent entry of the pipeline, not the rows); a loop that asks "anything left?"
         wants `owed`."""
-        with self._lock:
-            r = self._db.execute(
-                f"SELECT (SELECT COUNT(*) FROM consignments WHERE pipeline=?1 AND {_QUEUED}),"
-                f" (SELECT COUNT(*) FROM consignments WHERE pipeline=?1 AND {_SENT})", (pipeline,)).fetchone()
+        with self._reading() as db:
+            r = db.execute(
+                f"SELECT (SELECT COUNT(*) FROM consignments WHERE pipeline=? AND {_QUEUED}),"
+                f" (SELECT COUNT(*) FROM consignments WHERE pipeline=? AND {_SENT})", (pipeline, pipeline)).fetchone()
         return int(r[0]), int(r[1])
 
     def owed(self, pipeline: str, now: float | None = None) -> Owed:
@@ -553,47 +726,46 @@ class Ledger(SqliteFile):
         one index probe each, whatever the size of the queue. "Due" reads past the
         records waiting out a backoff at the head of the queue (as `claim` does)."""
         now = time.time() if now is None else now
-        with self._lock:
-            r = self._db.execute(
-                f"SELECT EXISTS(SELECT 1 FROM consignments WHERE pipeline=?1 AND {_QUEUED}),"
-                f" EXISTS(SELECT 1 FROM consignments WHERE pipeline=?1 AND {_SENT}),"
-                f" EXISTS(SELECT 1 FROM consignments WHERE pipeline=?1 AND {_QUEUED} AND next_attempt_at<=?2)",
-                (pipeline, now)).fetchone()
+        with self._reading() as db:
+            r = db.execute(
+                f"SELECT EXISTS(SELECT 1 FROM consignments WHERE pipeline=? AND {_QUEUED}),"
+                f" EXISTS(SELECT 1 FROM consignments WHERE pipeline=? AND {_SENT}),"
+                f" EXISTS(SELECT 1 FROM consignments WHERE pipeline=? AND {_QUEUED} AND next_attempt_at<=?)",
+                (pipeline, pipeline, pipeline, now)).fetchone()
         return Owed(bool(r[0]), bool(r[1]), bool(r[2]))
 
     # ------------------------------------------------------------------ operators
 
     def status(self) -> list[dict[str, Any]]:
-        with self._lock:
-            rows = self._db.execute(
+        with self._reading() as db:
+            rows = db.execute(
                 "SELECT pipeline, state, COUNT(*) AS n, MIN(CASE WHEN state='queued' THEN queued_at END) AS oldest,"
                 " MAX(updated_at) AS last FROM consignments GROUP BY pipeline, state ORDER BY pipeline, state"
             ).fetchall()
-            # SQLite takes the bare column from the row that holds the MAX.
-            errors = {r["pipeline"]: r["last_error"] for r in self._db.execute(
-                "SELECT pipeline, last_error, MAX(updated_at) FROM consignments"
-                " WHERE last_error IS NOT NULL GROUP BY pipeline")}
+            errors = {r["pipeline"]: r["last_error"] for r in db.execute(
+                _LAST_ERRORS[self._dialect.name])}
         return [{"pipeline": r["pipeline"], "state": r["state"], "count": r["n"], "oldest_queued": r["oldest"],
                  "last_error": errors.get(r["pipeline"])} for r in rows]
 
     def counts(self, pipeline: str | None = None) -> dict[str, int]:
-        with self._lock:
+        with self._reading() as db:
             q = "SELECT state, COUNT(*) FROM consignments"
-            rows = self._db.execute(q + " WHERE pipeline=? GROUP BY state", (pipeline,)) if pipeline else \
-                self._db.execute(q + " GROUP BY state")
+            rows = db.execute(q + " WHERE pipeline=? GROUP BY state", (pipeline,)) if pipeline else \
+                db.execute(q + " GROUP BY state")
             return {state: n for state, n in rows}
 
     def get(self, transaction_id: str) -> dict[str, Any] | None:
-        with self._lock:
-            r = self._db.execute(f"SELECT consignments.*, record FROM {_ROWS} WHERE transaction_id=?",
+        with self._reading() as db:
+            r = db.execute(f"SELECT consignments.*, record FROM {_ROWS} WHERE transaction_id=?",
                                  (transaction_id,)).fetchone()
         return dict(r) if r else None
 
     def dead(self, pipeline: str | None = None) -> list[dict[str, Any]]:
-        with self._lock:
-            rows = self._db.execute(
+        with self._reading() as db:
+            rows = db.execute(
                 "SELECT transaction_id, pipeline, ref, attempts, last_error, updated_at FROM consignments"
-                " WHERE state=? AND (? IS NULL OR pipeline=?) ORDER BY updated_at", (State.DEAD, pipeline, pipeline))
+                " WHERE state=? AND (CAST(? AS TEXT) IS NULL OR pipeline=?) ORDER BY updated_at",
+                (State.DEAD, pipeline, pipeline))
             return [dict(r) for r in rows]
 
     def retry_dead(self, transaction_ids: Iterable[str] | None = None, now: float | None = None) -> int:
@@ -601,7 +773,8 @@ class Ledger(SqliteFile):
         now = time.time() if now is None else now
         with self.transaction() as db:
             if transaction_ids is None:
-                db.execute("INSERT INTO history SELECT transaction_id, ?, ?, NULL, ? FROM consignments WHERE state=?",
+                db.execute("INSERT INTO history (transaction_id, at, event, version, detail)"
+                           " SELECT transaction_id, ?, ?, NULL, ? FROM consignments WHERE state=?",
                            (now, State.QUEUED.value, "dlq retry by an operator", State.DEAD))
                 cur = db.execute("UPDATE consignments SET state=?, attempts=0, next_attempt_at=0, queued_at=?,"
                                  " updated_at=? WHERE state=?", (State.QUEUED, now, now, State.DEAD))
@@ -652,11 +825,11 @@ class Ledger(SqliteFile):
     def find(self, reference: str) -> list[str]:
         """Transaction ids of the records a person names: a transaction id, an order name
         (`#1001` or `1001`), a master or house bill or a tracking number (`ref_key`)."""
-        with self._lock:
-            if self._db.execute("SELECT 1 FROM consignments WHERE transaction_id=?", (reference.strip(),)).fetchone():
+        with self._reading() as db:
+            if db.execute("SELECT 1 FROM consignments WHERE transaction_id=?", (reference.strip(),)).fetchone():
                 return [reference.strip()]
             keys = {ref_key(reference), ref_key(unprefixed(reference.strip()))}
-            return [r[0] for r in self._db.execute(
+            return [r[0] for r in db.execute(
                 f"SELECT DISTINCT transaction_id FROM refs WHERE ref IN ({','.join('?' * len(keys))})"
                 " ORDER BY transaction_id", sorted(keys))]
 
@@ -665,33 +838,33 @@ class Ledger(SqliteFile):
         person calls it, for messages that would otherwise show only transaction ids."""
         txids = list(dict.fromkeys(transaction_ids))
         out: dict[str, str] = {}
-        with self._lock:
+        with self._reading() as db:
             for i in range(0, len(txids), _LOOKUP_CHUNK):
                 part = txids[i:i + _LOOKUP_CHUNK]
-                out.update(self._db.execute(
+                out.update(db.execute(
                     f"SELECT transaction_id, ref FROM consignments WHERE transaction_id IN ({','.join('?' * len(part))})",
                     part).fetchall())
         return out
 
     def history(self, transaction_id: str) -> list[dict[str, Any]]:
         """What happened to a record, oldest first: {at, event, version, detail}."""
-        with self._lock:
-            return [dict(r) for r in self._db.execute(
+        with self._reading() as db:
+            return [dict(r) for r in db.execute(
                 "SELECT at, event, version, detail FROM history WHERE transaction_id=? ORDER BY at, rowid",
                 (transaction_id,))]
 
     def references_of(self, transaction_id: str) -> list[str]:
-        with self._lock:
-            return [r[0] for r in self._db.execute(
+        with self._reading() as db:
+            return [r[0] for r in db.execute(
                 "SELECT ref FROM refs WHERE transaction_id=? ORDER BY ref", (transaction_id,))]
 
     def needing_attention(self, pipeline: str | None = None) -> list[dict[str, Any]]:
         """Invalid, rejected and dead records with their findings (validation's, the
         receiver's answer, the error that put them in the dead-letter queue)."""
-        with self._lock:
-            rows = self._db.execute(
+        with self._reading() as db:
+            rows = db.execute(
                 "SELECT transaction_id, pipeline, ref, state, source, findings, ack, last_error, updated_at"
-                " FROM consignments WHERE state IN (?,?,?) AND (? IS NULL OR pipeline=?)"
+                " FROM consignments WHERE state IN (?,?,?) AND (CAST(? AS TEXT) IS NULL OR pipeline=?)"
                 " ORDER BY pipeline, state, updated_at",
                 (State.INVALID, State.REJECTED, State.DEAD, pipeline, pipeline)).fetchall()
         out = []
@@ -707,13 +880,13 @@ class Ledger(SqliteFile):
     def raw_units(self, pipeline: str, include_filed: bool = False) -> list[tuple[str, str, bytes]]:
         """(transaction id, state, pickled raw unit) of the pipeline's records whose raw
         unit is kept: the never-filed invalid ones, and with `include_filed` every one."""
-        with self._lock:
+        with self._reading() as db:
             q = ("SELECT raw_units.transaction_id, state, unit FROM raw_units JOIN consignments"
                  " USING (transaction_id) WHERE raw_units.pipeline=?")
             if not include_filed:
                 q += (f" AND state='{State.INVALID.value}' AND on_file=0 AND accepted_version IS NULL"
                       " AND wire_version IS NULL")
-            return [(r[0], r[1], r[2]) for r in self._db.execute(q + " ORDER BY raw_units.rowid", (pipeline,))]
+            return [(r[0], r[1], r[2]) for r in db.execute(q + " ORDER BY raw_units.rowid", (pipeline,))]
 
     def purge_raw(self, older_than: float) -> int:
         """Remove the raw units stored before `older_than` (a time): past retention."""
@@ -721,13 +894,14 @@ class Ledger(SqliteFile):
             return db.execute("DELETE FROM raw_units WHERE stored_at < ?", (older_than,)).rowcount
 
     def fingerprint(self, pipeline: str) -> str | None:
-        with self._lock:
-            r = self._db.execute("SELECT fingerprint FROM fingerprints WHERE pipeline=?", (pipeline,)).fetchone()
+        with self._reading() as db:
+            r = db.execute("SELECT fingerprint FROM fingerprints WHERE pipeline=?", (pipeline,)).fetchone()
         return r[0] if r else None
 
     def set_fingerprint(self, pipeline: str, fingerprint: str) -> None:
         with self.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO fingerprints VALUES (?,?)", (pipeline, fingerprint))
+            db.execute("INSERT INTO fingerprints (pipeline, fingerprint) VALUES (?,?)"
+                       " ON CONFLICT (pipeline) DO UPDATE SET fingerprint=excluded.fingerprint", (pipeline, fingerprint))
 
     def assume_on_file(self, transaction_id: str) -> None:
         """The receiver holds some version of this record, as the sender says (the
@@ -759,6 +933,18 @@ NULL), so a change back to it is filed, never taken for "nothing to file"."""
 
 _HISTORY = "INSERT INTO history (transaction_id, at, event, version, detail) VALUES (?,?,?,?,?)"
 """One line of a record's story (`s321 show`)."""
+
+_REF = "INSERT INTO refs (ref, transaction_id) VALUES (?,?) ON CONFLICT DO NOTHING"
+"""A name a record is found by (`find`)."""
+
+_LAST_ERRORS = {
+    # SQLite takes the bare column from the row that holds the MAX.
+    "sqlite": "SELECT pipeline, last_error, MAX(updated_at) FROM consignments"
+              " WHERE last_error IS NOT NULL GROUP BY pipeline",
+    "postgresql": "SELECT DISTINCT ON (pipeline) pipeline, last_error FROM consignments"
+                  " WHERE last_error IS NOT NULL ORDER BY pipeline, updated_at DESC",
+}
+"""Each pipeline's latest error (`status`): the one statement the two databases spell apart."""
 
 
 def _wire_json(stored: str | None, transaction_id: str, action: str, version: int | None) -> str | None:

@@ -1,11 +1,14 @@
-"""The ledger's file: its tables and indexes (SCHEMA), the version a file is at
-(`PRAGMA user_version`) and the steps that bring a file written by an earlier s321 up
-to date (`upgrade`), each once, in the caller's transaction.
+"""The ledger's tables and indexes: SCHEMA for a SQLite file, PG_SCHEMA (the same tables,
+derived from it) for a PostgreSQL database; the version a ledger is at (`PRAGMA
+user_version` in a file, the `s321_schema` table in a database) and the steps that bring
+a file written by an earlier s321 up to date (`upgrade`), each once, in the caller's
+transaction.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import sqlite3
 
 from s321 import ids
@@ -42,7 +45,10 @@ CREATE TABLE IF NOT EXISTS {name} (
     last_error      TEXT,
     ack             TEXT,
     created_at      REAL NOT NULL,
-    updated_at      REAL NOT NULL
+    updated_at      REAL NOT NULL,
+    lease_owner     TEXT,
+    lease_epoch     INTEGER NOT NULL DEFAULT 0,
+    lease_expires   REAL
 );
 """
 """One row a consignment: its state, small enough that claim and resolve, which change
@@ -54,7 +60,11 @@ answer settles it); `accepted_version`/`accepted_hash` what the receiver acknowl
 (`accepted_hash` NULL once it may hold another version: settled unanswered, superseded);
 `on_file` whether the receiver is known or assumed to hold some version (a claim then
 sends a replace); `first_wire_version` the oldest version it may hold, which is how a
-`duplicate` from a receiver without versions is proven to be about the current one."""
+`duplicate` from a receiver without versions is proven to be about the current one.
+
+Leases (schema 6): the daemon that claimed a `sent` record (`lease_owner`), how many
+times it was claimed (`lease_epoch`, which fences a stale holder's decisions) and until
+when (`lease_expires`, seconds since the epoch by the database's clock)."""
 
 # Beyond its id a record is indexed only while queued or sent: a record that leaves
 # those states (on every ack) touches no index, one that enters them a single one.
@@ -121,11 +131,29 @@ CREATE TABLE IF NOT EXISTS inputs (
     processed_at REAL NOT NULL,
     PRIMARY KEY (pipeline, path, size, mtime_ns)
 );
+-- An input file one daemon is reading (a shared inbox): the lease of its owner, given
+-- up when the file's units are stored (`inputs`) or its read failed.
+CREATE TABLE IF NOT EXISTS input_claims (
+    pipeline      TEXT NOT NULL,
+    path          TEXT NOT NULL,
+    size          INTEGER NOT NULL,
+    mtime_ns      INTEGER NOT NULL,
+    sha256        TEXT NOT NULL,
+    lease_owner   TEXT NOT NULL,
+    lease_expires REAL NOT NULL,
+    PRIMARY KEY (pipeline, path, size, mtime_ns, sha256)
+);
+-- Durable counters (X12 control numbers): the last number given per name.
+CREATE TABLE IF NOT EXISTS sequences (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
 """
 
 
-SCHEMA_VERSION = 5
-"""PRAGMA user_version of a ledger file. 5: `refs`, `history`, `raw_units`, `fingerprints`
+SCHEMA_VERSION = 6
+"""PRAGMA user_version of a ledger file (and the version in a database's `s321_schema`).
+6: leases (`lease_owner`, `lease_epoch`, `lease_expires`), `input_claims`, `sequences`. 5: `refs`, `history`, `raw_units`, `fingerprints`
 (the references of existing records are indexed on upgrade). 4: versions (`version`, `wire_*`,
 `accepted_version`, `first_wire_version`, `on_file`). 3: records in `bodies`, not in their
 consignments row (which held them as `record`). 2: partial indexes on queued and sent records
@@ -160,6 +188,8 @@ def upgrade(db: sqlite3.Connection, version: int) -> None:
         _add_versions(db)
     if version < 5:
         _index_refs(db)
+    if version < 6:
+        _add_leases(db)
     db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 
@@ -244,3 +274,37 @@ def _index_refs(db: sqlite3.Connection) -> None:
             refs += [(ref, r["transaction_id"]) for ref in references(r["ref"], record)]
         db.executemany("INSERT OR IGNORE INTO refs (ref, transaction_id) VALUES (?,?)", refs)
         last = rows[-1]["transaction_id"]
+
+
+def _add_leases(db: sqlite3.Connection) -> None:
+    """Version 5 -> 6: the lease columns (no record is leased yet; the new tables are
+    made by SCHEMA)."""
+    columns = {r["name"] for r in db.execute("PRAGMA table_info(consignments)")}
+    for column in ("lease_owner TEXT", "lease_epoch INTEGER NOT NULL DEFAULT 0", "lease_expires REAL"):
+        if column.split()[0] not in columns:
+            db.execute(f"ALTER TABLE consignments ADD COLUMN {column}")
+
+
+def _postgres(schema: str) -> str:
+    """SCHEMA as PostgreSQL spells it: 64-bit integers, doubles, bytea, text compared byte
+    by byte as SQLite compares it (COLLATE "C"); bodies numbered by an identity (one
+    sequence for every daemon); `history` and `raw_units` get the `rowid` SQLite gives
+    every table, which their readers order by."""
+    out = schema.replace("INTEGER PRIMARY KEY", "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY")
+    out = re.sub(r"\bINTEGER\b", "BIGINT", out)
+    out = re.sub(r"\bREAL\b", "DOUBLE PRECISION", out)
+    out = re.sub(r"\bBLOB\b", "BYTEA", out)
+    out = re.sub(r"\bTEXT\b", 'TEXT COLLATE "C"', out)
+    out = out.replace(") WITHOUT ROWID;", ");")
+    for table in ("history", "raw_units"):
+        out = out.replace(f"CREATE TABLE IF NOT EXISTS {table} (\n",
+                          f"CREATE TABLE IF NOT EXISTS {table} (\n    rowid BIGINT GENERATED ALWAYS AS IDENTITY,\n")
+    return out + """
+CREATE TABLE IF NOT EXISTS s321_schema (
+    version BIGINT NOT NULL
+);
+"""
+
+
+PG_SCHEMA = _postgres(SCHEMA)
+"""The ledger's tables in a PostgreSQL database, with `s321_schema` holding its version."""

@@ -300,7 +300,7 @@ def test_an_input_is_archived_only_after_the_commit_that_covers_it_is_on_disk(tm
         ledger.close()
     move = events.index("MOVE")
     # The input row is written in the last transaction before the move, under synchronous=FULL.
-    last_insert = max(i for i, e in enumerate(events) if e.startswith("INSERT OR REPLACE INTO inputs"))
+    last_insert = max(i for i, e in enumerate(events) if e.startswith("INSERT INTO inputs"))
     full = max(i for i, e in enumerate(events[:last_insert]) if e == "PRAGMA synchronous=FULL")
     commit = min(i for i, e in enumerate(events) if i > last_insert and e == "COMMIT")
     assert full < last_insert < commit < move, events
