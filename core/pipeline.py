@@ -9,7 +9,9 @@ invalid (`duplicate-key`, naming each other's locations), since filing one of th
 would silently pick a winner. Finding them takes a first pass over the files that keeps
 only keys and locations, never units, and past 50,000 keys not even those in memory
 (s321.repeats); a source that is not file-based (a queue, an API: it cannot be read
-twice) gets no first pass.
+twice) gets no first pass. A source may offer `read_keys(paths)` for that pass: the
+units of `read()` with the same keys, locations and checkpoints, payloads left out
+where that is cheaper (shopify-csv skips building its orders); otherwise `read()` is used.
 """
 
 from __future__ import annotations
@@ -120,9 +122,10 @@ class Processor:
         """(input, key) -> the locations of every unit with that key in that input, for
         the keys that occur more than once: a first pass over the source, holding keys
         and one location each, never the units."""
+        read = getattr(self.source, "read_keys", None) or self.source.read
         with RepeatedKeys() as keys:  # flat memory: past a limit the keys wait on disk
             try:
-                for unit in self.source.read(paths):
+                for unit in read(paths):
                     keys.add((input_of(unit), unit.key), unit.location)
             except Exception as exc:  # the second pass meets the same problem and reports it
                 log.error("source raised while its keys were read", pipeline=self.pipeline.name,

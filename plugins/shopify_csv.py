@@ -157,8 +157,10 @@ class _Group:
     rows: list[tuple[int, list[str]]] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
 
-    def unit(self, cols: _Columns) -> RawUnit:
+    def unit(self, cols: _Columns, payload: bool = True) -> RawUnit:
         location = f"{self.file}:{self.start}"
+        if not payload:  # the duplicate-key pass: key, location and checkpoint are all it reads
+            return RawUnit(order_key(self.name), location, None, (), (self.file, self.start))
         first = self.rows[0][1]
         if not any(cell and not cell.isspace() for cell in cols.take(first, _ORDER_LEVEL)):
             # Its first row is elsewhere (or lost): mapping it would invent an order.
@@ -211,8 +213,10 @@ def _line(cols: _Columns, row: list[str], location: str) -> ShopifyLine:
     return ShopifyLine(location, name, quantity, price, None, sku, vendor, requires_shipping)
 
 
-def read_export(path: Path, encoding: str = "utf-8") -> Iterator[RawUnit]:
-    """Raw units (one per order) of one export file. Never raises for bad input."""
+def read_export(path: Path, encoding: str = "utf-8", payload: bool = True) -> Iterator[RawUnit]:
+    """Raw units (one per order) of one export file. Never raises for bad input.
+    Without `payload`, the orders' units carry only their key, location and checkpoint
+    (the same as with it): reading them costs the CSV parse, not the order's objects."""
     file = str(path)
     try:
         fh = path.open("rb")
@@ -221,10 +225,10 @@ def read_export(path: Path, encoding: str = "utf-8") -> Iterator[RawUnit]:
                                         f"{file}: cannot be read: {exc.strerror or exc}"))
         return
     with fh:
-        yield from _units(_Lines(fh, encoding), file)
+        yield from _units(_Lines(fh, encoding), file, payload)
 
 
-def _units(lines: _Lines, file: str) -> Iterator[RawUnit]:
+def _units(lines: _Lines, file: str, payload: bool = True) -> Iterator[RawUnit]:
     reader = csv.reader(lines)
     try:
         header = next(reader, None)
@@ -262,7 +266,7 @@ def _units(lines: _Lines, file: str) -> Iterator[RawUnit]:
                 and [cell.strip().lstrip("\ufeff").casefold() for cell in row] == head):
             # Two exports joined into one file: the rows after it are orders again.
             if group is not None:
-                yield group.unit(cols)
+                yield group.unit(cols, payload)
                 group = None
             yield broken(f"{file}:{start}", error(
                 "bad-csv-row", "", "this row repeats the header row (two exports joined into "
@@ -274,7 +278,7 @@ def _units(lines: _Lines, file: str) -> Iterator[RawUnit]:
         if name is not None:
             if group is None or name != group.name:
                 if group is not None:
-                    yield group.unit(cols)
+                    yield group.unit(cols, payload)
                 group = _Group(name, file, start)
             group.rows.append((start, row))
         if problems:
@@ -285,7 +289,7 @@ def _units(lines: _Lines, file: str) -> Iterator[RawUnit]:
             else:
                 yield broken(f"{file}:{start}", *problems)
     if group is not None:
-        yield group.unit(cols)
+        yield group.unit(cols, payload)
 
 
 def _rows(reader: Any, lines: _Lines, width: int,
@@ -338,6 +342,9 @@ class ShopifyCsvSource(ShopifyFileSource):
 
     def read_file(self, path: Path) -> Iterator[RawUnit]:
         return read_export(path, self.options.encoding)
+
+    def read_file_keys(self, path: Path) -> Iterator[RawUnit]:
+        return read_export(path, self.options.encoding, payload=False)
 
 
 # The CSV export and the order JSON are one system: an order gets one transaction id

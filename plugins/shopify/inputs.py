@@ -5,7 +5,7 @@ that cannot be read becomes one broken unit naming it, never an exception.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,16 @@ class ShopifyFileSource:
         self.acked: Any = None
 
     def read(self, paths: Iterable[Path] | None = None) -> Iterator[RawUnit]:
+        return self._read(paths, self.read_file)
+
+    def read_keys(self, paths: Iterable[Path] | None = None) -> Iterator[RawUnit]:
+        """The units of `read()`, with the same keys, locations and checkpoints, where
+        the reader can leave their payload out (`read_file_keys`): the pipeline's
+        duplicate-key pass reads nothing else."""
+        return self._read(paths, self.read_file_keys)
+
+    def _read(self, paths: Iterable[Path] | None,
+              read_file: Callable[[Path], Iterator[RawUnit]]) -> Iterator[RawUnit]:
         targets = list(paths) if paths is not None else [self.options.path]
         encoding = getattr(self.options, "encoding", "utf-8")
         for item in input_files(targets, self.options.pattern):
@@ -52,10 +62,15 @@ class ShopifyFileSource:
             if problem is not None:  # refused whole: never filed in part
                 yield broken(problem.location or f"{item}:1", problem)
             else:
-                yield from self.read_file(item)
+                yield from read_file(item)
 
     def read_file(self, path: Path) -> Iterator[RawUnit]:
         raise NotImplementedError
+
+    def read_file_keys(self, path: Path) -> Iterator[RawUnit]:
+        """`read_file` for the duplicate-key pass: a reader that can skip building
+        payloads overrides it."""
+        return self.read_file(path)
 
     def ack(self, upto: Any) -> None:
         self.acked = upto
