@@ -1,9 +1,11 @@
-"""Steps of the ledger's version tests: a valid outcome, a receiver's answer about one
-record, one record claimed."""
+"""Steps of the ledger's tests: a valid outcome, a receiver's answer about one record,
+one record claimed, and the mark of a test that runs on the SQLite ledger only."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+
+import pytest
 
 from builders import consignment, marketplace_fields
 from s321.contracts import Ack, AckError, AckStatus, RecordAck
@@ -25,3 +27,8 @@ def claim_one(ledger: Ledger, batch_id: str) -> Row:
     rows = ledger.claim("shop", batch_id, 10)
     assert len(rows) == 1, rows
     return rows[0]
+
+
+sqlite_only = pytest.mark.parametrize("ledger", ["sqlite"], indirect=True)
+"""A test about the SQLite file itself (its pages, its lock, PRAGMAs): the `ledger`
+fixture gives only the SQLite ledger."""

@@ -1,5 +1,6 @@
-"""The ledger's promises, on a real SQLite file: idempotent ingestion, replace on change,
-sent before the wire, acks resolve, duplicates count as accepted, dead letters."""
+"""The ledger's promises, on a real SQLite file and a real PostgreSQL database (the
+`ledger` fixture): idempotent ingestion, replace on change, sent before the wire, acks
+resolve, duplicates count as accepted, dead letters."""
 
 import sqlite3
 from datetime import UTC, datetime
@@ -9,9 +10,11 @@ import pytest
 from s321 import ids
 
 from builders import consignment, marketplace_fields
+from ledger_steps import sqlite_only
 from s321.contracts import Ack, AckError, AckStatus, RecordAck
 from s321.findings import error
 from s321.ledger import Ledger
+from s321.ledger_open import open_ledger
 from s321.pipeline import Outcome, Status
 from s321.record import Action
 from s321.states import State
@@ -27,17 +30,11 @@ def ack(batch_id, *results):
         for t, s, *codes in results])
 
 
-@pytest.fixture
-def ledger(tmp_path):
-    ledger = Ledger(tmp_path / "ledger.sqlite")
-    yield ledger
-    ledger.close()
-
-
 def state(ledger, txid):
     return ledger.get(txid)["state"]
 
 
+@sqlite_only
 def test_the_ledger_is_a_sqlite_file_in_wal_mode(ledger):
     db = sqlite3.connect(ledger.path)
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -68,11 +65,14 @@ def test_a_change_before_filing_stays_an_add(ledger):
     assert row.action == Action.ADD and row.record.tracking_number == "1ZNEW"
 
 
-def test_claim_commits_sent_before_the_batch_leaves(ledger, tmp_path):
+def test_claim_commits_sent_before_the_batch_leaves(ledger):
     ledger.ingest("shop", "MKT001", "src", [valid(txid=f"T{i}", ref=f"A{i}") for i in range(5)])
     rows = ledger.claim("shop", "B1", 3)
-    other = sqlite3.connect(tmp_path / "ledger.sqlite")  # what a restarted process would see
-    states = dict(other.execute("SELECT transaction_id, state FROM consignments"))
+    other = open_ledger(ledger.describe())  # what a restarted process would see
+    try:
+        states = {f"T{i}": other.get(f"T{i}")["state"] for i in range(5)}
+    finally:
+        other.close()
     assert sorted(t for t, s in states.items() if s == "sent") == sorted(r.transaction_id for r in rows)
     assert len(rows) == 3 and list(states.values()).count("queued") == 2
 
