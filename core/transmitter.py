@@ -9,6 +9,13 @@ batch in the dead-letter queue; it is never retried by itself. A fatal error on
 connect (a refused certificate or credential) puts every queued record of the pipeline
 there, with that error, and so does each later pass while the link stays refused: no
 record waits `queued` without a last error saying why (`s321 dlq retry` once fixed).
+
+On a ledger that several daemons share (PostgreSQL), a claimed batch is leased to this
+daemon: while it waits for the batch's acknowledgements it renews the lease every third
+of `Ledger.lease_seconds`, so that a slow but live daemon's batch is not taken over and
+sent twice; a batch the ledger says it no longer holds (another daemon took it over
+after the lease ran out) is forgotten here, never sent again by this daemon. It waits,
+drains and expires only what it holds; a dead daemon's batches are taken over by `claim`.
 """
 
 from __future__ import annotations
@@ -62,6 +69,8 @@ class Transmitter:
         self._next_connect = 0.0
         self._inflight: dict[str, float] = {}
         self._fatal = False
+        self._shared = getattr(ledger, "backend", "sqlite") != "sqlite"
+        self._renewed = 0.0  # monotonic time of the last lease renewal
 
     @property
     def transport(self) -> Transport:
@@ -142,6 +151,7 @@ class Transmitter:
             rows = self.ledger.claim(self.name, batch_id, size, now=self.clock())
             if not rows:
                 break
+            rows = self._one_batch_key(rows)
             # The records travel as the ledger stored them; a transport that reads
             # `batch.records` gets models, decoded then.
             batch = StoredBatch.of(batch_id, self.originator_code, self.profile, datetime.now(UTC),
@@ -161,12 +171,26 @@ class Transmitter:
             log.info("batch sent", pipeline=self.name, batch_id=batch_id, records=len(rows))
         return sent
 
+    def _one_batch_key(self, rows: list[Row]) -> list[Row]:
+        """The rows that may share this batch: a serializer whose transmission is one unit
+        (ace-truck-309: one trip) names each record's `batch_key`; rows of another key go
+        back to the queue at once, unchanged (same action), for the next batch."""
+        key = getattr(getattr(self.transport, "serializer", None), "batch_key", None)
+        if not callable(key):
+            return rows
+        first = key(rows[0].record_json)
+        keep = [r for r in rows if key(r.record_json) == first]
+        if len(keep) < len(rows):
+            held = [r.transaction_id for r in rows if key(r.record_json) != first]
+            self.ledger.requeue(held, "waits for its own batch: one transmission is one trip", now=self.clock())
+        return keep
+
     def _send_failed(self, rows: list[Row], exc: BaseException) -> None:
         self.error = f"{type(exc).__name__}: {exc}"
         now = self.clock()
         txids = [r.transaction_id for r in rows]
         if isinstance(exc, FatalError):
-            self.ledger.requeue(txids, self.error, dead=txids, now=now)
+            self.ledger.requeue(txids, self.error, dead=txids, now=now, epochs=_epochs(rows))
             self._dead(txids, self.error)
             log.error("batch refused, dead-lettered", pipeline=self.name, records=len(rows), error=str(exc))
             return
@@ -179,7 +203,8 @@ class Transmitter:
         dead = [r.transaction_id for r in rows
                 if r.queued_at is not None and now - r.queued_at > self.retry.max_elapsed]
         delays = {r.transaction_id: self.backoff.delay(r.attempts - 1) for r in rows}
-        self.ledger.requeue([r.transaction_id for r in rows], reason, delays, dead=dead, now=now)
+        self.ledger.requeue([r.transaction_id for r in rows], reason, delays, dead=dead, now=now,
+                            epochs=_epochs(rows))
         self._count("retried", len(rows) - len(dead))
         self._dead(dead, f"past the retry budget ({self.retry.max_elapsed:g} s): {reason}")
 
@@ -195,6 +220,7 @@ class Transmitter:
         if self._transport is None or not self.transport.capabilities.acknowledges:
             return 0
         resolved = 0
+        self.renew_leases()
         try:
             acks = self.transport.acks(timeout=timeout)
         except Exception as exc:
@@ -228,6 +254,26 @@ class Transmitter:
         self._expire()
         return resolved
 
+    def renew_leases(self, force: bool = False) -> list[str]:
+        """On a shared ledger: extend the leases of the batches this daemon waits on,
+        every third of the lease, and forget those it no longer holds (taken over by
+        another daemon, or all answered). Returns the batch ids forgotten."""
+        if not self._shared or not self._inflight:
+            return []
+        now = time.monotonic()
+        if not force and now - self._renewed < self.ledger.lease_seconds / 3:
+            return []
+        self._renewed = now
+        lost = self.ledger.renew(self.name, list(self._inflight))
+        for batch_id in lost:
+            self._inflight.pop(batch_id, None)
+        if lost:
+            log.warning("batches taken over by another daemon, forgotten here", pipeline=self.name,
+                        batches=len(lost))
+            if self.metrics is not None:
+                self.metrics.batches_taken_over(self.name, len(lost))
+        return lost
+
     def _log_ack(self, ack: Any, moved: dict[str, State]) -> None:
         """One line a batch answered: how many accepted and rejected, rejections by code
         (codes only: a receiver's message may quote a record)."""
@@ -249,9 +295,18 @@ class Transmitter:
                 self._inflight.pop(batch_id or "", None)
 
     def idle(self) -> bool:
-        """Nothing due now: no queued record due, nothing awaiting an ack."""
+        """Nothing due now: no queued record due, nothing awaiting an ack (of this
+        daemon's, on a shared ledger whose acks come back on this daemon's connection)."""
         owed = self.ledger.owed(self.name, self.clock())
-        return not owed.due and not (owed.sent and self.transport.capabilities.acknowledges)
+        return not owed.due and not (self._awaiting(owed.sent) and self.transport.capabilities.acknowledges)
+
+    def _awaiting(self, sent_anywhere: bool) -> bool:
+        """Whether acks are owed to this daemon. On a shared ledger, the records other
+        daemons sent are answered on their connections (unless the acks outlive the
+        connection, as files in a drop folder do: then any daemon may read them)."""
+        if self._shared and not self.transport.capabilities.acks_survive_reconnect:
+            return bool(self._inflight)
+        return sent_anywhere
 
     def outstanding(self) -> tuple[int, int]:
         """(records queued, records awaiting an ack), counted: for a summary or a status.
@@ -263,7 +318,7 @@ class Transmitter:
         """`outstanding()` as yes or no, at the cost of an index probe whatever the
         queue's size: (anything queued, anything awaiting an ack)."""
         owed = self.ledger.owed(self.name, self.clock())
-        return owed.queued, owed.sent and self.transport.capabilities.acknowledges
+        return owed.queued, self._awaiting(owed.sent) and self.transport.capabilities.acknowledges
 
     def stalled(self) -> bool:
         return self._fatal
@@ -295,3 +350,7 @@ class Transmitter:
                 self.metrics.count(self.name, name, n)
 
 
+def _epochs(rows: list[Row]) -> dict[str, int]:
+    """The lease each row was claimed under: a decision about it is fenced by that lease
+    (another daemon that took the batch over since decides instead)."""
+    return {r.transaction_id: r.lease_epoch for r in rows if r.lease_epoch is not None}

@@ -4,6 +4,13 @@ through a `Transmitter` (s321.transmitter).
 Units are committed to the ledger before their input file is archived or the source
 acknowledged, so a crash during ingestion makes the file be read again, idempotently.
 
+Each input file is claimed in the ledger before it is read (`Ledger.claim_input`, by
+path, size, modification time and content hash): daemons sharing one PostgreSQL ledger
+and one inbox split the files between them instead of each reading all; a read that
+fails or stops half-way gives its claim back. The claim is a row in the database, not a
+lock or a rename on the (possibly network) file system. A file another daemon archived
+first is no error.
+
 An invalid unit is stored with its raw unit (s321.refile.pack), so that it can be
 mapped again without its file; when the pipeline's fingerprint (tables, defaults,
 profile, rates) differs from the one in the ledger, `revalidate_if_changed` maps the
@@ -17,6 +24,7 @@ only hand-over between the two halves; nothing is sent that is not committed).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import threading
@@ -43,6 +51,16 @@ CHUNK = 500
 """Units per ledger transaction while ingesting: big files never hold the lock long."""
 
 
+def bound_serializer(pipeline: Pipeline, ledger: Ledger) -> Any:
+    """The pipeline's serializer; one that declares `bind` (ace-truck-309: durable control
+    numbers, trip files beside the config) gets the ledger and the pipeline's context."""
+    serializer = pipeline.serializer.factory()
+    bind = getattr(serializer, "bind", None)
+    if callable(bind):
+        bind(ledger, pipeline.context)
+    return serializer
+
+
 class PipelineWorker:
     def __init__(self, pipeline: Pipeline, rates: dict[str, Decimal], ledger: Ledger,
                  observers: Observers, metrics: Any = None, clock: Callable[[], float] = time.time,
@@ -63,7 +81,7 @@ class PipelineWorker:
         ctx = pipeline.context
         self.sender = Transmitter(
             ledger, pipeline.name,
-            lambda: pipeline.transport.factory(pipeline.transport_options, ctx, pipeline.serializer.factory()),
+            lambda: pipeline.transport.factory(pipeline.transport_options, ctx, bound_serializer(pipeline, ledger)),
             ctx.originator_code, ctx.profile, pipeline.config.retry, pipeline.config.batch_size,
             observers, metrics, self.counts, clock)
         # The transmission half, delegated (see Transmitter).
@@ -163,12 +181,22 @@ class PipelineWorker:
                 break
             try:
                 st = f.stat()
+                digest = _sha256(f)
             except OSError as exc:
-                log.warning("input vanished", pipeline=self.name, file=str(f), error=exc.strerror)
+                # Archived meanwhile by another daemon that read it, or taken away.
+                log.info("input vanished", pipeline=self.name, file=str(f), error=exc.strerror)
                 continue
+            if not self.ledger.claim_input(self.name, str(f), st.st_size, st.st_mtime_ns, digest):
+                continue  # read already, or another daemon reads it now
             before = self.counts.copy()
-            total += self._ingest_stream(self.processor.process([f]), (str(f), st.st_size, st.st_mtime_ns),
-                                         transmit)
+            try:
+                total += self._ingest_stream(self.processor.process([f]), (str(f), st.st_size, st.st_mtime_ns),
+                                             transmit)
+            except BaseException:
+                self._release(f)
+                raise
+            if not self._complete:
+                self._release(f)  # stopped half-way: read again, by whichever daemon claims it
             read = self.counts - before
             log.info("input read", pipeline=self.name, file=str(f), units=read["received"], valid=read["valid"],
                      invalid=read["invalid"], skipped=read["skipped"], unchanged=read["unchanged"],
@@ -176,6 +204,15 @@ class PipelineWorker:
             if self._complete:  # stopped half-way: the file stays, and is read again
                 self._archive(f)
         return total
+
+    def _release(self, path: Path) -> None:
+        """Give back the claim on an input not read to its end; a ledger that cannot be
+        reached now lets the claim expire instead."""
+        try:
+            self.ledger.release_input(self.name, str(path))
+        except Exception as exc:  # the read's own failure is what gets reported
+            log.warning("input claim not released; it expires", pipeline=self.name, file=str(path),
+                        error=f"{type(exc).__name__}: {exc}")
 
     def _transmit_full_batches(self, valid: int) -> None:
         """Called after each committed chunk with its number of valid units: once a
@@ -250,7 +287,14 @@ class PipelineWorker:
             target = folder / path.name
             if target.exists():
                 target = folder / f"{path.stem}.{int(time.time() * 1000)}{path.suffix}"
-            shutil.move(str(path), str(target))
+            try:
+                shutil.move(str(path), str(target))
+            except FileNotFoundError:
+                if path.exists():
+                    raise
+                # Daemons sharing the inbox: another one that saw the file stored moved it first.
+                log.debug("input archived by another daemon", pipeline=self.name, file=str(path))
+                return
             private.ensure_file(target, warn=False)  # it arrived with its uploader's modes
             for changed in {folder, path.parent}:
                 _fsync_dir(changed)
@@ -260,6 +304,16 @@ class PipelineWorker:
     def _metric(self, name: str, n: int = 1) -> None:
         if self.metrics is not None and n:
             self.metrics.count(self.name, name, n)
+
+
+def _sha256(path: Path) -> str:
+    """The content hash of an input file, part of its claim's key (a file rewritten in
+    place with the same size and modification time is another input)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _fsync_dir(folder: Path) -> None:
