@@ -274,6 +274,18 @@ class RecordAck(BaseModel):
     """Why it was rejected (empty when accepted)."""
 
 
+class RecordEvent(BaseModel):
+    """Later news about a record from the receiver (an entry on file, a release, a hold):
+    a line of its history, never a change of its state."""
+
+    transaction_id: str
+    """The record this is about."""
+    event: str
+    """Kebab-case code, e.g. `ace-1c` for ACE disposition 1C."""
+    detail: str
+    """What happened, for a person (no personal data)."""
+
+
 class Ack(BaseModel):
     """CBP's answer to a batch: per transaction id, accepted or rejected."""
 
@@ -282,7 +294,11 @@ class Ack(BaseModel):
     received_at: datetime
     """When the receiver took the batch."""
     results: list[RecordAck]
-    """One entry per record the receiver answers about; a record not named is not answered yet."""
+    """One entry per record the receiver answers about; a record not named is not answered
+    yet. Empty for an answer that decides nothing (an ACE 997 that accepts the syntax)."""
+    events: list[RecordEvent] | None = None
+    """News that changes no state (an ACE 350): written into each named record's history.
+    None (not an empty list) when there is none, so `s321/1` acks keep their bytes."""
 
 
 class Receipt(BaseModel):

@@ -692,6 +692,12 @@ class Ledger:
                 " next_attempt_at=CASE WHEN ? THEN 0 ELSE next_attempt_at END, updated_at=?"
                 " WHERE transaction_id=?", updates)
             db.executemany(_HISTORY, events)
+        if ack.events:  # news that moves no state (an ACE 350): history lines of known records
+            known = {r[0] for r in db.execute(
+                f"SELECT transaction_id FROM consignments WHERE transaction_id IN ({','.join('?' * len(ack.events))})",
+                [e.transaction_id for e in ack.events]).fetchall()}
+            db.executemany(_HISTORY, [(e.transaction_id, now, e.event, None, e.detail)
+                                      for e in ack.events if e.transaction_id in known])
         return moved
 
     def unacknowledged(self, pipeline: str, sent_before: float) -> list[Row]:
