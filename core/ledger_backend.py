@@ -55,6 +55,11 @@ class LedgerInDoubt(LedgerUnavailable):
     the ledger again before acting on it (see s321.ledger for what is safe to repeat)."""
 
 
+class _ConnectionLost(LedgerUnavailable):
+    """A pooled connection failed before COMMIT (the server restarted meanwhile): nothing
+    was stored, and a fresh connection may well work."""
+
+
 def new_owner() -> str:
     """This process's name in leases: host, pid and 4 random hex digits (a pid is reused)."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
@@ -262,8 +267,11 @@ class PgStore:
             conn.execute("SET synchronous_commit = on")
             conn.execute("SET TIME ZONE 'UTC'")
 
+        # Each connection is checked as it is taken from the pool (one empty round trip): one
+        # left over from before a server restart is replaced, not handed to a reader.
         self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, kwargs=kwargs, configure=configure,
-                                    timeout=timeout, open=False, name="s321-ledger")
+                                    check=ConnectionPool.check_connection, timeout=timeout, open=False,
+                                    name="s321-ledger")
         try:
             self._pool.open(wait=True, timeout=timeout)
         except (PoolTimeout, psycopg.Error) as exc:
@@ -309,8 +317,8 @@ class PgStore:
             try:
                 conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
             except psycopg.OperationalError as exc:
-                raise LedgerUnavailable(f"{self.describe()}: the connection to the ledger's database failed"
-                                        f" ({_reason(exc)})") from None
+                raise _ConnectionLost(f"{self.describe()}: the connection to the ledger's database failed"
+                                      f" ({_reason(exc)})") from None
             try:
                 yield _PgConnection(conn)
             except BaseException as exc:
@@ -320,8 +328,8 @@ class PgStore:
                     except psycopg.Error:
                         pass  # the error that brought us here is the one to report
                 if isinstance(exc, psycopg.OperationalError) and conn.closed:
-                    raise LedgerUnavailable(f"{self.describe()}: the connection to the ledger's database was lost"
-                                            f" before COMMIT; nothing was stored ({_reason(exc)})") from None
+                    raise _ConnectionLost(f"{self.describe()}: the connection to the ledger's database was lost"
+                                          f" before COMMIT; nothing was stored ({_reason(exc)})") from None
                 raise
             try:
                 conn.execute("COMMIT")
@@ -332,13 +340,20 @@ class PgStore:
 
     def run(self, body: Callable[[_PgConnection], T]) -> T:
         """`body` in a transaction, run again whole when it lost a race with another
-        daemon (deadlock, serialization failure, a unique key taken first)."""
+        daemon (deadlock, serialization failure, a unique key taken first), or when its
+        pooled connection turned out dead before COMMIT (the server restarted): nothing
+        of it was stored. Never after `LedgerInDoubt`."""
         errors = self._psycopg.errors
         retried = (errors.DeadlockDetected, errors.SerializationFailure, errors.UniqueViolation)
+        lost = 0
         for attempt in range(self._RETRIES):
             try:
                 with self.transaction() as db:
                     return body(db)
+            except _ConnectionLost:
+                lost += 1  # each stale connection of the pool is dropped as it fails
+                if lost > self._pool.max_size:
+                    raise
             except retried:
                 if attempt == self._RETRIES - 1:
                     raise
