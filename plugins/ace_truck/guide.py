@@ -433,7 +433,10 @@ TS355 = TransactionSpec(
         ), X12_355),
         _k1("0300", 10),
         Loop("P4", O, 20, (
-            SegmentSpec("P4", "0400", "Port Information", M, 1, P4_LOOP_309.header.elements, X12_355),
+            SegmentSpec("P4", "0400", "Port Information", M, 1, (
+                E("P401", "Location Identifier (Schedule D port)", M, "AN", 4, 4),
+                E("P402", "Date", O, "DT", 8, 8),
+            ), X12_355),
             _k1("0500", 10),
             Loop("LX", O, 9999, (
                 SegmentSpec("LX", "0600", "Transaction Set Line Number", M, 1, (

@@ -377,7 +377,7 @@ class _Checker:
         if shipment is None:
             return
         parties = {s.get(1) for s in shipment.segments if s.tag == "N1"}
-        if shipment.action in {"add", "change"}:
+        if shipment.action in {"add", "change"} and self.spec is guide.TS309:
             for code, cbp, who in ((guide.PARTY_SHIPPER, "004", "shipper"), (guide.PARTY_CONSIGNEE, "005", "consignee")):
                 if code not in parties:
                     self._set_problem(None, "N1", "P4/LX/N1", "N101",

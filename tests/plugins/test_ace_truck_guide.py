@@ -3,65 +3,33 @@ built from them (plugins/ace_truck/validate.py)."""
 
 from __future__ import annotations
 
+from ace_samples import heading, seg, shipment, transmission
 from s321.plugins.ace_truck import guide
+from s321.plugins.ace_truck.validate import INTERCHANGE, SHIPMENT, TRIP, validate
 
 
 def test_every_element_ref_names_its_segment_and_position() -> None:
     for spec in (*guide.SPECS.values(),):
-        for _path, seg in spec.segments():
-            for n, element in enumerate(seg.elements, 1):
-                assert element.ref == f"{seg.id}{n:02d}", (spec.id, seg.id, element.ref)
+        for _path, row in spec.segments():
+            for n, element in enumerate(row.elements, 1):
+                assert element.ref == f"{row.id}{n:02d}", (spec.id, row.id, element.ref)
                 assert 0 < element.min <= element.max, element.ref
                 assert element.req in "MOCX" and element.type in {"AN", "ID", "N0", "N2", "R", "DT", "TM"}
-    for seg in guide.ENVELOPE.values():
-        for n, element in enumerate(seg.elements, 1):
-            assert element.ref == f"{seg.id}{n:02d}"
+    for row in guide.ENVELOPE.values():
+        for n, element in enumerate(row.elements, 1):
+            assert element.ref == f"{row.id}{n:02d}"
 
 
 def test_the_309_is_one_trip_in_group_aq_with_shipments_in_lx_loops() -> None:
     spec = guide.TS309
     assert (spec.functional_id, spec.version) == ("AQ", "005020")
     assert spec.segment("M11").element("M1101").max == guide.SHIPMENT_CONTROL_MAX == 16
-    assert [path for path, seg in spec.segments() if seg.id == "M11"] == ["P4/LX"]
+    assert [path for path, row in spec.segments() if row.id == "M11"] == ["P4/LX"]
     assert spec.segment("M10").element("M1002").codes == {"J"}
-    assert all(seg.source for _, seg in spec.segments())
+    assert all(row.source for _, row in spec.segments())
 
 
 # --------------------------------------------------------------------------- validator
-
-from s321.plugins.ace_truck.validate import INTERCHANGE, SHIPMENT, TRIP, validate  # noqa: E402
-
-
-def seg(tag: str, *elements: str) -> str:
-    return "*".join((tag, *elements)).rstrip("*") + "~"
-
-
-def shipment(number: int, control: str, *, consignee: bool = True, extra: tuple[str, ...] = ()) -> list[str]:
-    parties = [seg("N1", "SH", "MAPLE GOODS LTD"), seg("N3", "1 KING ST W"), seg("N4", "TORONTO", "ON", "M5H1A1", "CA")]
-    if consignee:
-        parties += [seg("N1", "CN", "ROE HOUSEHOLD"), seg("N3", "2 ELM ST"), seg("N4", "BUFFALO", "NY", "14201", "US")]
-    return [seg("LX", str(number)), seg("M11", control, "", "2", "PCS", "3.5", "K"), *parties, *extra,
-            seg("VID", "TL", "", "TRL0001"), seg("N10", "2", "COTTON T-SHIRTS", "", "", "610910", "4500", "K", "3.5")]
-
-
-def heading() -> list[str]:
-    return [seg("M10", "ABCD", "J", "CA", "", "", "ABCDT0001"),
-            seg("VEH", "1", "1XKWD49X8JJ123456", "2018", "", "", "", "", "", "TRK01", "ON", "AB12345",
-                "", "", "", "", "", "CA", "", "", "TR"),
-            seg("NM1", "DR", "1", "DOE", "JOHN"), seg("DMG", "D8", "19700101", "M"),
-            seg("P4", "0901", "20261207", "", "", "1330")]
-
-
-def transmission(body: list[str] | None = None, *, isa13: str = "000000042", iea02: str | None = None,
-                 gs01: str = "AQ", se01: int | None = None, ge01: str = "1", st02: str = "0001") -> bytes:
-    body = body if body is not None else heading() + shipment(1, "ABCD000000001") + shipment(2, "ABCD000000002")
-    isa = ("ISA*00*          *00*          *ZZ*SENDERID       *ZZ*CBPACE         *261207*0400*^*00502*"
-           f"{isa13}*0*T*:~")
-    count = se01 if se01 is not None else len(body) + 2
-    lines = [isa, seg("GS", gs01, "SENDERID", "CBPACE", "20261207", "0400", "17", "X", "005020"),
-             seg("ST", "309", st02), *body, seg("SE", str(count), st02), seg("GE", ge01, "17"),
-             seg("IEA", "1", iea02 or isa13)]
-    return "\n".join(lines).encode()
 
 
 def only(data: bytes):  # type: ignore[no-untyped-def]
