@@ -39,6 +39,8 @@ log = get_logger(__name__)
 NAME = "ace-truck-309"
 TRIPS_FOLDER = "trips"
 """Trip files live in this folder beside the config file (docs/ace-truck.md)."""
+GROUP_PREFIX = "ace-group:"
+"""How `answers` asks for a transmission's records by its group control number."""
 SEQUENCE = "ace-truck-309:interchange"
 """The ledger sequence ISA13/GS06/ST02 are drawn from."""
 ACTIONS = {"C": Action.REPLACE, "D": Action.DELETE, "X": Action.DELETE}
@@ -62,6 +64,10 @@ class AceTruck309:
         self._ledger: Any = None
         self._fallback = itertools.count(1)
         self._book: tuple[tuple[tuple[str, int], ...], TripBook] | None = None
+        self._pipeline: str | None = None
+        self._groups: dict[str, str] = {}
+        """GS06 of each transmission this process wrote -> its batch id, so that a 997
+        that rejects a group names its records (after a restart the ack timeout resends)."""
         self.persistent_numbers = False
         """True once control numbers come from the ledger (False: counted in memory,
         which a restart starts again: never for production)."""
@@ -73,8 +79,10 @@ class AceTruck309:
         durable control numbers and resolves shipment control numbers to records; the
         context gives the config's folder, where the `trips` folder is."""
         self._ledger = ledger
-        if context is not None and self.trips_dir is None:
-            self.trips_dir = context.base_dir / TRIPS_FOLDER
+        if context is not None:
+            self._pipeline = context.pipeline
+            if self.trips_dir is None:
+                self.trips_dir = context.base_dir / TRIPS_FOLDER
         next_number = getattr(ledger, "next_number", None)
         if callable(next_number):
             self._numbers = next_number
@@ -150,7 +158,9 @@ class AceTruck309:
             raise EncodeError(f"trip {trip.trip_number}: {late}")
         env = Envelope(batch.originator_code, trip.receiver_id, self.control_number(),
                        batch.sent_at, trip.usage == "production")
-        return write309.interchange(trip, shipments, env)
+        data = write309.interchange(trip, shipments, env)
+        self._groups[str(env.control)] = batch.batch_id
+        return data
 
     def decode_batch(self, data: bytes) -> Batch:
         return decode_309(data)
@@ -169,10 +179,17 @@ class AceTruck309:
 
     def resolve(self, scn: str) -> list[dict[str, Any]]:
         """The ledger's records a shipment control number names (through the trip files'
-        `references` too): each as `Ledger.get` returns it (transaction_id, batch_id,
-        wire_version...). Empty without a bound ledger."""
+        `references` too), or the records of the transmission a group control number
+        names (`answers.GROUP_PREFIX` + GS06, for a 997): each as `Ledger.get` returns it
+        (transaction_id, batch_id, wire_version...). Empty without a bound ledger."""
         if self._ledger is None:
             return []
+        if scn.startswith(GROUP_PREFIX):
+            batch_id = self._groups.get(scn[len(GROUP_PREFIX):])
+            if batch_id is None or self._pipeline is None:
+                return []
+            rows = self._ledger.sent_in(self._pipeline, [batch_id])
+            return [r for r in (self._ledger.get(row.transaction_id) for row in rows) if r is not None]
         try:
             names = self.book().references_of(scn)
         except EncodeError:
