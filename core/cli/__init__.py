@@ -18,7 +18,7 @@ from importlib.metadata import PackageNotFoundError, version
 import argcomplete
 
 from s321 import gctune, logs
-from s321.cli import commands, console, console_cmd, ledger_cmd, operator
+from s321.cli import ace, commands, console, console_cmd, ledger_cmd, operator
 from s321.cli.exitcodes import EPILOG, Exit
 from s321.errors import S321Error
 from s321.relay import cli as relay_cli
@@ -146,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     console_cmd.configure(sub)
     sandbox_cli.configure(sub)
     relay_cli.configure(sub)
+    ace.configure(sub)
     for extension in commands.EXTENSIONS:
         extension(sub)
     _finish(parser)
