@@ -3,6 +3,7 @@
 
 Stages: `preview` (the framework's read -> map -> validate -> serialize, as
 `s321 preview --json` does it), `baseline` (bench/baseline.py, the same work by hand),
+`baseline-carrier` (bench/baseline_carrier.py, the same for an X12 309 or FHL file),
 `tables` (config and enrichment tables only, to tell their memory from the streaming
 part's) and `e2e` (what `s321 run --once` does: ingest into the durable ledger while
 transmitting over `p2p-socket` to a sandbox running in another process, then go on
@@ -70,13 +71,21 @@ def baseline(folder: Path, out: str) -> dict[str, Any]:
     return _result(t0, c0, sum(counts.values()), Counter(counts))
 
 
+def baseline_carrier(kind: str, path: Path, out: str) -> dict[str, Any]:
+    import baseline_carrier as hand_written
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    counts = hand_written.run(kind, path, out)
+    return _result(t0, c0, sum(counts.values()), Counter(counts))
+
+
 def e2e(config: Path, pipeline: str) -> dict[str, Any]:
     """Like `s321 run --once` (run_pipeline_once): `ingest_seconds` is when the input
     was all read and committed (batches going out meanwhile), `transmit_seconds` the
     rest, until the last ack."""
     from s321 import app, logs
     from s321 import config as config_mod
-    from s321.ledger import Ledger
+    from s321.ledger_open import open_ledger
     from s321.observers import Observers
     from s321.runner import drive
     from s321.worker import PipelineWorker
@@ -85,7 +94,7 @@ def e2e(config: Path, pipeline: str) -> dict[str, Any]:
     registry = app.load_registry(config)
     t0, c0 = time.perf_counter(), time.process_time()
     loaded = config_mod.load(config, registry)
-    ledger = Ledger(loaded.config.ledger.path, loaded.config.ledger.synchronous)
+    ledger = open_ledger(loaded.config.ledger)
     worker = PipelineWorker(loaded.pipelines[pipeline], loaded.rates, ledger,
                             Observers(registry.pm))
     try:
@@ -125,18 +134,22 @@ def _result(t0: float, c0: float, records: int, counts: Counter[str]) -> dict[st
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("stage", choices=("preview", "baseline", "tables", "e2e"))
+    parser.add_argument("stage", choices=("preview", "baseline", "baseline-carrier", "tables", "e2e"))
     parser.add_argument("--config", type=Path)
     parser.add_argument("--pipeline", default="shop")
     parser.add_argument("--folder", type=Path, help="baseline: the generated shop folder")
+    parser.add_argument("--kind", choices=("x12-309", "cargo-imp-fhl"), help="baseline-carrier: the source")
+    parser.add_argument("--file", type=Path, help="baseline-carrier: the generated file")
     parser.add_argument("--out", default="/dev/null", help="where JSON outcomes go")
     args = parser.parse_args(argv)
-    if args.stage != "baseline":
+    if not args.stage.startswith("baseline"):
         _as_the_cli_does()
     if args.stage == "preview":
         result = preview(args.config, args.pipeline, args.out)
     elif args.stage == "baseline":
         result = baseline(args.folder, args.out)
+    elif args.stage == "baseline-carrier":
+        result = baseline_carrier(args.kind, args.file, args.out)
     elif args.stage == "tables":
         result = tables(args.config, args.pipeline)
     else:

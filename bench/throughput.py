@@ -10,10 +10,15 @@ each stage in a fresh process (bench/stages.py) so that RSS peaks do not mix:
   transmitting over `p2p-socket` (mutual TLS) to `s321 sandbox` running in its own
   process, until every record is acknowledged.
 
+The same preview and baseline run for an X12 309 manifest file and a Cargo-IMP FHL file
+of as many bills / house waybills (`--sources`; their baseline is
+bench/baseline_carrier.py), a carrier filing them under pilot-2019.
+
 It prints a table and writes bench/results.json. Speed is never asserted by tests; this
 is the one command that measures it (docs/performance.md):
 
     python bench/throughput.py [--sizes 10000,100000,1000000] [--quick] [--repeat 1]
+                               [--sources shop,x12-309,cargo-imp-fhl]
 """
 
 from __future__ import annotations
@@ -46,6 +51,9 @@ QUICK_SIZES = (2_000, 20_000)
 DATA_VERSION = "1"
 """Bump when generate.py changes what it writes: cached inputs are then made again."""
 RATES = {"CAD": "0.73", "EUR": "1.08"}
+SOURCES = ("shop", "x12-309", "cargo-imp-fhl")
+CARRIER_MODE = {"x12-309": "truck", "cargo-imp-fhl": "air"}
+"""A truck carrier's eManifest, an air forwarder's house waybills (security scan required)."""
 
 
 @dataclass
@@ -59,6 +67,7 @@ class Settings:
     synchronous: str
     stages: tuple[str, ...]
     code: Path | None = None
+    sources: tuple[str, ...] = ("shop",)
     """Another checkout whose s321 code is measured (bench/checkout.py)."""
 
     def python(self) -> list[str]:
@@ -89,6 +98,45 @@ def shop_inputs(data: Path, size: int, seed: int) -> generate.ShopFiles:
         done.write_text("ok\n")
         print(f" {time.perf_counter() - t0:.1f} s", flush=True)
     return files
+
+
+def carrier_input(data: Path, kind: str, size: int, seed: int) -> Path:
+    """The generated X12 309 or FHL file of `size` bills / houses, made once and reused."""
+    folder = data.resolve() / f"{kind}-{size}-seed{seed}-v{DATA_VERSION}"
+    path = folder / ("manifests.edi" if kind == "x12-309" else "houses.txt")
+    done = folder / ".complete"
+    if not done.exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        t0 = time.perf_counter()
+        print(f"  generating {size:,} {kind} ...", end="", flush=True)
+        (generate.write_x12 if kind == "x12-309" else generate.write_fhl)(path, size, seed)
+        done.write_text("ok\n")
+        print(f" {time.perf_counter() - t0:.1f} s", flush=True)
+    return path
+
+
+def write_carrier_config(path: Path, kind: str, source: Path, work: Path) -> Path:
+    """A one-pipeline config (`carrier`): a carrier filing what it carries; as
+    baseline_carrier.py assumes (originator CAR321, known carrier customers)."""
+    path.write_text(f"""\
+[pipelines.carrier]
+originator_code = "CAR321"
+filer_type = "carrier"
+mode_of_transport = "{CARRIER_MODE[kind]}"
+profile = "pilot-2019"
+
+[pipelines.carrier.defaults]
+known_carrier_customer = true
+
+[pipelines.carrier.source]
+plugin = "{kind}"
+path = "{source}"
+
+[pipelines.carrier.transport]
+plugin = "file"
+directory = "{work / 'outbox'}"
+""", encoding="utf-8")
+    return path
 
 
 def write_config(path: Path, files: generate.ShopFiles, ledger: Path, transport: str,
@@ -249,7 +297,28 @@ def measure(size: int, settings: Settings, seed: int) -> dict[str, Any]:
                 result = run_stage(["e2e", "--config", str(config)], log, settings)
             result["sandbox"] = usage
             runs["e2e"].append(result)
-    return {"size": size, **{stage: _fastest(r) for stage, r in runs.items() if r},
+    return {"size": size, "source": "shop", **{stage: _fastest(r) for stage, r in runs.items() if r},
+            "runs": runs}
+
+
+def measure_carrier(kind: str, size: int, settings: Settings, seed: int) -> dict[str, Any]:
+    """Preview and hand-written baseline of one X12 309 or FHL file, interleaved."""
+    source = carrier_input(settings.data, kind, size, seed)
+    work = settings.work / f"{kind}-{size}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    log = work / "stages.log"
+    config = write_carrier_config(work / "preview.toml", kind, source, work)
+    repeat = 1 if size >= SINGLE_RUN_FROM else settings.repeat
+    runs: dict[str, list[dict[str, Any]]] = {"preview": [], "baseline": []}
+    for _ in range(repeat):
+        if "baseline" in settings.stages:
+            runs["baseline"].append(run_stage(
+                ["baseline-carrier", "--kind", kind, "--file", str(source)], log, settings))
+        if "preview" in settings.stages:
+            runs["preview"].append(run_stage(
+                ["preview", "--config", str(config), "--pipeline", "carrier"], log, settings))
+    return {"size": size, "source": kind, **{stage: _fastest(r) for stage, r in runs.items() if r},
             "runs": runs}
 
 
@@ -295,13 +364,13 @@ def machine() -> dict[str, Any]:
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    cols = ("size", "preview/s", "baseline/s", "ratio", "e2e acked/s", "ingest/s", "drain s", "CPU µs/rec",
-            "RSS preview", "of it tables", "RSS baseline", "RSS e2e", "RSS sandbox")
+    cols = ("source", "size", "preview/s", "baseline/s", "ratio", "e2e acked/s", "ingest/s", "drain s",
+            "CPU µs/rec", "RSS preview", "of it tables", "RSS baseline", "RSS e2e", "RSS sandbox")
     rows = [cols]
     for r in results:
         p, b, t, e = r.get("preview"), r.get("baseline"), r.get("tables"), r.get("e2e")
         rows.append((
-            f"{r['size']:,}", _n(p, "per_second"), _n(b, "per_second"),
+            r.get("source", "shop"), f"{r['size']:,}", _n(p, "per_second"), _n(b, "per_second"),
             f"{p['per_second'] / b['per_second']:.2f}" if p and b else "-",
             _n(e, "per_second"), _n(e, "ingest_per_second"),
             f"{e['transmit_seconds']:.1f}" if e and "transmit_seconds" in e else "-",
@@ -329,16 +398,21 @@ def table_mb(result: dict[str, Any]) -> float:
 
 
 def memory_growth(results: list[dict[str, Any]]) -> dict[str, float]:
-    """Peak RSS at the largest size over that at the second largest, per stage; and
-    the same for the preview without its enrichment tables (the streaming part)."""
-    if len(results) < 2:
-        return {}
-    small, large = results[-2], results[-1]
-    growth = {stage: round(large[stage]["max_rss_mb"] / small[stage]["max_rss_mb"], 3)
-              for stage in ("preview", "baseline", "e2e") if stage in small and stage in large}
-    if all("preview" in r and "tables" in r for r in (small, large)):
-        base = [r["preview"]["max_rss_mb"] - table_mb(r) for r in (small, large)]
-        growth["preview without tables"] = round(base[1] / base[0], 3)
+    """Peak RSS at the largest size over that at the second largest, per stage (the
+    carrier sources' stages named with their source); and the same for the shop
+    preview without its enrichment tables (the streaming part)."""
+    growth: dict[str, float] = {}
+    for source in dict.fromkeys(r.get("source", "shop") for r in results):
+        mine = sorted((r for r in results if r.get("source", "shop") == source), key=lambda r: r["size"])
+        if len(mine) < 2:
+            continue
+        small, large = mine[-2], mine[-1]
+        prefix = "" if source == "shop" else f"{source} "
+        growth.update({prefix + stage: round(large[stage]["max_rss_mb"] / small[stage]["max_rss_mb"], 3)
+                       for stage in ("preview", "baseline", "e2e") if stage in small and stage in large})
+        if all("preview" in r and "tables" in r for r in (small, large)):
+            base = [r["preview"]["max_rss_mb"] - table_mb(r) for r in (small, large)]
+            growth["preview without tables"] = round(base[1] / base[0], 3)
     return growth
 
 
@@ -348,6 +422,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="sizes 2000,20000")
     parser.add_argument("--repeat", type=int, default=3,
                         help=f"runs per stage below {SINGLE_RUN_FROM:,}; the fastest is shown")
+    parser.add_argument("--sources", default=",".join(SOURCES),
+                        help="which inputs: shop (all stages), x12-309 and cargo-imp-fhl "
+                             "(preview and baseline)")
     parser.add_argument("--stages", default="preview,baseline,e2e",
                         help="which of preview, baseline, e2e to run")
     parser.add_argument("--batch-size", type=int,
@@ -369,7 +446,8 @@ def main(argv: list[str] | None = None) -> int:
     stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
     scratch = args.work or Path(tempfile.mkdtemp(prefix="s321-bench-"))
     settings = Settings(args.data, scratch, max(1, args.repeat), args.batch_size, args.window,
-                        args.synchronous, stages, args.code.resolve() if args.code else None)
+                        args.synchronous, stages, args.code.resolve() if args.code else None,
+                        tuple(s.strip() for s in args.sources.split(",") if s.strip()))
     info = machine()
     print(f"{info['cpu_model']}, {info['nproc']} cores, Python {info['python']}, "
           f"commit {info['commit']}", flush=True)
@@ -378,16 +456,20 @@ def main(argv: list[str] | None = None) -> int:
     loads = []
     try:
         for size in sizes:
-            print(f"size {size:,}", flush=True)
-            loads.append(os.getloadavg()[0])
-            results.append(measure(size, settings, args.seed))
-            loads.append(os.getloadavg()[0])
-            print(table(results[-1:]).splitlines()[-1], flush=True)
+            for source in settings.sources:
+                print(f"{source} size {size:,}", flush=True)
+                loads.append(os.getloadavg()[0])
+                results.append(measure(size, settings, args.seed) if source == "shop"
+                               else measure_carrier(source, size, settings, args.seed))
+                loads.append(os.getloadavg()[0])
+                print(table(results[-1:]).splitlines()[-1], flush=True)
     finally:
         if args.work is None:
             shutil.rmtree(scratch, ignore_errors=True)
     elapsed = time.perf_counter() - started
     print()
+    order = {source: i for i, source in enumerate(settings.sources)}
+    results.sort(key=lambda r: (order[r.get("source", "shop")], r["size"]))
     print(table(results))
     growth = memory_growth(results)
     if growth:
