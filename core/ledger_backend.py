@@ -123,6 +123,10 @@ class Store(Protocol):
 
     def describe(self) -> str: ...
 
+    def stream(self, sql: str, size: int = ...) -> Iterator[Any]: ...
+
+    def after_copy(self, db: Connection) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -178,6 +182,16 @@ class SqliteStore(SqliteFile):
 
     def describe(self) -> str:
         return str(self.path)
+
+    def stream(self, sql: str, size: int = 1000) -> Iterator[Any]:
+        """The rows of a query, read `size` at a time (s321.ledger_copy)."""
+        with self._lock:
+            cursor = self._db.execute(sql)
+            while rows := cursor.fetchmany(size):
+                yield from rows
+
+    def after_copy(self, db: Connection) -> None:
+        """Nothing: SQLite numbers bodies from the rows themselves."""
 
 
 # --------------------------------------------------------------------------- PostgreSQL
@@ -250,7 +264,7 @@ class PgStore:
     _RETRIES = 20
 
     def __init__(self, url: str, password: str | None = None, *, pool_size: int = 4, timeout: float = 15.0,
-                 create: bool = True):
+                 create: bool = True, check_schema: bool = True):
         import psycopg
         from psycopg_pool import ConnectionPool, PoolTimeout
 
@@ -279,7 +293,8 @@ class PgStore:
             raise LedgerUnavailable(f"{self.describe()}: cannot connect to the ledger's database ({_reason(exc)});"
                                     " check that PostgreSQL runs there and the user and password") from None
         try:
-            self._ensure_schema(create)
+            if check_schema:
+                self._ensure_schema(create)
         except BaseException:
             self._pool.close()
             raise
@@ -368,6 +383,20 @@ class PgStore:
         rows = db.execute("SELECT nextval(pg_get_serial_sequence('bodies', 'id')) FROM generate_series(1, ?)",
                           (n,)).fetchall()
         return [int(r[0]) for r in rows]
+
+    def stream(self, sql: str, size: int = 1000) -> Iterator[Any]:
+        """The rows of a query, read `size` at a time through a server-side cursor."""
+        with self.transaction() as db:
+            cursor = db.conn.cursor(name=f"s321_stream_{secrets.token_hex(4)}")
+            cursor.execute(_pg_sql(sql))
+            while rows := cursor.fetchmany(size):
+                yield from rows
+            cursor.close()
+
+    def after_copy(self, db: Connection) -> None:
+        """The bodies' sequence set past the ids copied in, so new bodies never reuse one."""
+        db.execute("SELECT setval(pg_get_serial_sequence('bodies', 'id'), COALESCE(MAX(id), 1), MAX(id) IS NOT NULL)"
+                   " FROM bodies")
 
     # -- schema ----------------------------------------------------------------------------
 
