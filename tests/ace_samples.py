@@ -9,11 +9,14 @@ def seg(tag: str, *elements: str) -> str:
     return "*".join((tag, *elements)).rstrip("*") + "~"
 
 
-def shipment(number: int, control: str, *, consignee: bool = True, extra: tuple[str, ...] = ()) -> list[str]:
+def shipment(number: int, control: str, *, consignee: bool = True, extra: tuple[str, ...] = (),
+             amend: str | None = None) -> list[str]:
+    """One LX loop; `amend` (an M1303 code: C change, D delete, X delink) adds its M13."""
     parties = [seg("N1", "SH", "MAPLE GOODS LTD"), seg("N3", "1 KING ST W"), seg("N4", "TORONTO", "ON", "M5H1A1", "CA")]
     if consignee:
         parties += [seg("N1", "CN", "ROE HOUSEHOLD"), seg("N3", "2 ELM ST"), seg("N4", "BUFFALO", "NY", "14201", "US")]
-    return [seg("LX", str(number)), seg("M11", control, "", "2", "PCS", "3.5", "K"), *parties, *extra,
+    m13 = [seg("M13", "ABCD", "0901", amend)] if amend else []
+    return [seg("LX", str(number)), *m13, seg("M11", control, "", "2", "PCS", "3.5", "K"), *parties, *extra,
             seg("VID", "TL", "", "TRL0001"), seg("N10", "2", "COTTON T-SHIRTS", "", "", "610910", "4500", "K", "3.5")]
 
 

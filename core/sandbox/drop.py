@@ -7,7 +7,9 @@ uploaded) are left alone. An ack appears under its final name only when complete
 (written as a dot-name, then renamed). A batch file is moved to `inbound/processed/`
 after its ack is written, so a crash in between reviews it again and answers its
 records as duplicates: nothing is accepted twice. A file that is not a batch goes to
-`inbound/rejected/`, logged by name.
+`inbound/rejected/`, logged by name. An ACE truck 309 (a file that starts with an
+X12 ISA) is answered by the ACE desk (core/sandbox/ace.py) with `NAME.997.x12` and
+`NAME.355.x12` instead.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ import argparse
 import os
 import re
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 
 from s321.contracts import Serializer
 from s321.logs import get_logger
 from s321.plugins.wire_s321 import S321Json
+from s321.sandbox.ace import AceDesk, is_x12
 from s321.sandbox.review import Reviewer
 
 log = get_logger(__name__)
@@ -29,6 +33,7 @@ log = get_logger(__name__)
 PROCESSED = "processed"
 REJECTED = "rejected"
 ACK_SUFFIX = ".ack.json"
+ACE_SUFFIX = ".x12"
 # Ack names are made from batch ids only if this tame: never a path from the peer.
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 
@@ -41,6 +46,8 @@ class DropSandbox:
         self.reviewer = reviewer
         self.serializer = serializer or S321Json()
         self.poll_interval = poll_interval
+        self.faults = reviewer.faults
+        self.ace = AceDesk(reviewer.store, reviewer.faults)  # ACE truck 309s dropped beside s321/1 batches
         self.received: Counter[str] = Counter()  # batch id -> times a file held it
         self.rejected_files: list[str] = []
         self._stopping = threading.Event()
@@ -82,6 +89,9 @@ class DropSandbox:
 
     def _handle(self, path: Path) -> None:
         body = path.read_bytes()
+        if is_x12(body):
+            self._handle_ace(path, body)
+            return
         try:
             batch = self.serializer.decode_batch(body)
             if not _SAFE_ID.fullmatch(batch.batch_id):
@@ -97,13 +107,25 @@ class DropSandbox:
         os.replace(path, self.inbound / PROCESSED / path.name)
         log.info("drop batch answered", batch_id=batch.batch_id, records=len(batch.records))
 
-    def _ack_name(self, batch_id: str) -> str:
+    def _handle_ace(self, path: Path, body: bytes) -> None:
+        """An ACE truck 309: its 997 and (unless the 997 refuses it) its 355, as
+        `NAME.997.x12` and `NAME.355.x12` (numbered like acks when answered again)."""
+        answered = self.ace.answer(body, path.name)
+        stem = path.stem if _SAFE_ID.fullmatch(path.stem) else "transmission"
+        for i, (kind, answer) in enumerate(answered.files):
+            if i and self.faults is not None and self.faults.faults.ack_delay:
+                time.sleep(self.faults.faults.ack_delay)  # the 355 comes later than the 997
+            self._write_ack(self._ack_name(stem, f".{kind}{ACE_SUFFIX}"), answer)
+        os.replace(path, self.inbound / PROCESSED / path.name)
+        self.received[answered.transmission.interchange_control or path.name] += 1
+
+    def _ack_name(self, batch_id: str, suffix: str = ACK_SUFFIX) -> str:
         """`BATCH_ID.ack.json`, numbered when a batch sent again is answered again
         before the client read the first answer: no ack overwrites another."""
-        name, n = f"{batch_id}{ACK_SUFFIX}", 0
+        name, n = f"{batch_id}{suffix}", 0
         while (self.outbound / name).exists():
             n += 1
-            name = f"{batch_id}.{n}{ACK_SUFFIX}"
+            name = f"{batch_id}.{n}{suffix}"
         return name
 
     def _write_ack(self, name: str, body: bytes) -> None:

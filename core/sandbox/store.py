@@ -10,6 +10,7 @@ can be counted.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import threading
@@ -119,6 +120,20 @@ class Session:
         self._hashes[record.transaction_id] = digest
         self._accepted.append((record.transaction_id, record.action.value, batch_id, digest,
                                text, self._at, record.version))
+
+    def accept_shipment(self, control_number: str, action: str, batch_id: str, segments: str,
+                        removed: bool = False) -> None:
+        """An ACE truck shipment accepted (core/sandbox/ace.py): held by its shipment
+        control number, which stands in the transaction id's place (ACE knows neither
+        transaction ids nor versions); its segments are stored as filed."""
+        state = DELETED if removed else ACTIVE
+        self._states[control_number] = state
+        self._versions[control_number] = None
+        self._changed[control_number] = state
+        text = json.dumps({"format": "ace-309", "segments": segments})
+        digest = hashlib.sha256(segments.encode("utf-8")).hexdigest()
+        self._hashes[control_number] = digest
+        self._accepted.append((control_number, action, batch_id, digest, text, self._at, None))
 
     def reject(self, transaction_id: str, batch_id: str, codes: list[str]) -> None:
         self._rejected.extend((transaction_id, batch_id, code, self._at) for code in codes)
