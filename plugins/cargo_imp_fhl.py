@@ -90,12 +90,19 @@ class FhlSource:
         for path in input_files(targets, self.options.pattern):
             yield from self._read_file(path)
 
+    def read_keys(self, paths: Iterable[Path] | None = None) -> Iterator[RawUnit]:
+        """The units of `read()` with the same keys, locations and checkpoints, without
+        reading each house's own lines: the pipeline's duplicate-key pass."""
+        targets = [Path(p) for p in paths] if paths is not None else [self.options.path]
+        for path in input_files(targets, self.options.pattern):
+            yield from self._read_file(path, payload=False)
+
     def ack(self, upto: Any) -> None:
         # Files stay where they are: the ledger makes reading them again a no-op, so
         # nothing has to be moved or deleted for delivery to be safe.
         self.acked = upto
 
-    def _read_file(self, path: Path) -> Iterator[RawUnit]:
+    def _read_file(self, path: Path, payload: bool = True) -> Iterator[RawUnit]:
         try:
             stream = path.open("rb")
         except OSError as exc:
@@ -111,7 +118,7 @@ class FhlSource:
                               (problem,), (str(path), 0))
                 return
             try:
-                yield from fhl.parse(stream, str(path), self.options.encoding)
+                yield from fhl.parse(stream, str(path), self.options.encoding, payload)
             except OSError as exc:  # the disk, not the content: name it and go on
                 yield _unreadable(path, f"reading {path} failed: {exc.strerror or exc}")
 

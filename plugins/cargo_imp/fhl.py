@@ -57,9 +57,11 @@ def _tagged(text: str) -> tuple[str | None, str]:
     return None, ""
 
 
-def parse(stream: BinaryIO, name: str, encoding: str = "utf-8") -> Iterator[RawUnit]:
-    """Yield one RawUnit per house waybill in `stream`; `name` labels locations."""
-    return _Reader(name).units(read_lines(stream, encoding))
+def parse(stream: BinaryIO, name: str, encoding: str = "utf-8", payload: bool = True) -> Iterator[RawUnit]:
+    """Yield one RawUnit per house waybill in `stream`; `name` labels locations.
+    Without `payload`, the same units (keys, locations, checkpoints) without their
+    houses: a house's own lines are not read, since none of them ends or names a unit."""
+    return _Reader(name, payload).units(read_lines(stream, encoding))
 
 
 @dataclass(slots=True)
@@ -72,8 +74,9 @@ class _Party:
 
 
 class _Reader:
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, payload: bool = True) -> None:
         self.name = name
+        self.payload = payload
         self.file = os.path.basename(name)  # keys must not depend on how the path was given
         self.line = 0
         self.version: str | None = None
@@ -153,6 +156,8 @@ class _Reader:
         elif self.house is None:
             if not self._message_oci(tag, rest, text):
                 self._stray()
+            return
+        elif not self.payload:  # keys only: the house's own lines change no key or location
             return
         elif tag is None and not text.startswith("/"):
             self._end_party()
@@ -242,7 +247,7 @@ class _Reader:
         findings = (self.message_findings + self.master_findings
                     + self.master_security_findings + self.house_findings)
         if self.house_ok and house.number:
-            key, payload = f"fhl:{master_key}/{house.number}", house
+            key, payload = f"fhl:{master_key}/{house.number}", house if self.payload else None
         else:
             line = house.location.rsplit(":", 1)[-1]
             key, payload = f"fhl:{master_key}/?{self.file}:{line}", None
