@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 from s321.errors import FatalError
-from s321.record import Action, Consignment, Party
+from s321.record import Action, Consignment, Item, Party
 
 from . import guide
 from .guide import Element, SegmentSpec
@@ -260,7 +260,7 @@ def _shipment(out: SegmentWriter, trip: Trip, shipment: Shipment, line: int) -> 
     if record.action is not Action.DELETE and (not record.items or any(w is None for w in weights)):
         raise EncodeError(f"record {record.transaction_id}: items.*.weight_kg: M1105 (shipment weight) is "
                           "required by the guide: give every item its weight (a catalog's weight_kg column)")
-    weight = sum((w for w in weights if w is not None), Decimal(0))
+    weight = sum((_line_weight(item) or Decimal(0) for item in record.items), Decimal(0))
     out.add(spec.segment("M11"), {1: shipment.scn, 3: str(max(pieces, 1)), 5: _decimal(weight, 3), 6: "K"},
             {1: "shipment control number", 3: "items.*.quantity", 5: "items.*.weight_kg"})
     n9 = spec.segment("N9")
@@ -324,13 +324,21 @@ def _item(out: SegmentWriter, record: Consignment, index: int) -> None:
         5: item.hts_code or "",
         6: str(int(value.quantize(Decimal(1), ROUND_HALF_UP))) if value is not None else "",
         7: "K" if item.weight_kg is not None else "",
-        8: _decimal(item.weight_kg, 3) if item.weight_kg is not None else "",
+        8: _decimal(_line_weight(item) or Decimal(0), 3) if item.weight_kg is not None else "",
     }
     what = {1: f"{at}.quantity", 2: f"{at}.description", 3: f"{at}.sku", 5: f"{at}.hts_code",
             6: f"{at}.line_value", 8: f"{at}.weight_kg"}
     out.add(spec, values, what)
     for piece in pieces[1:]:  # continuation lines: no quantity, the reader appends them
         out.add(spec, {2: piece}, {2: f"{at}.description"})
+
+
+def _line_weight(item: Item) -> Decimal | None:
+    """The line's weight: `weight_kg` is per unit (docs/record.md, the catalog's column),
+    N1008 and M1105 weigh what is on the truck."""
+    if item.weight_kg is None:
+        return None
+    return item.weight_kg * (item.quantity or 1)
 
 
 def _decimal(value: Decimal, places: int) -> str:

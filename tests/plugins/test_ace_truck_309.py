@@ -136,6 +136,8 @@ def test_the_trip_is_written_once_with_truck_trailer_and_crew(tmp_path: Path) ->
     assert sum(line.startswith("NM1*PA*1*") for line in lines) == 1
     assert "P4*3004*20261207***1030~" in lines  # the port's local date and time, as given
     assert sum(line.startswith("LX*") for line in lines) == 2
+    # pieces and weight of the shipment: 2 mugs of 0.76 kg and a tin of 0.15 kg
+    assert "M11*NWTK1001**3**1.67*K~" in lines
 
 
 # --------------------------------------------------------------------------- round trip
@@ -170,8 +172,10 @@ def test_round_trip_through_s321s_own_x12_309_reader(tmp_path: Path) -> None:
             assert getattr(after, name) == getattr(before, name), name
         assert after.port_of_entry == "3004" and after.conveyance == TRIP["trip_number"]
         for a, b in zip(after.items, before.items, strict=True):
-            assert (a.description, a.quantity, a.hts_code, a.weight_kg, a.currency) == (
-                b.description, b.quantity, b.hts_code, b.weight_kg, b.currency)
+            assert (a.description, a.quantity, a.hts_code, a.currency) == (
+                b.description, b.quantity, b.hts_code, b.currency)
+            # N1008 weighs the line (weight_kg is per unit); the reader reads it back as is
+            assert a.weight_kg == b.weight_kg * b.quantity
             # N1006 is the line's value in whole dollars
             assert a.line_value == (b.listed_price * b.quantity).quantize(Decimal(1))
 
