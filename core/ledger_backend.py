@@ -281,6 +281,11 @@ class PgStore:
             conn.execute("SET synchronous_commit = on")
             conn.execute("SET TIME ZONE 'UTC'")
 
+        try:  # one connection first: a refused one is reported at once, with its reason
+            psycopg.connect(url, connect_timeout=max(1, int(timeout)), **kwargs).close()
+        except psycopg.Error as exc:
+            raise LedgerUnavailable(f"{self.describe()}: cannot connect to the ledger's database ({_reason(exc)});"
+                                    " check that PostgreSQL runs there and the user and password") from None
         # Each connection is checked as it is taken from the pool (one empty round trip): one
         # left over from before a server restart is replaced, not handed to a reader.
         self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, kwargs=kwargs, configure=configure,

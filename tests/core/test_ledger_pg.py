@@ -175,3 +175,56 @@ def test_an_input_file_is_read_by_one_daemon(daemons) -> None:
     holder.ingest("shop", "C", "src", [valid("T1")], input_file=key[1:4])
     assert not a.claim_input(*key) and not b.claim_input(*key)  # ingested
     assert a.input_seen("shop", "/inbox/a.csv", 10, 123)
+
+
+def test_a_connection_lost_during_commit_is_in_doubt_and_the_ledger_goes_on(daemons, pg_url) -> None:
+    import psycopg
+
+    from s321.ledger_backend import LedgerInDoubt
+
+    a = daemons()
+    assert a.next_number("isa") == 1
+    # A deferred trigger holds COMMIT open; the server ends the session meanwhile (as a
+    # failover or a restart would), so the client never hears how the COMMIT ended.
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute("CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS"
+                      " $$ BEGIN PERFORM pg_sleep(3); RETURN NULL; END $$")
+        admin.execute("CREATE CONSTRAINT TRIGGER slow AFTER UPDATE ON sequences DEFERRABLE INITIALLY DEFERRED"
+                      " FOR EACH ROW EXECUTE FUNCTION slow_commit()")
+
+        def end_the_commit() -> None:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                ended = admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                                      " WHERE query = 'COMMIT' AND state = 'active'").fetchall()
+                if ended:
+                    return
+                time.sleep(0.05)
+        killer = threading.Thread(target=end_the_commit)
+        killer.start()
+        with pytest.raises(LedgerInDoubt, match="during COMMIT.*read the ledger again"):
+            a.next_number("isa")
+        killer.join()
+        admin.execute("DROP TRIGGER slow ON sequences")
+    # Read again before acting: here the COMMIT did not complete; nothing is repeated.
+    assert a.next_number("isa") == 2
+
+
+def test_a_config_section_opens_the_shared_ledger_and_names_it_without_its_password(pg_url) -> None:
+    from pydantic import SecretStr
+
+    from s321.config import LedgerSection
+    from s321.ledger_backend import LedgerUnavailable, without_password
+
+    ledger = open_ledger(LedgerSection(url=pg_url, lease_seconds=2), held=True)
+    try:
+        assert (ledger.backend, ledger.lease_seconds, ledger.describe()) == ("postgresql", 2, pg_url)
+        assert ledger.schema_version() > 0 and ledger.check() == ([], {})
+    finally:
+        ledger.close()
+    assert without_password("postgresql://s321:hunter2@db.example:5433/s321") == \
+        "postgresql://s321@db.example:5433/s321"
+    closed = pg_url.rsplit(":", 1)[0] + ":1/s321"  # nothing listens on port 1
+    with pytest.raises(LedgerUnavailable) as refused:
+        open_ledger(LedgerSection(url=closed, password=SecretStr("hunter2")))
+    assert "cannot connect" in str(refused.value) and "hunter2" not in str(refused.value)
