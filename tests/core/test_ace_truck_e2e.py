@@ -1,0 +1,98 @@
+"""ACE truck end to end: a carrier's Shopify export through a pipeline with the
+`ace-truck-309` serializer. What the transmitter puts in one transmission is one trip,
+whatever the queue holds; a shipment on no trip is dead-lettered saying so; with the
+sandbox over a real sshd, ACE's answers come back into the ledger."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from s321 import app
+from s321.ledger import Ledger
+from s321.plugins.ace_truck import validate
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = ROOT / "contrib" / "samples"
+TRIP = (SAMPLES / "ace-truck" / "trip.toml").read_text(encoding="utf-8")
+
+
+def arrival_in(hours: float) -> str:
+    return (datetime.now(UTC) + timedelta(hours=hours)).astimezone().isoformat(timespec="seconds")
+
+
+def trip_file(folder: Path, number: str, shipments: list[str], hours: float = 4) -> None:
+    text = TRIP.replace("NWTK2612070001", number)
+    text = re.sub(r"(?m)^estimated_arrival = .*$", f"estimated_arrival = {arrival_in(hours)}", text)
+    text = re.sub(r"(?m)^shipments = .*$", "shipments = [" + ", ".join(f'"{s}"' for s in shipments) + "]", text)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{number}.toml").write_text(text, encoding="utf-8")
+
+
+def carrier_config(tmp_path: Path, transport: str) -> Path:
+    """The example config/ace-truck.toml with its paths made absolute and `transport` as
+    its transport table."""
+    text = (ROOT / "config" / "ace-truck.toml").read_text(encoding="utf-8")
+    text = text.replace("../contrib", str(ROOT / "contrib")).replace("../build/ace-truck", str(tmp_path))
+    text = text[:text.index("[pipelines.truck.transport]")] + transport
+    path = tmp_path / "s321.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_each_transmission_is_one_trip_and_a_shipment_on_no_trip_says_so(tmp_path: Path) -> None:
+    trips = tmp_path / "trips"
+    trip_file(trips, "NWTK2612070001", ["NWTK1001", "NWTK1003"])
+    trip_file(trips, "NWTK2612070002", ["NWTK1002"])
+    # NWTK1007 rides on no trip
+    config = carrier_config(tmp_path, f'[pipelines.truck.transport]\nplugin = "file"\ndirectory = "{tmp_path}/out"\n')
+    registry, loaded = app.load(config)
+    [summary] = app.run_once(registry, loaded)
+    files = sorted(f for f in (tmp_path / "out").iterdir() if not f.name.startswith("."))
+    sent = {}
+    for f in files:
+        checked = validate.validate(f.read_bytes(), f.name)
+        assert checked.problems == []
+        sent[checked.trip] = sorted(s.control_number for s in checked.shipments)
+    assert sent == {"NWTK2612070001": ["NWTK1001", "NWTK1003"], "NWTK2612070002": ["NWTK1002"]}
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    try:
+        [alone] = ledger.find("NWTK1007")
+        row = ledger.get(alone)
+        assert row is not None and row["state"] == "dead"
+        assert "shipment control number" in row["last_error"] and "trip file" in row["last_error"]
+        assert {ledger.get(t)["state"] for t in ledger.find("NWTK1001") + ledger.find("NWTK1002")} == {"delivered"}
+    finally:
+        ledger.close()
+
+
+def test_a_trip_too_late_for_ace_is_not_sent(tmp_path: Path) -> None:
+    trips = tmp_path / "trips"
+    trip_file(trips, "NWTK2612070001", ["NWTK1001", "NWTK1002", "NWTK1003", "NWTK1007"], hours=0.5)
+    config = carrier_config(tmp_path, f'[pipelines.truck.transport]\nplugin = "file"\ndirectory = "{tmp_path}/out"\n')
+    registry, loaded = app.load(config)
+    app.run_once(registry, loaded)
+    out = tmp_path / "out"
+    assert not out.exists() or not [f for f in out.iterdir() if not f.name.startswith(".")]
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    try:
+        row = ledger.get(ledger.find("NWTK1001")[0])
+        assert row is not None and row["state"] == "dead"
+        assert "ACE wants a trip at least 60 minutes before arrival" in row["last_error"]
+    finally:
+        ledger.close()
+
+
+def test_the_bundled_trip_checks_and_lists(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from s321.cli import main
+
+    trips = tmp_path / "trips"
+    trips.mkdir()
+    shutil.copy(ROOT / "config" / "trips" / "NWTK2612070001.toml", trips)
+    assert main(["ace", "check-trip", str(trips)]) == 0
+    assert main(["ace", "manifest-list", str(trips / "NWTK2612070001.toml")]) == 0
+    out = capsys.readouterr().out
+    assert "NWTK1001" in out and "broker's entry" in out
+    assert "Robin" not in out and "42705555" not in out  # no crew data on the list
