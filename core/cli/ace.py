@@ -14,7 +14,7 @@ from s321.cli.commands import load_or_report
 from s321.cli.exitcodes import Exit
 from s321.ledger_open import open_ledger
 from s321.plugins.ace_truck.labels import manifest_list
-from s321.plugins.ace_truck.trip import TripBook, TripError, load_trip
+from s321.plugins.ace_truck.trip import TripBook, TripError, exposed, load_trip
 
 
 def configure(sub: Any) -> None:
@@ -52,6 +52,9 @@ def check_trip(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     late = 0
     for path, trip in book.trips.items():
+        loose = exposed(path)
+        if loose:
+            console.warn(loose)
         problem = trip.timing_problem(now)
         if problem:
             late += 1

@@ -31,7 +31,7 @@ from ..x12.envelope import Problem, read_sets_from_bytes
 from ..x12.manifest309 import BillBuilder, map_bill
 from ..x12.tokenizer import Segment, segments
 from . import write309
-from .trip import Trip, TripBook, TripError
+from .trip import Trip, TripBook, TripError, exposed
 from .write309 import EncodeError, Envelope, Shipment
 
 log = get_logger(__name__)
@@ -113,6 +113,9 @@ class AceTruck309:
                 self._book = (signature, TripBook.load(files))
             except TripError as exc:
                 raise EncodeError("trip files refused:\n" + str(exc)) from None
+            for f in files:
+                if exposed(f):  # crew data: personal (the path only, never the content)
+                    log.warning("trip file readable by others than its owner: chmod 600", file=str(f))
         return self._book[1]
 
     def batch_key(self, record_json: str | None) -> str | None:

@@ -175,6 +175,18 @@ class Trip(_Model):
                 "set the new estimated arrival")
 
 
+def exposed(path: Path) -> str | None:
+    """Why a trip file (crew data: personal) is readable by others than its owner, or None."""
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError:
+        return None
+    if mode & 0o077:
+        return (f"{path}: holds crew data but its mode is {mode:04o}: make it owner-only "
+                f"(chmod 600 {path})")
+    return None
+
+
 def scn_problem(scn: str, scac: str) -> str | None:
     """Why `scn` is not a shipment control number of the carrier `scac`, or None."""
     if not scn.startswith(scac):

@@ -91,7 +91,13 @@ def test_the_bundled_trip_checks_and_lists(tmp_path: Path, capsys) -> None:  # t
     trips = tmp_path / "trips"
     trips.mkdir()
     shutil.copy(ROOT / "config" / "trips" / "NWTK2612070001.toml", trips)
+    copied = trips / "NWTK2612070001.toml"
+    copied.chmod(0o644)
     assert main(["ace", "check-trip", str(trips)]) == 0
+    assert "make it owner-only" in capsys.readouterr().err
+    copied.chmod(0o600)
+    assert main(["ace", "check-trip", str(trips)]) == 0
+    assert "owner-only" not in capsys.readouterr().err
     assert main(["ace", "manifest-list", str(trips / "NWTK2612070001.toml")]) == 0
     out = capsys.readouterr().out
     assert "NWTK1001" in out and "broker's entry" in out
