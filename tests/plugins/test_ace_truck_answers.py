@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ace_samples import heading, shipment, transmission
 from builders import carrier_fields, consignment
@@ -150,3 +152,12 @@ def test_encode_ack_names_shipments_by_control_number() -> None:
 def test_what_is_not_an_answer_raises_a_clear_error(data: bytes) -> None:
     with pytest.raises(answers.AnswerError, match="not"):
         answers.read(data)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=600))
+def test_reading_arbitrary_bytes_raises_only_answer_error(data: bytes) -> None:
+    try:
+        answers.decode_ack(data, lambda _ref: [])
+    except answers.AnswerError:
+        pass

@@ -3,6 +3,9 @@ built from them (plugins/ace_truck/validate.py)."""
 
 from __future__ import annotations
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from ace_samples import heading, seg, shipment, transmission
 from s321.plugins.ace_truck import guide
 from s321.plugins.ace_truck.validate import INTERCHANGE, SHIPMENT, TRIP, validate
@@ -148,3 +151,22 @@ def test_arbitrary_bytes_never_raise() -> None:
     for data in (b"", b"garbage", b"ISA*00", transmission()[:100], transmission()[:-30], b"\x00\xff" * 50):
         result = validate(data, "x")
         assert not result.syntax_ok
+
+
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@FUZZ
+@given(st.binary(max_size=600))
+def test_the_validator_never_raises_on_arbitrary_bytes(data: bytes) -> None:
+    validate(data, "fuzz")
+
+
+@FUZZ
+@given(st.data())
+def test_the_validator_never_raises_on_a_mangled_309(data: st.DataObject) -> None:
+    good = transmission()
+    cut = data.draw(st.integers(0, len(good)))
+    noise = data.draw(st.binary(max_size=40))
+    result = validate(good[:cut] + noise + good[cut:], "fuzz")
+    assert all(p.reason for p in result.problems)
