@@ -10,9 +10,17 @@ import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+from sshd import SshServer, sshd_missing
+
 from s321 import app
+from s321.cli import main
 from s321.ledger import Ledger
 from s321.plugins.ace_truck import validate
+from s321.sandbox.drop import DropSandbox
+from s321.sandbox.faults import Faults, FaultState
+from s321.sandbox.review import Reviewer
+from s321.sandbox.store import SandboxStore
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "contrib" / "samples"
@@ -85,9 +93,7 @@ def test_a_trip_too_late_for_ace_is_not_sent(tmp_path: Path) -> None:
         ledger.close()
 
 
-def test_the_bundled_trip_checks_and_lists(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
-    from s321.cli import main
-
+def test_the_bundled_trip_checks_and_lists(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     trips = tmp_path / "trips"
     trips.mkdir()
     shutil.copy(ROOT / "config" / "trips" / "NWTK2612070001.toml", trips)
@@ -102,3 +108,50 @@ def test_the_bundled_trip_checks_and_lists(tmp_path: Path, capsys) -> None:  # t
     out = capsys.readouterr().out
     assert "NWTK1001" in out and "broker's entry" in out
     assert "Robin" not in out and "42705555" not in out  # no crew data on the list
+
+
+# --------------------------------------------------------------------------- over sftp-drop
+
+
+def test_a_shopify_export_filed_over_sftp_to_the_sandbox_comes_back_as_355_answers(tmp_path: Path) -> None:
+    """Real sshd serving the sandbox's drop folder; the sandbox rejects some shipments by
+    fault injection (seeded); the 997s and 355s land in the ledger as acceptances and
+    rejections with ACE's codes."""
+    missing = sshd_missing()
+    if missing:
+        pytest.skip(missing)
+    trips = tmp_path / "trips"
+    trip_file(trips, "NWTK2612070001", ["NWTK1001", "NWTK1002", "NWTK1003"])
+    trip_file(trips, "NWTK2612070002", ["NWTK1007"])
+    server = SshServer(tmp_path / "sshd").start()
+    store = SandboxStore(tmp_path / "sandbox.sqlite")
+    # seed 3: the sandbox's draws go reject, accept, reject, accept
+    reviewer = Reviewer(store, faults=FaultState(Faults(reject_fraction=0.5, seed=3)))
+    drop = DropSandbox.in_folder(server.root, reviewer, poll_interval=0.05).start()
+    try:
+        config = carrier_config(tmp_path, "\n".join([
+            "[pipelines.truck.transport]", 'plugin = "sftp-drop"', 'host = "127.0.0.1"', f"port = {server.port}",
+            f'username = "{server.user}"', f'key = "{server.user_key.private}"',
+            f'known_hosts = "{server.known_hosts()}"', "poll_interval = 0.05", "settle_time = 0",
+            "connect_timeout = 5", "op_timeout = 5", "window = 1", ""]))
+        registry, loaded = app.load(config)
+        [summary] = app.run_once(registry, loaded)
+    finally:
+        drop.stop()
+        server.stop()
+        store.close()
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    try:
+        states = {}
+        for scn in ("NWTK1001", "NWTK1002", "NWTK1003", "NWTK1007"):
+            [txid] = ledger.find(scn)
+            row = ledger.get(txid)
+            assert row is not None
+            states[scn] = row["state"]
+            if row["state"] == "rejected":
+                assert "ACE" in (row["ack"] or "")  # CBP's code and text, as the 355 gave them
+        assert set(states.values()) == {"accepted", "rejected"}, states
+        assert sorted(states.values()).count("rejected") == 2, states
+    finally:
+        ledger.close()
+    assert summary.error is None
