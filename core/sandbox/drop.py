@@ -175,7 +175,7 @@ def add_drop_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--drop", type=Path, metavar="DIR",
                         help="also answer batch files dropped in DIR/inbound with "
                              "acknowledgement files in DIR/outbound (the folder an SFTP "
-                             "server serves)")
+                             "server serves); an ACE truck 309 gets a 997 and a 355")
     parser.add_argument("--drop-poll", type=float, default=0.5, metavar="SECONDS",
                         help="how often the drop folder is looked at (default 0.5)")
 

@@ -4,6 +4,7 @@ and its 997 and 355 are read back with plugins/ace_truck/answers.py."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -15,10 +16,15 @@ from pathlib import Path
 import pytest
 
 from ace_samples import heading, seg, shipment, transmission
+from builders import carrier_fields, consignment
 from s321.contracts import Batch
+from s321.ledger import Ledger
+from s321.pipeline import Outcome, Status
 from s321.plugins.ace_truck import answers
+from s321.plugins.ace_truck.serializer import AceTruck309
 from s321.plugins.wire_s321 import S321Json
 from s321.sandbox import cli as sandbox_cli
+from s321.states import State
 
 A, B = "ABCD000000001", "ABCD000000002"
 
@@ -171,3 +177,49 @@ def test_s321_batches_are_still_answered_beside_309s(sandbox: Sandbox) -> None:
                                                     sent_at=datetime.now(UTC), records=[])))
     assert wire.decode_ack(sandbox.answer("B1.ack.json")).batch_id == "B1"
     assert sandbox.answers("trip")[0].accepted
+
+
+# --------------------------------------------------------------------------- with s321's side
+
+def test_the_ace_truck_serializer_and_the_sandbox_settle_a_trip_in_the_ledger(
+        sandbox: Sandbox, tmp_path: Path) -> None:
+    """A 309 written by `ace-truck-309` from records claimed in a real SQLite ledger, answered
+    by the sandbox process, read back by the same serializer: one shipment accepted, one
+    already on file (a duplicate: accepted), one refused with CBP's code; the 997 moves nothing."""
+    trips = tmp_path / "trips"
+    trips.mkdir()
+    (trips / "trip.json").write_text(json.dumps({
+        "trip_number": "ABCD2612070001", "scac": "ABCD", "port_of_arrival": "0901",
+        "estimated_arrival": "2026-12-07T18:00:00+00:00", "shipments": [A, B, "ABCD000000003"],
+        "conveyance": {"number": "T1", "vin": "1FUJGLDR0CLBP8834",
+                       "license_plate": {"number": "AB12345", "state_or_province": "ON", "country": "CA"}},
+        "crew": [{"role": "driver", "first_name": "Test", "last_name": "Driver", "date_of_birth": "1980-01-01",
+                  "citizenship": "CA", "documents": [{"type": "fast_card", "number": "42705555", "country": "CA"}]}],
+    }))
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    try:
+        names = {A: "T-1", B: "T-2", "ABCD000000003": "T-3"}
+        ledger.ingest("truck", "CAR001", "src", [
+            Outcome(f"u{n}", Status.VALID, f"f.jsonl:{n}", consignment(carrier_fields(house_bill_number=scn), txid=t))
+            for n, (scn, t) in enumerate(names.items(), 1)])
+        rows = ledger.claim("truck", "B-1", 10)
+        serializer = AceTruck309(trips=trips, clock=lambda: datetime(2026, 12, 7, 12, 0, tzinfo=UTC))
+        serializer.bind(ledger, None)
+        sandbox.drop("earlier.edi", transmission(heading() + shipment(1, B)))  # B is on file already
+        sandbox.answers("earlier")
+        records = [r.record for r in rows]
+        records[2] = records[2].model_copy(update={"house_bill_number": "ABCD000000003"})
+        data = serializer.encode_batch(Batch(batch_id="B-1", originator_code="CAR001", profile="pilot-2019",
+                                             sent_at=datetime.now(UTC), records=records))
+        # The third shipment loses its consignee on the way (N1*CN becomes N1*ZZ).
+        text = data.decode()
+        cn = text.index("N1*CN*", text.index("M11*ABCD000000003"))
+        sandbox.drop("trip.edi", (text[:cn] + "N1*ZZ*" + text[cn + 6:]).encode())
+        syntax = serializer.decode_ack(sandbox.answer("trip.997.x12"))
+        assert syntax.results == [] and ledger.resolve(syntax) == {}
+        decision = serializer.decode_ack(sandbox.answer("trip.355.x12"))
+        assert decision.batch_id == "B-1"
+        assert ledger.resolve(decision) == {"T-1": State.ACCEPTED, "T-2": State.ACCEPTED, "T-3": State.REJECTED}
+        assert "ace-005" in ledger.get("T-3")["last_error"]  # type: ignore[index]
+    finally:
+        ledger.close()
