@@ -440,7 +440,7 @@ def _element_problems(seg: Segment, spec: SegmentSpec, removed: bool) -> list[tu
             continue
         if element.req == guide.X:
             out.append((element.ref, f"{element.ref} ({element.name}) is not used by CBP, yet it holds "
-                        f"{value!r} ({element.source})", "I10"))
+                        f"a value ({element.source})", "I10"))
             continue
         problem = _value_problem(element, value)
         if problem:
@@ -457,23 +457,26 @@ def _rule(element: Element) -> str:
 
 
 def _value_problem(element: Element, value: str) -> tuple[str, str] | None:
+    """What is wrong with a present value. Only codes (ID) are quoted: any other element
+    may hold personal data (a name, a date of birth, a document number)."""
     kind = element.type
     size = len(value)
+    shown = repr(value) if kind == "ID" else f"{len(value)} characters"
     if kind in {"N0", "N2", "R"}:
         size = len(value.replace("-", "").replace(".", ""))
         pattern = _R if kind == "R" else _N0
         if not pattern.match(value):
-            return f"is {value!r}, not a number", "6"
+            return f"is not a number ({shown})", "6"
     if size < element.min:
-        return f"is {value!r}, shorter than {element.min}", "4"
+        return f"is shorter than {element.min} ({shown})", "4"
     if size > element.max:
         return f"is {size} characters long, longer than {element.max}", "5"
     if kind == "DT" and not _valid_date(value):
-        return f"is {value!r}, not a date (CCYYMMDD)", "8"
+        return "is not a date (CCYYMMDD)", "8"
     if kind == "TM" and not _TM.match(value):
-        return f"is {value!r}, not a time (HHMM)", "9"
+        return "is not a time (HHMM)", "9"
     if element.codes and value not in element.codes:
-        return f"is {value!r}; the guide's codes are {', '.join(sorted(element.codes))}", "7"
+        return f"is {shown}; the guide's codes are {', '.join(sorted(element.codes))}", "7"
     if kind in {"AN", "ID"} and any(ord(ch) < 32 for ch in value):
         return "holds a control character", "6"
     return None

@@ -170,3 +170,13 @@ def test_the_validator_never_raises_on_a_mangled_309(data: st.DataObject) -> Non
     noise = data.draw(st.binary(max_size=40))
     result = validate(good[:cut] + noise + good[cut:], "fuzz")
     assert all(p.reason for p in result.problems)
+
+
+def test_a_problem_never_quotes_what_may_be_personal_data() -> None:
+    body = heading()
+    body[2] = seg("NM1", "DR", "1", "SECRETNAME" * 7, "JOHN")  # the driver's last name, too long
+    body[3] = seg("DMG", "D8", "19700101", "Q")  # a code is quoted: it is the guide's, not a person's
+    problems = validate(transmission(body + shipment(1, "ABCD000000001")), "trip.x12").problems
+    assert [(p.element, p.syntax) for p in problems] == [("NM103", "5"), ("DMG03", "7")]
+    assert "SECRETNAME" not in problems[0].reason and "70 characters" in problems[0].reason
+    assert "'Q'" in problems[1].reason
