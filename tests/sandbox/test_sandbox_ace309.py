@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ace_samples import heading, seg, shipment, transmission
 from builders import carrier_fields, consignment
@@ -24,6 +26,8 @@ from s321.plugins.ace_truck import answers
 from s321.plugins.ace_truck.serializer import AceTruck309
 from s321.plugins.wire_s321 import S321Json
 from s321.sandbox import cli as sandbox_cli
+from s321.sandbox.ace import AceDesk
+from s321.sandbox.store import SandboxStore
 from s321.states import State
 
 A, B = "ABCD000000001", "ABCD000000002"
@@ -223,3 +227,21 @@ def test_the_ace_truck_serializer_and_the_sandbox_settle_a_trip_in_the_ledger(
         assert "ace-005" in ledger.get("T-3")["last_error"]  # type: ignore[index]
     finally:
         ledger.close()
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_the_desk_answers_any_bytes_that_start_like_x12(tmp_path: Path, data: st.DataObject) -> None:
+    good = transmission()
+    cut = data.draw(st.integers(0, len(good)))
+    body = good[:cut] + data.draw(st.binary(max_size=40)) + good[cut:]
+    store = SandboxStore(tmp_path / f"fuzz-{cut}.sqlite")
+    try:
+        answered = AceDesk(store).answer(body, "fuzz.edi")
+    finally:
+        store.close()
+    kinds = [kind for kind, _ in answered.files]
+    assert kinds in (["997"], ["997", "355"])
+    for _, answer in answered.files:
+        answers.read(answer)
