@@ -29,7 +29,7 @@ from s321.backoff import Backoff
 from s321.config import LoadedConfig, Pipeline
 from s321.errors import ConfigError
 from s321.httpd import serve
-from s321.ledger import Ledger
+from s321.ledger_open import open_ledger
 from s321.logs import get_logger
 from s321.metrics import Metrics
 from s321.observers import Observers
@@ -140,8 +140,9 @@ class Daemon:
         self.loaded: LoadedConfig
         self.registry, self.loaded = app.load(self.config_path)
         cfg = self.loaded.config
-        self.ledger = Ledger.held(cfg.ledger.path, cfg.ledger.synchronous, "s321 run (the daemon)")
-        self.metrics = Metrics(depth=self._depth)
+        # SQLite: this daemon's alone (a lock); PostgreSQL: shared, leases keep daemons apart.
+        self.ledger = open_ledger(cfg.ledger, held=True, holder="s321 run (the daemon)")
+        self.metrics = Metrics(depth=self._depth, daemon=self.ledger.owner)
         self.observers = Observers(self.registry.pm)
         self.threads: dict[str, PipelineThread] = {}
         self.stopped = threading.Event()
@@ -216,7 +217,7 @@ class Daemon:
             signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
         self.start()
         log.info("daemon running", pipelines=list(self.threads), http=self.loaded.config.daemon.http,
-                 ledger=str(self.loaded.config.ledger.path))
+                 ledger=self.ledger.describe(), daemon=self.ledger.owner)
         while not self.stopped.wait(0.2):
             if self._reload.is_set():
                 self._reload.clear()

@@ -23,6 +23,7 @@ from typing import Any
 
 from s321.config import LoadedConfig
 from s321.ledger import Ledger
+from s321.ledger_open import open_ledger
 from s321.logs import get_logger
 from s321.observers import Observers
 from s321.registry import Registry
@@ -133,7 +134,7 @@ def run_once(registry: Registry, loaded: LoadedConfig, only: list[str] | None = 
     transport acknowledges (for a progress display). Once `stop` is set, pipelines get
     STOP_GRACE seconds to finish; one still busy is reported from its live counters."""
     own = ledger is None
-    ledger = ledger or Ledger.held(loaded.config.ledger.path, loaded.config.ledger.synchronous, "s321 run --once")
+    ledger = ledger or open_ledger(loaded.config.ledger, held=True, holder="s321 run --once")
     observers = Observers(registry.pm)
     names = only or [n for n, p in loaded.pipelines.items() if p.config.enabled]
     results: dict[str, RunSummary] = {}

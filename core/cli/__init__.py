@@ -40,6 +40,8 @@ EXAMPLES: dict[str, str] = {
     "ledger": "s321 ledger check -c s321.toml",
     "ledger init": "s321 ledger init -c s321.toml",
     "ledger check": "s321 ledger check -c s321.toml --json",
+    "ledger migrate": "s321 ledger migrate -c s321.toml",
+    "ledger copy": "s321 ledger copy --from sqlite:///srv/s321/s321-ledger.sqlite --to postgresql://s321@db:5432/s321",
     "sandbox": "s321 sandbox --port-file sandbox.port",
     "sandbox report": "s321 sandbox report --db .s321-sandbox/sandbox.sqlite",
     "relay": "s321 relay -c relay.toml",
@@ -101,10 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Validate a config in one pass: its structure, plugin names "
                        "and options, profiles, and every enrichment table a pipeline names "
                        "(opened and read). Inputs that do not exist are warnings. Exit 0 when "
-                       "valid, 2 when not, 3 when --connect finds a transport unreachable.")
+                       "valid, 2 when not, 3 when --connect finds the ledger or a transport unreachable.")
     p.add_argument("-c", "--config", required=True, help=COMMON_HELP["config"])
     p.add_argument("--connect", action="store_true",
-                   help="also connect to each transport and report reachability, sending no data")
+                   help="also open the ledger (its database: backend, where, schema version) and connect "
+                   "to each transport, reporting reachability; sends no data")
     p.set_defaults(func=commands.check)
 
     p = sub.add_parser("schema", help="JSON Schema of the config or the record",

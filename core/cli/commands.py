@@ -83,12 +83,34 @@ def check(args: argparse.Namespace) -> int:
                  "warning" if report.warnings else "ok")
     if not args.connect:
         return Exit.OK
-    failed = 0
+    failed = 0 if _reach_ledger(cfg.config.ledger) else 1
     for name, result in app.probe_transports(cfg):
         ok, message = result
         failed += not ok
         console.line(f"{name}: {'reachable' if ok else 'FAILED'}: {message}", "ok" if ok else "error")
     return Exit.FAILED if failed else Exit.OK
+
+
+def _reach_ledger(section: Any) -> bool:
+    """`check --connect`: open the ledger (reach the database) and say its backend,
+    where it is (a URL without its password) and its schema version."""
+    from s321.ledger_open import open_ledger
+
+    where = section.describe()
+    if section.backend == "sqlite" and not section.path.exists():
+        console.line(f"ledger: {where}: no file yet (a first `s321 run` makes one)", "warning")
+        return True
+    try:
+        ledger = open_ledger(section)
+        try:
+            version = ledger.schema_version()
+        finally:
+            ledger.close()
+    except S321Error as exc:
+        console.line(f"ledger: FAILED: {exc}", "error")
+        return False
+    console.line(f"ledger: reachable: {section.backend} {where}, schema {version}", "ok")
+    return True
 
 
 def completion(args: argparse.Namespace) -> int:

@@ -1,6 +1,8 @@
-"""`s321 ledger init|check|purge`: make a new ledger file where none is, check an
+"""`s321 ledger init|check|purge|migrate|copy`: make a new ledger where none is, check an
 existing one (SQLite's integrity check of every page and index, and the counts per
-state), or remove the raw input it keeps past a retention period."""
+state), remove the raw input it keeps past a retention period, bring a database's
+schema to this version of s321, or copy a whole ledger from one backend to another
+(SQLite to PostgreSQL and back), verified."""
 
 from __future__ import annotations
 
@@ -12,25 +14,30 @@ from typing import Any
 from s321.cli import console
 from s321.cli.commands import load_or_report
 from s321.cli.exitcodes import Exit
-from s321.ledger import Ledger
+from s321.ledger_open import open_ledger
 from s321.sqlitefile import StoreFileError
+
+COMMANDS = "{init,check,purge,migrate,copy}"
 
 
 def configure(sub: Any) -> None:
-    p = sub.add_parser("ledger", help="make or check the ledger file",
-                       description="The ledger file: `init` makes a new one where no file is; "
-                       "`check` runs SQLite's integrity check over an existing one and counts "
-                       "its records per state.")
-    ledger_sub = p.add_subparsers(dest="ledger_command", required=True, metavar="{init,check,purge}")
-    q = ledger_sub.add_parser("init", help="make a new, empty ledger (refused if a file is there)",
-                              description="Make a new, empty ledger at the config's ledger path. "
-                              "Refused when any file is there: a ledger is never made anew over one.",
+    p = sub.add_parser("ledger", help="make, check, migrate or copy the ledger",
+                       description="The ledger: `init` makes a new one where none is; "
+                       "`check` checks an existing one and counts its records per state; "
+                       "`migrate` brings a database's schema to this version of s321; "
+                       "`copy` moves a whole ledger to another backend.")
+    ledger_sub = p.add_subparsers(dest="ledger_command", required=True, metavar=COMMANDS)
+    q = ledger_sub.add_parser("init", help="make a new, empty ledger (refused if one is there)",
+                              description="Make a new, empty ledger where the config says. "
+                              "Refused when any file is there (SQLite) or the database holds a ledger "
+                              "already (PostgreSQL): a ledger is never made anew over one.",
                               epilog="example:\n  s321 ledger init -c s321.toml")
     q.add_argument("-c", "--config", required=True, help="the config file (TOML)")
     q.set_defaults(func=init)
     q = ledger_sub.add_parser("check", help="integrity check and counts per state",
-                              description="Check the ledger file page by page and count its records "
-                              "per state. Exit 0 when sound, 3 when damaged, 2 when it cannot be opened.",
+                              description="Check the ledger (a SQLite file page by page) and count its "
+                              "records per state. Exit 0 when sound, 3 when damaged, 2 when it cannot be "
+                              "opened.",
                               epilog="example:\n  s321 ledger check -c s321.toml --json")
     q.add_argument("-c", "--config", required=True, help="the config file (TOML)")
     q.add_argument("--json", action="store_true", help="one JSON object")
@@ -45,18 +52,52 @@ def configure(sub: Any) -> None:
     q.add_argument("--older-than", type=float, required=True, metavar="DAYS",
                    help="remove what was stored more than this many days ago")
     q.set_defaults(func=purge)
+    q = ledger_sub.add_parser("migrate", help="bring the ledger's schema to this version of s321",
+                              description="Bring the ledger's schema to the version this s321 writes "
+                              "(an empty database gets the whole schema). Safe while daemons run: on "
+                              "PostgreSQL it holds an advisory lock, and daemons that start meanwhile "
+                              "wait for it. Refused when a newer s321 wrote the ledger.",
+                              epilog="example:\n  s321 ledger migrate -c s321.toml")
+    q.add_argument("-c", "--config", required=True, help="the config file (TOML)")
+    q.set_defaults(func=migrate)
+    q = ledger_sub.add_parser("copy", help="copy a whole ledger to another backend, verified",
+                              description="Copy every table of a ledger into an empty one (a SQLite "
+                              "file to a PostgreSQL database, or back), then compare the two: counts "
+                              "per table and content hashes. Stop the daemons first. A PostgreSQL "
+                              "password comes from the config (-c, for --to) or from PGPASSWORD / "
+                              "~/.pgpass, never from the command line.",
+                              epilog="example:\n  s321 ledger copy --from sqlite:///srv/s321/s321-ledger.sqlite "
+                              "--to postgresql://s321@db.example:5432/s321")
+    q.add_argument("--from", dest="source", required=True, metavar="URL",
+                   help="the ledger to copy: sqlite:///ABSOLUTE/PATH, a path, or postgresql://USER@HOST:PORT/DB")
+    q.add_argument("--to", dest="target", metavar="URL",
+                   help="the empty ledger to fill (default: the ledger of -c CONFIG)")
+    q.add_argument("-c", "--config", help="the config whose ledger is the target (with its password)")
+    q.add_argument("--json", action="store_true", help="one JSON object")
+    q.set_defaults(func=copy)
 
 
 def init(args: argparse.Namespace) -> int:
     loaded = load_or_report(args.config)
     if loaded is None:
         return Exit.CANNOT_RUN
-    path = loaded[1].config.ledger.path
+    section = loaded[1].config.ledger
+    if section.backend == "postgresql":
+        from s321.ledger_migrate import migrate as migrate_schema
+
+        before, after = migrate_schema(section)
+        if before:
+            console.error(f"{section.describe()}: the database holds a ledger already (schema {before});"
+                          f" `ledger init` makes one only where none is (use `s321 ledger check`)")
+            return Exit.CANNOT_RUN
+        print(f"{section.describe()}: new ledger (schema {after})")
+        return Exit.OK
+    path = section.path
     if path.exists() or path.is_symlink():
         console.error(f"{path}: a file is there already; `ledger init` makes a ledger only where none is"
                       f" (use `s321 ledger check` to look at it)")
         return Exit.CANNOT_RUN
-    Ledger(path).close()
+    open_ledger(path).close()
     print(f"{path}: new ledger")
     return Exit.OK
 
@@ -65,23 +106,26 @@ def check(args: argparse.Namespace) -> int:
     loaded = load_or_report(args.config)
     if loaded is None:
         return Exit.CANNOT_RUN
-    path = loaded[1].config.ledger.path
-    if not path.exists():
-        console.error(f"{path}: no ledger there (a first `s321 run` makes one, or `s321 ledger init`)")
+    section = loaded[1].config.ledger
+    where = section.describe()
+    if section.backend == "sqlite" and not section.path.exists():
+        console.error(f"{where}: no ledger there (a first `s321 run` makes one, or `s321 ledger init`)")
         return Exit.CANNOT_RUN
     try:
-        ledger = Ledger(path)
+        ledger = open_ledger(section)
     except StoreFileError as exc:
         console.error(str(exc))
         return Exit.CANNOT_RUN
     try:
         problems, counts = ledger.check()
+        version = ledger.schema_version()
     finally:
         ledger.close()
     if args.json:
-        print(json.dumps({"ledger": str(path), "ok": not problems, "problems": problems, "counts": counts}))
+        print(json.dumps({"ledger": where, "backend": section.backend, "schema_version": version,
+                          "ok": not problems, "problems": problems, "counts": counts}))
     else:
-        print(f"{path}: {'ok' if not problems else 'DAMAGED'}")
+        print(f"{where}: {'ok' if not problems else 'DAMAGED'} ({section.backend}, schema {version})")
         for problem in problems:
             console.error(f"  {problem}")
         for state, n in sorted(counts.items()):
@@ -96,14 +140,50 @@ def purge(args: argparse.Namespace) -> int:
     if args.older_than < 0:
         console.error(f"--older-than {args.older_than:g}: give a number of days, 0 or more")
         return Exit.CANNOT_RUN
-    path = loaded[1].config.ledger.path
-    if not path.exists():
-        console.error(f"{path}: no ledger there")
+    section = loaded[1].config.ledger
+    if section.backend == "sqlite" and not section.path.exists():
+        console.error(f"{section.path}: no ledger there")
         return Exit.CANNOT_RUN
-    ledger = Ledger(path, loaded[1].config.ledger.synchronous)
+    ledger = open_ledger(section)
     try:
         n = ledger.purge_raw(time.time() - args.older_than * 86400)
     finally:
         ledger.close()
-    print(f"{path}: {n} kept raw units older than {args.older_than:g} days removed")
+    print(f"{section.describe()}: {n} kept raw units older than {args.older_than:g} days removed")
     return Exit.OK
+
+
+def migrate(args: argparse.Namespace) -> int:
+    from s321.ledger_migrate import migrate as migrate_schema
+
+    loaded = load_or_report(args.config)
+    if loaded is None:
+        return Exit.CANNOT_RUN
+    section = loaded[1].config.ledger
+    before, after = migrate_schema(section)
+    if before == after:
+        print(f"{section.describe()}: schema {after}, current; nothing to do")
+    else:
+        print(f"{section.describe()}: schema {before} -> {after}")
+    return Exit.OK
+
+
+def copy(args: argparse.Namespace) -> int:
+    from s321.ledger_copy import copy_ledger
+
+    target: Any = args.target
+    if target is None:
+        if args.config is None:
+            console.error("s321 ledger copy: give --to URL, or -c CONFIG to copy into that config's ledger")
+            return Exit.CANNOT_RUN
+        loaded = load_or_report(args.config)
+        if loaded is None:
+            return Exit.CANNOT_RUN
+        target = loaded[1].config.ledger
+    report = copy_ledger(args.source, target)
+    if args.json:
+        print(json.dumps(report.as_dict()))
+    else:
+        for line in report.lines():
+            print(line)
+    return Exit.OK if report.ok else Exit.FAILED

@@ -22,6 +22,7 @@ from s321.cli.exitcodes import Exit
 from s321.config import LoadedConfig
 from s321.daemon import live_health
 from s321.ledger import Ledger
+from s321.ledger_open import open_ledger
 from s321.record import Action
 
 REF_HELP = "order name, bill or house bill number, tracking number, or transaction id (several allowed)"
@@ -86,8 +87,7 @@ def _open(args: argparse.Namespace) -> tuple[LoadedConfig, Ledger] | None:
     loaded = load_or_report(args.config)
     if loaded is None:
         return None
-    cfg = loaded[1].config.ledger
-    return loaded[1], Ledger(cfg.path, cfg.synchronous)
+    return loaded[1], open_ledger(loaded[1].config.ledger)
 
 
 def _ledger(args: argparse.Namespace) -> Ledger | None:
@@ -103,7 +103,7 @@ def resolve_refs(ledger: Ledger, refs: list[str]) -> list[str] | None:
     for ref in refs:
         found = ledger.find(ref)
         if not found:
-            console.error(f"s321: no record named {ref!r} in {ledger.path} ({REF_HELP.split(' (')[0]})")
+            console.error(f"s321: no record named {ref!r} in {ledger.describe()} ({REF_HELP.split(' (')[0]})")
             ok = False
         elif len(found) > 1:
             console.error(f"s321: {ref!r} names {len(found)} records: {', '.join(found)}; give the transaction id")
@@ -137,7 +137,7 @@ def status(args: argparse.Namespace) -> int:
             print(json.dumps(row))
         return Exit.OK
     if not rows:
-        console.line(f"{ledger.path}: empty: no record has been received yet", "warning")
+        console.line(f"{ledger.describe()}: empty: no record has been received yet", "warning")
         return Exit.OK
     if console.is_terminal():
         console.table(["pipeline", "state", "count", "oldest queued", "last error"], [

@@ -14,7 +14,7 @@ from s321.cli import console
 from s321.cli.commands import load_or_report
 from s321.cli.exitcodes import Exit
 from s321.errors import ConfigError
-from s321.ledger import Ledger
+from s321.ledger_open import open_ledger
 
 
 def configure(sub: Any) -> None:
@@ -47,7 +47,7 @@ def revalidate(args: argparse.Namespace) -> int:
         console.error(f"{args.config}: no such pipeline: {', '.join(unknown)} (known: {', '.join(cfg.pipelines)})")
         return Exit.CANNOT_RUN
     names = args.pipeline or list(cfg.pipelines)
-    ledger = Ledger(cfg.config.ledger.path, cfg.config.ledger.synchronous)
+    ledger = open_ledger(cfg.config.ledger)
     still_invalid = 0
     try:
         for name in names:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from s321 import private, refile
 from s321.config import LoadedConfig
-from s321.ledger import Ledger
+from s321.ledger_open import open_ledger
 from s321.record import Action
 
 ACTIONS = ("retry", "resend", "delete")
@@ -57,8 +57,7 @@ class AuditLog:
 def perform(loaded: LoadedConfig, action: str, transaction_id: str) -> Result:
     """Do `action` to one record as the CLI would. The caller has checked the user's
     role and scope."""
-    cfg = loaded.config.ledger
-    ledger = Ledger(cfg.path, cfg.synchronous)
+    ledger = open_ledger(loaded.config.ledger)
     try:
         as_action = Action.DELETE if action == "delete" else None
         ok, refused = refile.checked(loaded, ledger, [transaction_id], as_action)

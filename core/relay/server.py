@@ -21,7 +21,9 @@ from typing import Any
 import zmq
 from s321 import regimes
 from s321.contracts import Ack, RecordAck, Serializer
+from s321.errors import S321Error
 from s321.ledger import Ledger
+from s321.ledger_open import open_ledger
 from s321.logs import get_logger
 from s321.observers import Observers
 from s321.registry import Registry
@@ -91,7 +93,12 @@ class RelayServer:
 
     def start(self) -> RelayServer:
         cfg = self.config
-        self.ledger = Ledger.held(cfg.ledger.path, cfg.ledger.synchronous, "s321 relay")
+        if cfg.ledger.backend != "sqlite":
+            # Its routing table (s321.relay.routes) is a SQLite file beside the ledger.
+            raise S321Error(f"{self.loaded.path}: ledger.url: the relay keeps its ledger and its routing table "
+                            "in one SQLite file; a PostgreSQL ledger is not supported for the relay yet "
+                            "(give [ledger] path)")
+        self.ledger = open_ledger(cfg.ledger, held=True, holder="s321 relay")
         self.routes = Routes(cfg.ledger.path, cfg.ledger.synchronous)
         self.intake = Intake(self.ledger, self.routes, regimes.available(cfg.profile_paths))
         self._ctx = zmq.Context()
@@ -375,7 +382,7 @@ def status_report(loaded: LoadedRelay) -> list[dict[str, Any]]:
     """From the relay's files, running or not: per lane and state the counts, oldest
     queued and last error; per client the acks not yet confirmed by it."""
     cfg = loaded.config.ledger
-    ledger = Ledger(cfg.path, cfg.synchronous)
+    ledger = open_ledger(cfg)
     routes = Routes(cfg.path, cfg.synchronous)
     try:
         rows: list[dict[str, Any]] = [r for r in ledger.status() if r["pipeline"].startswith("relay:")]

@@ -22,6 +22,7 @@ from s321.contracts import Transport
 from s321.errors import PluginError
 from s321.hookspecs import hookimpl
 from s321.ledger import Ledger
+from s321.ledger_open import open_ledger
 from s321.pipeline import Outcome, Processor
 from s321.registry import Registry
 from s321.runner import RunSummary
@@ -178,7 +179,7 @@ class PipelineHarness:
     def ledger(self) -> Ledger:
         if self._ledger is None:
             section = self.loaded.config.ledger
-            self._ledger = Ledger(section.path, section.synchronous)
+            self._ledger = open_ledger(section)
         return self._ledger
 
     @property
