@@ -3,7 +3,9 @@
 Starts `s321 sandbox` on a free loopback port (with fault injection so that CBP-side
 rejections show up), runs three pipelines (Shopify export, X12 309, Cargo-IMP FHL)
 through preview and `run --once` over `p2p-socket`, shows the ledger and the sandbox's
-record, then runs again to show that nothing is sent twice. State lives in build/demo,
+record, then runs again to show that nothing is sent twice. Where OpenSSH's sshd is
+installed, a truck carrier then files a trip as an ACE truck eManifest (X12 309) over
+`sftp-drop` to the sandbox's drop folder, and ACE's 997 and 355 come back. State lives in build/demo,
 which each run starts afresh (ledger, sandbox, inboxes), so that every `make demo` tells
 the same story from the beginning (`S321_DEMO_DIR` puts it elsewhere). It ends with the
 web console's address and demo logins (`s321 console -c build/demo/s321.toml` serves it).
@@ -12,13 +14,16 @@ web console's address and demo logins (`s321 console -c build/demo/s321.toml` se
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 WORK = Path(os.environ.get("S321_DEMO_DIR") or ROOT / "build" / "demo")
@@ -75,7 +80,7 @@ def fresh_start() -> None:
     (WORK / MARKER).touch()
 
 
-def start_sandbox(port: int) -> subprocess.Popen[bytes]:
+def start_sandbox(port: int, drop: Path | None = None) -> subprocess.Popen[bytes]:
     port_file = WORK / "sandbox.port"
     port_file.unlink(missing_ok=True)
     log = (WORK / "sandbox.log").open("wb")
@@ -84,7 +89,8 @@ def start_sandbox(port: int) -> subprocess.Popen[bytes]:
          "--certs-dir", str(WORK / "certs"), "--db", str(WORK / "sandbox.sqlite"),
          "--rates", "CAD=0.73,EUR=1.08,GBP=1.27,HKD=0.128,CNY=0.138",
          # Fault injection: CBP turns down about one record in eight, for the demo's sake.
-         "--reject-fraction", "0.12", "--seed", "321"],
+         "--reject-fraction", "0.12", "--seed", "321",
+         *(["--drop", str(drop), "--drop-poll", "0.1"] if drop is not None else [])],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 20
     while not port_file.exists():
@@ -92,6 +98,62 @@ def start_sandbox(port: int) -> subprocess.Popen[bytes]:
             raise SystemExit(f"demo: the sandbox did not start; see {WORK / 'sandbox.log'}")
         time.sleep(0.1)
     return proc
+
+
+def start_sftp() -> Any:
+    """A throw-away OpenSSH sshd serving the sandbox's drop folder (the test suite's own
+    launcher, tests/sshd.py), or None where sshd is not installed."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from sshd import SshServer, sshd_missing  # noqa: PLC0415 (the demo's only use of the tests' helpers)
+
+    missing = sshd_missing()
+    if missing:
+        print(f"(the ACE truck step needs an SFTP server: {missing})")
+        return None
+    try:
+        return SshServer(WORK / "sshd").start()
+    except Exception as exc:  # the other steps go on without it
+        print(f"(the ACE truck step is skipped: sshd did not start: {exc})")
+        return None
+
+
+def ace_truck(sftp: Any) -> None:
+    """A truck carrier's trip, filed as an ACE truck 309 over sftp-drop: config/ace-truck.toml
+    with the demo's paths, the bundled trip with an estimated arrival three hours ahead."""
+    folder = WORK / "ace-truck"
+    trips = folder / "trips"
+    trips.mkdir(parents=True, exist_ok=True)
+    arrival = datetime.now().astimezone() + timedelta(hours=3)
+    trip = (ROOT / "contrib" / "samples" / "ace-truck" / "trip.toml").read_text(encoding="utf-8")
+    trip = re.sub(r"(?m)^estimated_arrival = .*$", f"estimated_arrival = {arrival.isoformat(timespec='seconds')}",
+                  trip)
+    trip_path = trips / "NWTK2612070001.toml"
+    with os.fdopen(os.open(trip_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
+        fh.write(trip)  # crew data: owner-only
+    text = (ROOT / "config" / "ace-truck.toml").read_text(encoding="utf-8")
+    text = text.replace("../contrib", str(ROOT / "contrib")).replace("../build/ace-truck", str(folder))
+    text = text[:text.index("[pipelines.truck.transport]")] + "\n".join([
+        "[pipelines.truck.transport]", 'plugin = "sftp-drop"', 'host = "127.0.0.1"', f"port = {sftp.port}",
+        f'username = "{sftp.user}"', f'key = "{sftp.user_key.private}"', f'known_hosts = "{sftp.known_hosts()}"',
+        "poll_interval = 0.1", "settle_time = 0", "window = 1", ""])
+    config = folder / "s321.toml"
+    config.write_text(text, encoding="utf-8")
+    cfg = str(config.relative_to(ROOT) if config.is_relative_to(ROOT) else config)
+    banner("ACE truck: the trip file, checked before anything is sent")
+    s321("ace", "check-trip", str(trips))
+    banner("ACE truck: a carrier's Shopify orders filed as one 309 trip over sftp-drop")
+    s321("run", "-c", cfg, "--once", check=True)
+    processed = sorted((sftp.root / "inbound" / "processed").glob("*"))
+    if processed:
+        banner("the 309 on the server (crew segments shown redacted)")
+        for line in processed[0].read_text(encoding="ascii").splitlines()[:16]:
+            print("[crew segment redacted]~" if line[:4] in ("NM1*", "DMG*", "DMA*", "REF*") else line)
+        print("...")
+    for answer in sorted(sftp.root.glob("outbound/**/*.355.x12"))[:1]:
+        banner("ACE's answer: the 355 (accepted, or rejected with CBP's codes)")
+        print(answer.read_text(encoding="ascii"), end="")
+    banner("ACE truck: the list for the driver and the broker, with each shipment's state")
+    s321("ace", "manifest-list", str(trip_path), "-c", cfg)
 
 
 CONSOLE_LISTEN = "127.0.0.1:9322"
@@ -135,8 +197,9 @@ def check_console(cfg: str) -> bool:
 def main() -> int:
     fresh_start()
     port = free_port()
+    sftp = start_sftp()
     banner("the CBP sandbox, on a free loopback port, with mutual TLS")
-    sandbox = start_sandbox(port)
+    sandbox = start_sandbox(port, sftp.root if sftp is not None else None)
     print(f"sandbox listening on 127.0.0.1:{port} (log: {WORK / 'sandbox.log'})")
     try:
         config = WORK / "s321.toml"
@@ -162,9 +225,13 @@ def main() -> int:
         s321("run", "-c", cfg, "--once", check=True)
         banner("what the sandbox accepted, and how often")
         report("sandbox", "report", "--db", str(WORK / "sandbox.sqlite"))
+        if sftp is not None:
+            ace_truck(sftp)
     finally:
         sandbox.terminate()
         sandbox.wait(timeout=10)
+        if sftp is not None:
+            sftp.stop()
     banner("the web console over the ledger (docs/console.md)")
     cfg = str(config.relative_to(ROOT) if config.is_relative_to(ROOT) else config)
     works = check_console(cfg)
