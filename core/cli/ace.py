@@ -14,7 +14,7 @@ from s321.cli.commands import load_or_report
 from s321.cli.exitcodes import Exit
 from s321.ledger_open import open_ledger
 from s321.plugins.ace_truck.labels import manifest_list
-from s321.plugins.ace_truck.trip import TripBook, TripError, exposed, load_trip
+from s321.plugins.ace_truck.trip import TripBook, TripError, at_risk, exposed, load_trip
 
 
 def configure(sub: Any) -> None:
@@ -31,6 +31,10 @@ def configure(sub: Any) -> None:
                            "trip would reach ACE too late, 2 when a file is invalid.",
                            epilog="example:\n  s321 ace check-trip trips/")
     q.add_argument("paths", nargs="+", help="trip files or folders")
+    q.add_argument("-c", "--config", help="also look each trip's shipments up in this config's ledger: a "
+                   "trip whose shipments are not all answered within --warn-minutes of its deadline is at risk")
+    q.add_argument("--warn-minutes", type=float, default=30.0, metavar="MINUTES",
+                   help="how long before the deadline an unanswered trip is at risk (default 30)")
     q.set_defaults(func=check_trip)
     q = ace_sub.add_parser("manifest-list", help="a trip's shipment control numbers, printable",
                            description="Print a trip's shipment control number list (no crew data). "
@@ -49,20 +53,40 @@ def check_trip(args: argparse.Namespace) -> int:
         for line in exc.problems:
             console.error(line)
         return Exit.CANNOT_RUN
+    ledger = None
+    if args.config:
+        loaded = load_or_report(args.config)
+        if loaded is None:
+            return Exit.CANNOT_RUN
+        ledger = open_ledger(loaded[1].config.ledger)
     now = datetime.now(UTC)
     late = 0
-    for path, trip in book.trips.items():
-        loose = exposed(path)
-        if loose:
-            console.warn(loose)
-        problem = trip.timing_problem(now)
-        if problem:
-            late += 1
-            console.warn(f"{path}: {problem}")
-        else:
-            print(f"{path}: trip {trip.trip_number}, {len(trip.shipments)} shipments, file with ACE by "
-                  f"{trip.deadline().astimezone(UTC).strftime('%Y-%m-%d %H:%M')} UTC")
+    try:
+        for path, trip in book.trips.items():
+            loose = exposed(path)
+            if loose:
+                console.warn(loose)
+            problem = trip.timing_problem(now)
+            if problem is None and ledger is not None:
+                problem = at_risk(trip, _states(ledger, trip.shipments), now, args.warn_minutes)
+            if problem:
+                late += 1
+                console.warn(f"{path}: {problem}")
+            else:
+                print(f"{path}: trip {trip.trip_number}, {len(trip.shipments)} shipments, file with ACE by "
+                      f"{trip.deadline().astimezone(UTC).strftime('%Y-%m-%d %H:%M')} UTC")
+    finally:
+        if ledger is not None:
+            ledger.close()
     return Exit.FINDINGS if late else Exit.OK
+
+
+def _states(ledger: Any, shipments: list[str]) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for scn in shipments:
+        rows = [ledger.get(t) for t in ledger.find(scn)]
+        out[scn] = next((str(r["state"]) for r in rows if r), None)
+    return out
 
 
 def list_trip(args: argparse.Namespace) -> int:

@@ -175,6 +175,24 @@ class Trip(_Model):
                 "set the new estimated arrival")
 
 
+UNANSWERED = frozenset({"queued", "sent"})
+"""Ledger states of a shipment ACE has not answered yet."""
+
+
+def at_risk(trip: Trip, states: dict[str, str | None], now: datetime, warn_minutes: float) -> str | None:
+    """Why a trip whose shipments are queued or unanswered may reach ACE too late, or None:
+    `states` maps each shipment control number to its record's ledger state (None: no
+    record yet)."""
+    waiting = sorted(scn for scn, state in states.items() if state in UNANSWERED)
+    left = trip.deadline() - now
+    if not waiting or left > timedelta(minutes=warn_minutes):
+        return None
+    minutes = max(0, int(left.total_seconds() // 60))
+    return (f"trip {trip.trip_number} is at risk of reaching ACE late: {len(waiting)} shipments "
+            f"({', '.join(waiting[:5])}{', ...' if len(waiting) > 5 else ''}) not answered yet and "
+            f"{minutes} minutes left before its deadline")
+
+
 def exposed(path: Path) -> str | None:
     """Why a trip file (crew data: personal) is readable by others than its owner, or None."""
     try:

@@ -104,6 +104,8 @@ def test_the_bundled_trip_checks_and_lists(tmp_path: Path, capsys: pytest.Captur
     copied.chmod(0o600)
     assert main(["ace", "check-trip", str(trips)]) == 0
     assert "owner-only" not in capsys.readouterr().err
+    config = carrier_config(tmp_path, f'[pipelines.truck.transport]\nplugin = "file"\ndirectory = "{tmp_path}/out"\n')
+    assert main(["ace", "check-trip", str(trips), "-c", str(config)]) == 0  # nothing queued: no risk
     assert main(["ace", "manifest-list", str(trips / "NWTK2612070001.toml")]) == 0
     out = capsys.readouterr().out
     assert "NWTK1001" in out and "broker's entry" in out

@@ -306,3 +306,17 @@ def test_without_a_ledger_the_numbers_say_they_are_not_persistent(tmp_path: Path
     ser = serializer(tmp_path)
     assert not ser.persistent_numbers
     assert _isa13(ser.encode_batch(batch(record()))) == 1
+
+
+def test_a_trip_with_unanswered_shipments_near_its_deadline_is_at_risk(tmp_path: Path) -> None:
+    from s321.plugins.ace_truck.trip import at_risk
+
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(TRIP))
+    trip = load_trip(path)  # deadline 17:30 UTC
+    states = {"NWTK1001": "accepted", "NWTK1002": "queued", "NWTK1003": "sent"}
+    near = datetime(2026, 12, 7, 17, 10, tzinfo=UTC)
+    message = at_risk(trip, states, near, warn_minutes=30)
+    assert message is not None and "NWTK1002, NWTK1003" in message and "20 minutes left" in message
+    assert at_risk(trip, states, NOW, warn_minutes=30) is None  # hours ahead
+    assert at_risk(trip, {"NWTK1001": "accepted", "NWTK1002": None}, near, warn_minutes=30) is None
