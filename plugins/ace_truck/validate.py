@@ -61,7 +61,7 @@ class Problem:
 
     def finding(self, source: str) -> Finding:
         where = self.element or self.segment
-        return error(f"ace-{self.scope}-{self.cbp}", where, self.reason, location(source, self.number))
+        return error(f"ace309-{self.scope}-{self.cbp}", where, self.reason, location(source, self.number))
 
 
 @dataclass(slots=True)
