@@ -513,9 +513,10 @@ class Ledger:
         columns = (f"{_ROW_COLUMNS}, on_file, wire_version, wire_action, lease_epoch, lease_owner,"
                    f" consignments.{d.row_key}")
         rows: list[Any] = []
-        if d.shared:  # batches of a daemon that stopped renewing its lease
+        if d.shared:  # batches of a daemon that stopped renewing its lease (or sent before leases)
             rows = db.execute(f"SELECT {columns} FROM {_ROWS} WHERE pipeline=? AND {_SENT}"
-                              f" AND lease_expires < {d.clock} ORDER BY sent_at LIMIT ?{d.skip_locked}",
+                              f" AND (lease_expires IS NULL OR lease_expires < {d.clock})"
+                              f" ORDER BY sent_at LIMIT ?{d.skip_locked}",
                               (pipeline, limit)).fetchall()
         if len(rows) < limit:
             rows += db.execute(f"SELECT {columns} FROM {_ROWS} WHERE pipeline=? AND {_QUEUED} AND next_attempt_at<=?"
@@ -804,7 +805,7 @@ class Ledger:
         now = time.time() if now is None else now
         with self.transaction() as db:
             r = db.execute(f"SELECT state, record, version, on_file, wire_version FROM {_ROWS}"
-                           " WHERE transaction_id=?", (transaction_id,)).fetchone()
+                           f" WHERE transaction_id=?{self._dialect.lock}", (transaction_id,)).fetchone()
             if r is None:
                 raise KeyError(f"no consignment {transaction_id!r} in the ledger")
             if r["record"] is None:

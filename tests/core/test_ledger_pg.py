@@ -228,3 +228,15 @@ def test_a_config_section_opens_the_shared_ledger_and_names_it_without_its_passw
     with pytest.raises(LedgerUnavailable) as refused:
         open_ledger(LedgerSection(url=closed, password=SecretStr("hunter2")))
     assert "cannot connect" in str(refused.value) and "hunter2" not in str(refused.value)
+
+
+def test_a_record_sent_before_leases_existed_is_taken_over(daemons, pg_url) -> None:
+    import psycopg
+
+    a, b = daemons(), daemons()
+    a.ingest("shop", "C", "src", [valid("T1")])
+    first = claim_one(a, "A-1")
+    with psycopg.connect(pg_url, autocommit=True) as admin:  # as a ledger copied from schema 5 holds it
+        admin.execute("UPDATE consignments SET lease_owner = NULL, lease_expires = NULL")
+    again = claim_one(b, "B-1")
+    assert (again.transaction_id, again.version, again.action) == ("T1", first.version, first.action)
