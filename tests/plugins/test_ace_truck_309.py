@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from s321 import registry
 from s321.contracts import Batch, PipelineContext, PipelineDefaults
 from s321.ledger import Ledger
 from s321.plugins.ace_truck import validate
-from s321.plugins.ace_truck.serializer import AceTruck309
+from s321.plugins.ace_truck.serializer import Ace309Error, AceTruck309
 from s321.plugins.ace_truck.trip import TripBook, TripError, load_trip
 from s321.plugins.ace_truck.write309 import EncodeError
 from s321.plugins.x12_309 import X12309Mapper, X12309Options, X12309Source
@@ -320,3 +322,43 @@ def test_a_trip_with_unanswered_shipments_near_its_deadline_is_at_risk(tmp_path:
     assert message is not None and "NWTK1002, NWTK1003" in message and "20 minutes left" in message
     assert at_risk(trip, states, NOW, warn_minutes=30) is None  # hours ahead
     assert at_risk(trip, {"NWTK1001": "accepted", "NWTK1002": None}, near, warn_minutes=30) is None
+
+
+def test_a_309_written_by_other_hands_reads_back() -> None:
+    """The sandbox tests' hand-built 309 (tests/ace_samples.py: the guide's layout, with
+    another writer's choices: country in M1003, a packaging code, upper case) is read by
+    decode_batch through s321's X12 reader, shipment by shipment."""
+    import ace_samples
+
+    decoded = AceTruck309().decode_batch(ace_samples.transmission())
+    assert decoded.batch_id == "000000042" and decoded.originator_code == "SENDERID"
+    assert [r.transaction_id for r in decoded.records] == ["ABCD000000001", "ABCD000000002"]
+    first = decoded.records[0]
+    assert first.conveyance == "ABCDT0001" and first.port_of_entry == "0901"
+    assert first.consignment_originator is not None and first.consignment_originator.name == "MAPLE GOODS LTD"
+    assert first.ultimate_deliver_to is not None and first.ultimate_deliver_to.address is not None
+    assert first.ultimate_deliver_to.address.city == "BUFFALO"
+    assert [(i.quantity, i.description, i.hts_code) for i in first.items] == [(2, "COTTON T-SHIRTS", "610910")]
+
+
+_HEAD = (b"ISA*00*          *00*          *ZZ*S              *ZZ*R              *261207*0400*^*00502*000000001*0*T*>~"
+         b"GS*AQ*S*R*20261207*0400*1*X*005020~ST*309*0001~")
+_SEGMENTS = st.lists(st.tuples(
+    st.sampled_from(["M10", "P4", "LX", "M13", "M11", "N9", "N1", "N3", "N4", "VID", "N10", "VEH", "NM1", "DMG"]),
+    st.lists(st.text(st.characters(codec="ascii", exclude_characters="*~>^"), max_size=12), max_size=9)),
+    max_size=25)
+
+
+def _set(segments: list[tuple[str, list[str]]]) -> bytes:
+    body = "".join("*".join([tag, *elements]) + "~" for tag, elements in segments)
+    n = len(segments) + 2
+    return _HEAD + f"{body}SE*{n}*0001~GE*1*1~IEA*1*000000001~".encode()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=600) | _SEGMENTS.map(_set))
+def test_decoding_arbitrary_bytes_never_crashes(data: bytes) -> None:
+    try:
+        AceTruck309().decode_batch(data)
+    except Ace309Error as exc:
+        assert str(exc)
