@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from ace_samples import heading, shipment, transmission
 from builders import carrier_fields, consignment
 from s321.ledger import Ledger
+from s321.ledger_open import open_ledger
 from s321.pipeline import Outcome, Status
 from s321.plugins.ace_truck import answers, guide
 from s321.plugins.ace_truck.answers import Decision, Envelope
@@ -25,10 +26,14 @@ ENV = Envelope("CBPACE", "SENDERID", 900, AT)
 SCNS = {"ABCD000000001": "T-1", "ABCD000000002": "T-2"}
 
 
-@pytest.fixture
-def ledger(tmp_path: Path):  # type: ignore[no-untyped-def]
-    """Two carrier records sent in batch B-1, each known by its shipment control number."""
-    ledger = Ledger(tmp_path / "ledger.sqlite")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Two carrier records sent in batch B-1, each known by its shipment control number,
+    on each ledger backend in turn (a real SQLite file, a real PostgreSQL database)."""
+    if request.param == "sqlite":
+        ledger = Ledger(tmp_path / "ledger.sqlite")
+    else:
+        ledger = open_ledger(request.getfixturevalue("pg_url"))
     outcomes = [Outcome(f"u{n}", Status.VALID, f"f.jsonl:{n}",
                         consignment(carrier_fields(house_bill_number=scn), txid=txid))
                 for n, (scn, txid) in enumerate(SCNS.items(), 1)]
