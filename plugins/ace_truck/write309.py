@@ -93,10 +93,12 @@ def wrap(text: str, width: int) -> list[str]:
     pieces: list[str] = []
     rest = text
     while len(rest) > width:
-        cut = rest.rfind(" ", 0, width + 1)
+        # A piece cut at a space stays shorter than `width`: one that fills it is read
+        # as cut mid-word, and joined to the next without the space.
+        cut = rest.rfind(" ", 0, width)
         if cut <= width // 2:
             pieces.append(rest[:width])
-            rest = rest[width:]
+            rest = rest[width:].lstrip(" ")  # a word of exactly `width` loses the space after it
         else:
             pieces.append(rest[:cut])
             rest = rest[cut + 1:]

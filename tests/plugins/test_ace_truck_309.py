@@ -160,7 +160,10 @@ def _read_back(path: Path) -> list[Consignment]:
 
 
 def test_round_trip_through_s321s_own_x12_309_reader(tmp_path: Path) -> None:
+    exact = "w" * 40 + " vvvv " + "x" * 44 + " " + "y" * 60  # a word ending at 45, one running past it
+    items = [{"description": exact, "quantity": 1, "listed_price": "3", "currency": "USD", "weight_kg": "1"}]
     sent = [record(tracking_number="YT2503000000700000", master_bill_number="MAWB-776"),
+            record("NWTK1003", items=items),
             record("NWTK1002", customer={"name": "Zoe Lindqvist", "address": {
                 "line1": "1820 NW Everett St", "city": "Portland", "state_or_province": "OR",
                 "postal_code": "97209", "country": "US"}})]
