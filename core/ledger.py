@@ -177,8 +177,8 @@ class _NewRows:
             return
         body_ids = self.store.new_ids(db, len(self.bodies))
         db.executemany("INSERT INTO bodies (id, record) VALUES (?,?)", zip(body_ids, self.bodies))
-        db.executemany(
-            "INSERT INTO consignments (transaction_id, pipeline, client, ref, source, state, action,"
+        self.store.insert_new(
+            db, "INSERT INTO consignments (transaction_id, pipeline, client, ref, source, state, action,"
             " content_hash, findings, reason, queued_at, created_at, updated_at, version, body_id)"
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             [(*row, body_id) for row, body_id in zip(self.consignments, body_ids)])

@@ -6,8 +6,9 @@ for one process (`SqliteStore`) or a PostgreSQL database shared by many daemons
 Each store promises:
 - `transaction()`: one transaction, committed when the block ends, rolled back on any
   exception; `run(fn)` is the same for a body that may be run again (PostgreSQL: a
-  deadlock, a serialization failure or a unique key another daemon took first retries
-  it whole; a body must therefore read before it decides).
+  deadlock, a serialization failure, or a new row another daemon made first
+  (`insert_new` raises RaceLost) retries it whole; a body must therefore read before it
+  decides).
 - `reading()`: a connection for reads outside any write.
 - A commit inside `durable()` is durable when it returns (PostgreSQL runs with
   `synchronous_commit = on` always: every commit is).
@@ -53,6 +54,11 @@ class LedgerUnavailable(S321Error):
 class LedgerInDoubt(LedgerUnavailable):
     """The connection was lost during COMMIT: the change may or may not be stored. Read
     the ledger again before acting on it (see s321.ledger for what is safe to repeat)."""
+
+
+class RaceLost(Exception):
+    """Another daemon stored a row this transaction was about to create: `run` runs the
+    transaction again, and it finds the row."""
 
 
 class _ConnectionLost(LedgerUnavailable):
@@ -119,6 +125,8 @@ class Store(Protocol):
 
     def new_ids(self, db: Connection, n: int) -> list[int]: ...
 
+    def insert_new(self, db: Connection, sql: str, rows: list[tuple[Any, ...]]) -> None: ...
+
     def schema_version(self) -> int: ...
 
     def describe(self) -> str: ...
@@ -179,6 +187,10 @@ class SqliteStore(SqliteFile):
         """Under BEGIN IMMEDIATE no one else writes: new bodies are numbered here."""
         first = int(db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM bodies").fetchone()[0])
         return list(range(first, first + n))
+
+    def insert_new(self, db: Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        """Rows no one else can have made: under BEGIN IMMEDIATE no one else writes."""
+        db.executemany(sql, rows)
 
     def describe(self) -> str:
         return str(self.path)
@@ -370,6 +382,9 @@ class PgStore:
             try:
                 with self.transaction() as db:
                     return body(db)
+            except RaceLost:
+                if attempt == self._RETRIES - 1:
+                    raise
             except _ConnectionLost:
                 lost += 1  # each stale connection of the pool is dropped as it fails
                 if lost > self._pool.max_size:
@@ -382,6 +397,19 @@ class PgStore:
 
     def durable(self) -> Any:
         return nullcontext()  # synchronous_commit = on: every commit is durable
+
+    def insert_new(self, db: Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        """Rows read as missing a moment ago; RaceLost when another daemon's commit made
+        one of them meanwhile (its key is taken: the insert waits for that commit)."""
+        cur = db.conn.cursor()  # type: ignore[attr-defined]
+        cur.executemany(_pg_sql(sql + " ON CONFLICT DO NOTHING RETURNING 1"), rows, returning=True)
+        made = 0
+        while True:
+            made += len(cur.fetchall())
+            if not cur.nextset():
+                break
+        if made < len(rows):
+            raise RaceLost(f"{len(rows) - made} of {len(rows)} rows were made meanwhile by another daemon")
 
     def new_ids(self, db: Connection, n: int) -> list[int]:
         """From the bodies' identity sequence: unique across daemons, never reused."""
