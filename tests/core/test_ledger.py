@@ -284,3 +284,13 @@ def test_a_version_4_ledger_gets_its_names_indexed_on_open(tmp_path):
         assert ledger.find("#1001") == ledger.find("HB-1") == ["T1"]
     finally:
         ledger.close()
+
+
+def test_a_sqlite_ledger_never_loads_the_postgresql_driver(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys; from s321.ledger_open import open_ledger; import s321.ledger_copy, s321.ledger_migrate;"
+            f" open_ledger({str(tmp_path / 'l.sqlite')!r}).close(); print('psycopg' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
