@@ -191,3 +191,26 @@ def test_two_daemons_on_one_ledger_read_each_file_of_a_shared_inbox_once(tmp_pat
         for proc in procs:
             assert proc.wait(timeout=30) == 0, (tmp_path / "daemons.log").read_text()[-3000:]
         log.close()
+
+
+def test_ledger_copy_moves_a_sqlite_ledger_to_postgresql_verified(tmp_path, pg_url) -> None:
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    write_jsonl(inbox / "orders.jsonl", ORDERS + [{"ref": "#BAD", **marketplace_fields(tracking_number=None)}])
+    sqlite_config = jsonl_pipeline_config(tmp_path, inbox, tmp_path / "out")
+    assert s321("run", "-c", sqlite_config, "--once").returncode == 1  # one invalid record
+    source = f"sqlite://{tmp_path / 's321-ledger.sqlite'}"
+    proc = s321("ledger", "copy", "--from", source, "--to", pg_url)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"-> {pg_url}" in proc.stdout and "verified:" in proc.stdout
+    assert any(line.split()[:2] == ["consignments", "4"] for line in proc.stdout.splitlines()), proc.stdout
+    # The copy is the ledger: the operator commands read it through a config naming it.
+    (tmp_path / "pg").mkdir()
+    (tmp_path / "pg" / "in").mkdir()
+    pg_cfg = pg_config(tmp_path / "pg", pg_url)
+    story = json.loads(s321("show", "-c", pg_cfg, "#1001", "--json").stdout)
+    assert story["state"] == "delivered"
+    # Never over a ledger that holds records.
+    again = s321("ledger", "copy", "--from", source, "-c", pg_cfg, "--json")
+    assert again.returncode == 2 and "not empty" in again.stderr, again.stdout + again.stderr
+    assert "Traceback" not in again.stderr
