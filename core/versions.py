@@ -5,9 +5,8 @@ stores the columns these read and write; its module docstring states the promise
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from s321.contracts import AckStatus
 from s321.record import Action
@@ -49,7 +48,13 @@ DUPLICATE, SUPERSEDED, UNKNOWN_TRANSACTION = "duplicate", "superseded", "unknown
 """The answer codes that say what the receiver holds, not what is wrong with a record."""
 
 
-def settle(row: sqlite3.Row | dict[str, Any], result: Any) -> Settled:
+class Columns(Protocol):
+    """A ledger row read by column name (sqlite3.Row, a PostgreSQL row, a dict)."""
+
+    def __getitem__(self, name: str) -> Any: ...
+
+
+def settle(row: Columns, result: Any) -> Settled:
     """The state machine of an answer about version `row['wire_version']`:
 
     - accepted, or `duplicate` proven to be about this version (the receiver echoed the
