@@ -181,8 +181,9 @@ class Transmitter:
         first = key(rows[0].record_json)
         keep = [r for r in rows if key(r.record_json) == first]
         if len(keep) < len(rows):
-            held = [r.transaction_id for r in rows if key(r.record_json) != first]
-            self.ledger.requeue(held, "waits for its own batch: one transmission is one trip", now=self.clock())
+            held = [r for r in rows if key(r.record_json) != first]
+            self.ledger.requeue([r.transaction_id for r in held], "waits for its own batch: one transmission is one trip",
+                                now=self.clock(), epochs=_epochs(held))
         return keep
 
     def _send_failed(self, rows: list[Row], exc: BaseException) -> None:
