@@ -240,3 +240,17 @@ def test_a_record_sent_before_leases_existed_is_taken_over(daemons, pg_url) -> N
         admin.execute("UPDATE consignments SET lease_owner = NULL, lease_expires = NULL")
     again = claim_one(b, "B-1")
     assert (again.transaction_id, again.version, again.action) == ("T1", first.version, first.action)
+
+
+def test_every_commit_is_durable_whatever_the_database_default(pg_url) -> None:
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as admin:  # a server tuned for speed over safety
+        admin.execute(f"ALTER DATABASE \"{pg_url.rsplit('/', 1)[1]}\" SET synchronous_commit = off")
+    ledger = open_ledger(pg_url)
+    try:
+        with ledger.transaction() as db:
+            assert db.execute("SHOW synchronous_commit").fetchone()[0] == "on"
+            assert db.execute("SHOW transaction_isolation").fetchone()[0] == "read committed"
+    finally:
+        ledger.close()
