@@ -116,3 +116,15 @@ def test_migrate_upgrades_a_version_5_file_and_refuses_a_newer_one(tmp_path) -> 
     db.close()
     with pytest.raises(S321Error, match="version 99 is newer"):
         migrate(f"sqlite://{path}")
+
+
+def test_a_copy_names_every_table_and_column_of_the_schema(tmp_path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    Ledger(path).close()
+    db = sqlite3.connect(path)
+    try:
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        schema = {t: {r[1] for r in db.execute(f"PRAGMA table_info({t})")} for t in tables}
+    finally:
+        db.close()
+    assert {t: {c.strip() for c in columns.split(",")} for t, (columns, _) in TABLES.items()} == schema
