@@ -128,3 +128,21 @@ def test_a_copy_names_every_table_and_column_of_the_schema(tmp_path) -> None:
     finally:
         db.close()
     assert {t: {c.strip() for c in columns.split(",")} for t, (columns, _) in TABLES.items()} == schema
+
+
+def test_migrate_waits_for_the_advisory_lock_another_migration_holds(pg_url) -> None:
+    import threading
+    import time
+
+    from s321.ledger_backend import SCHEMA_LOCK
+
+    done: list[tuple[int, int]] = []
+    with psycopg.connect(pg_url, autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
+        t = threading.Thread(target=lambda: done.append(migrate(pg_url)))
+        t.start()
+        time.sleep(0.5)
+        assert done == []  # waiting
+        other.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
+        t.join(30)
+    assert done == [(0, SCHEMA_VERSION)]
