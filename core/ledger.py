@@ -187,9 +187,11 @@ class _NewRows:
 
 
 class Ledger:
-    """Thread-safe. `Ledger(path)` opens (or makes) a SQLite ledger file; `Ledger(store)`
-    one on a store of s321.ledger_backend (s321.ledger_open.open_ledger picks it from a
-    config or URL).
+    """`Ledger(path)` opens (or makes) a SQLite ledger file; `Ledger(store)` one on a store
+    of s321.ledger_backend (s321.ledger_open.open_ledger picks it from a config or URL).
+
+    Thread-safe: on SQLite one connection serialised by a lock (SQLite has one writer
+    anyway); on PostgreSQL each call takes a connection of the store's pool.
 
     Opening an existing file that is empty, truncated or corrupt raises StoreFileError:
     a ledger is made anew only where no file exists."""
@@ -199,18 +201,17 @@ class Ledger:
     """How long a claimed batch stays this daemon's without `renew` (PostgreSQL)."""
 
     def __init__(self, path: str | Path | Store, synchronous: str = "NORMAL"):
-        if isinstance(path, (str, Path)):
-            path = SqliteStore(path, synchronous, page_size=_PAGE_SIZE)
-        self._store: Store = path
-        self._dialect = path.dialect
-        self.owner: str = path.owner
+        store = SqliteStore(path, synchronous, page_size=_PAGE_SIZE) if isinstance(path, (str, Path)) else path
+        self._store: Store = store
+        self._dialect = store.dialect
+        self.owner: str = store.owner
         """This process's name in leases (host:pid:random)."""
-        if isinstance(path, SqliteStore):  # what callers and tests of the file use
-            self.path = path.path
-            self.synchronous = path.synchronous
-            self.existed = path.existed
-            self._db = path._db
-            self._lock = path._lock
+        if isinstance(store, SqliteStore):  # what callers and tests of the file use
+            self.path = store.path
+            self.synchronous = store.synchronous
+            self.existed = store.existed
+            self._db = store._db
+            self._lock = store._lock
 
     @property
     def backend(self) -> str:
