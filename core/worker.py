@@ -38,7 +38,7 @@ from typing import Any
 from s321 import private, refile
 from s321.config import Pipeline
 from s321.contracts import RawUnit, Transport
-from s321.inputs import input_files
+from s321.inputs import NotRegularFile, input_files, open_regular
 from s321.ledger import Ledger
 from s321.logs import get_logger
 from s321.observers import Observers
@@ -182,9 +182,12 @@ class PipelineWorker:
             try:
                 st = f.stat()
                 digest = _sha256(f)
+            except NotRegularFile:
+                digest = ""  # a FIFO or a device: the source refuses it with its own finding
             except OSError as exc:
-                # Archived meanwhile by another daemon that read it, or taken away.
-                log.info("input vanished", pipeline=self.name, file=str(f), error=exc.strerror)
+                # Taken away; with daemons sharing the inbox, usually archived by the one that read it.
+                (log.info if self.ledger.backend != "sqlite" else log.warning)(
+                    "input vanished", pipeline=self.name, file=str(f), error=exc.strerror)
                 continue
             if not self.ledger.claim_input(self.name, str(f), st.st_size, st.st_mtime_ns, digest):
                 continue  # read already, or another daemon reads it now
@@ -310,7 +313,7 @@ def _sha256(path: Path) -> str:
     """The content hash of an input file, part of its claim's key (a file rewritten in
     place with the same size and modification time is another input)."""
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
+    with open_regular(path, "rb") as fh:  # a FIFO swapped in must not block the daemon
         while block := fh.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()
