@@ -1,5 +1,5 @@
 """Where the preview's time goes, phase by phase, inside one real run: the framework's
-read, map, model, derive, presence, rules, outcome and serialization, then the
+duplicate-key pass, read, map, model, derive, presence, rules, outcome and serialization, then the
 hand-written baseline's phases, each with a timer around it (microseconds per order).
 
 Unlike bench/micro.py (each step alone over and over), this keeps caches and memory as
@@ -40,6 +40,9 @@ def framework(config: Path, clock: Counter[str]) -> None:
     clock["load"] += pc() - t
     pipeline = loaded.pipelines["shop"]
     ctx, profile = pipeline.context, pipeline.profile
+    t = pc()
+    processor.repeated_keys(None)  # the first pass over the export, for duplicate keys
+    clock["duplicate-key pass"] += pc() - t
     units = processor.source.read(None)
     with open("/dev/null", "w", encoding="utf-8") as out:
         while True:
