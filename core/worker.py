@@ -9,7 +9,10 @@ path, size, modification time and content hash): daemons sharing one PostgreSQL 
 and one inbox split the files between them instead of each reading all; a read that
 fails or stops half-way gives its claim back. The claim is a row in the database, not a
 lock or a rename on the (possibly network) file system. A file another daemon archived
-first is no error.
+first is no error. Files are still stored in their order (oldest first): a daemon
+reads a file only once every older file of the inbox is stored, so that an earlier
+export, read late by another daemon, never overtakes a later one of the same
+consignments. The daemons share the reading file by file, and send side by side.
 
 An invalid unit is stored with its raw unit (s321.refile.pack), so that it can be
 mapped again without its file; when the pipeline's fingerprint (tables, defaults,
@@ -190,7 +193,11 @@ class PipelineWorker:
                     "input vanished", pipeline=self.name, file=str(f), error=exc.strerror)
                 continue
             if not self.ledger.claim_input(self.name, str(f), st.st_size, st.st_mtime_ns, digest):
-                continue  # read already, or another daemon reads it now
+                if self.ledger.input_seen(self.name, str(f), st.st_size, st.st_mtime_ns):
+                    continue  # stored already
+                # Another daemon reads it now: the newer files wait until it is stored,
+                # or an older version of a consignment could be stored after a newer one.
+                break
             before = self.counts.copy()
             try:
                 total += self._ingest_stream(self.processor.process([f]), (str(f), st.st_size, st.st_mtime_ns),

@@ -5,6 +5,7 @@ for an input. Real ledgers (SQLite file, PostgreSQL server), real files."""
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from pathlib import Path
@@ -84,3 +85,27 @@ def test_an_input_swapped_for_a_fifo_is_not_waited_on(tmp_path: Path) -> None:
             with open(fifo, "w"):
                 pass
         ledger.close()
+
+
+def test_a_newer_file_waits_while_another_daemon_reads_an_older_one(tmp_path: Path, pg_url: str) -> None:
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    older, newer = inbox / "1-export.jsonl", inbox / "2-re-export.jsonl"
+    write_jsonl(older, [{"ref": "O1", **marketplace_fields(tracking_number="1ZOLD")}])
+    write_jsonl(newer, [{"ref": "O1", **marketplace_fields(tracking_number="1ZNEW")}])
+    st = older.stat()
+    os.utime(newer, ns=(st.st_mtime_ns + 10**9, st.st_mtime_ns + 10**9))  # strictly later: read after
+    registry, loaded = app.load(jsonl_pipeline_config(tmp_path, inbox, tmp_path / "out"))
+    reading, other = open_ledger(pg_url), open_ledger(pg_url)
+    try:
+        # One daemon holds the older file (reading it); the other comes along.
+        assert reading.claim_input("shop", str(older), st.st_size, st.st_mtime_ns, _sha256(older))
+        worker = PipelineWorker(loaded.pipelines["shop"], loaded.rates, other, Observers(registry.pm))
+        assert worker.ingest(settle=False, transmit=False) == 0  # the re-export waits its turn
+        reading.release_input("shop", str(older))  # (or stores it: then it is skipped as read)
+        assert worker.ingest(settle=False, transmit=False) == 2
+        [txid] = other.find("O1")
+        assert json.loads((other.get(txid) or {})["record"])["tracking_number"] == "1ZNEW"  # the later export
+    finally:
+        reading.close()
+        other.close()
