@@ -145,7 +145,7 @@ def start_sandbox(folder: Path, log: Path, ack_delay: float = 0.0) -> Sandbox:
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     port_file = folder / "port"
-    args = [sys.executable, "-m", "s321.cli", "sandbox", "--port-file", str(port_file),
+    args = [sys.executable, "-m", "s321.cli", "sandbox", "--port", str(free_port()), "--port-file", str(port_file),
             "--certs-dir", str(folder / "certs"), "--db", str(folder / "sandbox.sqlite")]
     if ack_delay:
         args += ["--ack-delay", str(ack_delay)]
@@ -334,8 +334,9 @@ def takeover(inputs: list[Path], work: Path, pg: Postgres, lease: float) -> dict
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     log = folder / "run.log"
-    # Acks held back long enough that the killed daemon's batches are still unanswered.
-    sandbox = start_sandbox(folder / "sandbox", log, ack_delay=lease * 3)
+    # Acks a little late, so that a daemon has batches on the wire most of the time; the
+    # survivor's own window frees as quickly, as with a receiver that answers normally.
+    sandbox = start_sandbox(folder / "sandbox", log, ack_delay=min(0.5, lease / 4))
     url = pg.new_database()
     inbox = folder / "inbox"
     inbox.mkdir()
