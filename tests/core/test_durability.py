@@ -25,6 +25,7 @@ import pytest
 from builders import marketplace_fields, write_config, write_jsonl
 from faults import fill, remount, tmpfs
 from s321.ledger import Ledger
+from s321.ledger_schema import SCHEMA_VERSION
 from s321.lock import LedgerBusy, LedgerLock
 from s321.sqlitefile import StoreFileError
 from s321.states import State
@@ -205,7 +206,8 @@ def test_ledger_init_makes_a_ledger_only_where_none_is(tmp_path: Path) -> None:
     again = s321("ledger", "init", "-c", str(cfg))
     assert again.returncode == 2 and "a file is there already" in again.stderr
     check = s321("ledger", "check", "-c", str(cfg), "--json")
-    assert json.loads(check.stdout) == {"ledger": str(path), "ok": True, "problems": [], "counts": {}}
+    assert json.loads(check.stdout) == {"ledger": str(path), "backend": "sqlite", "schema_version": SCHEMA_VERSION,
+                                        "ok": True, "problems": [], "counts": {}}
 
 
 # --------------------------------------------------------------------------- 4 and 7: failures are seen
