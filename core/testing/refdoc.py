@@ -45,7 +45,7 @@ SECTIONS: list[tuple[str, str, list[tuple[str, str]]]] = [
         ("has_errors", STABLE), ("dotted", INTERNAL), ("from_validation_error", INTERNAL)]),
     ("", "s321.contracts", [("Validator", STABLE)]),
     ("Batches and acknowledgements", "s321.contracts", [
-        ("Batch", STABLE), ("Receipt", STABLE), ("Ack", STABLE), ("RecordAck", STABLE), ("AckStatus", STABLE),
+        ("Batch", STABLE), ("Receipt", STABLE), ("Ack", STABLE), ("RecordAck", STABLE), ("RecordEvent", STABLE), ("AckStatus", STABLE),
         ("AckError", STABLE), ("Serializer", STABLE), ("StoredBatch", INTERNAL)]),
     ("Transports", "s321.contracts", [("Capabilities", STABLE), ("Transport", STABLE), ("usd", INTERNAL)]),
     ("The s321/1 serializer", "s321.plugins.wire_s321", [
