@@ -169,6 +169,21 @@ class PgWorld(World):
         with self.ledger() as ledger:
             return ledger.counts(PIPELINE)
 
+    def holding(self, up: dict[int, str], rng: random.Random, within: float) -> tuple[int, str] | None:
+        """A running daemon (index, owner) that holds records `sent`, waiting up to
+        `within` seconds for one; None when none did. A machine under load is slower to
+        put records on the wire, and the kills must still hit work in progress."""
+        deadline = time.monotonic() + within
+        while True:
+            holders = {owner for owner, in self.ledger_query(
+                "SELECT DISTINCT lease_owner FROM consignments WHERE state = 'sent'")}
+            busy = [(i, who) for i, who in sorted(up.items()) if who in holders]
+            if busy:
+                return rng.choice(busy)
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.05)
+
     def ledger_query(self, sql: str) -> list[tuple[Any, ...]]:
         import psycopg
 
@@ -224,6 +239,8 @@ def test_three_daemons_one_postgresql_ledger_under_kills_and_database_restarts(w
         up = world.up()  # a daemon still importing has done nothing worth killing yet
         assert up, f"no daemon came up: {world.log_tail()}"
         victim, who = rng.choice(sorted(up.items()))
+        if kill % 2:  # every other kill aims at a daemon with records on the wire, when one has some soon
+            victim, who = world.holding(up, rng, within=3.0) or (victim, who)
         held.append(world.ledger_query(
             f"SELECT COUNT(*) FROM consignments WHERE state = 'sent' AND lease_owner = '{who}'")[0][0])
         world.kill_daemon(victim)
