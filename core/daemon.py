@@ -71,6 +71,8 @@ class PipelineThread(threading.Thread):
                         w.revalidate_if_changed()  # a table, the defaults or the profile changed
                         w.ingest()
                         next_scan = time.monotonic() + self.cfg.rescan_seconds
+                        if w.settles_at is not None:  # a file too young to read: read it once settled
+                            next_scan = min(next_scan, time.monotonic() + max(0.01, w.settles_at - time.time()))
                     w.transmit()
                     w.poll_acks(timeout=0.05 if w.owes()[1] else 0.0)
                     idle = w.idle()
@@ -89,7 +91,7 @@ class PipelineThread(threading.Thread):
                     self.observers.pipeline_recovered(w.name, self.failed)
                     self.failed, failures = None, 0
                 if idle:
-                    self.wake.wait(self.cfg.poll_interval)
+                    self.wake.wait(min(self.cfg.poll_interval, max(0.0, next_scan - time.monotonic())))
             self._drain()
         except Exception as exc:
             self.failed = f"{type(exc).__name__}: {exc}"

@@ -81,6 +81,9 @@ class PipelineWorker:
         """Set: ingestion ends between chunks (what was not committed is read again)."""
         self._complete = False  # the last input was read to its end
         self._due = 0  # valid units committed since the last transmission while ingesting
+        self.settles_at: float | None = None
+        """When (time.time()) the first input file left unread as too young has settled:
+        set by `pending_inputs`, None when it left none."""
         ctx = pipeline.context
         self.sender = Transmitter(
             ledger, pipeline.name,
@@ -155,6 +158,7 @@ class PipelineWorker:
             return None
         now = time.time()
         ready = []
+        self.settles_at = None
         for f in files:
             if f.name.startswith(".") or f.suffix in (".tmp", ".part"):
                 continue  # written under a temporary name: not complete yet
@@ -163,7 +167,11 @@ class PipelineWorker:
             except OSError:
                 continue
             if settle and now - st.st_mtime < self.pipeline.config.settle_seconds:
-                continue  # still being written
+                # Still being written, or just landed: read once it has settled (the
+                # daemon scans again then, not at its next rescan, seconds later).
+                at = st.st_mtime + self.pipeline.config.settle_seconds
+                self.settles_at = at if self.settles_at is None else min(self.settles_at, at)
+                continue
             if not self.ledger.input_seen(self.name, str(f), st.st_size, st.st_mtime_ns):
                 ready.append(f)
             else:

@@ -109,3 +109,30 @@ def test_a_broken_config_on_reload_keeps_the_daemon_running(daemon):
     proc.send_signal(signal.SIGHUP)
     time.sleep(1.0)
     assert proc.poll() is None and get(base + "/healthz")[0] == 200
+
+
+def test_a_file_too_young_to_read_is_read_once_settled_not_at_the_next_rescan(tmp_path):
+    """The inbox watch wakes the daemon as a file lands; the file is younger than
+    settle_seconds and left for later. It is read as soon as it has settled, not at
+    the next periodic rescan (a minute away here): a lone file waited up to
+    rescan_seconds before (bench/latency.py: 5 s of a 6 s latency)."""
+    inbox, outbox = tmp_path / "in", tmp_path / "out"
+    inbox.mkdir()
+    port = free_port()
+    cfg = jsonl_pipeline_config(tmp_path, inbox, outbox, extra="settle_seconds = 0.5")
+    cfg.write_text(cfg.read_text() + f'\n[daemon]\nhttp = "127.0.0.1:{port}"\nrescan_seconds = 60\n'
+                   'poll_interval = 0.5\nshutdown_timeout = 2\n')
+    proc = subprocess.Popen([sys.executable, "-m", "s321.cli", "run", "-c", str(cfg)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: get(base + "/healthz")[0] == 200, what="the daemon's /healthz")
+        time.sleep(1.0)  # its first scan is done and its inbox watch is up
+        staged = tmp_path / "orders.jsonl"
+        write_jsonl(staged, [{"ref": f"Y{i}", **marketplace_fields()} for i in range(2)])
+        os.utime(staged)  # modified now: too young to read when the watch reports it
+        staged.rename(inbox / "orders.jsonl")
+        wait_for(lambda: list(outbox.glob("*.json")), timeout=20, what="the settled file's batch")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
