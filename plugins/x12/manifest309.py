@@ -22,6 +22,7 @@ from .tokenizer import Segment, location
 CENT = Decimal("0.01")
 FINE = Decimal("0.0001")
 POUND_KG = Decimal("0.45359237")
+GRAM = Decimal("0.001")
 MAX_DIGITS = 15
 
 # Maximum lengths (X12 004010-006050) of the text elements a sender wraps over several
@@ -350,7 +351,7 @@ _HINTS = {
     "items.*.quantity": "N10-01, the line's quantity",
     "items.*.hts_code": "N10-05, with the HTSUSA qualifier A in N10-04",
     "items.*.listed_price": "N10-06, the line's value in whole dollars",
-    "items.*.weight_kg": "N10-08, with its unit in N10-07 (K or L)",
+    "items.*.weight_kg": "N10-08 (the line's weight, unit in N10-07: K or L) divided by N10-01",
 }
 """Where each record field comes from in a 309, for the messages of findings on it."""
 
@@ -372,6 +373,8 @@ def _item(
         "hts_code": _hts_code(line, at, found),
         "weight_kg": _weight_kg(line, at, found),
     }
+    if item["weight_kg"] is not None and item.get("quantity"):
+        item["weight_kg"] = _per_unit_weight(item["weight_kg"], item["quantity"])
     if catalog is not None:
         item["sku"] = line.marks or None
         found += catalog.apply_catalog(item, at)
@@ -437,7 +440,20 @@ def _weight_kg(line: ItemLine, at: str, found: list[Finding]) -> Decimal | None:
                              f"N10-07/N10-08 {line.weight_unit!r} {line.weight!r} is not a weight "
                              "in K (kilograms) or L (pounds)"))
         return None
-    return (weight * factor).quantize(Decimal("0.001"), ROUND_HALF_UP)
+    return (weight * factor).quantize(GRAM, ROUND_HALF_UP)
+
+
+def _per_unit_weight(line_kg: Decimal, quantity: int) -> Decimal:
+    """N10-08 weighs the whole line (390 tyres: 14404 K, as the line's M11-05); a record's
+    `weight_kg` is per unit (docs/record.md). To the gram when the line divides evenly,
+    else to the fewest places whose product with the quantity rounds back to the line's
+    weight to the gram, so that writing the item again gives the same N10-08."""
+    for places in range(3, 13):
+        step = Decimal(1).scaleb(-places)
+        unit = (line_kg / quantity).quantize(step, ROUND_HALF_UP)
+        if (unit * quantity).quantize(GRAM, ROUND_HALF_UP) == line_kg:
+            return unit
+    return unit
 
 
 def _number(text: str) -> Decimal | None:

@@ -179,10 +179,50 @@ def test_round_trip_through_s321s_own_x12_309_reader(tmp_path: Path) -> None:
         for a, b in zip(after.items, before.items, strict=True):
             assert (a.description, a.quantity, a.hts_code, a.currency) == (
                 b.description, b.quantity, b.hts_code, b.currency)
-            # N1008 weighs the line (weight_kg is per unit); the reader reads it back as is
-            assert a.weight_kg == b.weight_kg * b.quantity
+            # N1008 weighs the line, weight_kg is per unit: the reader divides by the quantity
+            assert a.weight_kg == b.weight_kg
             # N1006 is the line's value in whole dollars
             assert a.line_value == (b.listed_price * b.quantity).quantize(Decimal(1))
+
+
+REALWORLD_309 = Path(__file__).parents[2] / ".." / "shared" / "realworld" / "x12" / "x12-types_v004010_test_309.x12"
+
+
+def test_n10_weighs_the_line_in_the_real_world_309_and_the_reader_gives_weight_per_unit(tmp_path: Path) -> None:
+    # The public 309: N10*390*...*K*14404 under M11*...*390*PKG*14404*K: 390 tyres weigh 14404 kg
+    # together, so N10-08 is the line's weight, and weight_kg (per unit, docs/record.md) is its 390th.
+    ctx = PipelineContext("trucks", "NWTK321", FilerType.CARRIER, ModeOfTransport.TRUCK, "pilot-2019",
+                          "x12-309", PipelineDefaults())
+    copy = tmp_path / "309.x12"  # with its one envelope fault (SE01) corrected, as tests/realworld does
+    copy.write_text(REALWORLD_309.read_text(encoding="utf-8").replace("SE*622*3899", "SE*295*3899"))
+    options = X12309Options(path=copy)
+    source, mapper = X12309Source(options, ctx), X12309Mapper(options, ctx)
+    lines = [seg.split("*") for seg in REALWORLD_309.read_text().replace("\n", "").split("~")
+             if seg.startswith("N10*") and seg.split("*")[1]]
+    declared = [(int(el[1]), Decimal(el[8])) for el in lines if len(el) > 8 and el[7] == "K"]
+    read = [(item["quantity"], item["weight_kg"]) for unit in source.read()
+            for item in mapper.map(unit).record.get("items", []) if "weight_kg" in item]
+    assert declared and len(read) == len(declared)
+    for (quantity, line_kg), (qty, per_unit) in zip(declared, read, strict=True):
+        assert qty == quantity
+        assert (per_unit * qty).quantize(Decimal("0.001")) == line_kg
+    assert read[0] == (390, Decimal("36.933333"))
+
+
+def test_weights_round_trip_exactly_per_unit_to_the_line_and_back(tmp_path: Path) -> None:
+    items = [{"description": "Truck tyres", "quantity": 390, "listed_price": "738.68", "currency": "USD",
+              "weight_kg": "36.933333"},
+             {"description": "Cotton shirts", "quantity": 3, "listed_price": "9", "currency": "USD",
+              "weight_kg": "0.3023"},
+             {"description": "Mugs", "quantity": 2, "listed_price": "24", "currency": "USD", "weight_kg": "0.38"}]
+    sent = record("NWTK1003", items=items)
+    path = tmp_path / "trip.edi"
+    path.write_bytes(serializer(tmp_path).encode_batch(batch(sent)))
+    text = path.read_text()
+    assert "*K*14404~" in text and "*K*0.907~" in text and "*K*0.76~" in text  # N1007/N1008: each line
+    assert "M11*NWTK1003**395**14405.667*K~" in text  # M1105: the shipment's weight, the lines' sum
+    (back,) = _read_back(path)
+    assert [(i.quantity, i.weight_kg) for i in back.items] == [(i.quantity, i.weight_kg) for i in sent.items]
 
 
 # --------------------------------------------------------------------------- refusals

@@ -280,7 +280,7 @@ class TestX12309(SourceConformance):
             "items": [
                 {"description": "WOMENS COTTON BLOUSE, EMBROIDERED FLORAL NECKLINE, SIZE M, WHITE", "quantity": 2,
                  "listed_price": "29.00", "line_value": "58", "currency": "USD", "hts_code": "6206303011",
-                 "weight_kg": "0.600"},
+                 "weight_kg": "0.300"},  # N10-08 weighs the line: 0.6 kg for 2
                 {"description": "LEATHER BELT, HAND TOOLED, BROWN, 34 IN", "quantity": 1, "listed_price": "36.00",
                  "line_value": "36", "currency": "USD", "hts_code": "4203300000", "weight_kg": "0.300"}]},
         # lines 18-28 (LX*2): N9*2I (line 20) the tracking number; no PER; one item.
@@ -296,7 +296,7 @@ class TestX12309(SourceConformance):
             "port_of_entry": "2304", "conveyance": "3AKJHHDR5KSKE1234",
             "items": [{"description": "TALAVERA CERAMIC MUG, HAND PAINTED, 12 OZ BLUE AND WHITE PATTERN, SET PIECE",
                        "quantity": 4, "listed_price": "16.00", "line_value": "64", "currency": "USD",
-                       "hts_code": "6912004810", "weight_kg": "2.000"}]},
+                       "hts_code": "6912004810", "weight_kg": "0.500"}]},  # 2 kg for 4
     }
     source_name = "x12-309"
     pipeline = {"filer_type": "carrier", "mode_of_transport": "truck", "defaults": CARRIER_DEFAULTS}
