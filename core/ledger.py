@@ -496,6 +496,21 @@ class Ledger:
                 "INSERT INTO sequences (name, value) VALUES (?, 1) ON CONFLICT (name)"
                 " DO UPDATE SET value=sequences.value+1 RETURNING value", (name,)).fetchone()[0]))
 
+    def note(self, key: str, value: str) -> None:
+        """Keep `value` under `key` (replacing an older one), durable when this returns:
+        what a serializer must find again after a restart (the batch an X12 group was
+        sent in)."""
+        with self.durable():
+            self._store.run(lambda db: db.execute(
+                "INSERT INTO notes (key, value) VALUES (?, ?) ON CONFLICT (key)"
+                " DO UPDATE SET value=excluded.value", (key, value)))
+
+    def noted(self, key: str) -> str | None:
+        """The value kept under `key` by `note`, or None."""
+        with self._reading() as db:
+            r = db.execute("SELECT value FROM notes WHERE key=?", (key,)).fetchone()
+        return r[0] if r else None
+
     # ------------------------------------------------------------------ transmission
 
     def claim(self, pipeline: str, batch_id: str, limit: int, now: float | None = None) -> list[Row]:

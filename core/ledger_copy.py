@@ -39,8 +39,9 @@ TABLES: dict[str, tuple[str, str]] = {
     "input_claims": ("pipeline, path, size, mtime_ns, sha256, lease_owner, lease_expires",
                      "pipeline, path, size, mtime_ns, sha256"),
     "sequences": ("name, value", "name"),
+    "notes": ("key, value", "key"),
 }
-"""Every table of a ledger (schema 6): its columns, and the order its rows are read in
+"""Every table of a ledger (schema 7): its columns, and the order its rows are read in
 (`history` and `raw_units` by `rowid`, the order they were written, which their readers
 keep)."""
 

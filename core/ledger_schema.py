@@ -148,12 +148,18 @@ CREATE TABLE IF NOT EXISTS sequences (
     name  TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 );
+-- Small facts a serializer must find again after a restart (which batch an X12 group
+-- control number was sent in, so that a late 997 names its records).
+CREATE TABLE IF NOT EXISTS notes (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 """
 
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 """PRAGMA user_version of a ledger file (and the version in a database's `s321_schema`).
-6: leases (`lease_owner`, `lease_epoch`, `lease_expires`), `input_claims`, `sequences`. 5: `refs`, `history`, `raw_units`, `fingerprints`
+7: `notes`. 6: leases (`lease_owner`, `lease_epoch`, `lease_expires`), `input_claims`, `sequences`. 5: `refs`, `history`, `raw_units`, `fingerprints`
 (the references of existing records are indexed on upgrade). 4: versions (`version`, `wire_*`,
 `accepted_version`, `first_wire_version`, `on_file`). 3: records in `bodies`, not in their
 consignments row (which held them as `record`). 2: partial indexes on queued and sent records

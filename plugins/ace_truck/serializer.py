@@ -6,7 +6,8 @@ Promises: a batch is one trip (the transmitter asks `batch_key` which records go
 together); the trip comes from the trip files in the `trips` folder beside the config,
 validated whole before anything is written, and is refused when ACE would get it too
 late; control numbers come from the ledger's durable sequence (`Ledger.next_number`) once
-the pipeline binds it, so they stay unique across restarts. Decoding names each record
+the pipeline binds it, so they stay unique across restarts, and the batch each group was
+sent as is noted in the ledger, so a 997 read after a restart still names its records. Decoding names each record
 by its shipment control number (the receiver knows no transaction ids).
 """
 
@@ -43,6 +44,9 @@ GROUP_PREFIX = "ace-group:"
 """How `answers` asks for a transmission's records by its group control number."""
 SEQUENCE = "ace-truck-309:interchange"
 """The ledger sequence ISA13/GS06/ST02 are drawn from."""
+GROUP_NOTE = "ace-truck-309:group:"
+"""`Ledger.note` key (+ GS06) of the batch a transmission was sent as: a 997 names only
+its group, and may come after a restart."""
 ACTIONS = {"C": Action.REPLACE, "D": Action.DELETE, "X": Action.DELETE}
 """M1303 read back: change is a replace; delete and delink take the shipment off."""
 
@@ -67,7 +71,8 @@ class AceTruck309:
         self._pipeline: str | None = None
         self._groups: dict[str, str] = {}
         """GS06 of each transmission this process wrote -> its batch id, so that a 997
-        that rejects a group names its records (after a restart the ack timeout resends)."""
+        that rejects a group names its records; kept in the ledger too (`Ledger.note`),
+        so that a 997 read after a restart finds them as well."""
         self.persistent_numbers = False
         """True once control numbers come from the ledger (False: counted in memory,
         which a restart starts again: never for production)."""
@@ -163,6 +168,9 @@ class AceTruck309:
                        batch.sent_at, trip.usage == "production")
         data = write309.interchange(trip, shipments, env)
         self._groups[str(env.control)] = batch.batch_id
+        note = getattr(self._ledger, "note", None)
+        if callable(note) and self.persistent_numbers:  # before the bytes can reach ACE
+            note(GROUP_NOTE + str(env.control), batch.batch_id)
         return data
 
     def decode_batch(self, data: bytes) -> Batch:
@@ -188,7 +196,11 @@ class AceTruck309:
         if self._ledger is None:
             return []
         if scn.startswith(GROUP_PREFIX):
-            batch_id = self._groups.get(scn[len(GROUP_PREFIX):])
+            group = scn[len(GROUP_PREFIX):]
+            batch_id = self._groups.get(group)
+            noted = getattr(self._ledger, "noted", None)
+            if batch_id is None and callable(noted):
+                batch_id = noted(GROUP_NOTE + group)
             if batch_id is None or self._pipeline is None:
                 return []
             rows = self._ledger.sent_in(self._pipeline, [batch_id])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -345,6 +346,40 @@ def test_control_numbers_come_from_the_ledger_and_survive_a_restart(tmp_path: Pa
     ledger.close()
     assert ser.persistent_numbers and again.persistent_numbers
     assert len(set(first)) == 3 and after > max(first)
+
+
+def test_a_rejecting_997_read_after_a_restart_still_rejects_the_transmission(tmp_path: Path) -> None:
+    from s321.pipeline import Outcome, Status
+    from s321.plugins.ace_truck import answers
+    from s321.states import State
+
+    path = tmp_path / "ledger.sqlite"
+    ledger = Ledger(path)
+    sent = [record(), record("NWTK1002")]
+    ledger.ingest("trucks", "NWTK321", "src", [Outcome(f"u{n}", Status.VALID, f"f:{n}", r)
+                                                for n, r in enumerate(sent)])
+    assert len(ledger.claim("trucks", "B-1", 10)) == 2
+    ctx = PipelineContext("trucks", "NWTK321", FilerType.CARRIER, ModeOfTransport.TRUCK, "pilot-2019",
+                          "x12-309", PipelineDefaults())
+    ser = serializer(tmp_path)
+    ser.bind(ledger, ctx)
+    data = ser.encode_batch(Batch(batch_id="B-1", originator_code="NWTK321", profile="pilot-2019",
+                                  sent_at=NOW, records=sent)).decode()
+    ledger.close()  # the daemon stops before ACE answers
+
+    ledger = Ledger(path)
+    again = AceTruck309(trips=tmp_path / "trips", clock=lambda: NOW)
+    again.bind(ledger, ctx)
+    count = re.search(r"^SE\*(\d+)\*", data, re.M)  # ACE counts another number of segments: syntax
+    assert count is not None
+    broken = data.replace(count.group(0), f"SE*{int(count.group(1)) + 1}*")
+    reply = answers.encode_997(validate.validate(broken.encode(), "trip.x12"),
+                               answers.Envelope("CBP", "NWTK321", 5, NOW))
+    assert f"AK1*AQ*{_isa13(data.encode())}~" in reply.decode() and "AK5*R" in reply.decode()
+    ack = again.decode_ack(reply)
+    assert ledger.resolve(ack) == {r.transaction_id: State.REJECTED for r in sent}
+    assert "ace-997-rejected" in ledger.get(sent[0].transaction_id)["last_error"]  # type: ignore[index]
+    ledger.close()
 
 
 def test_without_a_ledger_the_numbers_say_they_are_not_persistent(tmp_path: Path) -> None:
