@@ -3,6 +3,11 @@ in only the client keys listed in relay.toml. A batch is stored in the relay led
 (with its routes) before its receipt goes out, so a relay that dies loses nothing;
 acks go back to the client that sent each record, also after either side restarts.
 
+Several relays may share one PostgreSQL ledger (`[ledger] url`) and serve one broker's
+clients: each takes batches from the clients connected to it, the records are forwarded
+by whichever relay claims them first (leases, as daemons share a ledger), and an answer
+waits in the shared outbox until the relay its client is connected to sends it on.
+
 It keeps serving under load: a peer must finish the CURVE handshake (and the ZAP
 check) within `handshake_timeout`, each peer's queues are bounded by high-water marks
 (a slow or hostile peer cannot make the relay buffer without limit), and a control
@@ -21,7 +26,6 @@ from typing import Any
 import zmq
 from s321 import regimes
 from s321.contracts import Ack, RecordAck, Serializer
-from s321.errors import S321Error
 from s321.ledger import Ledger
 from s321.ledger_open import open_ledger
 from s321.logs import get_logger
@@ -93,13 +97,12 @@ class RelayServer:
 
     def start(self) -> RelayServer:
         cfg = self.config
-        if cfg.ledger.backend != "sqlite":
-            # Its routing table (s321.relay.routes) is a SQLite file beside the ledger.
-            raise S321Error(f"{self.loaded.path}: ledger.url: the relay keeps its ledger and its routing table "
-                            "in one SQLite file; a PostgreSQL ledger is not supported for the relay yet "
-                            "(give [ledger] path)")
         self.ledger = open_ledger(cfg.ledger, held=True, holder="s321 relay")
-        self.routes = Routes(cfg.ledger.path, cfg.ledger.synchronous)
+        try:
+            self.routes = Routes(self.ledger)
+        except BaseException:
+            self.ledger.close()
+            raise
         self.intake = Intake(self.ledger, self.routes, regimes.available(cfg.profile_paths))
         self._ctx = zmq.Context()
         self._auth = ThreadAuthenticator(self._ctx)
@@ -381,13 +384,11 @@ class RelayServer:
 def status_report(loaded: LoadedRelay) -> list[dict[str, Any]]:
     """From the relay's files, running or not: per lane and state the counts, oldest
     queued and last error; per client the acks not yet confirmed by it."""
-    cfg = loaded.config.ledger
-    ledger = open_ledger(cfg)
-    routes = Routes(cfg.path, cfg.synchronous)
+    ledger = open_ledger(loaded.config.ledger)
     try:
+        routes = Routes(ledger)
         rows: list[dict[str, Any]] = [r for r in ledger.status() if r["pipeline"].startswith("relay:")]
         rows += [{"client": name, "undelivered_acks": routes.undelivered(name)} for name in loaded.clients]
         return rows
     finally:
-        routes.close()
         ledger.close()

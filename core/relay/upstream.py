@@ -7,12 +7,14 @@ pipeline; each result is put in the routing outbox for the client that sent it.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from s321.backoff import Backoff
 from s321.contracts import PipelineContext, PipelineDefaults, RecordAck
-from s321.ledger import Ledger
+from s321.ledger import Ledger, LedgerUnavailable
 from s321.logs import get_logger
 from s321.observers import Observers
 from s321.record import FilerType, ModeOfTransport
@@ -23,6 +25,9 @@ from s321.states import State
 from s321.transmitter import Transmitter
 
 log = get_logger(__name__)
+
+LANES_EVERY = 2.0
+"""Seconds between looks for lanes another relay on a shared ledger made."""
 
 
 class ClientUpstream(threading.Thread):
@@ -45,6 +50,8 @@ class ClientUpstream(threading.Thread):
         self._new_lock = threading.Lock()
         self.transmitters: dict[str, Transmitter] = {}
         self.acknowledges = self._upstream_acknowledges()
+        self.shared = ledger.backend == "postgresql"
+        """Other relays may share the ledger: their lanes are looked for now and then."""
 
     def add_lane(self, lane: Lane) -> None:
         with self._new_lock:
@@ -56,15 +63,28 @@ class ClientUpstream(threading.Thread):
         self.wake.set()
 
     def run(self) -> None:
+        next_lanes = time.monotonic() + LANES_EVERY
+        backoff, failures = Backoff(initial=0.5, maximum=10.0), 0
         try:
             while not self.stop_event.is_set():
-                self._adopt()
-                busy = False
-                for sender in list(self.transmitters.values()):
-                    sender.transmit()
-                    awaiting = sender.owes()[1]
-                    sender.poll_acks(timeout=0.05 if awaiting else 0.0)
-                    busy = busy or not sender.idle()
+                look = self.shared and time.monotonic() >= next_lanes
+                if look:
+                    next_lanes = time.monotonic() + LANES_EVERY
+                try:
+                    busy = self._round(look)
+                except LedgerUnavailable as exc:
+                    # The database restarts or fails over: weather, not a failure of the
+                    # client; what is in flight is in the ledger, and forwarding resumes.
+                    self.failed = f"{type(exc).__name__}: {exc}"
+                    delay = max(0.2, backoff.delay(failures))
+                    failures += 1
+                    log.warning("relay upstream waits for its ledger", client=self.client.name,
+                                error=str(exc), retry_in=round(delay, 1))
+                    self.stop_event.wait(delay)
+                    continue
+                if self.failed is not None:
+                    log.info("relay upstream resumed", client=self.client.name)
+                    self.failed, failures = None, 0
                 if not busy:
                     self.wake.wait(self.poll_interval)
                     self.wake.clear()
@@ -73,7 +93,29 @@ class ClientUpstream(threading.Thread):
             log.exception("relay upstream failed", client=self.client.name)
         finally:
             for sender in self.transmitters.values():
-                sender.close()  # what is in flight goes back to the queue, durably
+                try:
+                    sender.close()  # what is in flight goes back to the queue, durably
+                except LedgerUnavailable as exc:  # on a shared ledger its lease runs out instead
+                    log.warning("relay upstream closed without its ledger", client=self.client.name,
+                                error=str(exc))
+
+    def _round(self, lanes: bool) -> bool:
+        """Send what is due and read acks on every lane; whether any lane is busy.
+        `lanes`: first look for lanes another relay on a shared ledger made (this one
+        forwards them too, and takes over their batches if that relay dies)."""
+        if lanes:
+            known = set(self.transmitters)
+            for lane in self.routes.lanes(self.client.name):
+                if lane.lane not in known:
+                    self.add_lane(lane)
+        self._adopt()
+        busy = False
+        for sender in list(self.transmitters.values()):
+            sender.transmit()
+            awaiting = sender.owes()[1]
+            sender.poll_acks(timeout=0.05 if awaiting else 0.0)
+            busy = busy or not sender.idle()
+        return busy
 
     def _adopt(self) -> None:
         with self._new_lock:
