@@ -9,7 +9,8 @@ plugin's own options model. Every problem is reported at once as
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -22,7 +23,7 @@ from s321 import private, regimes, rules
 from s321.contracts import PipelineContext, PipelineDefaults
 from s321.errors import ConfigError, PluginError
 from s321.paths import ConfigPath
-from s321.registry import Component, Registry
+from s321.registry import Component, NoOptions, Registry
 from s321.secrets import Secret
 from s321.record import FilerType, ModeOfTransport
 
@@ -67,6 +68,9 @@ class PipelineConfig(BaseModel):
     mapper: str | None = None
     validators: list[str] = []
     serializer: str = DEFAULT_SERIALIZER
+    serializer_options: dict[str, Any] = Field(
+        default={}, description="The serializer's own options, validated by its options model "
+        "(e.g. ace-truck-309's trip_files).")
     batch_size: int = Field(
         default=2000, ge=1, le=10_000,
         description="Records per batch at most (the transport may cap it). Batches are claimed from what is "
@@ -430,6 +434,10 @@ def _resolve_pipeline(path: Path, name: str, pc: PipelineConfig, registry: Regis
     transport = component("transport", pc.transport.plugin, f"{where}.transport.plugin")
     transport_options = options(transport, pc.transport.options(), f"{where}.transport")
     serializer = component("serializer", pc.serializer, f"{where}.serializer")
+    serializer_options = options(serializer, pc.serializer_options, f"{where}.serializer_options")
+    if serializer is not None and serializer_options is not None and serializer.options is not NoOptions:
+        # A serializer with options is made with them wherever the pipeline makes one.
+        serializer = replace(serializer, factory=partial(serializer.factory, serializer_options))
     validators = []
     for i, vname in enumerate(pc.validators):
         comp = component("validator", vname, f"{where}.validators.{i}")

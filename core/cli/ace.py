@@ -14,6 +14,7 @@ from s321.cli.commands import load_or_report
 from s321.cli.exitcodes import Exit
 from s321.ledger_open import open_ledger
 from s321.plugins.ace_truck.labels import manifest_list
+from s321.plugins.ace_truck.serializer import trip_places
 from s321.plugins.ace_truck.trip import TripBook, TripError, at_risk, exposed, load_trip
 
 
@@ -30,7 +31,7 @@ def configure(sub: Any) -> None:
                            "(a shipment on two trips is refused). Exit 0 when valid and in time, 1 when a "
                            "trip would reach ACE too late, 2 when a file is invalid.",
                            epilog="example:\n  s321 ace check-trip trips/")
-    q.add_argument("paths", nargs="+", help="trip files or folders")
+    q.add_argument("paths", nargs="*", help="trip files or folders (default with -c: the config's trip files)")
     q.add_argument("-c", "--config", help="also look each trip's shipments up in this config's ledger: a "
                    "trip whose shipments are not all answered within --warn-minutes of its deadline is at risk")
     q.add_argument("--warn-minutes", type=float, default=30.0, metavar="MINUTES",
@@ -47,18 +48,24 @@ def configure(sub: Any) -> None:
 
 
 def check_trip(args: argparse.Namespace) -> int:
-    try:
-        book = TripBook.load([Path(p) for p in args.paths])
-    except TripError as exc:
-        for line in exc.problems:
-            console.error(line)
-        return Exit.CANNOT_RUN
-    ledger = None
+    loaded = None
     if args.config:
         loaded = load_or_report(args.config)
         if loaded is None:
             return Exit.CANNOT_RUN
-        ledger = open_ledger(loaded[1].config.ledger)
+    paths = [Path(p) for p in args.paths]
+    if not paths:
+        if loaded is None:
+            console.error("name trip files or folders, or a config (-c) whose trip files to check")
+            return Exit.CANNOT_RUN
+        paths = trip_places(loaded[1].pipelines.values())
+    try:
+        book = TripBook.load(paths)
+    except TripError as exc:
+        for line in exc.problems:
+            console.error(line)
+        return Exit.CANNOT_RUN
+    ledger = open_ledger(loaded[1].config.ledger) if loaded is not None else None
     now = datetime.now(UTC)
     late = 0
     try:

@@ -3,9 +3,9 @@ a 309 read back into a batch (the sandbox's side); the answers (997, 355, 350) a
 `answers.py`'s.
 
 Promises: a batch is one trip (the transmitter asks `batch_key` which records go
-together); the trip comes from the trip files in the `trips` folder beside the config,
-validated whole before anything is written, and is refused when ACE would get it too
-late; control numbers come from the ledger's durable sequence (`Ledger.next_number`) once
+together); the trip comes from the config's `trip_files` (else the `trips` folder beside
+the config), validated whole before anything is written, and is refused when ACE would
+get it too late; control numbers come from the ledger's durable sequence (`Ledger.next_number`) once
 the pipeline binds it, so they stay unique across restarts, and the batch each group was
 sent as is noted in the ledger, so a 997 read after a restart still names its records. Decoding names each record
 by its shipment control number (the receiver knows no transaction ids).
@@ -16,15 +16,18 @@ from __future__ import annotations
 import io
 import itertools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from s321.contracts import Ack, Batch, PipelineContext, PipelineDefaults
 from s321.errors import S321Error
 from s321.hookspecs import hookimpl
 from s321.logs import get_logger
+from s321.paths import ConfigPath
 from s321.record import Action, Consignment, FilerType, ModeOfTransport
 from s321.regimes import DEFAULT as DEFAULT_PROFILE
 
@@ -32,7 +35,7 @@ from ..x12.envelope import Problem, read_sets_from_bytes
 from ..x12.manifest309 import BillBuilder, map_bill
 from ..x12.tokenizer import Segment, segments
 from . import write309
-from .trip import Trip, TripBook, TripError, exposed
+from .trip import TRIP_SUFFIXES, Trip, TripBook, TripError, exposed
 from .write309 import EncodeError, Envelope, Shipment
 
 log = get_logger(__name__)
@@ -51,6 +54,29 @@ ACTIONS = {"C": Action.REPLACE, "D": Action.DELETE, "X": Action.DELETE}
 """M1303 read back: change is a replace; delete and delink take the shipment off."""
 
 
+class AceTruckOptions(BaseModel):
+    """`[pipelines.NAME.serializer_options]` of `ace-truck-309`, checked by `s321 check`."""
+
+    model_config = ConfigDict(extra="forbid")
+    trip_files: list[ConfigPath] = Field(
+        default=[], description="Trip files, or folders of them (*.toml, *.json), relative to the config "
+        "file's folder; default: the folder trips/ beside the config file.")
+
+    @field_validator("trip_files")
+    @classmethod
+    def _readable_trips(cls, paths: list[Path]) -> list[Path]:
+        """Every path exists and every trip in it is valid (each problem names the file and
+        the field, never crew data); whether a trip is still in time is decided when it is sent."""
+        missing = [str(p) for p in paths if not p.exists()]
+        if missing:
+            raise ValueError(f"no such trip file or folder: {', '.join(missing)}")
+        try:
+            TripBook.load(paths)
+        except TripError as exc:
+            raise ValueError("trip files refused: " + "; ".join(exc.problems)) from None
+        return paths
+
+
 class Ace309Error(S321Error):
     """Bytes that are not a 309 this serializer can read; the message names the segment."""
 
@@ -61,7 +87,10 @@ class AceTruck309:
     name = NAME
     content_type = "application/edi-x12"
 
-    def __init__(self, trips: Path | None = None, clock: Callable[[], datetime] | None = None):
+    def __init__(self, options: AceTruckOptions | None = None, trips: Path | None = None,
+                 clock: Callable[[], datetime] | None = None):
+        self.trip_files: list[Path] = list(options.trip_files) if options is not None else []
+        """The config's `trip_files` (files and folders); empty: the folder `trips_dir`."""
         self.trips_dir = trips
         self.clock = clock or (lambda: datetime.now(UTC))
         self._numbers: Callable[[str], int] | None = None
@@ -104,15 +133,22 @@ class AceTruck309:
     # ------------------------------------------------------------------ trips
 
     def book(self) -> TripBook:
-        """The trips of the trips folder, read again when a file changed."""
-        folder = self.trips_dir
-        if folder is None:
+        """The trips of the config's `trip_files` (else of the trips folder), read again
+        when a file changed."""
+        places = self.trip_files or ([self.trips_dir] if self.trips_dir is not None else [])
+        if not places:
             raise EncodeError("ace-truck-309: no trips folder: the pipeline did not bind the serializer")
+        files: list[Path] = []
         try:
-            files = sorted(f for f in folder.iterdir() if f.suffix.lower() in (".toml", ".json"))
-            signature = tuple((f.name, f.stat().st_mtime_ns) for f in files)
+            for place in places:
+                if place.is_dir() or not self.trip_files:
+                    files += sorted(f for f in place.iterdir() if f.suffix.lower() in TRIP_SUFFIXES)
+                else:
+                    files.append(place)
+            signature = tuple((str(f), f.stat().st_mtime_ns) for f in files)
         except OSError as exc:
-            raise EncodeError(f"{folder}: the trips folder cannot be read: {exc.strerror or exc}") from None
+            raise EncodeError(f"{exc.filename or places[0]}: the trip files cannot be read: "
+                              f"{exc.strerror or exc}") from None
         if self._book is None or self._book[0] != signature:
             try:
                 self._book = (signature, TripBook.load(files))
@@ -214,6 +250,18 @@ class AceTruck309:
         return [r for r in rows if r is not None]
 
 
+def trip_places(pipelines: Iterable[Any]) -> list[Path]:
+    """The trip files and folders of the pipelines (`config.Pipeline`s) that file with
+    `ace-truck-309`: their `trip_files`, else the `trips` folder beside the config."""
+    places: list[Path] = []
+    for pipeline in pipelines:
+        if pipeline.serializer.name != NAME:
+            continue
+        made = pipeline.serializer.factory()
+        places += made.trip_files or [pipeline.context.base_dir / TRIPS_FOLDER]
+    return list(dict.fromkeys(places))
+
+
 def _references(record: dict[str, Any]) -> list[str | None]:
     """A record's own names for its shipment control number, in the order they are tried."""
     return [record.get("house_bill_number"), record.get("tracking_number"), record.get("master_bill_number")]
@@ -280,5 +328,5 @@ def _sent_at(isa: Segment) -> datetime:
 
 @hookimpl
 def register_serializers(register: Any) -> None:
-    register(NAME, AceTruck309, description="ACE truck eManifest: X12 309 out (one trip a transmission); "
+    register(NAME, AceTruck309, options=AceTruckOptions, description="ACE truck eManifest: X12 309 out (one trip a transmission); "
              "997, 355 and 350 back")

@@ -76,6 +76,48 @@ def test_each_transmission_is_one_trip_and_a_shipment_on_no_trip_says_so(tmp_pat
         ledger.close()
 
 
+def test_trip_files_anywhere_from_the_pipelines_serializer_options(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    elsewhere = tmp_path / "dispatch" / "today"
+    trip_file(elsewhere, "NWTK2612070001", ["NWTK1001", "NWTK1003"])
+    trip_file(tmp_path / "dispatch" / "late", "NWTK2612070002", ["NWTK1002"])
+    transport = (f'[pipelines.truck.serializer_options]\ntrip_files = ["dispatch/today", '
+                 f'"dispatch/late/NWTK2612070002.toml"]\n\n'
+                 f'[pipelines.truck.transport]\nplugin = "file"\ndirectory = "{tmp_path}/out"\n')
+    config = carrier_config(tmp_path, transport)  # no trips/ beside it
+    assert not (tmp_path / "trips").exists()
+    assert main(["ace", "check-trip", "-c", str(config)]) == 0  # the config's trip files, both trips
+    assert capsys.readouterr().out.count(": trip NWTK261207000") == 2
+    registry, loaded = app.load(config)
+    app.run_once(registry, loaded)
+    sent = {}
+    for f in (tmp_path / "out").iterdir():
+        if not f.name.startswith("."):
+            checked = validate.validate(f.read_bytes(), f.name)
+            sent[checked.trip] = sorted(s.control_number for s in checked.shipments)
+    assert sent == {"NWTK2612070001": ["NWTK1001", "NWTK1003"], "NWTK2612070002": ["NWTK1002"]}
+
+
+def test_s321_check_refuses_trip_files_that_are_missing_or_invalid(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "dispatch"
+    trip_file(bad, "NWTK2612070001", ["NWTK1001"])
+    (bad / "NWTK2612070001.toml").write_text(
+        (bad / "NWTK2612070001.toml").read_text().replace('port_of_arrival = "3004"', 'port_of_arrival = "30"'))
+    out = f'[pipelines.truck.transport]\nplugin = "file"\ndirectory = "{tmp_path}/out"\n'
+    for options, says in (('trip_files = ["dispatch"]', "dispatch/NWTK2612070001.toml: port_of_arrival"),
+                          ('trip_files = ["nowhere.toml"]', "no such trip file or folder"),
+                          ('trip_file = ["dispatch"]', "serializer_options.trip_file")):
+        config = carrier_config(tmp_path, f"[pipelines.truck.serializer_options]\n{options}\n\n{out}")
+        assert main(["check", "-c", str(config)]) != 0
+        err = capsys.readouterr().err
+        assert says in err and "pipelines.truck.serializer_options" in err and "Traceback" not in err
+    config = carrier_config(tmp_path, f'[pipelines.truck.serializer_options]\ntrip_files = ["x"]\n\n{out}'
+                            .replace("ace-truck-309", "s321/1"))
+    assert main(["check", "-c", str(config)]) != 0  # s321/1 takes no options: any key is an error
+    assert "serializer_options.trip_files" in capsys.readouterr().err
+
+
 def test_a_trip_too_late_for_ace_is_not_sent(tmp_path: Path) -> None:
     trips = tmp_path / "trips"
     trip_file(trips, "NWTK2612070001", ["NWTK1001", "NWTK1002", "NWTK1003", "NWTK1007"], hours=0.5)
