@@ -13,7 +13,7 @@ import os
 import socket
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -46,6 +46,9 @@ class Metrics:
         self._lost = Counter("s321_batches_taken_over", "Batches this daemon sent whose lease another "
                              "daemon took over (this one renewed too late)", ["pipeline", "daemon"],
                              registry=self.registry)
+        self._at_risk = Gauge("s321_deadlines_at_risk", "Transmissions at risk of missing the receiver's "
+                              "deadline (ace-truck-309: trips due at ACE with shipments still unanswered)",
+                              ["pipeline", "daemon"], registry=self.registry)
         if depth is not None:
             self.registry.register(_QueueDepth(depth))
 
@@ -57,6 +60,9 @@ class Metrics:
 
     def batches_taken_over(self, pipeline: str, n: int) -> None:
         self._lost.labels(pipeline, self.daemon).inc(n)
+
+    def at_risk(self, pipeline: str, n: int) -> None:
+        self._at_risk.labels(pipeline, self.daemon).set(n)
 
     def prepare(self, pipeline: str) -> None:
         """Make every outcome of a pipeline visible at 0 from the start."""

@@ -137,6 +137,7 @@ class Transmitter:
     def transmit(self, max_batches: int | None = None) -> int:
         """Send due records while the window allows, `max_batches` batches at most.
         Returns the number sent."""
+        self._watch_deadlines()
         if not self._connected():
             return 0
         transport = self.transport
@@ -170,6 +171,23 @@ class Transmitter:
                 self._count("delivered", len(rows))
             log.info("batch sent", pipeline=self.name, batch_id=batch_id, records=len(rows))
         return sent
+
+    def _watch_deadlines(self) -> None:
+        """A serializer that knows deadlines of what it carries (ace-truck-309: ACE wants a
+        trip an hour before the truck arrives) says what is at risk of missing one, on every
+        pass, connected or not: each newly at risk to the observers (`pipeline_failing`),
+        the number at risk to /metrics (s321_deadlines_at_risk)."""
+        # The transport as made by an earlier pass (making one may fail: _connected says so).
+        watch = getattr(getattr(self._transport, "serializer", None), "deadlines_at_risk", None)
+        if not callable(watch):
+            return
+        count, news = watch()
+        if self.observers is not None:
+            for message in news:
+                self.observers.pipeline_failing(self.name, message)
+        gauge = getattr(self.metrics, "at_risk", None)
+        if callable(gauge):
+            gauge(self.name, count)
 
     def _one_batch_key(self, rows: list[Row]) -> list[Row]:
         """The rows that may share this batch: a serializer whose transmission is one unit

@@ -14,7 +14,7 @@ from s321.cli.commands import load_or_report
 from s321.cli.exitcodes import Exit
 from s321.ledger_open import open_ledger
 from s321.plugins.ace_truck.labels import manifest_list
-from s321.plugins.ace_truck.serializer import trip_places
+from s321.plugins.ace_truck.serializer import ledger_states, trip_places
 from s321.plugins.ace_truck.trip import TripBook, TripError, at_risk, exposed, load_trip
 
 
@@ -75,7 +75,7 @@ def check_trip(args: argparse.Namespace) -> int:
                 console.warn(loose)
             problem = trip.timing_problem(now)
             if problem is None and ledger is not None:
-                problem = at_risk(trip, _states(ledger, trip.shipments), now, args.warn_minutes)
+                problem = at_risk(trip, ledger_states(ledger, trip.shipments), now, args.warn_minutes)
             if problem:
                 late += 1
                 console.warn(f"{path}: {problem}")
@@ -86,14 +86,6 @@ def check_trip(args: argparse.Namespace) -> int:
         if ledger is not None:
             ledger.close()
     return Exit.FINDINGS if late else Exit.OK
-
-
-def _states(ledger: Any, shipments: list[str]) -> dict[str, str | None]:
-    out: dict[str, str | None] = {}
-    for scn in shipments:
-        rows = [ledger.get(t) for t in ledger.find(scn)]
-        out[scn] = next((str(r["state"]) for r in rows if r), None)
-    return out
 
 
 def list_trip(args: argparse.Namespace) -> int:

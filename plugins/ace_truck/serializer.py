@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,7 +36,7 @@ from ..x12.envelope import Problem, read_sets_from_bytes
 from ..x12.manifest309 import BillBuilder, map_bill
 from ..x12.tokenizer import Segment, segments
 from . import write309
-from .trip import TRIP_SUFFIXES, Trip, TripBook, TripError, exposed
+from .trip import TRIP_SUFFIXES, Trip, TripBook, TripError, at_risk, exposed
 from .write309 import EncodeError, Envelope, Shipment
 
 log = get_logger(__name__)
@@ -45,6 +46,8 @@ TRIPS_FOLDER = "trips"
 """Trip files live in this folder beside the config file (docs/ace-truck.md)."""
 GROUP_PREFIX = "ace-group:"
 """How `answers` asks for a transmission's records by its group control number."""
+WATCH_SECONDS = 60.0
+"""How often a running pipeline looks for trips at risk of reaching ACE late."""
 SEQUENCE = "ace-truck-309:interchange"
 """The ledger sequence ISA13/GS06/ST02 are drawn from."""
 GROUP_NOTE = "ace-truck-309:group:"
@@ -76,6 +79,11 @@ class AceTruckOptions(BaseModel):
             raise ValueError("trip files refused: " + "; ".join(exc.problems)) from None
         return paths
 
+    warn_minutes: float = Field(
+        default=30.0, gt=0, le=24 * 60,
+        description="A running daemon warns (log, observers, /metrics) when a trip's shipments are still "
+        "queued or unanswered this many minutes before ACE's deadline for it.")
+
 
 class Ace309Error(S321Error):
     """Bytes that are not a 309 this serializer can read; the message names the segment."""
@@ -91,6 +99,9 @@ class AceTruck309:
                  clock: Callable[[], datetime] | None = None):
         self.trip_files: list[Path] = list(options.trip_files) if options is not None else []
         """The config's `trip_files` (files and folders); empty: the folder `trips_dir`."""
+        self.warn_minutes = options.warn_minutes if options is not None else 30.0
+        self._risk_checked = float("-inf")  # time.monotonic() of the last look
+        self._at_risk: set[str] = set()  # trip numbers at risk at the last look
         self.trips_dir = trips
         self.clock = clock or (lambda: datetime.now(UTC))
         self._numbers: Callable[[str], int] | None = None
@@ -173,6 +184,31 @@ class AceTruck309:
         trip = book.trip_of(scn) if scn else None
         return trip.trip_number if trip else None
 
+    def deadlines_at_risk(self) -> tuple[int, list[str]]:
+        """(trips at risk now, a message for each that became at risk since the last look):
+        a trip whose shipments are still queued or unanswered in the ledger within
+        `warn_minutes` of its ACE deadline (`trip.at_risk`). The transmitter asks on every
+        pass; the ledger is looked at once every WATCH_SECONDS at most. Messages and the
+        warning logged name the trip and its shipment control numbers, never its crew."""
+        if self._ledger is None or time.monotonic() - self._risk_checked < WATCH_SECONDS:
+            return len(self._at_risk), []
+        self._risk_checked = time.monotonic()
+        try:
+            book = self.book()
+        except EncodeError:
+            return len(self._at_risk), []  # said where the trip is used: its records are dead-lettered
+        now = self.clock()
+        found: dict[str, str] = {}
+        for trip in book.trips.values():
+            message = at_risk(trip, ledger_states(self._ledger, trip.shipments), now, self.warn_minutes)
+            if message is not None:
+                found[trip.trip_number] = message
+        news = [message for number, message in found.items() if number not in self._at_risk]
+        for number in found.keys() - self._at_risk:
+            log.warning("ACE trip at risk of being late", pipeline=self._pipeline, trip=number)
+        self._at_risk = set(found)
+        return len(found), news
+
     # ------------------------------------------------------------------ contract
 
     def encode_batch(self, batch: Batch) -> bytes:
@@ -248,6 +284,15 @@ class AceTruck309:
         txids = dict.fromkeys(t for name in names for t in self._ledger.find(name))
         rows = [self._ledger.get(t) for t in txids]
         return [r for r in rows if r is not None]
+
+
+def ledger_states(ledger: Any, shipments: Iterable[str]) -> dict[str, str | None]:
+    """Each shipment control number's record state in the ledger (None: no record yet)."""
+    out: dict[str, str | None] = {}
+    for scn in shipments:
+        rows = [ledger.get(t) for t in ledger.find(scn)]
+        out[scn] = next((str(r["state"]) for r in rows if r), None)
+    return out
 
 
 def trip_places(pipelines: Iterable[Any]) -> list[Path]:

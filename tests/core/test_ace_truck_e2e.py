@@ -199,3 +199,63 @@ def test_a_shopify_export_filed_over_sftp_to_the_sandbox_comes_back_as_355_answe
     finally:
         ledger.close()
     assert summary.error is None
+
+
+def test_a_running_pipeline_warns_when_a_trip_is_at_risk_of_reaching_ace_late(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Real sshd, but nobody answers in the mailbox: the trip's shipments stay unanswered
+    while its deadline (arrival in 80 minutes: due at ACE in 20) comes within warn_minutes
+    (30). The pipeline's next pass says so: observers (pipeline_failing), /metrics, log;
+    never a crew member's data."""
+    import types
+
+    from s321.hookspecs import hookimpl
+    from s321.metrics import Metrics
+    from s321.observers import Observers
+    from s321.worker import PipelineWorker
+
+    missing = sshd_missing()
+    if missing:
+        pytest.skip(missing)
+    trip_file(tmp_path / "trips", "NWTK2612070001", ["NWTK1001", "NWTK1002", "NWTK1003", "NWTK1007"],
+              hours=80 / 60)
+    server = SshServer(tmp_path / "sshd").start()
+    alerts: list[tuple[str, str]] = []
+    watcher = types.ModuleType("watcher")
+
+    @hookimpl
+    def pipeline_failing(pipeline: str, error: str) -> None:
+        alerts.append((pipeline, error))
+
+    watcher.pipeline_failing = pipeline_failing  # type: ignore[attr-defined]
+    try:
+        config = carrier_config(tmp_path, "\n".join([
+            "[pipelines.truck.transport]", 'plugin = "sftp-drop"', 'host = "127.0.0.1"', f"port = {server.port}",
+            f'username = "{server.user}"', f'key = "{server.user_key.private}"',
+            f'known_hosts = "{server.known_hosts()}"', "poll_interval = 0.05", "settle_time = 0",
+            "connect_timeout = 5", "op_timeout = 5", ""]))
+        registry, loaded = app.load(config)
+        assert registry.add_plugin(watcher, "watcher").status == "loaded"
+        ledger = Ledger(tmp_path / "ledger.sqlite")
+        metrics = Metrics()
+        worker = PipelineWorker(loaded.pipelines["truck"], loaded.rates, ledger, Observers(registry.pm), metrics)
+        try:
+            worker.ingest()
+            assert worker.transmit() == 4  # the trip is on the wire; no 355 comes
+            assert alerts == []
+            worker.transmit()  # the daemon's next pass
+            worker.transmit()  # and the one after: said once
+        finally:
+            worker.close()
+            ledger.close()
+    finally:
+        server.stop()
+    [(pipeline, message)] = alerts
+    assert pipeline == "truck" and "trip NWTK2612070001 is at risk of reaching ACE late" in message
+    assert "NWTK1001" in message and "Robin" not in message and "Example" not in message
+    assert 's321_deadlines_at_risk{daemon="' in metrics.render().decode()
+    assert any(line.startswith("s321_deadlines_at_risk{") and line.endswith(" 1.0")
+               for line in metrics.render().decode().splitlines())
+    logged = capsys.readouterr()
+    assert "ACE trip at risk of being late" in logged.out + logged.err
+    assert "Robin" not in logged.out + logged.err and "42705555" not in logged.out + logged.err
