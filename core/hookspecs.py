@@ -112,7 +112,9 @@ def consignments_dead_lettered(pipeline: str, transaction_ids: list[str], error:
 def pipeline_failing(pipeline: str, error: str) -> None:
     """Called when a running pipeline starts failing (its ledger cannot be written, its
     input cannot be read, its link is refused for good), once per failure until it
-    recovers; the daemon keeps retrying it with backoff meanwhile."""
+    recovers; the daemon keeps retrying it with backoff meanwhile. Also called once for
+    each transmission at risk of missing the receiver's deadline (ace-truck-309: a trip
+    due at ACE with shipments unanswered), with no `pipeline_recovered` after it."""
 
 
 @hookspec
