@@ -9,6 +9,11 @@ start (pipelines, inboxes, HTTP address), each input file read with its counts, 
 batch acknowledged with its rejections by code, reloads, stop. SIGHUP: reload the config and restart
 only the pipelines whose configuration changed. Pipelines are independent: one whose
 transport fails keeps retrying on its own while the others go on.
+
+A PostgreSQL ledger whose database cannot be reached at start is waited for, with
+backoff, and said so in the log and /healthz (503, "ledger unavailable"); the pipelines
+start when it answers. One lost while running makes each pipeline report failing and
+retry (the same weather as a full disk) until it is back.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from s321.backoff import Backoff
 from s321.config import LoadedConfig, Pipeline
 from s321.errors import ConfigError
 from s321.httpd import serve
+from s321.ledger import Ledger, LedgerUnavailable
 from s321.ledger_open import open_ledger
 from s321.logs import get_logger
 from s321.metrics import Metrics
@@ -143,8 +149,11 @@ class Daemon:
         self.registry, self.loaded = app.load(self.config_path)
         cfg = self.loaded.config
         # SQLite: this daemon's alone (a lock); PostgreSQL: shared, leases keep daemons apart.
-        self.ledger = open_ledger(cfg.ledger, held=True, holder="s321 run (the daemon)")
-        self.metrics = Metrics(depth=self._depth, daemon=self.ledger.owner)
+        # A database that cannot be reached yet is waited for (run_forever), not fatal.
+        self.ledger: Ledger | None = None
+        self.ledger_error: str | None = None
+        self._open_ledger()
+        self.metrics = Metrics(depth=self._depth, daemon=self.ledger.owner if self.ledger else None)
         self.observers = Observers(self.registry.pm)
         self.threads: dict[str, PipelineThread] = {}
         self.stopped = threading.Event()
@@ -157,6 +166,7 @@ class Daemon:
     # ------------------------------------------------------------------ pipelines
 
     def _start(self, name: str) -> None:
+        assert self.ledger is not None  # pipelines start once the ledger is open
         pipeline = self.loaded.pipelines[name]
         self.metrics.prepare(name)
         worker = PipelineWorker(pipeline, self.loaded.rates, self.ledger, self.observers, self.metrics)
@@ -177,6 +187,35 @@ class Daemon:
         for name in names:
             self.threads.pop(name).join(self.loaded.config.daemon.shutdown_timeout + 5)
             log.info("pipeline stopped", pipeline=name)
+
+    def _open_ledger(self) -> bool:
+        """Open the ledger; False (and `ledger_error` says why) while its database cannot
+        be reached. Anything else (a ledger in use, damaged, a newer schema) is raised."""
+        try:
+            self.ledger = open_ledger(self.loaded.config.ledger, held=True, holder="s321 run (the daemon)")
+        except LedgerUnavailable as exc:
+            self.ledger_error = str(exc)  # names the database without its password
+            return False
+        self.ledger_error = None
+        return True
+
+    def wait_for_ledger(self) -> bool:
+        """Until the ledger's database answers, try again with backoff, saying so in the
+        log and /healthz; False when the daemon was stopped meanwhile."""
+        backoff = Backoff(initial=1.0, maximum=30.0)
+        attempt = 0
+        while self.ledger is None:
+            delay = max(0.5, backoff.delay(attempt))
+            attempt += 1
+            log.error("waiting for the ledger's database", ledger=self.loaded.config.ledger.describe(),
+                      error=self.ledger_error, retry_in=round(delay, 1), attempt=attempt)
+            if self.stopped.wait(delay):
+                return False
+            if self._open_ledger():
+                assert self.ledger is not None
+                self.metrics.daemon = self.ledger.owner
+                log.warning("ledger reachable again", ledger=self.ledger.describe(), after=attempt)
+        return True
 
     def start(self) -> None:
         for name, p in self.loaded.pipelines.items():
@@ -207,7 +246,8 @@ class Daemon:
         self._stop(list(self.threads))
         if self.http is not None:
             self.http.shutdown()
-        self.ledger.close()
+        if self.ledger is not None:
+            self.ledger.close()
         self.stopped.set()
 
     # ------------------------------------------------------------------ running
@@ -217,6 +257,11 @@ class Daemon:
         signal.signal(signal.SIGINT, lambda *_: self.stopped.set())
         if hasattr(signal, "SIGHUP"):
             signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
+        if not self.wait_for_ledger():
+            self.stop()
+            log.info("daemon stopped", before="its ledger was reachable")
+            return 0
+        assert self.ledger is not None
         self.start()
         log.info("daemon running", pipelines=list(self.threads), http=self.loaded.config.daemon.http,
                  ledger=self.ledger.describe(), daemon=self.ledger.owner)
@@ -231,6 +276,8 @@ class Daemon:
         return 0
 
     def health(self) -> tuple[bool, dict[str, Any]]:
+        if self.ledger is None:
+            return False, {"ledger": f"ledger unavailable: {self.ledger_error}", "pipelines": {}}
         detail = {}
         ok = True
         for name, t in list(self.threads.items()):

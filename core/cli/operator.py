@@ -21,7 +21,7 @@ from s321.cli.commands import load_or_report
 from s321.cli.exitcodes import Exit
 from s321.config import LoadedConfig
 from s321.daemon import live_health
-from s321.ledger import Ledger
+from s321.ledger import Ledger, LedgerUnavailable
 from s321.ledger_open import open_ledger
 from s321.record import Action
 
@@ -125,7 +125,11 @@ def _when(ts: float | None) -> str:
 
 
 def status(args: argparse.Namespace) -> int:
-    ledger = _ledger(args)
+    try:
+        ledger = _ledger(args)
+    except LedgerUnavailable:
+        _daemon_errors(args)  # a running daemon says it waits for the database
+        raise
     if ledger is None:
         return Exit.CANNOT_RUN
     if args.findings:
@@ -220,6 +224,8 @@ def _daemon_errors(args: argparse.Namespace) -> None:
     able to write to the ledger (a full disk, a read-only file system)."""
     loaded = load_or_report(args.config)
     health = live_health(loaded[1].config.daemon.http) if loaded else None
+    if isinstance((health or {}).get("ledger"), str):
+        console.error(f"daemon: {health['ledger']}")  # type: ignore[index]
     for name, pipeline in sorted(((health or {}).get("pipelines") or {}).items()):
         if isinstance(pipeline, dict) and pipeline.get("error"):
             console.error(f"daemon: pipeline {name} is failing: {pipeline['error']}")
