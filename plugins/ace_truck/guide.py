@@ -31,6 +31,14 @@ APPX_D = "CBP CAMIR Appendix D, Disposition Codes"
 X12 = "X12 base standard segment/element dictionary (5010-5040 tables)"
 X12_997 = "X12 997 Functional Acknowledgment (standard code lists 716/718/720/723)"
 X12_355 = "X12 355 standard table (3050): ST, M10, K1, P4 loop (P4, K1, LX loop: M13/K1, M11/K1)"
+BORDERCONNECT = "BorderConnect ACE_TRIP API example (a service provider's JSON): truck type TR, trailer type TL"
+"""Read (code corpus, 2026-12-07): a provider's own API, not CBP's guide; it agrees with the
+VEH20 codes s321 writes, so they are no longer only s321's guess, but still unconfirmed."""
+BORDERCONNECT_WIKI = "BorderConnect wiki, 'Correcting Rejected ACE Manifests': CBP's response text"
+"""Read: CBP answers a shipment it holds already with the text 'Shipment Already on File'
+naming the shipment control number (no code number given there)."""
+EMANIFEST_ERRORS_2007 = "e-Manifest error message code details (CBP dictionary as republished, Jan 2007)"
+"""Read: error 021 names N1007 and the weight units LB, KG, L and K; error 017 names M1101."""
 NOT_READ = "not read in the CBP guide: X12 base standard layout"
 S321 = "s321 choice where the guides say nothing readable (docs/ace-truck.md)"
 
@@ -234,7 +242,8 @@ AMENDMENT_ACTIONS = {"A": "add", "C": "change", "D": "delete", "X": "delink"}
 actions; the guide's code values were not read: S321)."""
 EQUIPMENT_CONVEYANCE = "TR"
 EQUIPMENT_TRAILER = "TL"
-"""VEH20 equipment description codes for the truck (conveyance) and a trailer (S321)."""
+"""VEH20 equipment description codes for the truck (conveyance) and a trailer (S321, the
+same codes a provider's API uses: BORDERCONNECT; the guide's own list not read)."""
 
 M10_309 = SegmentSpec("M10", "0200", "Manifest Identifying Information", M, 1, (
     E("M1001", "Standard Carrier Alpha Code", M, "ID", 2, 4, source=APPX_L),
@@ -271,7 +280,7 @@ VEH_309 = SegmentSpec("VEH", "0250", "Vehicle Information (truck and trailers)",
     E("VEH18", "Name", X, "AN", 1, 60),
     E("VEH19", "Country Code", X, "ID", 2, 3),
     E("VEH20", "Equipment Description Code", M, "ID", 2, 2, f"{EQUIPMENT_CONVEYANCE} {EQUIPMENT_TRAILER}",
-      S321),
+      BORDERCONNECT),
     E("VEH21", "Reference Identification (ACE ID)", O, "AN", 1, 50, source=APPX_L),
     E("VEH22", "Reference Identification Qualifier", O, "ID", 2, 3, source=APPX_L),
 ), NOT_READ)
@@ -339,7 +348,7 @@ N10_LOOP = Loop("N10", O, 999, (
         E("N1004", "Commodity Code Qualifier", O, "ID", 1, 1),
         E("N1005", "Commodity Code", O, "AN", 1, 30),
         E("N1006", "Customs Shipment Value", O, "N2", 1, 12),
-        E("N1007", "Weight Unit Code", O, "ID", 1, 1, "K L", APPX_H),
+        E("N1007", "Weight Unit Code", O, "ID", 1, 1, "K L", EMANIFEST_ERRORS_2007),
         E("N1008", "Weight", O, "R", 1, 10),
         E("N1009", "Reference Identification", O, "AN", 1, 50),
         E("N1010", "Manifest Unit Code", O, "ID", 2, 5),
@@ -487,8 +496,8 @@ ERROR_CODES: dict[str, tuple[str, str]] = {
 K102). The full dictionary is longer: a code not here is passed through as CBP's own."""
 
 ALREADY_ON_FILE = "SHIPMENT ALREADY ON FILE"
-"""ACE's rejection of a shipment control number it holds already (the code number was not
-read; the text is what carriers see): s321 reads it as `duplicate`."""
+"""ACE's rejection of a shipment control number it holds already (BORDERCONNECT_WIKI: the
+text carriers see; the code number was not read): s321 reads it as `duplicate`."""
 
 # --------------------------------------------------------------------------- 350
 
