@@ -74,7 +74,7 @@ class Console:
         self.users = dict(section.users)
         self.sessions.idle_seconds = section.idle_minutes * 60
         self.sessions.absolute_seconds = section.absolute_hours * 3600
-        self.reader = LedgerReader(self.loaded.config.ledger.path)
+        self.reader = LedgerReader(self.loaded.config.ledger)  # a file, or a PostgreSQL database
         self.audit = AuditLog(section.audit_log)
         self.cookie = cookie_name(self.https)
         self._config_mtime = self._mtime()

@@ -3,12 +3,17 @@ letters. Each query takes the user's scope and applies it in SQL, so that nothin
 scoped user is shown (a row, a count, a chart point, a search hit) comes from a client
 outside it.
 
-Promises: the ledger is opened read-only (`mode=ro`, a separate connection per call
-site, never a write lock), so the console never blocks the daemon; a scope is a list
-of originator codes (`None`: every client; an empty list: none); records are paged by
-keyset on the ledger's rowid (newest received first), never by OFFSET; the `history`
+Promises: the ledger is read read-only, so the console never blocks a daemon: a SQLite
+file through a read-only connection per call site (`mode=ro`, never a write lock), a
+PostgreSQL database through read-only transactions (`BEGIN READ ONLY`) on a small pool
+of its own; a scope is a list of originator codes (`None`: every client; an empty list:
+none); records are paged by keyset on the record's key in arrival order (the file's
+rowid, the database's `body_id`), newest received first, never by OFFSET; the `history`
 and `refs` tables are read when the ledger has them, and their absence (an older
 ledger) only leaves the history empty and searches to transaction ids and source keys.
+
+The same queries run on both stores; the few fragments that differ (JSON functions,
+the keyset column, the hour of a time, the latest error per pipeline) are `Dialect`s.
 """
 
 from __future__ import annotations
@@ -16,15 +21,21 @@ from __future__ import annotations
 import calendar
 import json
 import sqlite3
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from s321 import ledger_backend
 from s321.errors import S321Error
 from s321.references import ref_key
 from s321.states import State
+
+if TYPE_CHECKING:
+    from s321.config import LedgerSection
 
 Scope = Sequence[str] | None
 """The originator codes a user may see; None for every one."""
@@ -33,12 +44,61 @@ PAGE_SIZE = 50
 
 _NEEDS_ATTENTION = (State.INVALID.value, State.REJECTED.value, State.DEAD.value)
 
-# A record's error codes, whichever column holds them: validation's findings (invalid
-# and others) and the receiver's errors in its acknowledgement (rejected).
-_CODES = ("(SELECT json_extract(f.value, '$.code') FROM json_each(CASE WHEN json_valid(c.findings)"
-          " THEN c.findings ELSE '[]' END) AS f WHERE json_extract(f.value, '$.severity') = 'error'"
-          " UNION SELECT json_extract(e.value, '$.code') FROM json_each(CASE WHEN json_valid(c.ack)"
-          " THEN c.ack ELSE '{}' END, '$.errors') AS e)")
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """The fragments of the console's SQL that differ between the ledger's two stores."""
+
+    cursor: str
+    """The keyset column of records: a key in arrival order, unique, never reused."""
+    findings: str
+    """A FROM item: the findings of record `c`, one JSON object a row, as `f(value)`."""
+    errors: str
+    """A FROM item: the receiver's errors in the acknowledgement of `c`, as `e(value)`."""
+    get: Callable[[str, str], str]
+    """`get("f", "code")`: a text member of the object in `f.value`."""
+    hour: str
+    """The hour (seconds since the epoch, rounded down) of `updated_at`."""
+    last_errors: str
+    """Per (pipeline, client) the last error of its most recently changed record that
+    has one; `{where}` is the scope."""
+    version: str
+    """The ledger's schema version (s321.ledger_schema.SCHEMA_VERSION when current)."""
+
+
+SQLITE = Dialect(
+    cursor="c.rowid",
+    findings="json_each(CASE WHEN json_valid(c.findings) THEN c.findings ELSE '[]' END) AS f",
+    errors="json_each(CASE WHEN json_valid(c.ack) THEN c.ack ELSE '{}' END, '$.errors') AS e",
+    get=lambda alias, key: f"json_extract({alias}.value, '$.{key}')",
+    hour="CAST(updated_at / 3600 AS INTEGER) * 3600",
+    # SQLite takes the bare column from the row that holds the MAX.
+    last_errors="SELECT pipeline, client, last_error, MAX(updated_at) AS at FROM consignments AS c"
+                " WHERE last_error IS NOT NULL{where} GROUP BY pipeline, client",
+    version="PRAGMA user_version")
+
+POSTGRESQL = Dialect(
+    cursor="c.body_id",
+    # The ledger writes these columns with json.dumps; a text that is not an array (or
+    # an object) is read as none, as SQLite's json_valid guard does.
+    findings="jsonb_array_elements(CASE WHEN left(c.findings, 1) = '[' THEN c.findings::jsonb"
+             " ELSE '[]'::jsonb END) AS f(value)",
+    errors="jsonb_array_elements(CASE WHEN left(c.ack, 1) <> '{' OR c.ack IS NULL THEN '[]'::jsonb"
+           " WHEN jsonb_typeof(c.ack::jsonb -> 'errors') = 'array' THEN c.ack::jsonb -> 'errors'"
+           " ELSE '[]'::jsonb END) AS e(value)",
+    get=lambda alias, key: f"({alias}.value ->> '{key}')",
+    hour="CAST(FLOOR(updated_at / 3600) AS BIGINT) * 3600",
+    last_errors="SELECT DISTINCT ON (pipeline, client) pipeline, client, last_error FROM consignments AS c"
+                " WHERE last_error IS NOT NULL{where} ORDER BY pipeline, client, updated_at DESC",
+    version="SELECT MAX(version) FROM s321_schema")
+
+
+def _codes(d: Dialect) -> str:
+    """A record's error codes, whichever column holds them: validation's findings
+    (invalid and others) and the receiver's errors in its acknowledgement (rejected)."""
+    return (f"(SELECT {d.get('f', 'code')} FROM {d.findings} WHERE {d.get('f', 'severity')} = 'error'"
+            f" UNION SELECT {d.get('e', 'code')} FROM {d.errors})")
 
 
 def _scope_sql(scope: Scope, column: str = "c.client") -> tuple[str, list[Any]]:
@@ -46,22 +106,45 @@ def _scope_sql(scope: Scope, column: str = "c.client") -> tuple[str, list[Any]]:
     if scope is None:
         return "", []
     if not scope:
-        return " AND 0", []
+        return " AND 1=0", []
     return f" AND {column} IN ({','.join('?' * len(scope))})", list(scope)
 
 
 class LedgerUnavailable(S321Error):
-    """The ledger file is not there, or cannot be read (damaged, not a ledger)."""
+    """The ledger is not there, or cannot be read (damaged, not a ledger, its database
+    down or without the ledger's tables)."""
 
 
 class LedgerReader:
-    """Read-only queries over one ledger file."""
+    """Read-only queries over one ledger: a `[ledger]` section (a SQLite file or a
+    PostgreSQL database), or the path of a file."""
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
+    def __init__(self, target: LedgerSection | str | Path):
+        self.url: str | None = None
+        self._password: str | None = None
+        if isinstance(target, (str, Path)):
+            self.path = Path(target)
+        elif target.backend == "postgresql":
+            self.path = Path()
+            self.url = target.url
+            self._password = target.password.get_secret_value() if target.password is not None else None
+        else:
+            self.path = Path(target.path)
+        self.dialect = POSTGRESQL if self.url else SQLITE
+        self._store: ledger_backend.PgStore | None = None
+        self._opening = threading.Lock()
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
 
     @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
+    def _db(self) -> Iterator[Any]:
+        if self.url is not None:
+            with self._pg() as db:
+                yield db
+            return
         # A read-only URI: no write lock, no -wal created by us; a missing file is an
         # error here (the console never makes a ledger), not an empty new one.
         if not self.path.exists():
@@ -78,7 +161,37 @@ class LedgerReader:
         finally:
             db.close()
 
-    def _has_table(self, db: sqlite3.Connection, name: str) -> bool:
+    def _store_of(self) -> ledger_backend.PgStore:
+        """The database's pool, opened on first use (and again after a failed open). The
+        console never makes or migrates a schema: a database without one is refused."""
+        with self._opening:
+            if self._store is None:
+                assert self.url is not None
+                try:
+                    self._store = ledger_backend.PgStore(self.url, self._password, pool_size=2, timeout=5.0,
+                                                         create=False)
+                except S321Error as exc:  # unreachable, or not (yet) a ledger of this s321
+                    raise LedgerUnavailable(str(exc)) from None
+            return self._store
+
+    @contextmanager
+    def _pg(self) -> Iterator[Any]:
+        """A read-only transaction: it can change nothing and takes no row lock."""
+        store = self._store_of()
+        try:
+            with store.reading() as db:
+                db.execute("BEGIN TRANSACTION READ ONLY")
+                try:
+                    yield db
+                finally:
+                    if not db.conn.closed:
+                        db.execute("ROLLBACK")
+        except ledger_backend.LedgerUnavailable as exc:
+            raise LedgerUnavailable(str(exc)) from None
+
+    def _has_table(self, db: Any, name: str) -> bool:
+        if self.url is not None:  # a database of schema 5 or later: every table is there
+            return bool(db.execute("SELECT to_regclass(?) IS NOT NULL", (name,)).fetchone()[0])
         return db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone() is not None
 
     # ------------------------------------------------------------------ overview
@@ -96,7 +209,7 @@ class LedgerReader:
                     " SUM(CASE WHEN updated_at >= ? THEN 1 ELSE 0 END) AS hour,"
                     " SUM(CASE WHEN updated_at >= ? THEN 1 ELSE 0 END) AS day,"
                     " MIN(CASE WHEN state IN ('queued','sent') THEN COALESCE(queued_at, created_at) END) AS oldest"
-                    f" FROM consignments AS c WHERE 1{where} GROUP BY pipeline, client, state",
+                    f" FROM consignments AS c WHERE 1=1{where} GROUP BY pipeline, client, state",
                     [now - 3600, now - 86400, *params]):
                 row = rows.setdefault((r["pipeline"], r["client"]), {
                     "pipeline": r["pipeline"], "client": r["client"], "states": {}, "accepted_hour": 0,
@@ -108,9 +221,7 @@ class LedgerReader:
                     row[f"{r['state']}_day"] = r["day"]
                 if r["oldest"] is not None and (row["oldest_owed"] is None or r["oldest"] < row["oldest_owed"]):
                     row["oldest_owed"] = r["oldest"]
-            # SQLite takes the bare column from the row that holds the MAX.
-            for r in db.execute("SELECT pipeline, client, last_error, MAX(updated_at) AS at FROM consignments AS c"
-                                f" WHERE last_error IS NOT NULL{where} GROUP BY pipeline, client", params):
+            for r in db.execute(self.dialect.last_errors.format(where=where), params):
                 if (r["pipeline"], r["client"]) in rows:
                     rows[(r["pipeline"], r["client"])]["last_error"] = r["last_error"]
         for row in rows.values():
@@ -133,7 +244,7 @@ class LedgerReader:
         buckets = {start + i * 3600: {"hour": start + i * 3600, "accepted": 0, "rejected": 0} for i in range(hours)}
         with self._db() as db:
             for r in db.execute(
-                    "SELECT CAST(updated_at / 3600 AS INTEGER) * 3600 AS hour, state, COUNT(*) AS n"
+                    f"SELECT {self.dialect.hour} AS hour, state, COUNT(*) AS n"
                     f" FROM consignments AS c WHERE state IN ('accepted','rejected') AND updated_at >= ?{where}"
                     " GROUP BY hour, state", [start, *params]):
                 if r["hour"] in buckets:
@@ -149,36 +260,37 @@ class LedgerReader:
         (None on the last). `day` is YYYY-MM-DD (UTC) of the last change; `search` a
         transaction id, order name, bill or tracking number."""
         where, params = _scope_sql(scope)
-        sql = ["SELECT c.rowid AS cursor, transaction_id, pipeline, client, ref, state, action, version,"
-               " attempts, last_error, created_at, updated_at FROM consignments AS c WHERE 1", where]
+        cursor = self.dialect.cursor
+        sql = [f"SELECT {cursor} AS cursor, transaction_id, pipeline, client, ref, state, action, version,"
+               " attempts, last_error, created_at, updated_at FROM consignments AS c WHERE 1=1", where]
         if state:
             sql.append(" AND state = ?")
             params.append(state)
         if finding:
             # Only invalid and rejected records carry error codes: the state test is
             # cheap and spares reading the JSON of every other record.
-            sql.append(f" AND state IN ('invalid', 'rejected') AND ? IN {_CODES}")
+            sql.append(f" AND state IN ('invalid', 'rejected') AND CAST(? AS TEXT) IN {_codes(self.dialect)}")
             params.append(finding)
         if day:
             start = calendar.timegm(time.strptime(day, "%Y-%m-%d"))
             sql.append(" AND updated_at >= ? AND updated_at < ?")
             params += [start, start + 86400]
         if before is not None:
-            sql.append(" AND c.rowid < ?")
+            sql.append(f" AND {cursor} < ?")
             params.append(before)
         with self._db() as db:
             if search:
                 txids = self._find(db, search)
-                sql.append(f" AND transaction_id IN ({','.join('?' * len(txids))})" if txids else " AND 0")
+                sql.append(f" AND transaction_id IN ({','.join('?' * len(txids))})" if txids else " AND 1=0")
                 params += txids
-            sql.append(" ORDER BY c.rowid DESC LIMIT ?")
+            sql.append(f" ORDER BY {cursor} DESC LIMIT ?")
             params.append(limit + 1)
             rows = [dict(r) for r in db.execute("".join(sql), params)]
         more = len(rows) > limit
         rows = rows[:limit]
         return rows, (rows[-1]["cursor"] if more else None)
 
-    def _find(self, db: sqlite3.Connection, text: str) -> list[str]:
+    def _find(self, db: Any, text: str) -> list[str]:
         """Transaction ids a person's name for a record finds (as `Ledger.find`)."""
         text = text.strip()
         if not text:
@@ -206,9 +318,12 @@ class LedgerReader:
             out["record"] = _json(out.pop("body"), None)
             out["findings"] = _json(out["findings"], [])
             out["ack"] = _json(out["ack"], None)
+            # By the record's integer key (indexed since schema 8), by transaction id before.
+            keyed = (db.execute(self.dialect.version).fetchone()[0] or 0) >= 8
             out["history"] = [dict(h) for h in db.execute(
-                "SELECT at, event, version, detail FROM history WHERE transaction_id=? ORDER BY at, rowid",
-                (transaction_id,))] if self._has_table(db, "history") else []
+                "SELECT at, event, version, detail FROM history WHERE"
+                f" {'consignment' if keyed else 'transaction_id'}=? ORDER BY at, rowid",
+                (out["body_id"] if keyed else transaction_id,))] if self._has_table(db, "history") else []
         errors = (out["ack"] or {}).get("errors") or [] if isinstance(out["ack"], dict) else []
         out["receiver_errors"] = errors
         return out
@@ -219,18 +334,16 @@ class LedgerReader:
         """Per error code of the records needing attention (invalid, rejected, dead):
         how many records, a message, and the first few records."""
         where, params = _scope_sql(scope)
+        d = self.dialect
         with self._db() as db:
             rows = db.execute(
                 "SELECT code, COUNT(*) AS n, MIN(message) AS message, MIN(field) AS field FROM ("
-                " SELECT c.transaction_id, json_extract(f.value, '$.code') AS code,"
-                " json_extract(f.value, '$.message') AS message, json_extract(f.value, '$.field') AS field"
-                " FROM consignments AS c, json_each(CASE WHEN json_valid(c.findings) THEN c.findings ELSE '[]' END) AS f"
-                f" WHERE c.state IN (?,?,?) AND json_extract(f.value, '$.severity') = 'error'{where}"
+                f" SELECT c.transaction_id, {d.get('f', 'code')} AS code, {d.get('f', 'message')} AS message,"
+                f" {d.get('f', 'field')} AS field FROM consignments AS c, {d.findings}"
+                f" WHERE c.state IN (?,?,?) AND {d.get('f', 'severity')} = 'error'{where}"
                 " UNION"
-                " SELECT c.transaction_id, json_extract(e.value, '$.code'), json_extract(e.value, '$.message'),"
-                " json_extract(e.value, '$.field')"
-                " FROM consignments AS c, json_each(CASE WHEN json_valid(c.ack) THEN c.ack ELSE '{}' END, '$.errors') AS e"
-                f" WHERE c.state IN (?,?,?){where})"
+                f" SELECT c.transaction_id, {d.get('e', 'code')}, {d.get('e', 'message')}, {d.get('e', 'field')}"
+                f" FROM consignments AS c, {d.errors} WHERE c.state IN (?,?,?){where}) AS found"
                 " WHERE code IS NOT NULL GROUP BY code ORDER BY n DESC, code",
                 [*_NEEDS_ATTENTION, *params, *_NEEDS_ATTENTION, *params]).fetchall()
         out = []
@@ -247,7 +360,8 @@ class LedgerReader:
         with self._db() as db:
             rows = [dict(r) for r in db.execute(
                 "SELECT transaction_id, pipeline, client, ref, attempts, last_error, updated_at"
-                f" FROM consignments AS c WHERE state = 'dead'{where} ORDER BY updated_at LIMIT ?", [*params, limit])]
+                f" FROM consignments AS c WHERE state = 'dead'{where} ORDER BY updated_at, transaction_id LIMIT ?",
+                [*params, limit])]
             total = db.execute(f"SELECT COUNT(*) FROM consignments AS c WHERE state = 'dead'{where}", params).fetchone()[0]
         return rows, int(total)
 
