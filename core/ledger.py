@@ -165,17 +165,20 @@ class _NewRows:
         if self.refs:
             db.executemany(_REF, self.refs)
             self.refs.clear()
-        if self.history:
-            db.executemany(_HISTORY, self.history)
-            self.history.clear()
         if self.raw:
             db.executemany("INSERT INTO raw_units (transaction_id, pipeline, unit, stored_at) VALUES (?,?,?,?)"
                            " ON CONFLICT (transaction_id) DO UPDATE SET pipeline=excluded.pipeline,"
                            " unit=excluded.unit, stored_at=excluded.stored_at", self.raw)
             self.raw.clear()
-        if not self.consignments:
-            return
+        keys = self._write_new(db) if self.consignments else {}
+        if self.history:  # after the new rows: each line is keyed by its row's body_id
+            _write_history(db, self.history, keys)
+            self.history.clear()
+
+    def _write_new(self, db: Connection) -> dict[str, int]:
+        """The new rows and their bodies; returns their body ids by transaction id."""
         body_ids = self.store.new_ids(db, len(self.bodies))
+        keys = {row[0]: body_id for row, body_id in zip(self.consignments, body_ids)}
         db.executemany("INSERT INTO bodies (id, record) VALUES (?,?)", zip(body_ids, self.bodies))
         self.store.insert_new(
             db, "INSERT INTO consignments (transaction_id, pipeline, client, ref, source, state, action,"
@@ -184,6 +187,7 @@ class _NewRows:
             [(*row, body_id) for row, body_id in zip(self.consignments, body_ids)])
         self.consignments.clear()
         self.bodies.clear()
+        return keys
 
 
 class Ledger:
@@ -526,7 +530,7 @@ class Ledger:
         d = self._dialect
         # Updated by rowid on SQLite, which the index entry holds: no look-up of each id.
         # It stays the row's within the transaction (only VACUUM renumbers rows).
-        columns = (f"{_ROW_COLUMNS}, on_file, wire_version, wire_action, lease_epoch, lease_owner,"
+        columns = (f"{_ROW_COLUMNS}, on_file, wire_version, wire_action, lease_epoch, lease_owner, body_id,"
                    f" consignments.{d.row_key}")
         rows: list[Any] = []
         if d.shared:  # batches of a daemon that stopped renewing its lease (or sent before leases)
@@ -542,7 +546,7 @@ class Ledger:
         updates = []
         events: list[tuple[Any, ...]] = []
         for r in rows:
-            *columns_of, on_file, wire_version, wire_action, epoch, was_owner, key = r
+            *columns_of, on_file, wire_version, wire_action, epoch, was_owner, body_id, key = r
             action = claim_action(columns_of[5], columns_of[11], on_file, wire_version, wire_action)
             columns_of[5] = action
             row = self._row(columns_of)
@@ -553,7 +557,7 @@ class Ledger:
             detail = f"{action} in batch {batch_id}"
             if columns_of[4] == State.SENT:
                 detail += f", taken over from {was_owner} (lease expired)"
-            events.append((row.transaction_id, now, State.SENT.value, row.version, detail))
+            events.append((row.transaction_id, now, State.SENT.value, row.version, detail, body_id))
         # The version goes on the wire: what the receiver may now hold. (Each SET
         # expression reads the row as it was: the claimed action is given twice.)
         db.executemany("UPDATE consignments SET state=?, batch_id=?, sent_at=?, attempts=attempts+1,"
@@ -562,7 +566,7 @@ class Ledger:
                        " on_file=CASE WHEN action='delete' THEN on_file ELSE 1 END,"
                        f" lease_owner=?, lease_epoch=lease_epoch+1, lease_expires={d.clock}+?,"
                        f" updated_at=? WHERE {d.row_key}=?", updates)
-        db.executemany(_HISTORY, events)
+        db.executemany(_HISTORY_KEYED, events)
         return claimed
 
     def renew(self, pipeline: str, batch_ids: list[str]) -> list[str]:
@@ -615,7 +619,7 @@ class Ledger:
                               f" WHERE transaction_id=? AND state=?{fence}",
                               (State.QUEUED, now + delay, error, now, txid, State.SENT, *fenced)).rowcount:
                     events.append((txid, now, State.QUEUED.value, None, f"sent again: {error}"))
-            db.executemany(_HISTORY, events)
+            _write_history(db, events)
         self._store.run(body)
 
     def _fence(self, txid: str, epochs: Mapping[str, int] | None) -> tuple[str, tuple[Any, ...]]:
@@ -638,8 +642,8 @@ class Ledger:
                            f" wire_hash=NULL, {_UNKNOWN_HOLDING}, last_error=NULL, updated_at=? WHERE transaction_id=?"
                            f" AND state=?{fence}",
                            [(State.DELIVERED, now, txid, State.SENT, *fenced) for txid in transaction_ids])
-            db.executemany(_HISTORY, [(txid, now, State.DELIVERED.value, None, "handed over; no answer comes")
-                                      for txid in transaction_ids])
+            _write_history(db, [(txid, now, State.DELIVERED.value, None, "handed over; no answer comes")
+                                for txid in transaction_ids])
 
     def dead_letter_queued(self, pipeline: str, error: str, now: float | None = None) -> list[str]:
         """Every queued record of `pipeline` to the dead-letter queue, with the error that
@@ -655,7 +659,7 @@ class Ledger:
                            " on_file=CASE WHEN wire_action='add' AND accepted_hash IS NULL THEN 0 ELSE on_file END,"
                            f" {_UNKNOWN_HOLDING}, wire_version=NULL, wire_action=NULL, wire_hash=NULL WHERE transaction_id=?",
                            [(State.DEAD, error, now, txid) for txid in txids])
-            db.executemany(_HISTORY, [(txid, now, State.DEAD.value, None, error) for txid in txids])
+            _write_history(db, [(txid, now, State.DEAD.value, None, error) for txid in txids])
         return txids
 
     def resolve(self, ack: Ack, now: float | None = None) -> dict[str, State]:
@@ -677,7 +681,7 @@ class Ledger:
             marks = ",".join("?" * len(part))
             rows = db.execute(
                 "SELECT transaction_id, state, batch_id, version, wire_version, wire_action, wire_hash,"
-                " first_wire_version, accepted_version, accepted_hash, on_file"
+                " first_wire_version, accepted_version, accepted_hash, on_file, body_id"
                 f" FROM consignments WHERE transaction_id IN ({marks})"
                 + (f" ORDER BY transaction_id{self._dialect.lock}" if self._dialect.lock else ""),
                 part).fetchall()
@@ -699,7 +703,8 @@ class Ledger:
                 codes = ", ".join(e.code for e in result.errors)
                 events.append((row["transaction_id"], now, s.state.value, row["wire_version"],
                                f"{result.status.value} in batch {ack.batch_id}" + (f": {codes}" if codes else "")
-                               + (f"; {s.error}" if s.error and s.state is State.QUEUED else "")))
+                               + (f"; {s.error}" if s.error and s.state is State.QUEUED else ""),
+                               row["body_id"]))
             # A record queued again keeps its place in the queue's order by `queued_at`
             # (now: it waited for the answer), with a fresh retry budget.
             db.executemany(
@@ -708,13 +713,13 @@ class Ledger:
                 " queued_at=COALESCE(?, queued_at), attempts=CASE WHEN ? THEN 0 ELSE attempts END,"
                 " next_attempt_at=CASE WHEN ? THEN 0 ELSE next_attempt_at END, updated_at=?"
                 " WHERE transaction_id=?", updates)
-            db.executemany(_HISTORY, events)
+            db.executemany(_HISTORY_KEYED, events)
         if ack.events:  # news that moves no state (an ACE 350): history lines of known records
             known = {r[0] for r in db.execute(
                 f"SELECT transaction_id FROM consignments WHERE transaction_id IN ({','.join('?' * len(ack.events))})",
                 [e.transaction_id for e in ack.events]).fetchall()}
-            db.executemany(_HISTORY, [(e.transaction_id, now, e.event, None, e.detail)
-                                      for e in ack.events if e.transaction_id in known])
+            _write_history(db, [(e.transaction_id, now, e.event, None, e.detail)
+                                for e in ack.events if e.transaction_id in known])
         return moved
 
     def unacknowledged(self, pipeline: str, sent_before: float) -> list[Row]:
@@ -796,8 +801,8 @@ class Ledger:
         now = time.time() if now is None else now
         with self.transaction() as db:
             if transaction_ids is None:
-                db.execute("INSERT INTO history (transaction_id, at, event, version, detail)"
-                           " SELECT transaction_id, ?, ?, NULL, ? FROM consignments WHERE state=?",
+                db.execute("INSERT INTO history (transaction_id, at, event, version, detail, consignment)"
+                           " SELECT transaction_id, ?, ?, NULL, ?, body_id FROM consignments WHERE state=?",
                            (now, State.QUEUED.value, "dlq retry by an operator", State.DEAD))
                 cur = db.execute("UPDATE consignments SET state=?, attempts=0, next_attempt_at=0, queued_at=?,"
                                  " updated_at=? WHERE state=?", (State.QUEUED, now, now, State.DEAD))
@@ -808,7 +813,7 @@ class Ledger:
                                    " updated_at=? WHERE state=? AND transaction_id=?",
                                    (State.QUEUED, now, now, State.DEAD, txid)).rowcount
                 if moved:
-                    db.execute(_HISTORY, (txid, now, State.QUEUED.value, None, "dlq retry by an operator"))
+                    _write_history(db, [(txid, now, State.QUEUED.value, None, "dlq retry by an operator")])
                 n += moved
             return n
 
@@ -839,8 +844,8 @@ class Ledger:
                 db.execute("UPDATE consignments SET state=?, action=?, version=?, attempts=0, next_attempt_at=0,"
                            " queued_at=?, last_error=NULL, updated_at=? WHERE transaction_id=?",
                            (State.QUEUED, action, version, now, now, transaction_id))
-            db.execute(_HISTORY, (transaction_id, now, "resent" if action is not Action.DELETE else "delete",
-                                  version, f"queued as {action.value} by an operator"))
+            _write_history(db, [(transaction_id, now, "resent" if action is not Action.DELETE else "delete",
+                                 version, f"queued as {action.value} by an operator")])
         return f"{transaction_id}: queued as {action.value}"
 
     # ------------------------------------------------------------------ finding records
@@ -873,7 +878,8 @@ class Ledger:
         """What happened to a record, oldest first: {at, event, version, detail}."""
         with self._reading() as db:
             return [dict(r) for r in db.execute(
-                "SELECT at, event, version, detail FROM history WHERE transaction_id=? ORDER BY at, rowid",
+                "SELECT at, event, version, detail FROM history WHERE consignment ="
+                " (SELECT body_id FROM consignments WHERE transaction_id=?) ORDER BY at, rowid",
                 (transaction_id,))]
 
     def references_of(self, transaction_id: str) -> list[str]:
@@ -954,8 +960,22 @@ _UNKNOWN_HOLDING = "accepted_hash=CASE WHEN wire_version IS NULL THEN accepted_h
 receiver holds: the accepted content is no longer known to be held (`accepted_hash`
 NULL), so a change back to it is filed, never taken for "nothing to file"."""
 
-_HISTORY = "INSERT INTO history (transaction_id, at, event, version, detail) VALUES (?,?,?,?,?)"
-"""One line of a record's story (`s321 show`)."""
+_HISTORY = ("INSERT INTO history (transaction_id, at, event, version, detail, consignment)"
+            " VALUES (?,?,?,?,?,COALESCE(?,(SELECT body_id FROM consignments WHERE transaction_id=?)))")
+"""One line of a record's story (`s321 show`), with the record's integer key, looked up
+when not given."""
+
+_HISTORY_KEYED = "INSERT INTO history (transaction_id, at, event, version, detail, consignment) VALUES (?,?,?,?,?,?)"
+"""The same, given the record's integer key (claim and resolve read it anyway)."""
+
+
+def _write_history(db: Connection, events: Iterable[tuple[Any, ...]], keys: Mapping[str, int] | None = None
+                   ) -> None:
+    """History lines (transaction id, at, event, version, detail) of records in the
+    ledger, each keyed by its record's `body_id` (s321.ledger_schema.HISTORY_INDEX):
+    from `keys` when there, else looked up."""
+    keys = keys or {}
+    db.executemany(_HISTORY, [(*event, keys.get(event[0]), event[0]) for event in events])
 
 _REF = "INSERT INTO refs (ref, transaction_id) VALUES (?,?) ON CONFLICT DO NOTHING"
 """A name a record is found by (`find`)."""

@@ -37,7 +37,7 @@ from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from s321.errors import S321Error
-from s321.ledger_schema import PG_SCHEMA, SCHEMA, SCHEMA_VERSION, upgrade
+from s321.ledger_schema import PG_SCHEMA, SCHEMA, SCHEMA_VERSION, pg_upgrade, upgrade
 from s321.sqlitefile import SqliteFile, open_error
 
 T = TypeVar("T")
@@ -476,6 +476,8 @@ def migrate_pg(store: PgStore) -> tuple[int, int]:
             if before < SCHEMA_VERSION:
                 with conn.transaction():
                     conn.execute(PG_SCHEMA)  # every table made as this version has it
+                    for step in pg_upgrade(before):  # and what an earlier version's tables lack
+                        conn.execute(step)
                     conn.execute("DELETE FROM s321_schema")
                     conn.execute("INSERT INTO s321_schema (version) VALUES (%s)", (SCHEMA_VERSION,))
             return before, SCHEMA_VERSION

@@ -32,7 +32,7 @@ TABLES: dict[str, tuple[str, str]] = {
                      " last_error, ack, created_at, updated_at, lease_owner, lease_epoch, lease_expires",
                      "transaction_id"),
     "refs": ("ref, transaction_id", "ref, transaction_id"),
-    "history": ("transaction_id, at, event, version, detail", "rowid"),
+    "history": ("transaction_id, at, event, version, detail, consignment", "rowid"),
     "raw_units": ("transaction_id, pipeline, unit, stored_at", "rowid"),
     "fingerprints": ("pipeline, fingerprint", "pipeline"),
     "inputs": ("pipeline, path, size, mtime_ns, units, processed_at", "pipeline, path, size, mtime_ns"),

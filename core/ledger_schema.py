@@ -98,15 +98,17 @@ CREATE TABLE IF NOT EXISTS refs (
     PRIMARY KEY (ref, transaction_id)
 ) WITHOUT ROWID;
 -- What happened to a record, one row an event (received, changed, sent, accepted,
--- rejected, queued again, dead, delivered, resent, revalidated): `s321 show`.
+-- rejected, queued again, dead, delivered, resent, revalidated): `s321 show`. Found by
+-- `consignment`, the record's integer key (its `body_id`, numbered as records arrive:
+-- HISTORY_INDEX, made by `upgrade`), not by its transaction id, a hash.
 CREATE TABLE IF NOT EXISTS history (
     transaction_id TEXT NOT NULL,
     at             REAL NOT NULL,
     event          TEXT NOT NULL,
     version        INTEGER,
-    detail         TEXT
+    detail         TEXT,
+    consignment    INTEGER
 );
-CREATE INDEX IF NOT EXISTS history_of ON history (transaction_id);
 -- The raw unit (as its source read it, pickled) of a record that was invalid when read,
 -- so that it can be mapped again when a table, the defaults or the profile change,
 -- without its input file (archived, or gone). Removed by `s321 ledger purge`.
@@ -157,9 +159,18 @@ CREATE TABLE IF NOT EXISTS notes (
 """
 
 
-SCHEMA_VERSION = 7
+HISTORY_INDEX = "CREATE INDEX IF NOT EXISTS history_by_consignment ON history (consignment)"
+"""History lines by the record's integer key. A batch's records were numbered close
+together as they arrived, so its `sent` and `accepted` lines land in a few neighbouring
+index pages at any ledger size; keyed by transaction id (a hash, up to schema 7) each
+line landed on a random page, which past a few hundred thousand records is a page read
+and a page written to the WAL a line. Made by `upgrade` (and `pg_upgrade`), not SCHEMA:
+a file of an earlier version has no `consignment` column until upgraded."""
+
+SCHEMA_VERSION = 8
 """PRAGMA user_version of a ledger file (and the version in a database's `s321_schema`).
-7: `notes`. 6: leases (`lease_owner`, `lease_epoch`, `lease_expires`), `input_claims`, `sequences`. 5: `refs`, `history`, `raw_units`, `fingerprints`
+8: `history.consignment` (the record's `body_id`) and its index, instead of an index by
+transaction id. 7: `notes`. 6: leases (`lease_owner`, `lease_epoch`, `lease_expires`), `input_claims`, `sequences`. 5: `refs`, `history`, `raw_units`, `fingerprints`
 (the references of existing records are indexed on upgrade). 4: versions (`version`, `wire_*`,
 `accepted_version`, `first_wire_version`, `on_file`). 3: records in `bodies`, not in their
 consignments row (which held them as `record`). 2: partial indexes on queued and sent records
@@ -196,6 +207,8 @@ def upgrade(db: sqlite3.Connection, version: int) -> None:
         _index_refs(db)
     if version < 6:
         _add_leases(db)
+    if version < 8:
+        _key_history(db)
     db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 
@@ -289,6 +302,30 @@ def _add_leases(db: sqlite3.Connection) -> None:
     for column in ("lease_owner TEXT", "lease_epoch INTEGER NOT NULL DEFAULT 0", "lease_expires REAL"):
         if column.split()[0] not in columns:
             db.execute(f"ALTER TABLE consignments ADD COLUMN {column}")
+
+
+def _key_history(db: sqlite3.Connection) -> None:
+    """Version 7 -> 8: each history line gets its record's integer key; the index by
+    transaction id gives way to the index by that key."""
+    if "consignment" not in {r["name"] for r in db.execute("PRAGMA table_info(history)")}:
+        db.execute("ALTER TABLE history ADD COLUMN consignment INTEGER")
+    db.execute(_FILL_HISTORY_KEYS)
+    db.execute("DROP INDEX IF EXISTS history_of")
+    db.execute(HISTORY_INDEX)
+
+
+_FILL_HISTORY_KEYS = ("UPDATE history SET consignment = (SELECT body_id FROM consignments"
+                      " WHERE consignments.transaction_id = history.transaction_id) WHERE consignment IS NULL")
+
+
+def pg_upgrade(version: int) -> list[str]:
+    """The statements that bring a PostgreSQL ledger at `version` (0: none yet) to
+    SCHEMA_VERSION once PG_SCHEMA has made what is missing, in the same transaction."""
+    steps = []
+    if 0 < version < 8:
+        steps += ["ALTER TABLE history ADD COLUMN IF NOT EXISTS consignment BIGINT", _FILL_HISTORY_KEYS,
+                  "DROP INDEX IF EXISTS history_of"]
+    return [*steps, HISTORY_INDEX]
 
 
 def _postgres(schema: str) -> str:

@@ -146,3 +146,29 @@ def test_migrate_waits_for_the_advisory_lock_another_migration_holds(pg_url) -> 
         other.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
         t.join(30)
     assert done == [(0, SCHEMA_VERSION)]
+
+
+def test_migrate_keys_a_version_7_databases_history_by_record(pg_url) -> None:
+    """Schema 7 -> 8 on PostgreSQL: history lines get the record's integer key and are
+    found by it (index `history_by_consignment`, not by transaction id); what `show`
+    said before it says after."""
+    migrate(pg_url)
+    ledger = open_ledger(pg_url)
+    ledger.ingest("shop", "C", "src", [valid("T1"), valid("T2")])
+    rows = {r.transaction_id: r for r in ledger.claim("shop", "B1", 10)}
+    ledger.resolve(answer("B1", "T1", "accepted", version=rows["T1"].version))
+    before = {t: ledger.history(t) for t in ("T1", "T2")}
+    ledger.close()
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # history as schema 7 had it
+        conn.execute("DROP INDEX history_by_consignment")
+        conn.execute("ALTER TABLE history DROP COLUMN consignment")
+        conn.execute("CREATE INDEX history_of ON history (transaction_id)")
+        conn.execute("UPDATE s321_schema SET version = 7")
+    assert migrate(pg_url) == (7, SCHEMA_VERSION)
+    ledger = open_ledger(pg_url)
+    assert {t: ledger.history(t) for t in ("T1", "T2")} == before
+    ledger.close()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        names = {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'history'")}
+        assert "history_by_consignment" in names and "history_of" not in names
+        assert conn.execute("SELECT COUNT(*) FROM history WHERE consignment IS NULL").fetchone()[0] == 0

@@ -245,3 +245,45 @@ def test_after_moving_the_records_the_queue_and_the_wire_go_on(version_2_ledger)
     [row] = ledger.claim("shop", "B4", 10)
     assert (row.transaction_id, row.action, row.record.tracking_number) == ("T1", Action.REPLACE, "1ZT1")
     ledger.close()
+
+
+def as_version_7(path):
+    """History as schema 7 had it: no record key, an index by transaction id."""
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("DROP INDEX history_by_consignment")
+    db.execute("ALTER TABLE history DROP COLUMN consignment")
+    db.execute("CREATE INDEX history_of ON history (transaction_id)")
+    db.execute("PRAGMA user_version=7")
+    db.close()
+
+
+def test_opening_a_version_7_ledger_keys_its_history_by_record_once(tmp_path):
+    """Schema 8: history lines are found by the record's integer key (numbered as records
+    arrive, so a batch's lines land on neighbouring index pages), not by transaction id;
+    the lines written before keep their place in `show`, and new lines follow them."""
+    path = tmp_path / "ledger.sqlite"
+    ledger = Ledger(path)
+    ledger.ingest("shop", "MKT001", "src", [valid("T1"), valid("T2")])
+    ledger.claim("shop", "B1", 10)
+    accept(ledger, "B1", "T1")
+    before = {t: ledger.history(t) for t in ("T1", "T2")}
+    ledger.close()
+    as_version_7(path)
+
+    ledger = Ledger(path)
+    assert {t: ledger.history(t) for t in ("T1", "T2")} == before
+    accept(ledger, "B1", "T2")
+    assert [h["event"] for h in ledger.history("T2")] == [e["event"] for e in before["T2"]] + ["accepted"]
+    ledger.close()
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'"
+                                         " AND tbl_name='history'")} == {"history_by_consignment"}
+        assert db.execute("SELECT COUNT(*) FROM history WHERE consignment IS NULL").fetchone()[0] == 0
+        plan = " ".join(r[-1] for r in db.execute(
+            "EXPLAIN QUERY PLAN SELECT at FROM history WHERE consignment ="
+            " (SELECT body_id FROM consignments WHERE transaction_id='T1')"))
+        assert "history_by_consignment" in plan
+    finally:
+        db.close()
