@@ -26,7 +26,7 @@ from typing import Any
 import zmq
 from s321 import regimes
 from s321.contracts import Ack, RecordAck, Serializer
-from s321.ledger import Ledger
+from s321.ledger import Ledger, LedgerUnavailable
 from s321.ledger_open import open_ledger
 from s321.logs import get_logger
 from s321.observers import Observers
@@ -211,7 +211,10 @@ class RelayServer:
                 if time.monotonic() >= next_redeliver:
                     next_redeliver = time.monotonic() + _REDELIVER_TICK
                     assert self.routes is not None
-                    due.update(self.routes.waiting(time.time() - self.config.relay.redeliver_seconds))
+                    try:
+                        due.update(self.routes.waiting(time.time() - self.config.relay.redeliver_seconds))
+                    except LedgerUnavailable as exc:  # the database restarts: the next tick tries again
+                        log.warning("relay cannot read its outbox", error=str(exc))
                 for client, session in due:
                     self._safely(self._deliver, client, session)
         finally:
@@ -220,6 +223,8 @@ class RelayServer:
     def _safely(self, fn: Any, *args: Any) -> None:
         try:
             fn(*args)
+        except LedgerUnavailable as exc:  # the database restarts: the client's resend or the next tick retries
+            log.warning("relay failed on a message: its ledger is unavailable", error=str(exc))
         except Exception:  # one bad message or a busy disk must not stop the relay
             log.exception("relay failed on a message")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,10 @@ import psycopg
 from builders import carrier_fields, marketplace_fields
 from ports import free_port
 from s321.sandbox import Faults, Sandbox
-from relay.test_relay import (Keyring, keyring, ledger_states, run_clients, sandbox_upstream, spawn_relay,
-                              wait_for, write_client, write_relay_toml)
+from relay.test_relay import (Keyring, batch, client, keyring, ledger_states, market, run_clients,
+                              sandbox_upstream, spawn_relay, start_relay, wait_ack, wait_for, write_client,
+                              write_relay_toml)
+from s321.contracts import AckStatus
 
 __all__ = ["keyring"]  # the fixture, shared with the relay's other tests
 
@@ -112,3 +115,33 @@ def test_two_relays_on_one_postgresql_ledger_forward_every_version_once(
         assert takeovers and all(f":{first_a.pid}:" in d for (d,) in takeovers), takeovers
         assert sorted(r[0] for r in rows(pg_url, "SELECT lane FROM relay_lanes")) == [
             "relay:alice/MKT001/pilot-2019", "relay:bob/CAR001/pilot-2019"]
+
+
+def test_a_relay_keeps_serving_across_a_database_restart(tmp_path: Path, keyring: Keyring, pg_server: Any,
+                                                         pg_url: str) -> None:
+    with Sandbox(tmp_path / "sandbox", faults=Faults(ack_delay=0.5)).start() as sb:
+        path = relay_on(pg_url, tmp_path / "relay", keyring, free_port(), sb)
+        with start_relay(path) as server:
+            assert server.endpoint is not None
+            alice = client(keyring, "alice", server.endpoint, session="shop")
+            try:
+                first = batch(market("r-1"), market("r-2"))
+                alice.send(first)
+                pg_server.stop()  # CBP's answer comes while the database is down
+                try:
+                    # Longer than the ledger's pool waits for a connection (15 s): the
+                    # upstream and the router both get LedgerUnavailable, and go on.
+                    time.sleep(17)
+                    assert server._thread is not None and server._thread.is_alive()
+                finally:
+                    pg_server.start()
+                ack = wait_ack(alice, first.batch_id, timeout=60)
+                assert {r.status for r in ack.results} == {AckStatus.ACCEPTED}
+                second = batch(market("r-3"))
+                alice.send(second)
+                assert {r.status for r in wait_ack(alice, second.batch_id, timeout=30).results} == {
+                    AckStatus.ACCEPTED}
+                assert all(u.is_alive() for u in server.upstreams.values())
+            finally:
+                alice.close()
+        assert sorted(sb.store.accepted_counts().values()) == [1, 1, 1]
