@@ -242,7 +242,7 @@ def sandbox(folder: Path, log: Path, python: list[str] | None = None
     rates = ",".join(f"{code}={rate}" for code, rate in RATES.items())
     with log.open("ab") as err:
         proc = subprocess.Popen(
-            [*(python or [sys.executable]), "-m", "s321.cli", "sandbox", "--port-file", str(port_file),
+            [*(python or [sys.executable]), "-m", "s321.cli", "sandbox", "--port", "0", "--port-file", str(port_file),
              "--certs-dir", str(certs), "--db", str(folder / "sandbox.sqlite"), "--rates", rates],
             stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT)
     usage: dict[str, Any] = {}
