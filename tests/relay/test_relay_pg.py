@@ -18,10 +18,12 @@ import psycopg
 from builders import carrier_fields, marketplace_fields
 from ports import free_port
 from s321.sandbox import Faults, Sandbox
-from relay.test_relay import (Keyring, batch, client, keyring, ledger_states, market, run_clients,
+from relay.test_relay import (Keyring, batch, client, keyring, ledger_states, market, plugins, run_clients,
                               sandbox_upstream, spawn_relay, start_relay, wait_ack, wait_for, write_client,
                               write_relay_toml)
 from s321.contracts import AckStatus
+from s321.relay import config as relay_config
+from s321.relay.server import status_report
 
 __all__ = ["keyring"]  # the fixture, shared with the relay's other tests
 
@@ -115,6 +117,11 @@ def test_two_relays_on_one_postgresql_ledger_forward_every_version_once(
         assert takeovers and all(f":{first_a.pid}:" in d for (d,) in takeovers), takeovers
         assert sorted(r[0] for r in rows(pg_url, "SELECT lane FROM relay_lanes")) == [
             "relay:alice/MKT001/pilot-2019", "relay:bob/CAR001/pilot-2019"]
+        # `s321 relay --status` of either relay reads the shared ledger.
+        report = status_report(relay_config.load(relay_b, plugins()))
+        assert {(r["pipeline"], r["state"], r["count"]) for r in report if "pipeline" in r} == {
+            ("relay:alice/MKT001/pilot-2019", "accepted", 14), ("relay:bob/CAR001/pilot-2019", "accepted", 6)}
+        assert {r["client"] for r in report if "client" in r} == {"alice", "bob"}
 
 
 def test_a_relay_keeps_serving_across_a_database_restart(tmp_path: Path, keyring: Keyring, pg_server: Any,
