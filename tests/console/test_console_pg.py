@@ -121,3 +121,17 @@ def test_a_database_without_a_ledger_is_said_so_not_made(pg_server: Any) -> None
             assert conn.execute("SELECT to_regclass('consignments')").fetchone() == (None,)
     finally:
         pg_server.drop_database(url.rsplit("/", 1)[1])
+
+
+def test_a_database_that_is_down_is_a_503_page_and_then_read_again(pg_world: World, pg_server: Any) -> None:
+    client = client_for(pg_world)
+    log_in(client, "vera")
+    assert client.get("/").status_code == 200
+    pg_server.stop()
+    try:
+        down = client.get("/records")
+        assert down.status_code == 503 and "The ledger cannot be read" in down.text
+        assert "Traceback" not in down.text
+    finally:
+        pg_server.start()
+    assert client.get("/records").status_code == 200  # the same console, nothing restarted
