@@ -127,6 +127,22 @@ def test_a_daemon_started_before_its_database_waits_for_it_then_works(tmp_path, 
     assert PASSWORD not in log and "Traceback" not in log
 
 
+def test_a_daemon_waiting_for_its_database_stops_cleanly_on_sigterm(tmp_path, pg_server, pg_url,
+                                                                    daemon_log) -> None:
+    port = free_port()
+    cfg = config_on(tmp_path, pg_url, port)
+    pg_server.stop()
+    try:
+        proc = daemon_log(cfg)
+        wait_for(lambda: healthz(port)[0] == 503, what="the daemon waiting")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        pg_server.start()
+    log = (tmp_path / "daemon.log").read_text()
+    assert "daemon stopped" in log and "Traceback" not in log and PASSWORD not in log
+
+
 def test_a_daemon_that_loses_its_database_reports_failing_and_recovers(tmp_path, pg_server, pg_url,
                                                                        daemon_log) -> None:
     port = free_port()
