@@ -2,6 +2,10 @@
 holds up only that client. Each of the client's lanes has its own `Transmitter` over
 the relay ledger, hence the same claim-before-send, retries and dead letters as a
 pipeline; each result is put in the routing outbox for the client that sent it.
+
+On a PostgreSQL ledger shared by several relays, the lanes other relays made are looked
+for every LANES_EVERY seconds (so their batches are taken over if such a relay dies),
+and a database that restarts makes the thread wait with backoff, not stop.
 """
 
 from __future__ import annotations
