@@ -109,11 +109,15 @@ tracking = "{shop.tracking}"
 
 
 def valid_ids(config: Path, files: list[Path]) -> list[list[str]]:
-    """The transaction ids of each file's valid records, from a preview of it."""
+    """The transaction ids of each file's valid records, from one preview of them all
+    (a preview a file would load the enrichment tables a thousand times)."""
     from s321 import app
     _registry, loaded = app.load(config)
-    return [[o.record.transaction_id for o in app.preview(loaded, "shop", [f])
-             if o.status.value == "valid" and o.record is not None] for f in files]
+    by_file: dict[str, list[str]] = {f.name: [] for f in files}
+    for o in app.preview(loaded, "shop", files):
+        if o.status.value == "valid" and o.record is not None:
+            by_file[Path(o.source.rpartition(":")[0]).name].append(o.record.transaction_id)
+    return [by_file[f.name] for f in files]
 
 
 def wait_for(condition: Any, timeout: float, what: str) -> None:
