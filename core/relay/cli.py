@@ -87,7 +87,7 @@ def serve(config_path: str | Path, registry: Registry | None = None, check_only:
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
     print(f"relay public key: {server.public_key}")
-    print(f"ledger: {loaded.config.ledger.path}")
+    print(f"ledger: {loaded.config.ledger.describe()}")  # a path, or a URL without its password
     print(f"listening on {server.endpoint}", flush=True)
     while not done.wait(0.5):
         pass

@@ -8,8 +8,10 @@ answers reach each client through the relay it is connected to. No mocks."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -152,3 +154,30 @@ def test_a_relay_keeps_serving_across_a_database_restart(tmp_path: Path, keyring
             finally:
                 alice.close()
         assert sorted(sb.store.accepted_counts().values()) == [1, 1, 1]
+
+
+def test_s321_relay_runs_on_a_postgresql_url_and_never_shows_its_password(tmp_path: Path, keyring: Keyring,
+                                                                          pg_url: str) -> None:
+    path = write_relay_toml(tmp_path / "relay", keyring, free_port(), 'plugin = "file"\ndirectory = "out"')
+    secret_url = pg_url.replace("s321@", "s321:hunter2-secret@")  # the test server trusts local users
+    path.write_text(path.read_text().replace('path = "relay.sqlite"', f'url = "{secret_url}"'))
+    proc = subprocess.Popen([sys.executable, "-m", "s321.cli", "relay", "-c", str(path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("listening on "):
+                break
+        ledger_line = [line for line in lines if line.startswith("ledger: ")]
+        assert ledger_line and ledger_line[0].startswith("ledger: postgresql://s321:***@"), lines
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "hunter2" not in "".join(lines) + out + err and "Traceback" not in err
+    assert rows(pg_url, "SELECT to_regclass('relay_outbox') IS NOT NULL") == [(True,)]
