@@ -27,9 +27,15 @@ ACTIVE = "active"
 DELETED = "deleted"
 _PAGE_SIZE = 16384
 
+# A consignment's integer key (`id`, numbered as consignments arrive) is what its
+# acceptances are indexed by: a batch of new consignments then adds its index entries at
+# the index's end, where entries keyed by transaction id (a hash) landed on a random page
+# each, a page read and written a record once the store outgrew the cache. A store made
+# before has no `id` column: its implicit rowid is the same number (never VACUUMed here).
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS consignments (
-    transaction_id TEXT PRIMARY KEY,
+    id INTEGER PRIMARY KEY,
+    transaction_id TEXT NOT NULL UNIQUE,
     state TEXT NOT NULL CHECK (state IN ('active', 'deleted')),
     updated_at TEXT NOT NULL,
     version INTEGER,
@@ -43,9 +49,9 @@ CREATE TABLE IF NOT EXISTS acceptances (
     content_hash TEXT NOT NULL,
     record TEXT NOT NULL,
     accepted_at TEXT NOT NULL,
-    version INTEGER
+    version INTEGER,
+    consignment INTEGER
 );
-CREATE INDEX IF NOT EXISTS acceptances_by_transaction ON acceptances (transaction_id);
 CREATE TABLE IF NOT EXISTS rejections (
     id INTEGER PRIMARY KEY,
     transaction_id TEXT NOT NULL,
@@ -149,10 +155,12 @@ class Session:
                 [(txid, state, at, self._versions.get(txid), self._hashes.get(txid))
                  for txid, state in self._changed.items()])
             self._changed.clear()
-        if self._accepted:
+        if self._accepted:  # after the consignments: each is keyed by its row
             self._db.executemany(
                 "INSERT INTO acceptances (transaction_id, action, batch_id, content_hash, record, "
-                "accepted_at, version) VALUES (?, ?, ?, ?, ?, ?, ?)", self._accepted)
+                "accepted_at, version, consignment) VALUES (?, ?, ?, ?, ?, ?, ?,"
+                " (SELECT rowid FROM consignments WHERE transaction_id = ?))",
+                [(*a, a[0]) for a in self._accepted])
             self._accepted.clear()
         if self._rejected:
             self._db.executemany(
@@ -180,6 +188,23 @@ class SandboxStore:
                               ("consignments", "content_hash TEXT")):  # a store written before versions
             if column.split()[0] not in {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}:
                 self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+        if "consignment" not in {r[1] for r in self._db.execute("PRAGMA table_info(acceptances)")}:
+            self._key_acceptances()  # a store written before acceptances were keyed by their consignment
+        self._db.execute("CREATE INDEX IF NOT EXISTS acceptances_by_consignment ON acceptances (consignment)")
+
+    def _key_acceptances(self) -> None:
+        """Each acceptance gets its consignment's row; the index by transaction id goes."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            if "consignment" not in {r[1] for r in self._db.execute("PRAGMA table_info(acceptances)")}:
+                self._db.execute("ALTER TABLE acceptances ADD COLUMN consignment INTEGER")
+                self._db.execute("UPDATE acceptances SET consignment = (SELECT rowid FROM consignments c"
+                                 " WHERE c.transaction_id = acceptances.transaction_id)")
+                self._db.execute("DROP INDEX IF EXISTS acceptances_by_transaction")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -213,7 +238,8 @@ class SandboxStore:
         """Every accepted version of one consignment, oldest first, as filed."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT record FROM acceptances WHERE transaction_id = ? ORDER BY id",
+                "SELECT record FROM acceptances WHERE consignment ="
+                " (SELECT rowid FROM consignments WHERE transaction_id = ?) ORDER BY id",
                 (transaction_id,)).fetchall()
         return [json.loads(r[0]) for r in rows]
 
@@ -230,7 +256,7 @@ class SandboxStore:
         with self._lock:
             rows = self._db.execute(
                 "SELECT c.transaction_id, c.state, c.version, (SELECT a.content_hash FROM acceptances a"
-                " WHERE a.transaction_id = c.transaction_id ORDER BY a.id DESC LIMIT 1)"
+                " WHERE a.consignment = c.rowid ORDER BY a.id DESC LIMIT 1)"
                 " FROM consignments c").fetchall()
         return {t: (s, v, h) for t, s, v, h in rows}
 

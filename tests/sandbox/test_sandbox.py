@@ -344,6 +344,50 @@ def test_a_store_file_made_with_other_settings_still_serves(tmp_path: Path) -> N
         store.close()
 
 
+def test_acceptances_are_indexed_by_their_consignments_row_and_an_older_store_is_keyed_once(
+        tmp_path: Path) -> None:
+    """Acceptances are found by their consignment's integer key (numbered as consignments
+    arrive, so a batch of new ones adds its index entries at the end), not by transaction
+    id (a hash: a random index page each); a store whose acceptances were indexed by
+    transaction id gets the key on opening, and what it held is found as before."""
+    path = tmp_path / "old.sqlite"
+    store = SandboxStore(path)
+    try:
+        with store.session() as session:
+            session.accept(carrier("T1"), "B1")
+            session.accept(carrier("T2"), "B1")
+        with store.session() as session:
+            session.accept(carrier("T1").model_copy(update={"action": Action.REPLACE}), "B2")
+    finally:
+        store.close()
+    db = sqlite3.connect(path)  # as a store made before: no key, an index by transaction id
+    db.execute("DROP INDEX acceptances_by_consignment")
+    db.execute("ALTER TABLE acceptances DROP COLUMN consignment")
+    db.execute("CREATE INDEX acceptances_by_transaction ON acceptances (transaction_id)")
+    db.commit()
+    db.close()
+    store = SandboxStore(path)
+    try:
+        assert [r["action"] for r in store.accepted_records("T1")] == ["add", "replace"]
+        assert {t: s for t, (s, _v, _h) in store.held().items()} == {"T1": "active", "T2": "active"}
+        with store.session() as session:
+            session.accept(carrier("T3"), "B3")
+        assert store.accepted_counts() == {"T1": 2, "T2": 1, "T3": 1}
+    finally:
+        store.close()
+    db = sqlite3.connect(path)
+    try:
+        assert {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'"
+                                         " AND tbl_name='acceptances'")} == {"acceptances_by_consignment"}
+        assert db.execute("SELECT COUNT(*) FROM acceptances WHERE consignment IS NULL").fetchone()[0] == 0
+        plan = " ".join(r[-1] for r in db.execute(
+            "EXPLAIN QUERY PLAN SELECT record FROM acceptances WHERE consignment ="
+            " (SELECT rowid FROM consignments WHERE transaction_id = 'T1')"))
+        assert "acceptances_by_consignment" in plan
+    finally:
+        db.close()
+
+
 def test_dev_certs_are_made_once_with_private_keys_for_the_owner_only(tmp_path: Path) -> None:
     certs = ensure_dev_certs(tmp_path / "certs")
     assert certs.exist()
