@@ -14,6 +14,7 @@ one JSON object: records, seconds (wall, from the start of the work), cpu_second
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import resource
 import sys
@@ -37,13 +38,22 @@ def preview(config: Path, pipeline: str, out: str) -> dict[str, Any]:
     t0, c0 = time.perf_counter(), time.process_time()
     loaded = config_mod.load(config, registry)
     counts: Counter[str] = Counter()
+    # As `s321 preview` runs it: on every core for a large input (older code: one process).
+    jobs = {"jobs": "auto"} if "jobs" in inspect.signature(app.preview).parameters else {}
     with open(out, "w", encoding="utf-8") as fh:
-        for outcome in app.preview(loaded, pipeline):
+        for outcome in app.preview(loaded, pipeline, **jobs):
             counts[outcome.status.value] += 1
             # What `s321 preview --json` prints (older code: as_dict through json).
             fh.write(outcome.to_json() if hasattr(outcome, "to_json") else app.dumps(outcome.as_dict()))
             fh.write("\n")
-    return _result(t0, c0, sum(counts.values()), counts)
+    result = _result(t0, c0, sum(counts.values()), counts)
+    # The preview's worker processes (s321.parallel): their CPU counts, their memory is
+    # their own (the parent's peak RSS does not include it).
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result["cpu_seconds"] += workers.ru_utime + workers.ru_stime
+    result["workers_cpu_seconds"] = workers.ru_utime + workers.ru_stime
+    result["workers_max_rss_mb"] = round(workers.ru_maxrss / 1024, 1)
+    return result
 
 
 def tables(config: Path, pipeline: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from s321 import config as config_mod
+from s321 import parallel
 from s321.registry import Registry
 from s321.registry import load as load_plugins
 from s321.config import LoadedConfig, Pipeline
@@ -39,9 +40,12 @@ def load(config_path: str | Path) -> tuple[Registry, LoadedConfig]:
     return registry, config_mod.load(config_path, registry)
 
 
-def preview(loaded: LoadedConfig, pipeline: str, files: Iterable[Path] = ()) -> Iterator[Outcome]:
+def preview(loaded: LoadedConfig, pipeline: str, files: Iterable[Path] = (),
+            jobs: int | str = 1) -> Iterator[Outcome]:
     """Map and validate, transmit nothing. Raises ConfigError for an unknown pipeline,
-    FileNotFoundError for a named file that is not there."""
+    FileNotFoundError for a named file that is not there. With `jobs` above 1 or "auto"
+    a large input is worked on by that many processes (s321.parallel): the outcomes are
+    the same, but carry their `--json` line (`to_json()`) instead of their record."""
     if pipeline not in loaded.pipelines:
         raise ConfigError([f"{loaded.path}: pipelines.{pipeline}: no such pipeline "
                            f"(known: {', '.join(sorted(loaded.pipelines))})"])
@@ -49,6 +53,11 @@ def preview(loaded: LoadedConfig, pipeline: str, files: Iterable[Path] = ()) -> 
     for path in paths or []:
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such file")
+    workers = parallel.workers_for(jobs)
+    if workers > 1:
+        yield from parallel.preview(loaded.pipelines[pipeline], loaded.rates, paths, workers,
+                                    lambda: open_pipeline(loaded, pipeline))
+        return
     processor = open_pipeline(loaded, pipeline)
     yield from processor.process(paths)
 

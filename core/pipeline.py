@@ -53,6 +53,8 @@ class Outcome:
     findings: list[Finding] = field(default_factory=list)
     reason: str | None = None
     checkpoint: Any = None
+    line: str | None = None
+    """The `--json` line, when a preview worker wrote it (its record then stays there)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +70,8 @@ class Outcome:
         """`json.dumps(self.as_dict(), ensure_ascii=False, default=str)`: the same text
         (a line of `s321 preview --json`) at about half the cost, because the record is
         written by pydantic-core in one pass instead of dumped to a dict and encoded."""
+        if self.line is not None:  # written by a preview worker (s321.parallel)
+            return self.line
         try:
             # indent=0 puts a newline after every separator, and JSON strings never
             # hold a raw one: so the newlines show where json.dumps puts its spaces.
@@ -111,7 +115,7 @@ class Processor:
             if repeated:
                 others = repeated.get((input_of(unit), unit.key))
                 if others is not None:
-                    _mark_duplicate(outcome, unit, others)
+                    mark_duplicate(outcome, unit, others)
             yield outcome
 
     def _file_based(self) -> bool:
@@ -209,7 +213,7 @@ def input_of(unit: RawUnit) -> str:
     return head if sep else unit.location
 
 
-def _mark_duplicate(outcome: Outcome, unit: RawUnit, locations: list[str]) -> None:
+def mark_duplicate(outcome: Outcome, unit: RawUnit, locations: list[str]) -> None:
     """`outcome` made invalid: its key is shared with the units at the other locations."""
     others = [loc for loc in locations if loc != unit.location] or locations
     shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")

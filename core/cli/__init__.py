@@ -17,7 +17,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import argcomplete
 
-from s321 import gctune, logs
+from s321 import gctune, logs, parallel
 from s321.cli import ace, commands, console, console_cmd, ledger_cmd, operator
 from s321.cli.exitcodes import EPILOG, Exit
 from s321.errors import S321Error
@@ -80,6 +80,13 @@ def _version() -> str:
         return "unknown"
 
 
+def _jobs(text: str) -> int | str:
+    try:
+        return parallel.parse_jobs(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: auto, or a number of processes (1 or more)") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="s321", description="Transmit CBP Section 321 advance data: ingest, map, validate, transmit.",
@@ -125,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="*", help="input files (default: the configured source)")
     p.add_argument("--json", action="store_true",
                    help="one JSON object per unit (keys: ref, status, source, reason, record, findings)")
+    p.add_argument("--jobs", type=_jobs, default="auto", metavar="N",
+                   help="processes to work in: auto (default: every core, for an input of "
+                   "1 MB or more) or a number; 1 works in this process only")
     p.set_defaults(func=commands.preview)
 
     p = sub.add_parser("run", help="run the configured pipelines",

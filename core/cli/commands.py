@@ -131,7 +131,8 @@ def preview(args: argparse.Namespace) -> int:
     _registry, cfg = loaded
     view = PreviewView(args.pipeline)
     try:
-        for outcome in app.preview(cfg, args.pipeline, [Path(f) for f in args.files]):
+        for outcome in app.preview(cfg, args.pipeline, [Path(f) for f in args.files],
+                                   jobs=getattr(args, "jobs", 1)):
             if args.json:
                 view.counts[outcome.status.value] += 1
                 print(outcome.to_json())

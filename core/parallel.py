@@ -1,0 +1,272 @@
+"""`s321 preview` on several cores: the parent reads the units (and finds the keys that
+repeat, as the serial path does), worker processes map, validate and write each unit's
+JSON line, in chunks; the outcomes come back in input order.
+
+Promises: the same outcomes in the same order as `Processor.process()`, each carrying
+the `--json` line that path would print (`Outcome.line`; `record` is left out, since
+shipping models between processes costs more than making them). A worker that cannot
+open the pipeline, raises, or is killed never hangs the preview: the parent does the
+rest itself, so findings, counts and exit codes stay those of the serial path.
+Workers are forked before anything opens an SQLite connection (the mappers' enrichment
+tables are loaded in each worker), and only from a parent with one thread.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import multiprocessing
+import os
+import pickle
+import signal
+import threading
+from collections import deque
+from operator import attrgetter
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from s321.config import Pipeline
+from s321.contracts import RawUnit
+from s321.errors import S321Error
+from s321.inputs import input_files
+from s321.logs import get_logger
+from s321.pipeline import Outcome, Processor, input_of, mark_duplicate
+
+log = get_logger(__name__)
+
+MIN_BYTES = 1_000_000
+"""Inputs smaller than this (about 1,400 shop orders) are previewed in one process:
+starting workers, each loading the enrichment tables, would cost more than it saves."""
+
+CHUNK = 256
+"""Units a worker is given at a time: enough to make a hand-over cheap per unit."""
+
+AHEAD = 4
+"""Chunks in flight per worker: keeps workers busy while memory stays bounded."""
+
+Jobs = int | str
+"""A number of worker processes, or "auto" (one per core, when the input pays)."""
+
+
+def cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def workers_for(jobs: Jobs) -> int:
+    """Worker processes to use for `jobs` ("auto" or a number; 1 is the serial path)."""
+    if jobs == "auto":
+        n = cores()
+    else:
+        n = int(jobs)
+    if n < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    return n
+
+
+def parse_jobs(text: str) -> Jobs:
+    """`--jobs` and `[preview] jobs`: "auto" or a whole number >= 1 (raises ValueError)."""
+    if text == "auto":
+        return "auto"
+    n = int(text)
+    if n < 1:
+        raise ValueError("jobs must be 1 or more, or auto")
+    return n
+
+
+# ---------------------------------------------------------------- between processes
+
+
+class _Pickler(pickle.Pickler):
+    """Pickles a dataclass as a call of its constructor with its fields' values: the
+    default way (its `__setstate__`, one attribute at a time) made unpickling a shop
+    order three times as slow as reading it (24 against 8 µs an order, with its
+    addresses and lines). Classes where that call would not give back an equal object
+    (a custom `__init__`, `__post_init__`, fields outside `__init__`) pickle as usual."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        cls = type(obj)
+        values = _constructors.get(cls, _UNKNOWN)
+        if values is _UNKNOWN:
+            values = _constructors[cls] = _constructor_values(obj)
+        if values is None:
+            return NotImplemented
+        return cls, values(obj)
+
+
+_UNKNOWN: Any = object()
+_constructors: dict[type, Callable[[Any], tuple[Any, ...]] | None] = {}
+
+
+def _constructor_values(obj: Any) -> Callable[[Any], tuple[Any, ...]] | None:
+    cls = type(obj)
+    if not dataclasses.is_dataclass(cls) or hasattr(cls, "__post_init__"):
+        return None
+    params = getattr(cls, "__dataclass_params__", None)
+    fields = dataclasses.fields(cls)
+    if params is None or not params.init or not params.eq or not all(f.init for f in fields):
+        return None
+    names = [f.name for f in fields]
+    values = attrgetter(*names) if len(names) > 1 else (lambda o: (getattr(o, names[0]),))
+    try:
+        if cls(*values(obj)) != obj:  # an __init__ of its own: not a plain copy
+            return None
+    except Exception:
+        return None
+    return values
+
+
+def dumps(value: Any) -> bytes:
+    out = io.BytesIO()
+    _Pickler(out, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+    return out.getvalue()
+
+
+# ---------------------------------------------------------------- in the worker
+
+_job: tuple[Pipeline, dict[str, Decimal]] | None = None
+"""Set in the parent just before the fork: what each worker builds its Processor from."""
+_processor: Processor | None = None
+
+
+def _start_worker() -> None:
+    global _processor
+    assert _job is not None
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    try:
+        _processor = Processor(*_job)
+    except Exception:  # the parent opens the pipeline itself and reports why, as today
+        _processor = None
+
+
+def _ready() -> None:
+    """Nothing: submitted once to start the workers early."""
+
+
+def _process_chunk(blob: bytes) -> bytes | None:
+    """The chunk's outcomes (pickled), each with its JSON line and without its record;
+    None when this worker could not open the pipeline."""
+    processor = _processor
+    if processor is None:
+        return None
+    chunk: list[tuple[RawUnit, list[str] | None]] = pickle.loads(blob)
+    done = []
+    for unit, others in chunk:
+        outcome = processor.process_unit(unit)
+        if others is not None:
+            mark_duplicate(outcome, unit, others)
+        outcome.line = outcome.to_json()
+        outcome.record = None
+        done.append(outcome)
+    return dumps(done)
+
+
+# ---------------------------------------------------------------- in the parent
+
+
+def preview(pipeline: Pipeline, rates: dict[str, Decimal], paths: list[Path] | None,
+            workers: int, open_processor: Callable[[], Processor]) -> Iterator[Outcome]:
+    """Outcomes of the pipeline's input (or `paths`) as `open_processor().process(paths)`
+    yields them. `open_processor` builds the pipeline in this process (raising the
+    ConfigError a user sees): used for small or non-file inputs, and whenever a worker
+    fails."""
+    global _job
+    try:
+        source = pipeline.source.factory(pipeline.source_options, pipeline.context)
+    except Exception:
+        yield from open_processor().process(paths)  # raises the same error, worded
+        return
+    reader = Processor.__new__(Processor)  # the source alone: the mapper's tables load in workers
+    reader.pipeline, reader.rates, reader.source = pipeline, rates, source
+    if paths is None and not reader._file_based():
+        yield from open_processor().process(paths)
+        return
+    if _input_bytes(pipeline, paths) < MIN_BYTES or threading.active_count() > 1:
+        # Forking a process with other threads may copy a lock one of them holds.
+        yield from open_processor().process(paths)
+        return
+    _job = (pipeline, rates)
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                               initializer=_start_worker)
+    try:
+        # The first task forks every worker: each loads the mapper's tables while this
+        # process finds the keys that repeat.
+        pool.submit(_ready)
+        repeated = reader.repeated_keys(paths)
+        yield from _in_order(pool, _chunks(source.read(paths), repeated), workers, open_processor)
+    finally:
+        _job = None
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _input_bytes(pipeline: Pipeline, paths: list[Path] | None) -> int:
+    opts = pipeline.source_options
+    try:
+        files = input_files(paths if paths is not None else [opts.path], opts.pattern)
+        return sum(f.stat().st_size for f in files if f.is_file())
+    except (OSError, S321Error, AttributeError):  # the serial path reports it as always
+        return 0
+
+
+def _chunks(units: Iterator[RawUnit], repeated: dict[tuple[str, str], list[str]]
+            ) -> Iterator[list[tuple[RawUnit, list[str] | None]]]:
+    chunk: list[tuple[RawUnit, list[str] | None]] = []
+    for unit in units:
+        chunk.append((unit, repeated.get((input_of(unit), unit.key)) if repeated else None))
+        if len(chunk) == CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _in_order(pool: ProcessPoolExecutor, chunks: Iterator[list[tuple[RawUnit, list[str] | None]]],
+              workers: int, open_processor: Callable[[], Processor]) -> Iterator[Outcome]:
+    pending: deque[tuple[list[tuple[RawUnit, list[str] | None]], Future[Any] | None]] = deque()
+    local: Processor | None = None  # once a worker failed, the parent does the rest
+    for chunk in chunks:
+        if local is None:
+            try:
+                pending.append((chunk, pool.submit(_process_chunk, dumps(chunk))))
+            except (BrokenProcessPool, RuntimeError):
+                pending.append((chunk, None))
+        else:
+            pending.append((chunk, None))
+        while len(pending) > workers * AHEAD or (local is not None and pending):
+            outcomes, local = _collect(*pending.popleft(), local, open_processor)
+            yield from outcomes
+    while pending:
+        outcomes, local = _collect(*pending.popleft(), local, open_processor)
+        yield from outcomes
+
+
+def _collect(chunk: list[tuple[RawUnit, list[str] | None]], future: Future[Any] | None,
+             local: Processor | None, open_processor: Callable[[], Processor]
+             ) -> tuple[list[Outcome], Processor | None]:
+    done: list[Outcome] | None = None
+    if future is not None and local is None:
+        try:
+            blob = future.result()
+            done = None if blob is None else pickle.loads(blob)
+        except BrokenProcessPool:
+            log.error("a preview worker stopped; the preview goes on in one process")
+        except Exception as exc:  # a unit or outcome that would not cross to the worker
+            log.error("a preview worker failed; the preview goes on in one process",
+                      error_type=type(exc).__name__)
+    if done is not None:
+        return done, local
+    if local is None:
+        local = open_processor()  # raises the ConfigError a worker met opening it
+    outcomes = []
+    for unit, others in chunk:
+        outcome = local.process_unit(unit)
+        if others is not None:
+            mark_duplicate(outcome, unit, others)
+        outcomes.append(outcome)
+    return outcomes, local

@@ -1,0 +1,210 @@
+"""`s321 preview` on several processes (s321.parallel) prints what it prints in one:
+the same lines, findings (duplicate keys, a mapper that raises, enrichment), counts and
+exit codes; a worker that is killed or cannot open the pipeline never hangs it.
+
+The inputs here are small, so the size below which a preview stays in one process is
+lowered, and chunks are made tiny so that every input crosses many of them."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pickle
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from s321 import app, parallel
+from s321.cli import main
+from s321.contracts import RawUnit
+from s321.plugins.shopify.mapping import ShopifyMapper
+
+ROOT = Path(__file__).resolve().parents[2]
+PARENT = os.getpid()
+
+
+@pytest.fixture(autouse=True)
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parallel, "MIN_BYTES", 0)
+    monkeypatch.setattr(parallel, "CHUNK", 7)
+    monkeypatch.setattr(parallel, "AHEAD", 1)
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A config over 300 generated orders (some invalid) with their tables, one order's
+    rows repeated at the end of the export (a duplicate key)."""
+    folder = tmp_path_factory.mktemp("parallel-shop")
+    subprocess.run([sys.executable, str(ROOT / "bench" / "generate.py"), "shop", "300", str(folder)],
+                   check=True, capture_output=True)
+    export = folder / "orders_export.csv"
+    rows = export.read_text(encoding="utf-8").splitlines(keepends=True)
+    again = [r for r in rows[1:] if r.startswith(rows[40].split(",")[0] + ",")]
+    with export.open("a", encoding="utf-8") as fh:
+        fh.writelines(again)
+    config = folder / "s321.toml"
+    config.write_text(f"""\
+[currency_rates]
+CAD = "0.73"
+EUR = "1.08"
+GBP = "1.27"
+
+[pipelines.shop]
+originator_code = "PAR321"
+filer_type = "online_marketplace"
+mode_of_transport = "air"
+profile = "pilot-2019"
+
+[pipelines.shop.defaults]
+marketplace_seller_id = "PAR-HOUSE"
+identified_marketplace_merchant = true
+
+[pipelines.shop.source]
+plugin = "shopify-csv"
+path = "{export}"
+catalog = "{folder / 'catalog.csv'}"
+vendors = "{folder / 'vendors.csv'}"
+tracking = "{folder / 'tracking.csv'}"
+
+[pipelines.shop.transport]
+plugin = "file"
+directory = "{folder / 'outbox'}"
+""", encoding="utf-8")
+    return config
+
+
+def preview(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(["preview", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("as_json", [True, False])
+def test_the_same_output_and_exit_code_on_two_processes(shop, capsys, as_json):
+    flags = ["--json"] if as_json else []
+    one = preview(capsys, "-c", str(shop), "-p", "shop", *flags, "--jobs", "1")
+    two = preview(capsys, "-c", str(shop), "-p", "shop", *flags, "--jobs", "2")
+    assert one[0] == two[0] == 1  # some generated orders are invalid
+    assert one[1] == two[1]
+    assert "duplicate-key" in one[1] and "several-sellers" in one[1]
+
+
+def test_workers_write_the_lines(shop):
+    """The parallel path really ran: its outcomes carry lines written by a worker."""
+    _registry, loaded = app.load(shop)
+    outcomes = list(app.preview(loaded, "shop", jobs=2))
+    assert len(outcomes) == 301 and all(o.line is not None and o.record is None for o in outcomes)
+    serial = list(app.preview(loaded, "shop"))
+    assert [o.to_json() for o in outcomes] == [o.to_json() for o in serial]
+    assert [o.status for o in outcomes] == [o.status for o in serial]
+
+
+def test_a_mapper_that_raises_in_a_worker(shop, capsys, monkeypatch):
+    mapped = ShopifyMapper.map
+
+    def map_or_raise(self, unit):  # noqa: ANN001, ANN202
+        if unit.key.endswith("7"):
+            raise RuntimeError("a bug")
+        return mapped(self, unit)
+
+    monkeypatch.setattr(ShopifyMapper, "map", map_or_raise)
+    one = preview(capsys, "-c", str(shop), "-p", "shop", "--json", "--jobs", "1")
+    two = preview(capsys, "-c", str(shop), "-p", "shop", "--json", "--jobs", "2")
+    assert one[:2] == two[:2]
+    assert one[1].count('"mapper-error"') == 30
+
+
+def test_a_killed_worker_neither_hangs_nor_changes_the_output(shop, capsys, monkeypatch):
+    mapped = ShopifyMapper.map
+
+    def map_or_die(self, unit):  # noqa: ANN001, ANN202
+        if os.getpid() != PARENT and unit.key.endswith("150"):
+            os.kill(os.getpid(), signal.SIGKILL)  # as the OOM killer would
+        return mapped(self, unit)
+
+    monkeypatch.setattr(ShopifyMapper, "map", map_or_die)
+    one = preview(capsys, "-c", str(shop), "-p", "shop", "--json", "--jobs", "1")
+    two = preview(capsys, "-c", str(shop), "-p", "shop", "--json", "--jobs", "2")
+    assert one[:2] == two[:2]
+    assert "a preview worker stopped" in two[2]
+
+
+def test_a_table_the_workers_cannot_open_is_reported_as_in_one_process(shop, capsys, tmp_path):
+    config = tmp_path / "s321.toml"
+    tracking = tmp_path / "tracking.csv"
+    tracking.write_bytes(b"Name,Tracking Number\n#1001,\xff\xfe\n")
+    config.write_text(shop.read_text().replace(str(shop.parent / "tracking.csv"), str(tracking)))
+    one = preview(capsys, "-c", str(config), "-p", "shop", "--json", "--jobs", "1")
+    two = preview(capsys, "-c", str(config), "-p", "shop", "--json", "--jobs", "2")
+    assert one[0] == two[0] == 2
+    assert one[1] == two[1] == ""
+    assert str(tracking) in one[2]
+    assert [line for line in one[2].splitlines() if str(tracking) in line] == \
+        [line for line in two[2].splitlines() if str(tracking) in line]
+
+
+def test_a_small_input_stays_in_one_process(shop, monkeypatch):
+    monkeypatch.setattr(parallel, "MIN_BYTES", 10**9)
+    _registry, loaded = app.load(shop)
+    outcomes = list(app.preview(loaded, "shop", jobs="auto"))
+    assert all(o.record is not None or o.status.value != "valid" for o in outcomes)
+    assert all(o.line is None for o in outcomes)
+
+
+def test_jobs_are_auto_or_a_number(capsys):
+    assert parallel.parse_jobs("auto") == "auto" and parallel.parse_jobs("3") == 3
+    assert parallel.workers_for(1) == 1
+    with pytest.raises(SystemExit) as stop:
+        main(["preview", "-c", "x.toml", "-p", "shop", "--jobs", "0"])
+    assert stop.value.code == 2
+    assert "auto, or a number of processes" in capsys.readouterr().err
+
+
+@dataclasses.dataclass(slots=True)
+class _Plain:
+    name: str
+    lines: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class _Derived:
+    name: str
+    upper: str = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        self.upper = self.name.upper()
+
+
+def test_units_cross_to_workers_unchanged():
+    units = [RawUnit("k", "f:1", _Plain("a", ["x"]), (), ("f", 1)), RawUnit("k2", "f:3", _Derived("b"))]
+    assert pickle.loads(parallel.dumps(units)) == units
+
+
+def test_the_bundled_and_real_world_inputs_print_their_golden_lines(tmp_path, monkeypatch):
+    """Every input tests/realworld/test_byte_identical.py holds, previewed on two
+    processes: the `--json` lines are the golden ones."""
+    golden_run = pytest.importorskip("realworld.golden_run")
+    if not golden_run.CORPUS.is_dir():
+        pytest.skip("../shared/realworld absent")
+    import json
+    hashes = json.loads((golden_run.GOLDEN / "hashes.json").read_text())
+    serial = app.preview
+    lines_by_workers = []
+
+    def on_two(loaded, pipeline, files=()):  # noqa: ANN001, ANN202
+        for outcome in serial(loaded, pipeline, files, jobs=2):
+            lines_by_workers.append(outcome.line is not None)
+            yield outcome
+
+    monkeypatch.setattr(app, "preview", on_two)
+    sys.path.insert(0, str(ROOT / "contrib" / "plugin-template" / "src"))
+    seen = 0
+    for name, _full, texts in golden_run.outputs(tmp_path):
+        got = golden_run.digest(texts["preview.jsonl"])
+        assert got == hashes[name]["preview.jsonl"], f"{name}: the parallel preview differs"
+        seen += 1
+    assert seen == len(hashes)
+    assert lines_by_workers and all(lines_by_workers)
