@@ -34,7 +34,7 @@ from s321.contracts import RawUnit
 from s321.errors import S321Error
 from s321.inputs import input_files
 from s321.logs import get_logger
-from s321.pipeline import Outcome, Processor, input_of, mark_duplicate
+from s321.pipeline import Outcome, Processor, Status, input_of, mark_duplicate
 
 log = get_logger(__name__)
 
@@ -47,6 +47,9 @@ CHUNK = 256
 
 AHEAD = 4
 """Chunks in flight per worker: keeps workers busy while memory stays bounded."""
+
+Chunk = list[tuple[RawUnit, list[str] | None]]
+"""Units, each with the locations of the other units of its key when it repeats."""
 
 Jobs = int | str
 """A number of worker processes, or "auto" (one per core, when the input pays)."""
@@ -150,20 +153,19 @@ def _ready() -> None:
 
 
 def _process_chunk(blob: bytes) -> bytes | None:
-    """The chunk's outcomes (pickled), each with its JSON line and without its record;
+    """What the parent needs of the chunk's outcomes (pickled): per unit its status, JSON
+    line, findings and reason (the parent has the unit's key, location and checkpoint);
     None when this worker could not open the pipeline."""
     processor = _processor
     if processor is None:
         return None
-    chunk: list[tuple[RawUnit, list[str] | None]] = pickle.loads(blob)
     done = []
-    for unit, others in chunk:
+    for unit, others in pickle.loads(blob):
         outcome = processor.process_unit(unit)
         if others is not None:
             mark_duplicate(outcome, unit, others)
-        outcome.line = outcome.to_json()
-        outcome.record = None
-        done.append(outcome)
+        done.append((outcome.status.value, outcome.to_json(), outcome.findings or None,
+                     outcome.reason))
     return dumps(done)
 
 
@@ -177,13 +179,11 @@ def preview(pipeline: Pipeline, rates: dict[str, Decimal], paths: list[Path] | N
     ConfigError a user sees): used for small or non-file inputs, and whenever a worker
     fails."""
     global _job
-    try:
-        source = pipeline.source.factory(pipeline.source_options, pipeline.context)
+    try:  # the source alone: the mapper's tables are loaded in the workers
+        reader = Processor.reading(pipeline, rates)
     except Exception:
         yield from open_processor().process(paths)  # raises the same error, worded
         return
-    reader = Processor.__new__(Processor)  # the source alone: the mapper's tables load in workers
-    reader.pipeline, reader.rates, reader.source = pipeline, rates, source
     if paths is None and not reader._file_based():
         yield from open_processor().process(paths)
         return
@@ -199,7 +199,7 @@ def preview(pipeline: Pipeline, rates: dict[str, Decimal], paths: list[Path] | N
         # process finds the keys that repeat.
         pool.submit(_ready)
         repeated = reader.repeated_keys(paths)
-        yield from _in_order(pool, _chunks(source.read(paths), repeated), workers, open_processor)
+        yield from _in_order(pool, _chunks(reader.source.read(paths), repeated), workers, open_processor)
     finally:
         _job = None
         pool.shutdown(wait=True, cancel_futures=True)
@@ -215,8 +215,8 @@ def _input_bytes(pipeline: Pipeline, paths: list[Path] | None) -> int:
 
 
 def _chunks(units: Iterator[RawUnit], repeated: dict[tuple[str, str], list[str]]
-            ) -> Iterator[list[tuple[RawUnit, list[str] | None]]]:
-    chunk: list[tuple[RawUnit, list[str] | None]] = []
+            ) -> Iterator[Chunk]:
+    chunk: Chunk = []
     for unit in units:
         chunk.append((unit, repeated.get((input_of(unit), unit.key)) if repeated else None))
         if len(chunk) == CHUNK:
@@ -226,18 +226,19 @@ def _chunks(units: Iterator[RawUnit], repeated: dict[tuple[str, str], list[str]]
         yield chunk
 
 
-def _in_order(pool: ProcessPoolExecutor, chunks: Iterator[list[tuple[RawUnit, list[str] | None]]],
-              workers: int, open_processor: Callable[[], Processor]) -> Iterator[Outcome]:
-    pending: deque[tuple[list[tuple[RawUnit, list[str] | None]], Future[Any] | None]] = deque()
-    local: Processor | None = None  # once a worker failed, the parent does the rest
+def _in_order(pool: ProcessPoolExecutor, chunks: Iterator[Chunk], workers: int,
+              open_processor: Callable[[], Processor]) -> Iterator[Outcome]:
+    pending: deque[tuple[Chunk, Future[Any] | None]] = deque()
+    local: Processor | None = None  # once a worker failed, this process does the rest
     for chunk in chunks:
+        future: Future[Any] | None = None
         if local is None:
             try:
-                pending.append((chunk, pool.submit(_process_chunk, dumps(chunk))))
-            except (BrokenProcessPool, RuntimeError):
-                pending.append((chunk, None))
-        else:
-            pending.append((chunk, None))
+                future = pool.submit(_process_chunk, dumps(chunk))
+            except Exception as exc:  # a worker gone, a unit that does not pickle: _collect says so
+                future = Future()
+                future.set_exception(exc)
+        pending.append((chunk, future))
         while len(pending) > workers * AHEAD or (local is not None and pending):
             outcomes, local = _collect(*pending.popleft(), local, open_processor)
             yield from outcomes
@@ -246,21 +247,23 @@ def _in_order(pool: ProcessPoolExecutor, chunks: Iterator[list[tuple[RawUnit, li
         yield from outcomes
 
 
-def _collect(chunk: list[tuple[RawUnit, list[str] | None]], future: Future[Any] | None,
-             local: Processor | None, open_processor: Callable[[], Processor]
-             ) -> tuple[list[Outcome], Processor | None]:
-    done: list[Outcome] | None = None
+def _collect(chunk: Chunk, future: Future[Any] | None, local: Processor | None,
+             open_processor: Callable[[], Processor]) -> tuple[list[Outcome], Processor | None]:
     if future is not None and local is None:
         try:
             blob = future.result()
-            done = None if blob is None else pickle.loads(blob)
+            if blob is not None:
+                return [Outcome(unit.key, _STATUS[status], unit.location, None, findings or [],
+                                reason, unit.checkpoint, line)
+                        for (unit, _others), (status, line, findings, reason)
+                        in zip(chunk, pickle.loads(blob), strict=True)], None
+            log.error("a preview worker could not open the pipeline; the preview goes on in "
+                      "one process")
         except BrokenProcessPool:
             log.error("a preview worker stopped; the preview goes on in one process")
-        except Exception as exc:  # a unit or outcome that would not cross to the worker
+        except Exception as exc:
             log.error("a preview worker failed; the preview goes on in one process",
                       error_type=type(exc).__name__)
-    if done is not None:
-        return done, local
     if local is None:
         local = open_processor()  # raises the ConfigError a worker met opening it
     outcomes = []
@@ -270,3 +273,6 @@ def _collect(chunk: list[tuple[RawUnit, list[str] | None]], future: Future[Any] 
             mark_duplicate(outcome, unit, others)
         outcomes.append(outcome)
     return outcomes, local
+
+
+_STATUS = {s.value: s for s in Status}

@@ -106,6 +106,15 @@ class Processor:
         self.mapper = pipeline.mapper.factory(pipeline.source_options, ctx)
         self.validators = [comp.factory(opts, ctx) for comp, opts in pipeline.validators]
 
+    @classmethod
+    def reading(cls, pipeline: Pipeline, rates: dict[str, Decimal]) -> Processor:
+        """A processor for `repeated_keys` and its source's `read` only: no mapper and no
+        validators are built (so no enrichment table is opened)."""
+        processor = cls.__new__(cls)
+        processor.pipeline, processor.rates = pipeline, rates
+        processor.source = pipeline.source.factory(pipeline.source_options, pipeline.context)
+        return processor
+
     def process(self, paths: Iterable[Path] | None = None) -> Iterator[Outcome]:
         paths = list(paths) if paths is not None else None
         # Only files can be read twice: a source fed by a queue or an API is not.

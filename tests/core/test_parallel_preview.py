@@ -1,6 +1,6 @@
 """`s321 preview` on several processes (s321.parallel) prints what it prints in one:
 the same lines, findings (duplicate keys, a mapper that raises, enrichment), counts and
-exit codes; a worker that is killed or cannot open the pipeline never hangs it.
+exit codes; a worker that is killed or cannot start never hangs it.
 
 The inputs here are small, so the size below which a preview stays in one process is
 lowered, and chunks are made tiny so that every input crosses many of them."""
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from s321 import app, parallel
+from s321 import app, parallel, validation
 from s321.cli import main
 from s321.contracts import RawUnit
 from s321.plugins.shopify.mapping import ShopifyMapper
@@ -117,6 +117,21 @@ def test_a_mapper_that_raises_in_a_worker(shop, capsys, monkeypatch):
     assert one[1].count('"mapper-error"') == 30
 
 
+def test_a_validator_that_raises_in_a_worker(shop, capsys, monkeypatch):
+    validate = validation.validate
+
+    def validate_or_raise(consignment, *args):  # noqa: ANN001, ANN002, ANN202
+        if consignment.transaction_id.endswith(("A", "B")):
+            raise RuntimeError("a bug")
+        return validate(consignment, *args)
+
+    monkeypatch.setattr(validation, "validate", validate_or_raise)
+    one = preview(capsys, "-c", str(shop), "-p", "shop", "--json", "--jobs", "1")
+    two = preview(capsys, "-c", str(shop), "-p", "shop", "--json", "--jobs", "2")
+    assert one[:2] == two[:2]
+    assert '"validator-error"' in one[1]
+
+
 def test_a_killed_worker_neither_hangs_nor_changes_the_output(shop, capsys, monkeypatch):
     mapped = ShopifyMapper.map
 
@@ -130,6 +145,21 @@ def test_a_killed_worker_neither_hangs_nor_changes_the_output(shop, capsys, monk
     two = preview(capsys, "-c", str(shop), "-p", "shop", "--json", "--jobs", "2")
     assert one[:2] == two[:2]
     assert "a preview worker stopped" in two[2]
+
+
+def test_a_worker_that_cannot_open_the_pipeline(shop, capsys, monkeypatch):
+    built = ShopifyMapper.__init__
+
+    def build_or_fail(self, *args):  # noqa: ANN001, ANN002, ANN202
+        if os.getpid() != PARENT:
+            raise OSError("too many open files")
+        built(self, *args)
+
+    monkeypatch.setattr(ShopifyMapper, "__init__", build_or_fail)
+    one = preview(capsys, "-c", str(shop), "-p", "shop", "--json", "--jobs", "1")
+    two = preview(capsys, "-c", str(shop), "-p", "shop", "--json", "--jobs", "2")
+    assert one[:2] == two[:2]
+    assert "a preview worker could not open the pipeline" in two[2]
 
 
 def test_a_table_the_workers_cannot_open_is_reported_as_in_one_process(shop, capsys, tmp_path):
