@@ -87,6 +87,16 @@ class X12309Source:
             else:
                 yield from self._read_file(target)
 
+    def read_keys(self, paths: Iterable[Path] | None = None) -> Iterator[RawUnit]:
+        """The units of `read()` with the same keys, locations and checkpoints, without
+        their bills' parties and lines (payload None): the pipeline's duplicate-key pass.
+        Envelopes and sets are checked in full, since their problems are units too."""
+        for target in self._files(paths):
+            if isinstance(target, RawUnit):
+                yield target
+            else:
+                yield from self._read_file(target, payload=False)
+
     def ack(self, upto: Any) -> None:
         # The files are left where they are: the ledger makes a second reading a
         # no-op, so there is nothing to move or delete for delivery to be safe.
@@ -101,7 +111,7 @@ class X12309Source:
                 yield RawUnit(f"unparsed:{target}", str(target), None,
                               (error("input-not-found", "", f"{target}: no such file or directory"),))
 
-    def _read_file(self, path: Path) -> Iterator[RawUnit]:
+    def _read_file(self, path: Path, payload: bool = True) -> Iterator[RawUnit]:
         try:
             problem = encoding_problem(path, self.options.encoding, field="")
         except OSError:
@@ -117,7 +127,7 @@ class X12309Source:
                 continue
             header, seg = item
             if seg.tag == "ST":
-                builder = BillBuilder(header) if header.type == "309" else None
+                builder = BillBuilder(header, keys_only=not payload) if header.type == "309" else None
                 if builder is None:
                     yield _set_problem(path, header, "x12-309-not-309", "ST01",
                                        f"is a {header.type!r}, not a 309; skipped")
@@ -125,7 +135,7 @@ class X12309Source:
                 continue
             bill = builder.feed(seg)
             if bill is not None:
-                yield _unit(path, bill)
+                yield _unit(path, bill, payload)
             if seg.tag == "SE":
                 yield from _set_problems(path, builder)
                 builder = None
@@ -151,12 +161,13 @@ def _set_problem(path: Path, header: SetHeader, code: str, field: str, what: str
     return _broken(path, header.position, (error(code, field, message, header.location),))
 
 
-def _unit(path: Path, bill: Bill) -> RawUnit:
+def _unit(path: Path, bill: Bill, payload: bool = True) -> RawUnit:
     key = (
         f"309:{bill.house_bill}" if bill.house_bill else f"309:{path.name}:segment {bill.position}"
     )
     return RawUnit(
-        key, location(bill.source, bill.position), bill, checkpoint=(str(path), bill.position)
+        key, location(bill.source, bill.position), bill if payload else None,
+        checkpoint=(str(path), bill.position)
     )
 
 

@@ -108,8 +108,9 @@ class BillBuilder:
     The M10 and P4 in force when an LX starts apply to its bill. Segments the
     mapping does not use (M13, VID, M12, H1...) are passed over."""
 
-    def __init__(self, header: SetHeader):
+    def __init__(self, header: SetHeader, keys_only: bool = False):
         self.header = header
+        self.keys_only = keys_only  # the duplicate-key pass: each bill's M11 and nothing else
         self.method = self.conveyance = self.port = ""
         self.bill: Bill | None = None
         self.party: PartyLoop | None = None
@@ -149,6 +150,8 @@ class BillBuilder:
                 return None
             if tag in _BILL_TAGS and len(self.orphans) < 3:
                 self.orphans.append(seg)
+            return None
+        if self.keys_only and tag != "M11":
             return None
         if tag == "M11":
             bill.house_bill, bill.master_bill, bill.m11_position = (
