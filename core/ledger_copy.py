@@ -41,7 +41,7 @@ TABLES: dict[str, tuple[str, str]] = {
     "sequences": ("name, value", "name"),
     "notes": ("key, value", "key"),
 }
-"""Every table of a ledger (schema 7): its columns, and the order its rows are read in
+"""Every table of a ledger (schema 8): its columns, and the order its rows are read in
 (`history` and `raw_units` by `rowid`, the order they were written, which their readers
 keep)."""
 
