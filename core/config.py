@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import (BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator,
@@ -98,6 +98,13 @@ class DaemonSection(BaseModel):
 class PluginsSection(BaseModel):
     model_config = ConfigDict(extra="forbid")
     block: list[str] = []
+
+
+class PreviewSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    jobs: Literal["auto"] | Annotated[int, Field(ge=1)] = Field(
+        default="auto", description="processes `s321 preview` works in: auto (one per core, "
+        "for an input of 1 MB or more) or a number; 1 is one process (--jobs overrides it)")
 
 
 class LedgerSection(BaseModel):
@@ -245,6 +252,7 @@ class Config(BaseModel):
     profile_paths: list[ConfigPath] = []
     plugins: PluginsSection = PluginsSection()
     daemon: DaemonSection = DaemonSection()
+    preview: PreviewSection = PreviewSection()
     # A dict default, validated, so that the default path is resolved against the
     # config file's folder like any path written in it.
     ledger: LedgerSection = Field(default={}, validate_default=True)

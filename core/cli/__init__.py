@@ -132,9 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="*", help="input files (default: the configured source)")
     p.add_argument("--json", action="store_true",
                    help="one JSON object per unit (keys: ref, status, source, reason, record, findings)")
-    p.add_argument("--jobs", type=_jobs, default="auto", metavar="N",
-                   help="processes to work in: auto (default: every core, for an input of "
-                   "1 MB or more) or a number; 1 works in this process only")
+    p.add_argument("--jobs", type=_jobs, metavar="N",
+                   help="processes to work in: auto (every core, for an input of 1 MB or "
+                   "more) or a number; 1 works in this process only (default: [preview] "
+                   "jobs of the config, auto)")
     p.set_defaults(func=commands.preview)
 
     p = sub.add_parser("run", help="run the configured pipelines",

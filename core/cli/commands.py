@@ -132,7 +132,7 @@ def preview(args: argparse.Namespace) -> int:
     view = PreviewView(args.pipeline)
     try:
         for outcome in app.preview(cfg, args.pipeline, [Path(f) for f in args.files],
-                                   jobs=getattr(args, "jobs", 1)):
+                                   jobs=getattr(args, "jobs", None) or cfg.config.preview.jobs):
             if args.json:
                 view.counts[outcome.status.value] += 1
                 print(outcome.to_json())

@@ -69,7 +69,7 @@ def test_unknown_top_level_keys_and_missing_tables_are_all_reported(tmp_path):
         mode_of_transport = "truck"
     """)
     lines = errors_of(path)
-    assert f"{path}: colour: unknown key; valid keys: console, currency_rates, daemon, files, ledger, pipelines, plugins, profile_paths" in lines
+    assert f"{path}: colour: unknown key; valid keys: console, currency_rates, daemon, files, ledger, pipelines, plugins, preview, profile_paths" in lines
     assert f"{path}: pipelines.a.source: required, but missing" in lines
     assert f"{path}: pipelines.a.transport: required, but missing" in lines
 

@@ -238,3 +238,23 @@ def test_the_bundled_and_real_world_inputs_print_their_golden_lines(tmp_path, mo
         seen += 1
     assert seen == len(hashes)
     assert lines_by_workers and all(lines_by_workers)
+
+
+def test_the_config_sets_the_default_and_jobs_overrides_it(shop, capsys, tmp_path, monkeypatch):
+    seen = []
+    serial = app.preview
+
+    def noting(loaded, pipeline, files=(), jobs=1):  # noqa: ANN001, ANN202
+        seen.append(jobs)
+        return serial(loaded, pipeline, files, jobs=jobs)
+
+    monkeypatch.setattr(app, "preview", noting)
+    config = tmp_path / "s321.toml"
+    config.write_text("[preview]\njobs = 1\n\n" + shop.read_text())
+    preview(capsys, "-c", str(config), "-p", "shop", "--json")
+    preview(capsys, "-c", str(config), "-p", "shop", "--json", "--jobs", "2")
+    preview(capsys, "-c", str(shop), "-p", "shop", "--json")
+    assert seen == [1, 2, "auto"]
+    config.write_text("[preview]\njobs = 0\n\n" + shop.read_text())
+    code, _out, err = preview(capsys, "-c", str(config), "-p", "shop", "--json")
+    assert code == 2 and "preview.jobs" in err
