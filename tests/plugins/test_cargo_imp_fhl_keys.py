@@ -10,6 +10,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from read_keys_check import assert_same_keys
 from s321.contracts import PipelineContext, PipelineDefaults
 from s321.plugins.cargo_imp_fhl import FhlOptions, FhlSource
 from s321.record import FilerType, ModeOfTransport
@@ -30,11 +31,7 @@ def source(path: Path) -> FhlSource:
 
 
 def same_keys(path: Path) -> None:
-    src = source(path)
-    full = [(u.key, u.location, u.checkpoint) for u in src.read()]
-    keys = list(src.read_keys())
-    assert [(u.key, u.location, u.checkpoint) for u in keys] == full
-    assert all(u.payload is None for u in keys)
+    assert_same_keys(source(path))
 
 
 def test_the_sample_and_real_world_files_give_the_same_keys():
