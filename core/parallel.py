@@ -8,7 +8,10 @@ shipping models between processes costs more than making them). A worker that ca
 open the pipeline, raises, or is killed never hangs the preview: the parent does the
 rest itself, so findings, counts and exit codes stay those of the serial path.
 Workers are forked before anything opens an SQLite connection (the mappers' enrichment
-tables are loaded in each worker), and only from a parent with one thread.
+tables are loaded in each worker), and only from a parent with one thread. Pickles
+pass only between the parent and the workers it forked, over the executor's own pipes
+(the parent pickles units it read; a worker, the outcomes it made): never from a file,
+a peer or anything outside the process tree.
 """
 
 from __future__ import annotations
