@@ -9,8 +9,10 @@ STAMP := $(VENV)/.installed
 # chromium and chromium-driver: the console's browser tests (Selenium, headless).
 # postgresql: the PostgreSQL ledger's tests start a throw-away server (tests/pgserver.py).
 SYSTEM_PACKAGES := openssh-server chromium chromium-driver postgresql
+# `make demo` needs only sshd (the ACE truck step files over sftp-drop).
+DEMO_PACKAGES := openssh-server
 
-.PHONY: demo test bench clean sysdeps
+.PHONY: demo test bench clean sysdeps demo-sysdeps
 
 $(STAMP): pyproject.toml Makefile contrib/plugin-template/pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -20,13 +22,16 @@ $(STAMP): pyproject.toml Makefile contrib/plugin-template/pyproject.toml
 	$(BIN)/python -m pip install -q -e contrib/plugin-template
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: demo-sysdeps $(STAMP)
 	$(BIN)/python contrib/demo/demo.py
+
+demo-sysdeps:
+	@$(MAKE) --no-print-directory sysdeps SYSTEM_PACKAGES="$(DEMO_PACKAGES)"
 
 sysdeps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" != 0 ]; then echo "make test needs:$$missing (install them, or run as root)"; exit 1; fi; \
+	  if [ "$$(id -u)" != 0 ]; then echo "needs the system packages:$$missing (install them, or run as root)"; exit 1; fi; \
 	  echo "installing:$$missing"; \
 	  export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \
 	fi
