@@ -319,11 +319,14 @@ def a_daemon_through_a_full_disk(tmp_path_factory):
         config.write_text(f'[ledger]\npath = "{disk / "ledger.sqlite"}"\n[daemon]\nrescan_seconds = 0.2\n'
                           + config.read_text())
         env = {**os.environ, "S321_WEBHOOK_URL": f"http://127.0.0.1:{server.server_address[1]}/hook"}
+        log = (tmp / "daemon.log").open("wb")
         proc = subprocess.Popen([sys.executable, "-m", "s321.cli", "run", "-c", str(config)], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                stdout=log, stderr=subprocess.STDOUT)
         try:
+            # The disk fills under a running daemon: filled while it still opens its ledger
+            # (under load), the daemon would stop at start, which is another test's story.
             deadline = time.monotonic() + 30
-            while not (disk / "ledger.sqlite").exists() and time.monotonic() < deadline:
+            while b'"daemon running"' not in (tmp / "daemon.log").read_bytes() and time.monotonic() < deadline:
                 time.sleep(0.05)
             fill(disk)
             write_jsonl(inbox / "a.jsonl", [{"ref": f"r{i}", **marketplace_fields()} for i in range(300)])
@@ -336,6 +339,7 @@ def a_daemon_through_a_full_disk(tmp_path_factory):
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+            log.close()
             server.shutdown()
             server.server_close()
     return bodies
