@@ -368,14 +368,18 @@ class World:
             self.assert_ledger_agrees(path, held)
         assert self.ledger_states() == {State.ACCEPTED: len(expected)}
 
+    def ledger_rows(self, path: Path) -> dict[str, dict[str, Any] | None]:
+        """Every expected consignment's row in the ledger at `path` (None where missing)."""
+        ledger = Ledger(path)
+        try:
+            return {txid: ledger.get(txid) for txid in self.expected_ids()}
+        finally:
+            ledger.close()
+
     def assert_ledger_agrees(self, path: Path, held: dict[str, tuple[str, int | None, str | None]]) -> None:
         """Every consignment's row in the ledger at `path` says what the receiver holds:
         accepted, at the receiver's version, with its content hash (accepted and current)."""
-        ledger = Ledger(path)
-        try:
-            rows = {txid: ledger.get(txid) for txid in self.expected_ids()}
-        finally:
-            ledger.close()
+        rows = self.ledger_rows(path)
         disagree = []
         for txid, row in sorted(rows.items()):
             state, version, digest = held[txid]
