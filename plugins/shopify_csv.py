@@ -9,7 +9,8 @@ a file that is not an orders export is one broken unit naming the missing column
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import islice
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
@@ -55,10 +56,17 @@ class _Lines:
     decoded with replacement characters and their numbers kept, so that the order they
     belong to gets a finding instead of silently changed text."""
 
-    def __init__(self, fh: IO[bytes], encoding: str = "utf-8"):
+    def __init__(self, fh: IO[bytes], encoding: str = "utf-8", first: int = 1,
+                 offset: int = 0, track: bool = False):
         self.bad: list[int] = []
         self.encoding = encoding
-        self._lines = self._decode(fh)  # a generator: cheaper per line than __next__
+        self.first = first
+        self.offsets: list[int] = []
+        """With `track`: the byte offset of each line read since the last `offset_of`."""
+        self._done = first
+        lines = _physical_lines(fh, start=offset)
+        # A generator: cheaper per line than __next__; the tracked one only for spans.
+        self._lines = self._decode(self._tracked(lines, offset) if track else lines)
 
     def __iter__(self) -> Iterator[str]:
         return self._lines
@@ -66,9 +74,26 @@ class _Lines:
     def __next__(self) -> str:
         return next(self._lines)
 
-    def _decode(self, fh: IO[bytes]) -> Iterator[str]:
+    def _tracked(self, lines: Iterator[bytes], offset: int) -> Iterator[bytes]:
+        offsets = self.offsets
+        for raw in lines:
+            offsets.append(offset)
+            offset += len(raw)
+            yield raw
+
+    def offset_of(self, number: int) -> int:
+        """The byte offset where line `number` starts: a line read since the previous
+        call, which forgets the lines before it (so memory stays that of a unit)."""
+        offsets = self.offsets
+        drop = number - self._done
+        if drop:
+            del offsets[:drop]
+            self._done = number
+        return offsets[0]
+
+    def _decode(self, lines: Iterator[bytes]) -> Iterator[str]:
         bad, encoding = self.bad, self.encoding
-        for number, raw in enumerate(_physical_lines(fh), 1):
+        for number, raw in enumerate(lines, self.first):
             if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]  # Shopify writes a BOM so that Excel reads UTF-8
             try:
@@ -84,13 +109,14 @@ class _Lines:
         return bad
 
 
-def _physical_lines(fh: IO[bytes], chunk: int = 1 << 16) -> Iterator[bytes]:
-    """The file's lines, each with its line end. A file whose header row ends with a CR
-    alone ends every row so (Excel for Mac's "CSV (Macintosh)", which writes a line break
-    inside a cell as LF): it is split at each CR, streaming, instead of being read as one
-    line the csv module refuses."""
-    head = fh.read(chunk)
+def _physical_lines(fh: IO[bytes], chunk: int = 1 << 16, start: int = 0) -> Iterator[bytes]:
+    """The file's lines from byte `start` (the start of a line), each with its line end.
+    A file whose header row ends with a CR alone ends every row so (Excel for Mac's "CSV
+    (Macintosh)", which writes a line break inside a cell as LF): it is split at each
+    CR, streaming, instead of being read as one line the csv module refuses."""
     fh.seek(0)
+    head = fh.read(chunk)
+    fh.seek(start)
     cr = head.find(b"\r")
     if cr < 0 or cr + 1 >= len(head) or head[cr + 1:cr + 2] == b"\n" or b"\n" in head[:cr]:
         yield from fh
@@ -225,21 +251,94 @@ def read_export(path: Path, encoding: str = "utf-8", payload: bool = True) -> It
                                         f"{file}: cannot be read: {exc.strerror or exc}"))
         return
     with fh:
-        yield from _units(_Lines(fh, encoding), file, payload)
+        lines = _Lines(fh, encoding)
+        reader = csv.reader(lines)
+        top = yield from _header(reader, file)
+        if top is not None:
+            yield from _units(reader, lines, file, *top, payload)
 
 
-def _units(lines: _Lines, file: str, payload: bool = True) -> Iterator[RawUnit]:
-    reader = csv.reader(lines)
+Position = tuple[str, int, int]
+"""Where `read_span` can start reading a unit: its file, the byte offset and the number
+of the line its first row starts on."""
+
+
+def read_export_positions(path: Path, encoding: str = "utf-8"
+                          ) -> Iterator[tuple[RawUnit, Position | None]]:
+    """The units of `read_export(path, encoding, payload=False)`, each with its
+    position, or None for a unit `read_span` cannot start at (a file that cannot be
+    opened or has no usable header: that unit is the whole of what `read_export` yields)."""
+    file = str(path)
+    try:
+        fh = path.open("rb")
+    except OSError:
+        for unit in read_export(path, encoding, payload=False):  # says why, as read() does
+            yield unit, None
+        return
+    with fh:
+        lines = _Lines(fh, encoding, track=True)
+        reader = csv.reader(lines)
+        header = _header(reader, file)
+        try:
+            while True:
+                yield next(header), None
+        except StopIteration as stop:
+            top = stop.value
+        if top is None:
+            return
+        offset_of = lines.offset_of
+        for unit in _units(reader, lines, file, *top, False):
+            start = int(unit.location.rpartition(":")[2])
+            yield unit, (file, offset_of(start), start)
+
+
+def read_span(position: Position, encoding: str = "utf-8", payload: bool = True
+              ) -> Iterator[RawUnit]:
+    """The units `read_export` yields from the one at `position` (from
+    `read_export_positions`) to the end of its file, with the same keys, locations,
+    checkpoints, findings and payloads: the header is read for its columns, then the
+    file is read on from the position's byte offset, its lines counted from its line."""
+    file, offset, number = position
+    path = Path(file)
+    try:
+        # Two handles: closing the header's lines (`yield from` a file) closes its file.
+        with path.open("rb") as top_fh:
+            header = _header(csv.reader(_Lines(top_fh, encoding)), file)
+            top = None
+            try:
+                next(header)
+            except StopIteration as stop:
+                top = stop.value
+        fh = path.open("rb")
+    except OSError as exc:
+        yield broken(f"{file}:{number}", error("input-unreadable", "", f"reading stopped: "
+                                               f"{exc.strerror or exc}", f"{file}:{number}"))
+        return
+    if top is None:  # the file has changed since its positions were taken
+        fh.close()
+        yield broken(f"{file}:{number}", error(
+            "input-unreadable", "", f"{file} changed while it was read: read it again",
+            f"{file}:{number}"))
+        return
+    with fh:
+        lines = _Lines(fh, encoding, first=number, offset=offset)
+        yield from _units(csv.reader(lines), lines, file, *top, payload)
+
+
+def _header(reader: Any, file: str) -> Generator[RawUnit, None, tuple[_Columns, list[str]] | None]:
+    """Reads the header row: returns its columns and its cells folded for comparison,
+    or yields the broken unit that says why the file is not an orders export (and
+    returns None)."""
     try:
         header = next(reader, None)
     except (csv.Error, OSError) as exc:
         yield broken(f"{file}:1", error("not-an-orders-export", "",
                                         f"{file}: the header row cannot be read: {exc}"))
-        return
+        return None
     if header is None:
         yield broken(f"{file}:1", error("not-an-orders-export", "",
                                         f"{file}: empty file, no header row"))
-        return
+        return None
     cols = _Columns(header)
     missing = cols.missing(REQUIRED_COLUMNS)
     if missing and len(header) == 1 and (sep := next((c for c in ";\t|" if c in header[0]), None)):
@@ -248,18 +347,23 @@ def _units(lines: _Lines, file: str, payload: bool = True) -> Iterator[RawUnit]:
             f"its header row is separated by {sep!r}, not by commas (a spreadsheet saved it "
             "again in its own format). Export the orders from Shopify again, or save the file "
             "as 'CSV UTF-8 (Comma delimited)' with a decimal point in prices"))
-        return
+        return None
     if missing:
         names = ", ".join(repr(m) for m in missing)
         yield broken(f"{file}:1", error(
             "missing-column", "", f"{file}: not a Shopify orders export: missing column(s) "
             f"{names} (Shopify admin > Orders > Export writes them in the header row)"))
-        return
+        return None
+    return cols, [cell.strip().lstrip("\ufeff").casefold() for cell in header]
+
+
+def _units(reader: Any, lines: _Lines, file: str, cols: _Columns, head: list[str],
+           payload: bool = True) -> Iterator[RawUnit]:
+    """The units of the rows after the header (or after a span's start)."""
     lines.take_bad()  # a garbled header cell we do not use changes nothing
 
     group: _Group | None = None
     at = cols.position("Name")
-    head = [cell.strip().lstrip("\ufeff").casefold() for cell in header]
     for start, row, problems in _rows(reader, lines, cols.width, file):
         name = (row[at].strip() or None) if at < len(row) else None
         if (name is not None and name.lstrip("\ufeff").casefold() == head[at]
@@ -297,8 +401,9 @@ def _rows(reader: Any, lines: _Lines, width: int,
     """(line where the row starts, its cells, what is wrong with it) for each row after
     the header. Blank lines are left out; a row that cannot be read has no cells."""
     bad = lines.bad
+    first = lines.first
     while True:
-        start = reader.line_num + 1
+        start = reader.line_num + first
         try:
             row: list[str] = next(reader)
         except StopIteration:
@@ -345,6 +450,24 @@ class ShopifyCsvSource(ShopifyFileSource):
 
     def read_file_keys(self, path: Path) -> Iterator[RawUnit]:
         return read_export(path, self.options.encoding, payload=False)
+
+    # Spans (s321.parallel): workers read their own share of an export.
+
+    def read_key_positions(self, paths: Iterable[Path] | None = None
+                           ) -> Iterator[tuple[RawUnit, Position | None]]:
+        """The units of `read_keys`, each with where `read_span` can start at it (None:
+        the unit is the whole of what `read()` yields there, a file refused whole)."""
+        encoding = self.options.encoding
+        for item in self.inputs(paths):
+            if isinstance(item, RawUnit):
+                yield item, None
+            else:
+                yield from read_export_positions(item, encoding)
+
+    def read_span(self, position: Position, count: int) -> Iterator[RawUnit]:
+        """The `count` units `read()` yields from the one at `position` on, the same in
+        every field (the file's encoding was checked by `read_key_positions`)."""
+        return islice(read_span(position, self.options.encoding), count)
 
 
 # The CSV export and the order JSON are one system: an order gets one transaction id

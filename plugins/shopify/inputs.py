@@ -49,6 +49,15 @@ class ShopifyFileSource:
 
     def _read(self, paths: Iterable[Path] | None,
               read_file: Callable[[Path], Iterator[RawUnit]]) -> Iterator[RawUnit]:
+        for item in self.inputs(paths):
+            if isinstance(item, RawUnit):
+                yield item
+            else:
+                yield from read_file(item)
+
+    def inputs(self, paths: Iterable[Path] | None) -> Iterator[Path | RawUnit]:
+        """The files to read, in order, each checked for its encoding first: a file, or
+        the broken unit that stands for a path missing or refused whole."""
         targets = list(paths) if paths is not None else [self.options.path]
         encoding = getattr(self.options, "encoding", "utf-8")
         for item in input_files(targets, self.options.pattern):
@@ -62,7 +71,7 @@ class ShopifyFileSource:
             if problem is not None:  # refused whole: never filed in part
                 yield broken(problem.location or f"{item}:1", problem)
             else:
-                yield from read_file(item)
+                yield item
 
     def read_file(self, path: Path) -> Iterator[RawUnit]:
         raise NotImplementedError
