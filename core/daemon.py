@@ -1,5 +1,7 @@
 """`s321 run -c CONFIG`: the daemon. One thread per pipeline, each watching its inbox
-(watchfiles, backed by a periodic rescan), transmitting through the shared ledger.
+(watchfiles, backed by a periodic rescan), transmitting through the shared ledger; with
+`[daemon] transmit = "process"` the threads only ingest and one child process transmits
+for all of them (s321.transmit_process), started again with backoff if it dies.
 
 SIGTERM/SIGINT: stop reading, wait for in-flight acks up to the shutdown timeout, exit
 cleanly (what is still owed stays in the ledger).
@@ -40,6 +42,7 @@ from s321.logs import get_logger
 from s321.metrics import Metrics
 from s321.observers import Observers
 from s321.registry import Registry
+from s321.transmit_process import TransmitLink
 from s321.worker import PipelineWorker
 
 log = get_logger(__name__)
@@ -156,6 +159,12 @@ class Daemon:
         self.metrics = Metrics(depth=self._depth, daemon=self.ledger.owner if self.ledger else None)
         self.observers = Observers(self.registry.pm)
         self.threads: dict[str, PipelineThread] = {}
+        # `[daemon] transmit = "process"`: the pipelines here ingest, one child transmits.
+        self.link = TransmitLink(self.config_path, self.observers, self.metrics) \
+            if cfg.daemon.transmit == "process" else None
+        self._restart_at: float | None = None
+        self._restart_pending = False
+        self._restarts = 0
         self.stopped = threading.Event()
         self._reload = threading.Event()
         self.http = None
@@ -169,7 +178,8 @@ class Daemon:
         assert self.ledger is not None  # pipelines start once the ledger is open
         pipeline = self.loaded.pipelines[name]
         self.metrics.prepare(name)
-        worker = PipelineWorker(pipeline, self.loaded.rates, self.ledger, self.observers, self.metrics)
+        worker = PipelineWorker(pipeline, self.loaded.rates, self.ledger, self.observers, self.metrics,
+                                make_sender=self.link.sender if self.link is not None else None)
         thread = PipelineThread(worker, self.loaded.config.daemon, self.observers)
         self.threads[name] = thread
         thread.start()
@@ -221,6 +231,34 @@ class Daemon:
         for name, p in self.loaded.pipelines.items():
             if p.config.enabled and (not self.only or name in self.only):
                 self._start(name)
+        if self.link is not None and self.threads:
+            self.link.start(list(self.threads))  # from the main thread (see s321.transmit_process)
+
+    def _watch_transmit(self) -> None:
+        """A transmit process that died is started again, with backoff (from the main
+        thread); what it had `sent` is requeued by the new one's recovery."""
+        link = self.link
+        if link is None or not self.threads:
+            return
+        if link.running():
+            if self._restarts and link.ready.is_set() and time.monotonic() - (self._restart_at or 0) > 60:
+                self._restarts = 0  # up a minute: the next failure starts the backoff again
+            return
+        if not link.down():
+            return
+        now = time.monotonic()
+        if not self._restart_pending:
+            delay = max(0.5, Backoff(initial=1.0, maximum=30.0).delay(self._restarts))
+            assert link.proc is not None
+            log.error("transmit process stopped; starting it again", exit=link.proc.returncode,
+                      retry_in=round(delay, 1), attempt=self._restarts + 1)
+            self._restart_at = now + delay
+            self._restart_pending = True
+            return
+        if now >= self._restart_at:
+            self._restart_pending = False
+            self._restarts += 1
+            link.start(list(self.threads))
 
     def reload(self) -> list[str]:
         """Load the config again; restart only pipelines whose configuration changed.
@@ -234,15 +272,24 @@ class Daemon:
         new = {n: _fingerprint(p) for n, p in loaded.pipelines.items()
                if p.config.enabled and (not self.only or n in self.only)}
         changed = sorted(n for n in old if old[n] != new.get(n)) + sorted(n for n in new if n not in old)
+        if self.link is not None:  # it reads the config anew: restarted whatever changed
+            self.link.stop(self.loaded.config.daemon.shutdown_timeout + 5)
         self._stop([n for n in changed if n in self.threads])
         self.registry, self.loaded = registry, loaded
         for name in changed:
             if name in new:
                 self._start(name)
+        if self.link is not None and self.threads:
+            self.link.start(list(self.threads))
         log.info("config reloaded", restarted=changed)
         return changed
 
     def stop(self) -> None:
+        for thread in self.threads.values():  # ingest stops first; then the child drains
+            thread.stop_event.set()
+            thread.wake.set()
+        if self.link is not None:
+            self.link.stop(self.loaded.config.daemon.shutdown_timeout + 5)
         self._stop(list(self.threads))
         if self.http is not None:
             self.http.shutdown()
@@ -269,6 +316,7 @@ class Daemon:
             if self._reload.is_set():
                 self._reload.clear()
                 self.reload()
+            self._watch_transmit()
         log.info("daemon stopping", shutdown_timeout=self.loaded.config.daemon.shutdown_timeout)
         self.stopped.clear()
         self.stop()

@@ -9,6 +9,10 @@ transmission). `stop` (set on SIGINT or SIGTERM) ends the run within about a sec
 ingestion stops between chunks (a file not read to its end is read again next time),
 transmission stops between passes; what is on the wire stays `sent` and is sent
 again by the next run, so nothing is lost; every pipeline still gets its summary.
+
+With `[daemon] transmit = "process"` the run ingests in this process and transmits in
+one child process (s321.transmit_process) for all its pipelines, told when each input is
+read; the summary is the same, from the counts and rejections the child reports.
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from s321.config import LoadedConfig
@@ -27,6 +30,8 @@ from s321.ledger_open import open_ledger
 from s321.logs import get_logger
 from s321.observers import Observers
 from s321.registry import Registry
+from s321.transmit_process import RemoteSender, TransmitLink
+from s321.transmitter import drive
 from s321.worker import PipelineWorker
 
 log = get_logger(__name__)
@@ -60,28 +65,6 @@ STOP_GRACE = 1.5
 transport call that blocks (a connect timing out) is left behind, its records `sent`."""
 
 
-def drive(worker: PipelineWorker, budget: float, stop: threading.Event | None = None) -> None:
-    """Transmit and collect acks until nothing is owed, or `budget` seconds pass."""
-    deadline = time.monotonic() + budget
-    gives_up = time.time() + budget
-    announced = False
-    while time.monotonic() < deadline and not (stop and stop.is_set()):
-        worker.transmit()
-        if worker.error and not announced and not worker.counts["sent"]:
-            announced = True
-            log.warning("cannot reach the receiver; trying again until the run gives up",
-                        pipeline=worker.name, error=worker.error,
-                        gives_up_at=datetime.fromtimestamp(gives_up).strftime("%H:%M:%S"),
-                        seconds=round(budget), setting="retry.ack_timeout")
-        worker.poll_acks(timeout=0.2 if worker.owes()[1] else 0.0)
-        if worker.stalled():
-            return
-        if worker.owes() == (False, False):
-            return
-        if worker.idle():
-            time.sleep(0.05)
-
-
 def run_pipeline_once(worker: PipelineWorker, stop: threading.Event | None = None) -> RunSummary:
     p = worker.pipeline
     summary = RunSummary(p.name, p.transport.name)
@@ -93,7 +76,10 @@ def run_pipeline_once(worker: PipelineWorker, stop: threading.Event | None = Non
         worker.revalidate_if_changed()  # a table fixed since: invalid records filed now
         worker.stop = stop
         worker.ingest(settle=False)
-        drive(worker, budget=p.config.retry.ack_timeout, stop=stop)
+        if isinstance(worker.sender, RemoteSender):
+            worker.sender.finish(stop)  # the transmit process sends what is due, then reports
+        else:
+            drive(worker, budget=p.config.retry.ack_timeout, stop=stop)
         summary.queued, summary.awaiting_ack = worker.outstanding()
         if stop is not None and stop.is_set():
             worker.error = "interrupted: what is owed stays in the ledger for the next run"
@@ -140,15 +126,22 @@ def run_once(registry: Registry, loaded: LoadedConfig, only: list[str] | None = 
     results: dict[str, RunSummary] = {}
     live: dict[str, Counter[str]] = {n: Counter() for n in names}
     acknowledges: dict[str, bool] = {n: True for n in names}
+    link: TransmitLink | None = None
+    if loaded.config.daemon.transmit == "process" and names:
+        # From this (the main) thread, before the pipelines' threads start.
+        link = TransmitLink(loaded.path, observers, once=True)
+        link.start(names)
 
     def one(name: str) -> None:
         try:
             worker = PipelineWorker(loaded.pipelines[name], loaded.rates, ledger, observers,
-                                    counts=live[name])
+                                    counts=live[name], make_sender=link.sender if link else None)
             acknowledges[name] = worker.transport.capabilities.acknowledges
         except Exception as exc:
             results[name] = RunSummary(name, loaded.pipelines[name].transport.name,
                                        error=f"{type(exc).__name__}: {exc}")
+            if link is not None:
+                link.tell("input_done", name)  # nothing comes from this pipeline: the child may end
             return
         try:
             results[name] = run_pipeline_once(worker, stop)
@@ -169,6 +162,8 @@ def run_once(registry: Registry, loaded: LoadedConfig, only: list[str] | None = 
     grace = time.monotonic() + STOP_GRACE
     for t in threads:
         t.join(max(0.0, grace - time.monotonic()) if stopping.is_set() else None)
+    if link is not None:  # it has reported (or stops now): its exit is the run's end
+        link.stop(STOP_GRACE if stopping.is_set() else 30.0, drain=False)
     busy = [n for n, t in zip(names, threads) if t.is_alive()]
     for name in busy:
         log.warning("pipeline still busy at the stop; its records stay in the ledger", pipeline=name)

@@ -20,6 +20,7 @@ drains and expires only what it holds; a dead daemon's batches are taken over by
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -367,6 +368,29 @@ class Transmitter:
             self.counts[name] += n
             if self.metrics is not None:
                 self.metrics.count(self.name, name, n)
+
+
+def drive(worker: Any, budget: float, stop: threading.Event | None = None) -> None:
+    """Transmit and collect acks until nothing is owed, or `budget` seconds pass (`run
+    --once`, after its input is read). `worker`: a Transmitter, or a PipelineWorker."""
+    deadline = time.monotonic() + budget
+    gives_up = time.time() + budget
+    announced = False
+    while time.monotonic() < deadline and not (stop and stop.is_set()):
+        worker.transmit()
+        if worker.error and not announced and not worker.counts["sent"]:
+            announced = True
+            log.warning("cannot reach the receiver; trying again until the run gives up",
+                        pipeline=worker.name, error=worker.error,
+                        gives_up_at=datetime.fromtimestamp(gives_up).strftime("%H:%M:%S"),
+                        seconds=round(budget), setting="retry.ack_timeout")
+        worker.poll_acks(timeout=0.2 if worker.owes()[1] else 0.0)
+        if worker.stalled():
+            return
+        if worker.owes() == (False, False):
+            return
+        if worker.idle():
+            time.sleep(0.05)
 
 
 def _epochs(rows: list[Row]) -> dict[str, int]:

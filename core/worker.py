@@ -22,7 +22,9 @@ never-filed invalid records again, with fresh tables, and files those now valid.
 A large input is transmitted while it is read: each time a batch's worth of valid
 records has been committed, full batches go out and the acks that came back are
 resolved, so the receiver works while this process keeps reading (the ledger is the
-only hand-over between the two halves; nothing is sent that is not committed).
+only hand-over between the two halves; nothing is sent that is not committed). With
+`[daemon] transmit = "process"` the sender is a stand-in that only wakes the transmit
+process (s321.transmit_process), which sends from the ledger on its own core.
 """
 
 from __future__ import annotations
@@ -67,7 +69,10 @@ def bound_serializer(pipeline: Pipeline, ledger: Ledger) -> Any:
 class PipelineWorker:
     def __init__(self, pipeline: Pipeline, rates: dict[str, Decimal], ledger: Ledger,
                  observers: Observers, metrics: Any = None, clock: Callable[[], float] = time.time,
-                 counts: Counter[str] | None = None):
+                 counts: Counter[str] | None = None, make_sender: Callable[..., Transmitter] | None = None):
+        """`make_sender` makes the transmission half (Transmitter's arguments); by default a
+        Transmitter in this process, or a stand-in for a transmit process
+        (s321.transmit_process.TransmitLink.sender): this worker then only ingests."""
         self.pipeline = pipeline
         self.name = pipeline.name
         self.ledger = ledger
@@ -85,7 +90,7 @@ class PipelineWorker:
         """When (time.time()) the first input file left unread as too young has settled:
         set by `pending_inputs`, None when it left none."""
         ctx = pipeline.context
-        self.sender = Transmitter(
+        self.sender = (make_sender or Transmitter)(
             ledger, pipeline.name,
             lambda: pipeline.transport.factory(pipeline.transport_options, ctx, bound_serializer(pipeline, ledger)),
             ctx.originator_code, ctx.profile, pipeline.config.retry, pipeline.config.batch_size,
