@@ -1,6 +1,9 @@
 """`s321 preview` on several cores: the parent reads the units (and finds the keys that
 repeat, as the serial path does), worker processes map, validate and write each unit's
-JSON line, in chunks; the outcomes come back in input order.
+JSON line, in chunks; the outcomes come back in input order. A source that can be read
+from a unit on (`read_key_positions` and `read_span`, see s321.pipeline) is not read by
+the parent at all: its keys pass notes where each chunk starts, and each worker reads
+its own chunk of the file.
 
 Promises: the same outcomes in the same order as `Processor.process()`, each carrying
 the `--json` line that path would print (`Outcome.line`; `record` is left out, since
@@ -38,6 +41,7 @@ from s321.errors import S321Error
 from s321.inputs import input_files
 from s321.logs import get_logger
 from s321.pipeline import Outcome, Processor, Status, input_of, mark_duplicate
+from s321.repeats import RepeatedKeys
 
 log = get_logger(__name__)
 
@@ -53,6 +57,24 @@ AHEAD = 4
 
 Chunk = list[tuple[RawUnit, list[str] | None]]
 """Units, each with the locations of the other units of its key when it repeats."""
+
+Piece = list[Any] | RawUnit
+"""Part of a chunk of a source that reads spans: [position, count], the `count` units
+that `read_span` reads from `position` on; or a unit handed on as the keys pass had it
+(one that no span can start at: a file refused whole)."""
+
+Repeats = dict[tuple[str, str], list[str]]
+"""(input, key) -> the locations of every unit with that key in that input, for the keys
+that repeat (s321.pipeline.Processor.repeated_keys)."""
+
+
+@dataclasses.dataclass(slots=True)
+class Plan:
+    """One chunk of a source that reads spans: its pieces, and the repeated keys among
+    its units (None when none of them repeats)."""
+
+    pieces: list[Piece]
+    repeats: Repeats | None = None
 
 Jobs = int | str
 """A number of worker processes, or "auto" (one per core, when the input pays)."""
@@ -155,6 +177,30 @@ def _ready() -> None:
     """Nothing: submitted once to start the workers early."""
 
 
+def _process_plan(blob: bytes) -> bytes | None:
+    """`_process_chunk` for a chunk this worker reads itself (a `Plan`): per unit also its
+    key, location and checkpoint, which the parent never read."""
+    processor = _processor
+    if processor is None:
+        return None
+    return dumps([(outcome.ref, outcome.source, outcome.checkpoint, outcome.status.value,
+                   outcome.to_json(), outcome.findings or None, outcome.reason)
+                  for outcome in _plan_outcomes(processor, pickle.loads(blob))])
+
+
+def _plan_outcomes(processor: Processor, plan: Plan) -> Iterator[Outcome]:
+    read_span = processor.source.read_span  # type: ignore[attr-defined]
+    repeats = plan.repeats
+    for piece in plan.pieces:
+        for unit in read_span(*piece) if isinstance(piece, list) else (piece,):
+            outcome = processor.process_unit(unit)
+            if repeats:
+                others = repeats.get((input_of(unit), unit.key))
+                if others is not None:
+                    mark_duplicate(outcome, unit, others)
+            yield outcome
+
+
 def _process_chunk(blob: bytes) -> bytes | None:
     """What the parent needs of the chunk's outcomes (pickled): per unit its status, JSON
     line, findings and reason (the parent has the unit's key, location and checkpoint);
@@ -201,6 +247,11 @@ def preview(pipeline: Pipeline, rates: dict[str, Decimal], paths: list[Path] | N
         # The first task forks every worker: each loads the mapper's tables while this
         # process finds the keys that repeat.
         pool.submit(_ready)
+        if reads_spans(reader.source):
+            plans = _plans(reader, paths)
+            if plans is not None:
+                yield from _in_order(pool, iter(plans), workers, open_processor)
+                return
         repeated = reader.repeated_keys(paths)
         yield from _in_order(pool, _chunks(reader.source.read(paths), repeated), workers, open_processor)
     finally:
@@ -217,6 +268,55 @@ def _input_bytes(pipeline: Pipeline, paths: list[Path] | None) -> int:
         return 0
 
 
+def reads_spans(source: Any) -> bool:
+    return callable(getattr(source, "read_key_positions", None)) and callable(
+        getattr(source, "read_span", None))
+
+
+def _plans(reader: Processor, paths: list[Path] | None) -> list[Plan] | None:
+    """The keys pass of a source that reads spans, which also cuts the input into chunks
+    of CHUNK units: a position per span (never one per unit), the units no span can
+    start at, and each chunk's repeated keys. None when the source raised: the parent
+    then reads the units itself, as it does for any other source."""
+    plans: list[Plan] = []
+    pieces: list[Piece] = []
+    in_chunk = 0
+    span: list[Any] | None = None  # the chunk's last span, while units go on extending it
+    span_input = ""
+    with RepeatedKeys() as keys:  # flat memory: past a limit the keys wait on disk
+        try:
+            for unit, at in reader.source.read_key_positions(paths):  # type: ignore[attr-defined]
+                input_ = input_of(unit)
+                keys.add((input_, unit.key), unit.location, len(plans))
+                if at is None:
+                    pieces.append(unit)
+                    span = None
+                elif span is not None and input_ == span_input:
+                    span[1] += 1
+                else:
+                    span = [at, 1]
+                    span_input = input_
+                    pieces.append(span)
+                in_chunk += 1
+                if in_chunk == CHUNK:
+                    plans.append(Plan(pieces))
+                    pieces, in_chunk, span = [], 0, None
+        except Exception as exc:  # read_keys() and read() meet it again, and say so
+            log.error("source raised while its keys were read", pipeline=reader.pipeline.name,
+                      error_type=type(exc).__name__)
+            return None
+        if pieces:
+            plans.append(Plan(pieces))
+        repeated = keys.repeated()
+        for slot, tags in keys.tags().items():
+            for tag in tags:
+                chunk_repeats = plans[tag].repeats
+                if chunk_repeats is None:
+                    chunk_repeats = plans[tag].repeats = {}
+                chunk_repeats[slot] = repeated[slot]
+    return plans
+
+
 def _chunks(units: Iterator[RawUnit], repeated: dict[tuple[str, str], list[str]]
             ) -> Iterator[Chunk]:
     chunk: Chunk = []
@@ -229,15 +329,16 @@ def _chunks(units: Iterator[RawUnit], repeated: dict[tuple[str, str], list[str]]
         yield chunk
 
 
-def _in_order(pool: ProcessPoolExecutor, chunks: Iterator[Chunk], workers: int,
+def _in_order(pool: ProcessPoolExecutor, chunks: Iterator[Chunk] | Iterator[Plan], workers: int,
               open_processor: Callable[[], Processor]) -> Iterator[Outcome]:
-    pending: deque[tuple[Chunk, Future[Any] | None]] = deque()
+    pending: deque[tuple[Chunk | Plan, Future[Any] | None]] = deque()
     local: Processor | None = None  # once a worker failed, this process does the rest
     for chunk in chunks:
         future: Future[Any] | None = None
         if local is None:
             try:
-                future = pool.submit(_process_chunk, dumps(chunk))
+                task = _process_plan if isinstance(chunk, Plan) else _process_chunk
+                future = pool.submit(task, dumps(chunk))
             except Exception as exc:  # a worker gone, a unit that does not pickle: _collect says so
                 future = Future()
                 future.set_exception(exc)
@@ -250,11 +351,16 @@ def _in_order(pool: ProcessPoolExecutor, chunks: Iterator[Chunk], workers: int,
         yield from outcomes
 
 
-def _collect(chunk: Chunk, future: Future[Any] | None, local: Processor | None,
+def _collect(chunk: Chunk | Plan, future: Future[Any] | None, local: Processor | None,
              open_processor: Callable[[], Processor]) -> tuple[list[Outcome], Processor | None]:
     if future is not None and local is None:
         try:
             blob = future.result()
+            if blob is not None and isinstance(chunk, Plan):
+                return [Outcome(key, _STATUS[status], location, None, findings or [], reason,
+                                checkpoint, line)
+                        for key, location, checkpoint, status, line, findings, reason
+                        in pickle.loads(blob)], None
             if blob is not None:
                 return [Outcome(unit.key, _STATUS[status], unit.location, None, findings or [],
                                 reason, unit.checkpoint, line)
@@ -269,6 +375,8 @@ def _collect(chunk: Chunk, future: Future[Any] | None, local: Processor | None,
                       error_type=type(exc).__name__)
     if local is None:
         local = open_processor()  # raises the ConfigError a worker met opening it
+    if isinstance(chunk, Plan):  # the worker's share, read here instead
+        return list(_plan_outcomes(local, chunk)), local
     outcomes = []
     for unit, others in chunk:
         outcome = local.process_unit(unit)

@@ -12,6 +12,14 @@ only keys and locations, never units, and past 50,000 keys not even those in mem
 twice) gets no first pass. A source may offer `read_keys(paths)` for that pass: the
 units of `read()` with the same keys, locations and checkpoints, payloads left out
 where that is cheaper (shopify-csv skips building its orders); otherwise `read()` is used.
+
+A file-based source may also offer spans, which let `s321 preview`'s workers read their
+own share of the input (s321.parallel; shopify-csv does): `read_key_positions(paths)`
+yields the units of `read_keys` each with a position (picklable, e.g. file, byte
+offset, line), or with None for a unit no reading can start at, which must then be the
+unit `read()` yields there, in full; `read_span(position, count)` yields the `count`
+units `read()` yields from the one at `position` on, within its input, equal in every
+field (key, location, checkpoint, findings, payload). Both or neither.
 """
 
 from __future__ import annotations

@@ -6,7 +6,9 @@ which answers the repeated ones with one grouped query.
 `RepeatedKeys.add(slot, location)` for each unit, then `repeated()`: slot -> the
 locations of every unit with that slot, in input order, for the slots seen at two places
 or more (several units at one place, such as the broken pieces of one line, are that
-place's problem, not a repeated key).
+place's problem, not a repeated key). With `add(slot, location, tag)` (s321.parallel
+tags each unit with the number of the chunk it goes to), `tags()` then says which tags
+the units of each repeated slot had.
 """
 
 from __future__ import annotations
@@ -27,21 +29,41 @@ class RepeatedKeys:
         self._first: dict[Hashable, str] = {}
         self._more: dict[Hashable, list[str]] = {}
         self._db: sqlite3.Connection | None = None
-        self._pending: list[tuple[str, str]] = []
+        self._pending: list[tuple[str, str, int | None]] = []
+        self._first_tag: dict[Hashable, int] = {}
+        self._more_tags: dict[Hashable, set[int]] = {}  # slots seen again only
 
-    def add(self, slot: tuple[str, str], location: str) -> None:
+    def add(self, slot: tuple[str, str], location: str, tag: int | None = None) -> None:
         if self._db is not None:
-            self._pending.append((_text(slot), location))
+            self._pending.append((_text(slot), location, tag))
             if len(self._pending) >= _CHUNK:
                 self._flush()
             return
         seen = self._first.get(slot)
         if seen is None:
             self._first[slot] = location
+            if tag is not None:
+                self._first_tag[slot] = tag
             if len(self._first) > self._limit:
                 self._spill()
-        elif location != seen and location not in self._more.get(slot, ()):
+            return
+        if tag is not None:
+            self._more_tags.setdefault(slot, {self._first_tag[slot]}).add(tag)
+        if location != seen and location not in self._more.get(slot, ()):
             self._more.setdefault(slot, [seen]).append(location)
+
+    def tags(self) -> dict[tuple[str, str], set[int]]:
+        """Repeated slot -> the tags its units were added with (call after `repeated`)."""
+        if self._db is None:
+            return {slot: self._more_tags.get(slot, set()) for slot in self._more}  # type: ignore[misc]
+        self._flush()
+        found: dict[tuple[str, str], set[int]] = {}
+        rows = self._db.execute(
+            "SELECT DISTINCT slot, tag FROM keys WHERE tag IS NOT NULL AND slot IN"
+            " (SELECT slot FROM keys GROUP BY slot HAVING COUNT(DISTINCT location) > 1)")
+        for text, tag in rows:
+            found.setdefault(_slot(text), set()).add(tag)
+        return found
 
     def repeated(self) -> dict[tuple[str, str], list[str]]:
         if self._db is None:
@@ -67,19 +89,26 @@ class RepeatedKeys:
         self._db = sqlite3.connect("", isolation_level=None)
         self._db.execute("PRAGMA journal_mode=OFF")
         self._db.execute("PRAGMA synchronous=OFF")
-        self._db.execute("CREATE TABLE keys (seq INTEGER PRIMARY KEY, slot TEXT NOT NULL, location TEXT NOT NULL)")
+        self._db.execute("CREATE TABLE keys (seq INTEGER PRIMARY KEY, slot TEXT NOT NULL,"
+                         " location TEXT NOT NULL, tag INTEGER)")
         for slot, first in self._first.items():
-            self._pending.append((_text(slot), first))  # type: ignore[arg-type]
+            text = _text(slot)  # type: ignore[arg-type]
+            self._pending.append((text, first, self._first_tag.get(slot)))
             for location in self._more.get(slot, [])[1:]:
-                self._pending.append((_text(slot), location))  # type: ignore[arg-type]
+                self._pending.append((text, location, None))
+            # Its other tags, at its first place: it adds no place, only the tags.
+            self._pending += [(text, first, tag) for tag in self._more_tags.get(slot, ())]
         self._first.clear()
         self._more.clear()
+        self._first_tag.clear()
+        self._more_tags.clear()
         self._flush()
 
     def _flush(self) -> None:
         if self._pending and self._db is not None:
             self._db.execute("BEGIN")
-            self._db.executemany("INSERT INTO keys (slot, location) VALUES (?, ?)", self._pending)
+            self._db.executemany("INSERT INTO keys (slot, location, tag) VALUES (?, ?, ?)",
+                                 self._pending)
             self._db.execute("COMMIT")
             self._pending.clear()
 

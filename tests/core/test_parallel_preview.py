@@ -258,3 +258,55 @@ def test_the_config_sets_the_default_and_jobs_overrides_it(shop, capsys, tmp_pat
     config.write_text("[preview]\njobs = 0\n\n" + shop.read_text())
     code, _out, err = preview(capsys, "-c", str(config), "-p", "shop", "--json")
     assert code == 2 and "preview.jobs" in err
+
+
+def test_the_workers_read_their_own_spans_the_parent_never_reads_the_orders(shop, monkeypatch):
+    """shopify-csv reads spans: the parent only runs the keys pass (which notes where
+    each chunk starts) and never calls read(); the outcomes are those of one process."""
+    from s321.plugins.shopify_csv import ShopifyCsvSource
+
+    read = ShopifyCsvSource.read
+    span_reads = []
+
+    def read_in_workers_only(self, paths=None):  # noqa: ANN001, ANN202
+        assert os.getpid() != PARENT, "the parent read the orders"
+        return read(self, paths)
+
+    def spans_in_the_parent(plan):  # noqa: ANN001, ANN202
+        span_reads.append(plan)
+        return dumps_plan(plan)
+
+    _registry, loaded = app.load(shop)
+    serial = list(app.preview(loaded, "shop"))
+    monkeypatch.setattr(ShopifyCsvSource, "read", read_in_workers_only)
+    dumps_plan = parallel.dumps
+    monkeypatch.setattr(parallel, "dumps", spans_in_the_parent)
+    outcomes = list(app.preview(loaded, "shop", jobs=2))
+    assert [o.to_json() for o in outcomes] == [o.to_json() for o in serial]
+    assert [(o.ref, o.source, o.checkpoint, o.status, o.findings, o.reason) for o in outcomes] == [
+        (o.ref, o.source, o.checkpoint, o.status, o.findings, o.reason) for o in serial]
+    assert len(span_reads) == 43 and all(isinstance(p, parallel.Plan) for p in span_reads)
+    assert all(isinstance(piece, list) for p in span_reads for piece in p.pieces)
+    # The duplicate key (one order's rows again at the end) is named in both its chunks.
+    assert sum(p.repeats is not None for p in span_reads) == 2
+
+
+def test_a_worker_killed_in_the_middle_of_its_span(shop, capsys, monkeypatch):
+    """A worker dies after reading part of its span: the parent reads that span again
+    itself, and the rest; the output is complete and the same."""
+    from s321.plugins import shopify_csv
+
+    units = shopify_csv._units
+
+    def units_or_die(reader, lines, file, *rest):  # noqa: ANN001, ANN002, ANN202
+        for n, unit in enumerate(units(reader, lines, file, *rest)):
+            if os.getpid() != PARENT and lines.first > 200 and n == 3:
+                os.kill(os.getpid(), signal.SIGKILL)
+            yield unit
+
+    monkeypatch.setattr(shopify_csv, "_units", units_or_die)
+    one = preview(capsys, "-c", str(shop), "-p", "shop", "--json", "--jobs", "1")
+    two = preview(capsys, "-c", str(shop), "-p", "shop", "--json", "--jobs", "2")
+    assert one[:2] == two[:2]
+    assert len(two[1].splitlines()) == 301
+    assert "a preview worker stopped" in two[2]
