@@ -82,3 +82,107 @@ def test_run_once_transmits_in_a_child_with_the_same_summary(world, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout == one  # {"pipeline": ..., "received": 20, ..., "sent": 20, "accepted": 20, ...}
     world.assert_every_version_once()
+
+
+def metrics_text(world: World) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{world.http_port}/metrics", timeout=5) as r:
+        return r.read().decode()
+
+
+def counted(text: str, outcome: str) -> float:
+    found = re.findall(rf's321_consignments_total{{[^}}]*outcome="{outcome}"[^}}]*pipeline="{PIPELINE}"[^}}]*}} (\S+)'
+                       rf'|s321_consignments_total{{[^}}]*pipeline="{PIPELINE}"[^}}]*outcome="{outcome}"[^}}]*}} (\S+)',
+                       text)
+    return sum(float(a or b) for a, b in found)
+
+
+def test_the_daemon_restarts_a_killed_child_and_files_every_version_once(world):
+    world.start_sandbox()
+    world.add_input("first", 150)
+    proc = world.daemon(wait_up=True)
+    try:
+        wait_for(lambda: len(children_of(proc.pid)) == 1, 20, "the transmit process")
+        [child] = children_of(proc.pid)
+        # Mid-stream: some accepted, more to come (new input keeps arriving).
+        wait_for(lambda: world.accepted(), 30, "a first acceptance")
+        world.add_input("second", 150)
+        os.kill(child, 9)
+        wait_for(lambda: children_of(proc.pid) not in ([], [child]), 30, "a new transmit process")
+        world.change_input("third", world.refs[:40])
+        wait_for(world.settled, 60, "every record accepted")
+        # /metrics is the parent's, counting what the children sent and got answered.
+        text = metrics_text(world)
+        # Every consignment at least once (a changed one whose first version had not left
+        # yet is sent once, at its last version; a batch the killed child had on the wire
+        # is sent again and answered as a duplicate, accepted again).
+        assert counted(text, "accepted") >= 300
+        assert counted(text, "sent") >= counted(text, "accepted")
+        [second] = children_of(proc.pid)
+        assert "s321_ack_latency_seconds_count" in text
+        health = urllib.request.urlopen(f"http://127.0.0.1:{world.http_port}/healthz", timeout=5).read()
+        assert b'"alive": true' in health
+    finally:
+        world.stop(proc)
+    assert "transmit process stopped; starting it again" in world.daemon_log.read_text()
+    assert not alive(second)  # stopped with its parent
+    world.assert_every_version_once()
+
+
+def test_killing_the_daemon_kills_its_child_and_frees_the_ledger(world):
+    world.start_sandbox()
+    world.add_input("first", 200)
+    proc = world.daemon(wait_up=True)
+    wait_for(lambda: len(children_of(proc.pid)) == 1, 20, "the transmit process")
+    [child] = children_of(proc.pid)
+    wait_for(lambda: world.accepted(), 30, "a first acceptance")
+    proc.kill()
+    proc.wait()
+    wait_for(lambda: not alive(child), 10, "the transmit process to die with its parent")
+    # The lock is free: a new daemon (one process this time) starts and finishes the work.
+    thread = world.config.read_text().replace('transmit = "process"', 'transmit = "thread"')
+    world.config.write_text(thread)
+    world.add_input("second", 20)
+    world.settle()
+    world.assert_every_version_once()
+
+
+def test_an_observer_in_the_parent_hears_what_the_child_dead_letters(tmp_path):
+    """The webhook observer (an installed plugin) is loaded in both processes: only the
+    parent calls it, for a refusal the child met (a CA file that is not a certificate)."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    bodies: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    bad_ca = tmp_path / "not-a-ca.pem"
+    bad_ca.write_text("this is not a certificate\n")
+    (tmp_path / "w").mkdir()
+    world = World(tmp_path / "w")
+    body = world.config.read_text()
+    world.config.write_text(re.sub(r'(?m)^(\s*)ca = ".*"$', rf'\1ca = "{bad_ca}"', body, count=1))
+    process_mode(world)
+    world.add_input("refused", 12)
+    env = {**os.environ, "S321_WEBHOOK_URL": f"http://127.0.0.1:{server.server_address[1]}/hook"}
+    try:
+        proc = s321("run", "-c", world.config, "--once", env=env)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert proc.returncode == 3, proc.stdout + proc.stderr[-3000:]
+    assert "dead 12" in proc.stdout
+    dead = [b for b in bodies if b["event"] == "dead"]
+    assert len(dead) == 1 and dead[0]["count"] == 12, bodies  # told once, by the parent
+    assert "cannot use the CA" in dead[0]["error"]
+    assert world.ledger_states() == {State.DEAD: 12}
