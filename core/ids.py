@@ -45,8 +45,11 @@ def filed_json(consignment: Consignment) -> tuple[str, str]:
     """The record's JSON as stored (`model_dump_json(exclude_none=True)` without its
     version, which the ledger keeps apart and `stamped` puts back) and its
     `content_hash`, from one dump."""
-    text = consignment.model_dump_json(exclude_none=True, exclude=_NO_VERSION)
-    digest = content_hash_of_json(text, consignment.transaction_id)
+    # The serializer's bytes, hashed where they lie (no str to encode again, no copy of
+    # the tail), decoded once for the text: what model_dump_json returns, 2-3 µs sooner.
+    data = consignment.__pydantic_serializer__.to_json(consignment, exclude_none=True, exclude=_NO_VERSION)
+    text = data.decode("utf-8")
+    digest = _content_hash_of_bytes(data, consignment.transaction_id)
     return text, digest if digest is not None else content_hash(consignment)
 
 
@@ -60,16 +63,32 @@ def content_hash_of_json(text: str, transaction_id: str) -> str | None:
     return _sha256("{" + rest[1:] if rest[0] == "," else "{}")
 
 
+def _content_hash_of_bytes(data: bytes, transaction_id: str) -> str | None:
+    """`content_hash_of_json` of the text whose UTF-8 bytes these are."""
+    head = _head(transaction_id).encode("utf-8")
+    if not data.startswith(head):
+        return None
+    end = data.find(b'"', len(head))
+    if end < 0 or end + 1 >= len(data) or data[end + 1] not in b",}":
+        return None
+    if data[end + 1] != 44:  # "}": nothing but the three fields left out
+        return _sha256("{}")
+    hasher = hashlib.sha256(b"{")
+    hasher.update(memoryview(data)[end + 2:])
+    return hasher.hexdigest()
+
+
 def stamped(text: str, transaction_id: str, action: str, version: int | None) -> str | None:
     """A stored record's JSON text (`filed_json`, no version) with its action set to
     `action` and its version to `version`: what `model_dump_json(exclude_none=True)`
     writes for the record so stamped. None when the text does not start as that JSON does."""
-    split = _split(text, transaction_id)
+    head = _head(transaction_id)
+    split = _split(text, transaction_id, head)
     if split is None:
         return None
     if version is None:
-        return text if split[0] == action else f"{_head(transaction_id)}{action}\"{split[1]}"
-    return f'{_head(transaction_id)}{action}","version":{int(version)}{split[1]}'
+        return text if split[0] == action else f"{head}{action}\"{split[1]}"
+    return f'{head}{action}","version":{int(version)}{split[1]}'
 
 
 _NOT_CONTENT = {"transaction_id", "action", "version"}
@@ -78,13 +97,17 @@ _NO_VERSION = {"version"}
 
 def _head(transaction_id: str) -> str:
     # The two fields a record's JSON starts with (the model's first two, never None),
-    # up to the action's value, written by the same encoder as model_dump_json.
+    # up to the action's value, written by the same encoder as model_dump_json: a
+    # transaction id of ASCII letters and digits (every one `transaction_id` makes) is
+    # written as it is, between quotes, without asking the encoder.
+    if transaction_id.isascii() and transaction_id.isalnum():
+        return '{"transaction_id":"' + transaction_id + '","action":"'
     return '{"transaction_id":' + to_json(transaction_id).decode("utf-8") + ',"action":"'
 
 
-def _split(text: str, transaction_id: str) -> tuple[str, str] | None:
+def _split(text: str, transaction_id: str, head: str | None = None) -> tuple[str, str] | None:
     """(action, everything after the action's closing quote), or None."""
-    head = _head(transaction_id)
+    head = head or _head(transaction_id)
     if not text.startswith(head):
         return None
     end = text.find('"', len(head))

@@ -78,7 +78,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from s321 import ids
-from s321.contracts import Ack
+from s321.contracts import Ack, AckStatus
 from s321.lock import LedgerLock
 from s321.pipeline import Outcome, Status
 from s321.record import Action, Consignment
@@ -383,16 +383,16 @@ class Ledger:
         record = outcome.record
         body, digest = ids.filed_json(record) if record else (None, None)
         given = record.version if record else None  # carried by the record (the relay's clients)
-        findings = json.dumps([f.model_dump(mode="json", exclude_none=True) for f in outcome.findings])
-        state = {Status.VALID: State.QUEUED, Status.INVALID: State.INVALID,
-                 Status.SKIPPED: State.SKIPPED}[outcome.status]
+        findings = json.dumps([f.model_dump(mode="json", exclude_none=True) for f in outcome.findings]) \
+            if outcome.findings else "[]"  # most records have none: json.dumps([]), without the call
+        state = _STATE_OF[outcome.status]
         if old is None:
             counts.new += 1
             version = given if given is not None else next_version(None, now)
             new.add(txid, pipeline, client, outcome.ref, outcome.source, state, Action.ADD, digest, body,
                     findings, outcome.reason, now if state is State.QUEUED else None, now, version)
             new.refs += [(ref, txid) for ref in references(outcome.ref, record)]
-            new.history.append((txid, now, state.value, version, _read_at(event or "read", outcome)))
+            new.history.append((txid, now, _VALUES[state], version, _read_at(event or "read", outcome)))
             return True
         newer = given is not None and given > (old["version"] or 0)
         if not newer and old["content_hash"] == digest and old["findings"] == findings \
@@ -557,7 +557,7 @@ class Ledger:
             detail = f"{action} in batch {batch_id}"
             if columns_of[4] == State.SENT:
                 detail += f", taken over from {was_owner} (lease expired)"
-            events.append((row.transaction_id, now, State.SENT.value, row.version, detail, body_id))
+            events.append((row.transaction_id, now, _SENT_EVENT, row.version, detail, body_id))
         # The version goes on the wire: what the receiver may now hold. (Each SET
         # expression reads the row as it was: the claimed action is given twice.)
         db.executemany("UPDATE consignments SET state=?, batch_id=?, sent_at=?, attempts=attempts+1,"
@@ -681,7 +681,7 @@ class Ledger:
             marks = ",".join("?" * len(part))
             rows = db.execute(
                 "SELECT transaction_id, state, batch_id, version, wire_version, wire_action, wire_hash,"
-                " first_wire_version, accepted_version, accepted_hash, on_file, body_id"
+                f" first_wire_version, accepted_version, accepted_hash, on_file, body_id, {self._dialect.row_key} AS row_key"
                 f" FROM consignments WHERE transaction_id IN ({marks})"
                 + (f" ORDER BY transaction_id{self._dialect.lock}" if self._dialect.lock else ""),
                 part).fetchall()
@@ -696,23 +696,24 @@ class Ledger:
                     continue
                 s = settle(row, result)
                 queued = s.state is State.QUEUED
-                updates.append((s.state, result.model_dump_json(), s.error, s.accepted_version,
+                updates.append((s.state, _ack_json(result), s.error, s.accepted_version,
                                 s.accepted_hash, s.on_file, s.first_wire_version,
-                                now if queued else None, queued, queued, now, row["transaction_id"]))
+                                now if queued else None, queued, queued, now, row["row_key"]))
                 moved[row["transaction_id"]] = s.state
                 codes = ", ".join(e.code for e in result.errors)
-                events.append((row["transaction_id"], now, s.state.value, row["wire_version"],
-                               f"{result.status.value} in batch {ack.batch_id}" + (f": {codes}" if codes else "")
+                events.append((row["transaction_id"], now, _VALUES[s.state], row["wire_version"],
+                               f"{_VALUES[result.status]} in batch {ack.batch_id}" + (f": {codes}" if codes else "")
                                + (f"; {s.error}" if s.error and s.state is State.QUEUED else ""),
                                row["body_id"]))
             # A record queued again keeps its place in the queue's order by `queued_at`
-            # (now: it waited for the answer), with a fresh retry budget.
+            # (now: it waited for the answer), with a fresh retry budget. Updated by the
+            # key the read returned (SQLite: the rowid, no second look-up by transaction id).
             db.executemany(
                 "UPDATE consignments SET state=?, ack=?, last_error=?, accepted_version=?, accepted_hash=?,"
                 " on_file=?, first_wire_version=?, wire_version=NULL, wire_action=NULL, wire_hash=NULL,"
                 " queued_at=COALESCE(?, queued_at), attempts=CASE WHEN ? THEN 0 ELSE attempts END,"
                 " next_attempt_at=CASE WHEN ? THEN 0 ELSE next_attempt_at END, updated_at=?"
-                " WHERE transaction_id=?", updates)
+                f" WHERE {self._dialect.row_key}=?", updates)
             db.executemany(_HISTORY_KEYED, events)
         if ack.events:  # news that moves no state (an ACE 350): history lines of known records
             known = {r[0] for r in db.execute(
@@ -947,6 +948,14 @@ class Ledger:
                    _wire_json(record, txid, action, version), attempts, queued_at, batch_id, last_error, version)
 
 
+_STATE_OF = {Status.VALID: State.QUEUED, Status.INVALID: State.INVALID, Status.SKIPPED: State.SKIPPED}
+"""The state an outcome is stored in."""
+
+_VALUES: dict[Any, str] = {m: m.value for m in (*State, *AckStatus)}
+_SENT_EVENT = State.SENT.value
+"""Enum members' values by dict (history lines are plain text): `.value` is a
+descriptor call, a few of them a record."""
+
 _STATES = {s.value: s for s in State}
 _ACTIONS = {a.value: a for a in Action}
 """Column values to enum members by dict: calling the enum costs a microsecond a row."""
@@ -1002,6 +1011,12 @@ def _wire_json(stored: str | None, transaction_id: str, action: str, version: in
         record.version = version
         text = record.model_dump_json(exclude_none=True)
     return text
+
+
+def _ack_json(result: Any) -> str:
+    """`result.model_dump_json()` (the answer as the row keeps it), through its serializer
+    directly: the same text without the keyword handling of the model's method."""
+    return result.__pydantic_serializer__.to_json(result).decode("utf-8")
 
 
 def _read_at(event: str, outcome: Outcome) -> str:
