@@ -57,7 +57,10 @@ def main(argv: list[str] | None = None) -> int:
                 result = json.loads(done.stdout.strip().splitlines()[-1])
                 us = result["cpu_seconds"] / result["records"] * 1e6
                 best[side] = min(best.get(side, us), us)
-                print(f"round {n + 1} {side:6}: {us:6.1f} µs a record (CPU), "
+                # A parallel preview (s321.parallel): its workers' share of the CPU.
+                workers = result.get("workers_cpu_seconds", 0.0) / result["records"] * 1e6
+                split = f" (parent {us - workers:.1f} + workers {workers:.1f})" if workers else ""
+                print(f"round {n + 1} {side:6}: {us:6.1f} µs a record (CPU){split}, "
                       f"{result['records'] / result['seconds']:,.0f}/s", flush=True)
     print(f"{args.source} {args.size:,}: before {best['before']:.1f}, after {best['after']:.1f} µs a "
           f"record (CPU, best of {args.rounds}): x{best['before'] / best['after']:.2f}")

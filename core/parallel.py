@@ -55,6 +55,11 @@ CHUNK = 256
 AHEAD = 4
 """Chunks in flight per worker: keeps workers busy while memory stays bounded."""
 
+EARLY = 32
+"""Chunks of a source that reads spans handed out while the keys pass still runs (so the
+workers start at once): their outcomes wait until the pass has ended, at most this many
+chunks' lines (about 14 MB of shop orders), since a key found twice later on changes them."""
+
 Chunk = list[tuple[RawUnit, list[str] | None]]
 """Units, each with the locations of the other units of its key when it repeats."""
 
@@ -248,9 +253,10 @@ def preview(pipeline: Pipeline, rates: dict[str, Decimal], paths: list[Path] | N
         # process finds the keys that repeat.
         pool.submit(_ready)
         if reads_spans(reader.source):
-            plans = _plans(reader, paths)
-            if plans is not None:
-                yield from _in_order(pool, iter(plans), workers, open_processor)
+            cut = _plans(pool, reader, paths)
+            if cut is not None:
+                early, rest = cut
+                yield from _in_order(pool, rest, workers, open_processor, early)
                 return
         repeated = reader.repeated_keys(paths)
         yield from _in_order(pool, _chunks(reader.source.read(paths), repeated), workers, open_processor)
@@ -273,16 +279,27 @@ def reads_spans(source: Any) -> bool:
         getattr(source, "read_span", None))
 
 
-def _plans(reader: Processor, paths: list[Path] | None) -> list[Plan] | None:
+def _plans(pool: ProcessPoolExecutor, reader: Processor, paths: list[Path] | None
+           ) -> tuple[deque[tuple[Plan, Future[Any]]], Iterator[Plan]] | None:
     """The keys pass of a source that reads spans, which also cuts the input into chunks
     of CHUNK units: a position per span (never one per unit), the units no span can
-    start at, and each chunk's repeated keys. None when the source raised: the parent
-    then reads the units itself, as it does for any other source."""
+    start at, and each chunk's repeated keys. The first EARLY chunks go to the workers
+    at once (again, with their repeated keys, if any turn out to repeat). Returns those
+    in flight and the rest; None when the source raised: the parent then reads the units
+    itself, as it does for any other source."""
     plans: list[Plan] = []
+    early: deque[tuple[Plan, Future[Any]]] = deque()
     pieces: list[Piece] = []
     in_chunk = 0
     span: list[Any] | None = None  # the chunk's last span, while units go on extending it
     span_input = ""
+
+    def cut() -> None:
+        plan = Plan(pieces)
+        plans.append(plan)
+        if len(early) < EARLY:
+            early.append((plan, _submit(pool, _process_plan, plan)))
+
     with RepeatedKeys() as keys:  # flat memory: past a limit the keys wait on disk
         try:
             for unit, at in reader.source.read_key_positions(paths):  # type: ignore[attr-defined]
@@ -299,14 +316,14 @@ def _plans(reader: Processor, paths: list[Path] | None) -> list[Plan] | None:
                     pieces.append(span)
                 in_chunk += 1
                 if in_chunk == CHUNK:
-                    plans.append(Plan(pieces))
+                    cut()
                     pieces, in_chunk, span = [], 0, None
+            if pieces:
+                cut()
         except Exception as exc:  # read_keys() and read() meet it again, and say so
             log.error("source raised while its keys were read", pipeline=reader.pipeline.name,
                       error_type=type(exc).__name__)
             return None
-        if pieces:
-            plans.append(Plan(pieces))
         repeated = keys.repeated()
         for slot, tags in keys.tags().items():
             for tag in tags:
@@ -314,7 +331,20 @@ def _plans(reader: Processor, paths: list[Path] | None) -> list[Plan] | None:
                 if chunk_repeats is None:
                     chunk_repeats = plans[tag].repeats = {}
                 chunk_repeats[slot] = repeated[slot]
-    return plans
+    # Handed out before its units were known to repeat: worked again with them.
+    early = deque((plan, _submit(pool, _process_plan, plan) if plan.repeats else future)
+                  for plan, future in early)
+    return early, iter(plans[len(early):])
+
+
+def _submit(pool: ProcessPoolExecutor, task: Callable[[bytes], bytes | None],
+            chunk: Chunk | Plan) -> Future[Any]:
+    try:
+        return pool.submit(task, dumps(chunk))
+    except Exception as exc:  # a worker gone, a unit that does not pickle: _collect says so
+        future: Future[Any] = Future()
+        future.set_exception(exc)
+        return future
 
 
 def _chunks(units: Iterator[RawUnit], repeated: dict[tuple[str, str], list[str]]
@@ -330,18 +360,20 @@ def _chunks(units: Iterator[RawUnit], repeated: dict[tuple[str, str], list[str]]
 
 
 def _in_order(pool: ProcessPoolExecutor, chunks: Iterator[Chunk] | Iterator[Plan], workers: int,
-              open_processor: Callable[[], Processor]) -> Iterator[Outcome]:
-    pending: deque[tuple[Chunk | Plan, Future[Any] | None]] = deque()
+              open_processor: Callable[[], Processor],
+              submitted: deque[tuple[Plan, Future[Any]]] | None = None) -> Iterator[Outcome]:
+    """The outcomes of `chunks` (after those `submitted` already) in order, each chunk
+    handed to the workers while at most AHEAD a worker are in flight."""
+    pending: deque[tuple[Chunk | Plan, Future[Any] | None]] = deque(submitted or ())
     local: Processor | None = None  # once a worker failed, this process does the rest
+    while len(pending) > workers * AHEAD:
+        outcomes, local = _collect(*pending.popleft(), local, open_processor)
+        yield from outcomes
     for chunk in chunks:
         future: Future[Any] | None = None
         if local is None:
-            try:
-                task = _process_plan if isinstance(chunk, Plan) else _process_chunk
-                future = pool.submit(task, dumps(chunk))
-            except Exception as exc:  # a worker gone, a unit that does not pickle: _collect says so
-                future = Future()
-                future.set_exception(exc)
+            future = _submit(pool, _process_plan if isinstance(chunk, Plan) else _process_chunk,
+                             chunk)
         pending.append((chunk, future))
         while len(pending) > workers * AHEAD or (local is not None and pending):
             outcomes, local = _collect(*pending.popleft(), local, open_processor)

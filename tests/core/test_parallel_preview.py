@@ -285,10 +285,13 @@ def test_the_workers_read_their_own_spans_the_parent_never_reads_the_orders(shop
     assert [o.to_json() for o in outcomes] == [o.to_json() for o in serial]
     assert [(o.ref, o.source, o.checkpoint, o.status, o.findings, o.reason) for o in outcomes] == [
         (o.ref, o.source, o.checkpoint, o.status, o.findings, o.reason) for o in serial]
-    assert len(span_reads) == 43 and all(isinstance(p, parallel.Plan) for p in span_reads)
-    assert all(isinstance(piece, list) for p in span_reads for piece in p.pieces)
-    # The duplicate key (one order's rows again at the end) is named in both its chunks.
-    assert sum(p.repeats is not None for p in span_reads) == 2
+    plans = list({id(p): p for p in span_reads}.values())
+    assert len(plans) == 43 and all(isinstance(p, parallel.Plan) for p in plans)
+    assert all(isinstance(piece, list) for p in plans for piece in p.pieces)
+    # The duplicate key (one order's rows again at the end) is named in both its chunks;
+    # the first was handed out before the keys pass found it repeated, and again after.
+    assert sum(p.repeats is not None for p in plans) == 2
+    assert len(span_reads) == 44
 
 
 def test_a_worker_killed_in_the_middle_of_its_span(shop, capsys, monkeypatch):
@@ -310,3 +313,23 @@ def test_a_worker_killed_in_the_middle_of_its_span(shop, capsys, monkeypatch):
     assert one[:2] == two[:2]
     assert len(two[1].splitlines()) == 301
     assert "a preview worker stopped" in two[2]
+
+
+def test_a_keys_pass_with_positions_that_raises_falls_back_to_units(shop, capsys, monkeypatch):
+    """The positions pass raises after chunks were already handed out: their outcomes are
+    dropped and the parent reads the units and hands them over, as for any source."""
+    from s321.plugins import shopify_csv
+
+    positions = shopify_csv.read_export_positions
+
+    def positions_then_raise(path, encoding="utf-8"):  # noqa: ANN001, ANN202
+        for n, pair in enumerate(positions(path, encoding)):
+            if n == 100:
+                raise MemoryError("a bug")
+            yield pair
+
+    monkeypatch.setattr(shopify_csv, "read_export_positions", positions_then_raise)
+    one = preview(capsys, "-c", str(shop), "-p", "shop", "--json", "--jobs", "1")
+    two = preview(capsys, "-c", str(shop), "-p", "shop", "--json", "--jobs", "2")
+    assert one[:2] == two[:2]
+    assert "source raised while its keys were read" in two[2]
