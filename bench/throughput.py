@@ -68,6 +68,8 @@ class Settings:
     stages: tuple[str, ...]
     code: Path | None = None
     sources: tuple[str, ...] = ("shop",)
+    transmit: str | None = None
+    """e2e: `[daemon] transmit` ("thread" or "process"); None: the daemon's default."""
     """Another checkout whose s321 code is measured (bench/checkout.py)."""
 
     def python(self) -> list[str]:
@@ -150,6 +152,7 @@ def write_config(path: Path, files: generate.ShopFiles, ledger: Path, transport:
 [ledger]
 path = "{ledger}"
 synchronous = "{settings.synchronous}"
+{f'{chr(10)}[daemon]{chr(10)}transmit = "{settings.transmit}"{chr(10)}' if settings.transmit else ""}
 
 [pipelines.shop]
 originator_code = "NWG321"
@@ -434,6 +437,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="records per batch (pipeline batch_size and p2p max_batch; "
                              "default: theirs)")
     parser.add_argument("--window", type=int, help="p2p batches in flight (default: its own)")
+    parser.add_argument("--transmit", choices=("thread", "process"),
+                        help="e2e: transmit beside ingest (thread) or in a process of its own "
+                             "(default: the daemon's default)")
     parser.add_argument("--synchronous", choices=("NORMAL", "FULL"), default="NORMAL",
                         help="the ledger's SQLite synchronous setting")
     parser.add_argument("--seed", type=int, default=generate.DEFAULT_SEED)
@@ -450,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     scratch = args.work or Path(tempfile.mkdtemp(prefix="s321-bench-"))
     settings = Settings(args.data, scratch, max(1, args.repeat), args.batch_size, args.window,
                         args.synchronous, stages, args.code.resolve() if args.code else None,
-                        tuple(s.strip() for s in args.sources.split(",") if s.strip()))
+                        tuple(s.strip() for s in args.sources.split(",") if s.strip()), args.transmit)
     info = machine()
     print(f"{info['cpu_model']}, {info['nproc']} cores, Python {info['python']}, "
           f"commit {info['commit']}", flush=True)
@@ -486,6 +492,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
         "settings": {"batch_size": settings.batch_size, "window": settings.window,
                      "synchronous": settings.synchronous, "repeat": settings.repeat,
+                     "transmit": settings.transmit or "the daemon's default",
                      "seed": args.seed, "sandbox": "separate process (s321 sandbox)",
                      "code": str(settings.code) if settings.code else "this checkout"},
         "load_average": {"min": min(loads), "max": max(loads)},

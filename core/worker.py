@@ -30,6 +30,7 @@ process (s321.transmit_process), which sends from the ledger on its own core.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
 import shutil
 import threading
@@ -154,7 +155,7 @@ class PipelineWorker:
         (the daemon's guard against half-written files; `--once` takes what is there)."""
         opts = self.pipeline.source_options
         inputs = getattr(self.processor.source, "inputs", None)
-        if callable(inputs):
+        if callable(inputs) and _no_arguments(inputs):
             files = list(inputs())
         elif hasattr(opts, "path") and hasattr(opts, "pattern"):
             files = list(input_files([opts.path], opts.pattern,
@@ -327,6 +328,16 @@ class PipelineWorker:
     def _metric(self, name: str, n: int = 1) -> None:
         if self.metrics is not None and n:
             self.metrics.count(self.name, name, n)
+
+
+def _no_arguments(method: Callable[..., Any]) -> bool:
+    """Whether a source's `inputs` is the worker's hook (`inputs()`: its files), not a
+    method of its own of that name that wants arguments (shopify-csv's `inputs(paths)`)."""
+    try:
+        params = inspect.signature(method).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return all(p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params)
 
 
 def _sha256(path: Path) -> str:
