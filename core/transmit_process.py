@@ -108,7 +108,9 @@ class RemoteSender(Transmitter):
         return 0  # the child recovers when it starts
 
     def transmit(self, max_batches: int | None = None) -> int:
-        self.link.tell("wake", self.name)
+        """Wake the child: to send `max_batches` full batches (ingest is under way), or
+        everything due (None), as a Transmitter here would."""
+        self.link.tell("wake", self.name, max_batches)
         return 0
 
     def poll_acks(self, timeout: float = 0.0) -> int:
@@ -253,6 +255,8 @@ class TransmitLink:
         finally:
             conn.close()
             code = proc.wait()
+            if proc is not self.proc:
+                return  # a child before the one now running: its news are old
             for name in self.pipelines:
                 state = self.state(name)
                 if not state.finished.is_set():
@@ -361,6 +365,12 @@ class _Child:
         observers, metrics = _Observers(self.tell), _Metrics(self.tell)
         self.senders: dict[str, Transmitter] = {}
         self.wake: dict[str, threading.Event] = {}
+        # What the parent allowed since the last pass: everything due (a pass after its
+        # ingest, or idle), or this many full batches (its ingest is under way), so that
+        # batches stay as full as when one process does both halves.
+        self.everything: dict[str, bool] = {}
+        self.allowed: dict[str, int] = {}
+        self._allow = threading.Lock()
         self.input_done: dict[str, threading.Event] = {}
         self.budget: dict[str, float] = {}
         for name in spec["pipelines"]:
@@ -376,6 +386,8 @@ class _Child:
             self.senders[name] = Transmitter(self.ledger, name, make, ctx.originator_code, ctx.profile,
                                              p.config.retry, p.config.batch_size, observers, metrics)
             self.wake[name] = threading.Event()
+            self.everything[name] = False
+            self.allowed[name] = 0
             self.input_done[name] = threading.Event()
             self.budget[name] = p.config.retry.ack_timeout
 
@@ -410,9 +422,14 @@ class _Child:
                     e.set()
                 return
             if kind == "wake":
-                for name in ([rest[0]] if rest and rest[0] else list(self.wake)):
-                    if name in self.wake:
-                        self.wake[name].set()
+                name, batches = rest
+                if name in self.wake:
+                    with self._allow:
+                        if batches is None:
+                            self.everything[name] = True
+                        else:
+                            self.allowed[name] += batches
+                    self.wake[name].set()
             elif kind == "input_done":
                 if rest[0] in self.input_done:
                     self.input_done[rest[0]].set()
@@ -422,6 +439,20 @@ class _Child:
                 self.stop.set()
                 for e in self.wake.values():
                     e.set()
+
+    def _transmit(self, name: str, t: Transmitter) -> None:
+        with self._allow:
+            everything, allowed = self.everything[name], self.allowed[name]
+            self.everything[name], self.allowed[name] = False, 0
+        if everything:
+            t.transmit()
+            return
+        sent = t.transmit(max_batches=allowed)  # 0: connect, watch deadlines, send nothing
+        if allowed:
+            left = allowed - -(-sent // t.batch_limit())  # the window was full: the rest later
+            if left > 0:
+                with self._allow:
+                    self.allowed[name] += left
 
     def _pipeline(self, name: str) -> None:
         t = self.senders[name]
@@ -440,7 +471,7 @@ class _Child:
                     if self.once and self.input_done[name].is_set():
                         drive(t, budget=self.budget[name], stop=self.stop)
                         break
-                    t.transmit()
+                    self._transmit(name, t)
                     t.poll_acks(timeout=0.05 if t.owes()[1] else 0.0)
                     idle = t.idle()
                 except Exception as exc:
