@@ -4,6 +4,8 @@ Promises: the file is streamed (one order's rows in memory at a time), with its 
 ended by CRLF, LF or CR alone; columns are found
 by header name; each unit's location is the physical line where its first row starts;
 a file that is not an orders export is one broken unit naming the missing columns.
+An export can be read from any order on (`read_span`, at a position the keys pass gave:
+the byte offset and number of the order's first line), with the same units as from its top.
 """
 
 from __future__ import annotations

@@ -333,3 +333,21 @@ def test_a_keys_pass_with_positions_that_raises_falls_back_to_units(shop, capsys
     two = preview(capsys, "-c", str(shop), "-p", "shop", "--json", "--jobs", "2")
     assert one[:2] == two[:2]
     assert "source raised while its keys were read" in two[2]
+
+
+def test_a_folder_with_broken_files_between_the_spans(shop, capsys, tmp_path):
+    """Spans stop at each file; a file refused whole (not UTF-8) or not an export is
+    handed on as the one unit the keys pass had for it, in its place."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    export = shop.parent / "orders_export.csv"
+    (folder / "a.csv").write_bytes(export.read_bytes())
+    (folder / "b.csv").write_bytes(b"Name,Currency\n#1,\xff\xfe\n")
+    (folder / "c.csv").write_text("Name,Currency\n#1,USD\n", encoding="utf-8")
+    (folder / "d.csv").write_bytes((ROOT / "contrib" / "samples" / "shop" / "orders_export.csv").read_bytes())
+    (folder / "e.csv").write_bytes(b"")
+    one = preview(capsys, "-c", str(shop), "-p", "shop", "--json", "--jobs", "1", str(folder))
+    two = preview(capsys, "-c", str(shop), "-p", "shop", "--json", "--jobs", "2", str(folder))
+    assert one[:2] == two[:2]
+    for code in ("invalid-encoding", "missing-column", "not-an-orders-export", "duplicate-key"):
+        assert f'"{code}"' in one[1], code
