@@ -78,7 +78,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from s321 import ids
-from s321.contracts import Ack, AckStatus
+from s321.contracts import Ack, AckStatus, RecordAck
 from s321.lock import LedgerLock
 from s321.pipeline import Outcome, Status
 from s321.record import Action, Consignment
@@ -545,19 +545,19 @@ class Ledger:
         claimed: list[Row] = []
         updates = []
         events: list[tuple[Any, ...]] = []
+        owner, lease_seconds, sent = self.owner, self.lease_seconds, State.SENT
         for r in rows:
-            *columns_of, on_file, wire_version, wire_action, epoch, was_owner, body_id, key = r
-            action = claim_action(columns_of[5], columns_of[11], on_file, wire_version, wire_action)
-            columns_of[5] = action
-            row = self._row(columns_of)
-            row.state, row.batch_id, row.attempts = State.SENT, batch_id, row.attempts + 1
-            row.lease_epoch = epoch + 1
-            claimed.append(row)
-            updates.append((State.SENT, batch_id, now, action, action, self.owner, self.lease_seconds, now, key))
+            (txid, pipe, client, ref, state, action, record, attempts, queued_at, _batch, last_error, version,
+             on_file, wire_version, wire_action, epoch, was_owner, body_id, key) = r
+            action = claim_action(action, version, on_file, wire_version, wire_action)
+            claimed.append(Row(txid, pipe, client, ref, sent, _ACTIONS[action],
+                               _wire_json(record, txid, action, version), attempts + 1, queued_at, batch_id,
+                               last_error, version, epoch + 1))
+            updates.append((sent, batch_id, now, action, action, owner, lease_seconds, now, key))
             detail = f"{action} in batch {batch_id}"
-            if columns_of[4] == State.SENT:
+            if state == sent:
                 detail += f", taken over from {was_owner} (lease expired)"
-            events.append((row.transaction_id, now, _SENT_EVENT, row.version, detail, body_id))
+            events.append((txid, now, _SENT_EVENT, version, detail, body_id))
         # The version goes on the wire: what the receiver may now hold. (Each SET
         # expression reads the row as it was: the claimed action is given twice.)
         db.executemany("UPDATE consignments SET state=?, batch_id=?, sent_at=?, attempts=attempts+1,"
@@ -679,6 +679,8 @@ class Ledger:
         for i in range(0, len(txids), _LOOKUP_CHUNK):
             part = txids[i:i + _LOOKUP_CHUNK]
             marks = ",".join("?" * len(part))
+            # Read by position below (0 transaction_id, 1 state, 2 batch_id, 4 wire_version,
+            # 11 body_id, 12 row_key); by name in `settle`.
             rows = db.execute(
                 "SELECT transaction_id, state, batch_id, version, wire_version, wire_action, wire_hash,"
                 f" first_wire_version, accepted_version, accepted_hash, on_file, body_id, {self._dialect.row_key} AS row_key"
@@ -687,24 +689,28 @@ class Ledger:
                 part).fetchall()
             updates = []
             events: list[tuple[Any, ...]] = []
+            in_batch = f" in batch {ack.batch_id}"
             for row in rows:
-                result = results[row["transaction_id"]]
+                txid, wire_version = row[0], row[4]
+                result = results[txid]
                 if result.version is not None:
-                    if result.version != row["wire_version"]:
+                    if result.version != wire_version:
                         continue  # about another version: late, repeated, or not ours
-                elif row["state"] != State.SENT or row["batch_id"] != ack.batch_id:
+                elif row[1] != State.SENT or row[2] != ack.batch_id:
                     continue
                 s = settle(row, result)
                 queued = s.state is State.QUEUED
                 updates.append((s.state, _ack_json(result), s.error, s.accepted_version,
                                 s.accepted_hash, s.on_file, s.first_wire_version,
-                                now if queued else None, queued, queued, now, row["row_key"]))
-                moved[row["transaction_id"]] = s.state
-                codes = ", ".join(e.code for e in result.errors)
-                events.append((row["transaction_id"], now, _VALUES[s.state], row["wire_version"],
-                               f"{_VALUES[result.status]} in batch {ack.batch_id}" + (f": {codes}" if codes else "")
-                               + (f"; {s.error}" if s.error and s.state is State.QUEUED else ""),
-                               row["body_id"]))
+                                now if queued else None, queued, queued, now, row[12]))
+                moved[txid] = s.state
+                detail = _VALUES[result.status] + in_batch
+                codes = ", ".join(e.code for e in result.errors) if result.errors else ""
+                if codes:
+                    detail += ": " + codes
+                if s.error and queued:
+                    detail += f"; {s.error}"
+                events.append((txid, now, _VALUES[s.state], wire_version, detail, row[11]))
             # A record queued again keeps its place in the queue's order by `queued_at`
             # (now: it waited for the answer), with a fresh retry budget. Updated by the
             # key the read returned (SQLite: the rowid, no second look-up by transaction id).
@@ -1014,8 +1020,14 @@ def _wire_json(stored: str | None, transaction_id: str, action: str, version: in
 
 
 def _ack_json(result: Any) -> str:
-    """`result.model_dump_json()` (the answer as the row keeps it), through its serializer
-    directly: the same text without the keyword handling of the model's method."""
+    """`result.model_dump_json()`: the answer as the row keeps it. A plain acceptance (no
+    errors, a transaction id of letters and digits, as `ids.transaction_id` makes them)
+    is written from a template, the same text; anything else through its serializer."""
+    if result.__class__ is RecordAck and not result.errors and result.status is AckStatus.ACCEPTED:
+        txid, version = result.transaction_id, result.version
+        if txid.isascii() and txid.isalnum() and (version is None or version.__class__ is int):
+            return (f'{{"transaction_id":"{txid}","status":"accepted","version":'
+                    f'{"null" if version is None else version},"errors":[]}}')
     return result.__pydantic_serializer__.to_json(result).decode("utf-8")
 
 

@@ -74,3 +74,30 @@ def test_the_stored_body_and_hash_are_those_of_the_model(ledger):
                               " ON bodies.id = consignments.body_id").fetchone()
     assert body == record.model_dump_json(exclude_none=True, exclude={"version"})
     assert digest == ids.content_hash(record)
+
+
+def test_a_plain_acceptance_is_stored_as_its_model_writes_it(ledger):
+    """Acceptances without errors are written from a template: the same text as the
+    model's, with or without a version; answers with errors go through the model."""
+    ledger.ingest("shop", "MKT001", "src", [valid(f"A-{i}", f"T{i}") for i in range(1, 4)])
+    ledger.claim("shop", "B1", 10)
+    answers = [RecordAck(transaction_id="T1", status=AckStatus.ACCEPTED),
+               RecordAck(transaction_id="T2", status=AckStatus.ACCEPTED, version=ledger.get("T2")["version"]),
+               RecordAck(transaction_id="T3", status=AckStatus.ACCEPTED,
+                         errors=[AckError(code="duplicate", message="seen")])]
+    ledger.resolve(Ack(batch_id="B1", received_at=datetime.now(UTC), results=answers))
+    for answer in answers:
+        assert ledger.get(answer.transaction_id)["ack"] == answer.model_dump_json()
+        assert ledger.get(answer.transaction_id)["state"] == "accepted"
+    assert ledger.history("T3")[-1]["detail"] == "accepted in batch B1: duplicate"
+    assert ledger.history("T1")[-1]["detail"] == "accepted in batch B1"
+
+
+def test_a_record_carrying_a_version_is_stored_without_it():
+    """`filed_json` leaves the version out (the ledger keeps it apart), whether the
+    record carries one (the relay's clients) or not."""
+    record = consignment(marketplace_fields(), txid="T1")
+    plain = ids.filed_json(record)
+    record.version = 1796606736354515
+    assert ids.filed_json(record) == plain
+    assert plain == (record.model_dump_json(exclude_none=True, exclude={"version"}), ids.content_hash(record))
