@@ -292,7 +292,6 @@ def _plans(pool: ProcessPoolExecutor, reader: Processor, paths: list[Path] | Non
     pieces: list[Piece] = []
     in_chunk = 0
     span: list[Any] | None = None  # the chunk's last span, while units go on extending it
-    span_input = ""
 
     def cut() -> None:
         plan = Plan(pieces)
@@ -303,16 +302,14 @@ def _plans(pool: ProcessPoolExecutor, reader: Processor, paths: list[Path] | Non
     with RepeatedKeys() as keys:  # flat memory: past a limit the keys wait on disk
         try:
             for unit, at in reader.source.read_key_positions(paths):  # type: ignore[attr-defined]
-                input_ = input_of(unit)
-                keys.add((input_, unit.key), unit.location, len(plans))
+                keys.add((input_of(unit), unit.key), unit.location, len(plans))
                 if at is None:
                     pieces.append(unit)
                     span = None
-                elif span is not None and input_ == span_input:
+                elif span is not None and at[0] == span[0][0]:  # the same reading of an input
                     span[1] += 1
                 else:
                     span = [at, 1]
-                    span_input = input_
                     pieces.append(span)
                 in_chunk += 1
                 if in_chunk == CHUNK:

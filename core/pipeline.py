@@ -15,11 +15,13 @@ where that is cheaper (shopify-csv skips building its orders); otherwise `read()
 
 A file-based source may also offer spans, which let `s321 preview`'s workers read their
 own share of the input (s321.parallel; shopify-csv does): `read_key_positions(paths)`
-yields the units of `read_keys` each with a position (picklable, e.g. file, byte
-offset, line), or with None for a unit no reading can start at, which must then be the
-unit `read()` yields there, in full; `read_span(position, count)` yields the `count`
-units `read()` yields from the one at `position` on, within its input, equal in every
-field (key, location, checkpoint, findings, payload). Both or neither.
+yields the units of `read_keys` each with a position, a picklable tuple whose first
+item tells the readings of inputs apart (shopify-csv: the file's number in this read,
+then file, byte offset, line), or with None for a unit no reading can start at, which
+must then be the unit `read()` yields there, in full; `read_span(position, count)`
+yields the `count` units `read()` yields from the one at `position` on, equal in every
+field (key, location, checkpoint, findings, payload), as long as they share the first
+item of their positions. Both or neither.
 """
 
 from __future__ import annotations

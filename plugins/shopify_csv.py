@@ -456,20 +456,23 @@ class ShopifyCsvSource(ShopifyFileSource):
     # Spans (s321.parallel): workers read their own share of an export.
 
     def read_key_positions(self, paths: Iterable[Path] | None = None
-                           ) -> Iterator[tuple[RawUnit, Position | None]]:
-        """The units of `read_keys`, each with where `read_span` can start at it (None:
-        the unit is the whole of what `read()` yields there, a file refused whole)."""
+                           ) -> Iterator[tuple[RawUnit, tuple[int, str, int, int] | None]]:
+        """The units of `read_keys`, each with where `read_span` can start at it: (the
+        number of the file in this read, so that a file named twice is two readings,
+        then its `Position`); None: the unit is the whole of what `read()` yields there,
+        for a file missing or refused whole."""
         encoding = self.options.encoding
-        for item in self.inputs(paths):
+        for reading, item in enumerate(self.inputs(paths)):
             if isinstance(item, RawUnit):
                 yield item, None
             else:
-                yield from read_export_positions(item, encoding)
+                for unit, at in read_export_positions(item, encoding):
+                    yield unit, None if at is None else (reading, *at)
 
-    def read_span(self, position: Position, count: int) -> Iterator[RawUnit]:
+    def read_span(self, position: tuple[int, str, int, int], count: int) -> Iterator[RawUnit]:
         """The `count` units `read()` yields from the one at `position` on, the same in
         every field (the file's encoding was checked by `read_key_positions`)."""
-        return islice(read_span(position, self.options.encoding), count)
+        return islice(read_span(position[1:], self.options.encoding), count)
 
 
 # The CSV export and the order JSON are one system: an order gets one transaction id

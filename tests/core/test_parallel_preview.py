@@ -351,3 +351,13 @@ def test_a_folder_with_broken_files_between_the_spans(shop, capsys, tmp_path):
     assert one[:2] == two[:2]
     for code in ("invalid-encoding", "missing-column", "not-an-orders-export", "duplicate-key"):
         assert f'"{code}"' in one[1], code
+
+
+def test_a_file_named_twice_is_read_twice(shop, capsys):
+    """`preview FILE FILE`: two readings of one file; a span never runs from one into
+    the other (they have the same file and lines)."""
+    export = str(ROOT / "contrib" / "samples" / "shop" / "orders_export.csv")  # 36 orders
+    one = preview(capsys, "-c", str(shop), "-p", "shop", "--json", "--jobs", "1", export, export)
+    two = preview(capsys, "-c", str(shop), "-p", "shop", "--json", "--jobs", "2", export, export)
+    assert one[:2] == two[:2]
+    assert len(two[1].splitlines()) == 2 * 36  # a chunk of 7 holds the end of one, the start of the other

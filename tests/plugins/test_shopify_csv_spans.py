@@ -85,7 +85,7 @@ def test_the_source_reads_counted_spans(tmp_path: Path):
         if at is None:
             assert unit == full[i]  # handed on as it is
         else:
-            same_file = [u for u in full[i:] if u.location.startswith(at[0] + ":")]
+            same_file = [u for u in full[i:] if u.location.startswith(at[1] + ":")]
             assert list(src.read_span(at, 3)) == same_file[:3]
 
 
