@@ -9,8 +9,9 @@ Promises:
   durability is the Transmitter's (`sent` is committed before a batch leaves). The
   child never takes the ledger's lock: the parent holds it, and the child dies with it.
 - What the child does reaches the parent as small pickled messages over a socket pair
-  that only these two processes hold (never a file or a peer): each counter step, ack
-  latency, metrics, transport state (error, stalled) and every observer hook call. The
+  that only these two processes hold (never a file or a peer): its counts (summed, every
+  0.2 s and before it reports a pipeline finished), ack latency and other metrics,
+  transport state (error, stalled) and every observer hook call. The
   parent applies them and calls the observers in its own process, so an observer plugin
   loaded in the parent sees what it saw when one process did both halves.
 - The child dies with its parent: PR_SET_PDEATHSIG (SIGKILL) set at its start, a check
@@ -57,6 +58,9 @@ HOOKS = frozenset({"consignment_rejected", "consignments_dead_lettered", "pipeli
 """The observer hooks a Transmitter calls: the ones the child passes on."""
 
 PR_SET_PDEATHSIG = 1
+
+FLUSH_SECONDS = 0.2
+"""How often the child sends its counts while it works (and at each pipeline's end)."""
 
 
 # ---------------------------------------------------------------- in the parent
@@ -266,12 +270,12 @@ class TransmitLink:
 
     def _apply(self, message: tuple[Any, ...]) -> None:
         kind, *rest = message
-        if kind == "count":
-            name, outcome, n = rest
-            with self._lock:
-                self._states.setdefault(name, _Remote()).counts[outcome] += n
-            if self.metrics is not None:
-                self.metrics.count(name, outcome, n)
+        if kind == "counts":
+            for (name, outcome), n in rest[0].items():
+                with self._lock:
+                    self._states.setdefault(name, _Remote()).counts[outcome] += n
+                if self.metrics is not None:
+                    self.metrics.count(name, outcome, n)
         elif kind == "metric":
             method, args = rest
             if self.metrics is not None and method in ("ack_latency", "batches_taken_over", "at_risk"):
@@ -329,13 +333,23 @@ class _Observers(Observers):
 
 
 class _Metrics:
-    """The child's metrics: each step goes to the parent's registry (and counters)."""
+    """The child's metrics, for the parent's registry (and counters). Counts are summed
+    here and sent by `flush` (a message a record cost more than sending the record)."""
 
     def __init__(self, tell: Any):
         self.tell = tell
+        self._counts: Counter[tuple[str, str]] = Counter()
+        self._lock = threading.Lock()
 
     def count(self, pipeline: str, outcome: str, n: int = 1) -> None:
-        self.tell("count", pipeline, outcome, n)
+        with self._lock:
+            self._counts[pipeline, outcome] += n
+
+    def flush(self) -> None:
+        with self._lock:
+            counts, self._counts = self._counts, Counter()
+        if counts:
+            self.tell("counts", dict(counts))
 
     def ack_latency(self, pipeline: str, seconds: float) -> None:
         self.tell("metric", "ack_latency", (pipeline, seconds))
@@ -362,7 +376,8 @@ class _Child:
         self.daemon_cfg = loaded.config.daemon
         # Not held: the parent holds the lock of the file both processes write.
         self.ledger = open_ledger(loaded.config.ledger)
-        observers, metrics = _Observers(self.tell), _Metrics(self.tell)
+        observers = _Observers(self.tell)
+        self.metrics = metrics = _Metrics(self.tell)
         self.senders: dict[str, Transmitter] = {}
         self.wake: dict[str, threading.Event] = {}
         # What the parent allowed since the last pass: everything due (a pass after its
@@ -406,8 +421,11 @@ class _Child:
         self.tell("ready")
         listener = threading.Thread(target=self._listen, name="s321-transmit-commands", daemon=True)
         listener.start()
-        for t in threads:
-            t.join()
+        while threads:
+            threads[0].join(FLUSH_SECONDS)
+            if not threads[0].is_alive():
+                threads.pop(0)
+            self.metrics.flush()  # live counts for a progress display and /metrics
         self.ledger.close()
         return 0
 
@@ -493,6 +511,7 @@ class _Child:
                     log.warning("pipeline resumed", pipeline=name, after=failed)
                     t.observers.pipeline_recovered(name, failed)  # type: ignore[union-attr]
                     failed, failures = None, 0
+                self.metrics.flush()  # each pass's counts (a pass in progress when killed is lost)
                 now = (t.error, t.stalled())
                 if now != reported:
                     self.tell("state", name, *now)
@@ -516,6 +535,7 @@ class _Child:
                 stalled = t.stalled()
             except Exception:
                 pass
+            self.metrics.flush()  # the counts before the end
             self.tell("finished", name, t.error, stalled)
 
 
