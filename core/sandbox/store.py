@@ -73,6 +73,11 @@ class Session:
     executemany per table, about half the CPU of two INSERTs per record. What this
     session accepted is answered by `state` from memory, so the deferral is not
     visible to the review.
+
+    Each consignment's row number is read with its state, and a new consignment's is
+    the next one (what SQLite would give it: the transaction holds the write lock), so
+    neither an acceptance nor an update looks its consignment up by transaction id
+    again: at a million consignments each such look-up read a random page of that index.
     """
 
     def __init__(self, db: sqlite3.Connection):
@@ -80,6 +85,7 @@ class Session:
         self._states: dict[str, str | None] = {}  # known in this transaction
         self._versions: dict[str, int | None] = {}
         self._hashes: dict[str, str] = {}
+        self._rows: dict[str, int] = {}  # transaction id -> its consignment's rowid, when held
         self._at = _now()  # one batch, one transaction: one time for its rows
         self._changed: dict[str, str] = {}  # transaction id -> its new state
         self._accepted: list[tuple[str, str, str, str, str, str, int | None]] = []
@@ -91,17 +97,19 @@ class Session:
             part = transaction_ids[i:i + 500]
             self._states.update(dict.fromkeys(part))
             marks = ",".join("?" * len(part))
-            for txid, state, version in self._db.execute(
-                    f"SELECT transaction_id, state, version FROM consignments WHERE transaction_id IN ({marks})",
-                    part):
-                self._states[txid], self._versions[txid] = state, version
+            for txid, state, version, rowid in self._db.execute(
+                    "SELECT transaction_id, state, version, rowid FROM consignments"
+                    f" WHERE transaction_id IN ({marks})", part):
+                self._states[txid], self._versions[txid], self._rows[txid] = state, version, rowid
 
     def state(self, transaction_id: str) -> str | None:
         if transaction_id not in self._states:
-            row = self._db.execute("SELECT state, version FROM consignments WHERE transaction_id = ?",
+            row = self._db.execute("SELECT state, version, rowid FROM consignments WHERE transaction_id = ?",
                                    (transaction_id,)).fetchone()
             self._states[transaction_id] = row[0] if row else None
             self._versions[transaction_id] = row[1] if row else None
+            if row:
+                self._rows[transaction_id] = row[2]
         return self._states[transaction_id]
 
     def version(self, transaction_id: str) -> int | None:
@@ -118,6 +126,7 @@ class Session:
         return row[0] if row else None
 
     def accept(self, record: Consignment, batch_id: str) -> None:
+        self.state(record.transaction_id)  # its row, if held (read already by a review)
         state = DELETED if record.action is Action.DELETE else ACTIVE
         self._states[record.transaction_id] = state
         self._versions[record.transaction_id] = record.version
@@ -132,6 +141,7 @@ class Session:
         """An ACE truck shipment accepted (core/sandbox/ace.py): held by its shipment
         control number, which stands in the transaction id's place (ACE knows neither
         transaction ids nor versions); its segments are stored as filed."""
+        self.state(control_number)  # its row, if held
         state = DELETED if removed else ACTIVE
         self._states[control_number] = state
         self._versions[control_number] = None
@@ -146,21 +156,31 @@ class Session:
 
     def flush(self) -> None:
         """Write what was accepted and rejected since the last flush."""
-        at = self._at
+        at, rows, versions, hashes = self._at, self._rows, self._versions, self._hashes
         if self._changed:
-            self._db.executemany(
-                "INSERT INTO consignments (transaction_id, state, updated_at, version, content_hash)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (transaction_id) DO UPDATE SET state = excluded.state, "
-                "updated_at = excluded.updated_at, version = excluded.version, content_hash = excluded.content_hash",
-                [(txid, state, at, self._versions.get(txid), self._hashes.get(txid))
-                 for txid, state in self._changed.items()])
+            held = [(state, at, versions.get(txid), hashes.get(txid), rows[txid])
+                    for txid, state in self._changed.items() if txid in rows]
+            if held:
+                self._db.executemany("UPDATE consignments SET state = ?, updated_at = ?, version = ?,"
+                                     " content_hash = ? WHERE rowid = ?", held)
+            new = [txid for txid in self._changed if txid not in rows]
+            if new:
+                # Numbered in the order they were accepted, as SQLite numbers them. A
+                # plain INSERT: should the transaction id be held after all, it fails
+                # (the batch is rolled back, unanswered) rather than being stored twice.
+                last = self._db.execute("SELECT max(rowid) FROM consignments").fetchone()[0] or 0
+                rows.update(zip(new, range(last + 1, last + 1 + len(new))))
+                self._db.executemany(
+                    "INSERT INTO consignments (rowid, transaction_id, state, updated_at, version, content_hash)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    [(rows[txid], txid, self._changed[txid], at, versions.get(txid), hashes.get(txid))
+                     for txid in new])
             self._changed.clear()
         if self._accepted:  # after the consignments: each is keyed by its row
             self._db.executemany(
                 "INSERT INTO acceptances (transaction_id, action, batch_id, content_hash, record, "
-                "accepted_at, version, consignment) VALUES (?, ?, ?, ?, ?, ?, ?,"
-                " (SELECT rowid FROM consignments WHERE transaction_id = ?))",
-                [(*a, a[0]) for a in self._accepted])
+                "accepted_at, version, consignment) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(*a, rows[a[0]]) for a in self._accepted])
             self._accepted.clear()
         if self._rejected:
             self._db.executemany(
