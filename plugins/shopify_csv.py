@@ -68,20 +68,16 @@ class _Lines:
         self._done = first
         lines = _physical_lines(fh, start=offset)
         # A generator: cheaper per line than __next__; the tracked one only for spans.
-        self._lines = self._decode(self._tracked(lines, offset) if track else lines)
+        # Neither holds this object: a cycle would keep the file's buffers until a full
+        # collection, rare with s321.gctune's thresholds (a worker reads many spans).
+        self._lines = _decode(_tracked(lines, offset, self.offsets) if track else lines,
+                              self.bad, encoding, first)
 
     def __iter__(self) -> Iterator[str]:
         return self._lines
 
     def __next__(self) -> str:
         return next(self._lines)
-
-    def _tracked(self, lines: Iterator[bytes], offset: int) -> Iterator[bytes]:
-        offsets = self.offsets
-        for raw in lines:
-            offsets.append(offset)
-            offset += len(raw)
-            yield raw
 
     def offset_of(self, number: int) -> int:
         """The byte offset where line `number` starts: a line read since the previous
@@ -93,22 +89,29 @@ class _Lines:
             self._done = number
         return offsets[0]
 
-    def _decode(self, lines: Iterator[bytes]) -> Iterator[str]:
-        bad, encoding = self.bad, self.encoding
-        for number, raw in enumerate(lines, self.first):
-            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]  # Shopify writes a BOM so that Excel reads UTF-8
-            try:
-                text = raw.decode(encoding)
-            except UnicodeDecodeError:
-                bad.append(number)
-                text = raw.decode(encoding, "replace")
-            yield text
-
     def take_bad(self) -> list[int]:
         bad = self.bad[:]
         self.bad.clear()
         return bad
+
+
+def _decode(lines: Iterator[bytes], bad: list[int], encoding: str, first: int) -> Iterator[str]:
+    for number, raw in enumerate(lines, first):
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]  # Shopify writes a BOM so that Excel reads UTF-8
+        try:
+            text = raw.decode(encoding)
+        except UnicodeDecodeError:
+            bad.append(number)
+            text = raw.decode(encoding, "replace")
+        yield text
+
+
+def _tracked(lines: Iterator[bytes], offset: int, offsets: list[int]) -> Iterator[bytes]:
+    for raw in lines:
+        offsets.append(offset)
+        offset += len(raw)
+        yield raw
 
 
 def _physical_lines(fh: IO[bytes], chunk: int = 1 << 16, start: int = 0) -> Iterator[bytes]:
@@ -120,7 +123,9 @@ def _physical_lines(fh: IO[bytes], chunk: int = 1 << 16, start: int = 0) -> Iter
     head = fh.read(chunk)
     fh.seek(start)
     cr = head.find(b"\r")
-    if cr < 0 or cr + 1 >= len(head) or head[cr + 1:cr + 2] == b"\n" or b"\n" in head[:cr]:
+    lf_ends = cr < 0 or cr + 1 >= len(head) or head[cr + 1:cr + 2] == b"\n" or b"\n" in head[:cr]
+    del head  # not kept while the file is read
+    if lf_ends:
         yield from fh
         return
     rest = b""
