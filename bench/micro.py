@@ -6,7 +6,8 @@ figures of docs/performance.md. Not a test; nothing here asserts a speed.
 
 Steps: parse (CSV -> raw units), map, model (Consignment.model_validate), derive,
 presence, rules, transaction_id, process_unit (all of the preview's per-unit work),
-outcome_json (what `preview --json` prints an outcome as), content_hash, ledger_ingest,
+outcome_json (what `preview --json` prints an outcome as), content_hash, filed_json (the
+stored JSON and content hash of a record, from one dump: ingest's share of it), ledger_ingest,
 ledger_claim, encode_batch (of models), encode_stored_batch (what a claim sends),
 decode_batch, review+decode (the sandbox's per-record decode, review and store),
 ack_codec (encode + decode an ack), ledger_resolve. Run with the collector settings of
@@ -189,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         "outcome_json": lambda: per_item(
             lambda o: o.to_json() if hasattr(o, "to_json") else app.dumps(o.as_dict()), outcomes, args.repeat),
         "content_hash": lambda: per_item(ids.content_hash, models, args.repeat),
+        "filed_json": lambda: per_item(ids.filed_json, valid, args.repeat),
         "encode_batch": lambda: per_item(lambda ib: wire.encode_batch(make_batch(ib[1], ib[0])),
                                          list(enumerate(batches)), args.repeat, 1) / 500,
         "encode_stored_batch": lambda: per_item(
