@@ -165,6 +165,7 @@ class Daemon:
         self._restart_at: float | None = None
         self._restart_pending = False
         self._restarts = 0
+        self._transmit_failed: str | None = None  # why the transmit process stopped, until one is up
         self.stopped = threading.Event()
         self._reload = threading.Event()
         self.http = None
@@ -241,6 +242,11 @@ class Daemon:
         if link is None or not self.threads:
             return
         if link.running():
+            if self._transmit_failed is not None and link.ready.is_set():
+                for name in self.threads:  # told as a pipeline's own failure and recovery are
+                    log.warning("pipeline resumed", pipeline=name, after=self._transmit_failed)
+                    self.observers.pipeline_recovered(name, self._transmit_failed)
+                self._transmit_failed = None
             if self._restarts and link.ready.is_set() and time.monotonic() - (self._restart_at or 0) > 60:
                 self._restarts = 0  # up a minute: the next failure starts the backoff again
             return
@@ -252,6 +258,10 @@ class Daemon:
             assert link.proc is not None
             log.error("transmit process stopped; starting it again", exit=link.proc.returncode,
                       retry_in=round(delay, 1), attempt=self._restarts + 1)
+            if self._transmit_failed is None:
+                self._transmit_failed = f"transmit process stopped: {link.failure or f'exit {link.proc.returncode}'}"
+                for name in self.threads:
+                    self.observers.pipeline_failing(name, self._transmit_failed)
             self._restart_at = now + delay
             self._restart_pending = True
             return

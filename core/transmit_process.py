@@ -162,6 +162,8 @@ class TransmitLink:
         self._reader: threading.Thread | None = None
         self.ready = threading.Event()
         self.stopping = False
+        self.failure: str | None = None
+        """Why the last child could not start (its config, its ledger), or None."""
 
     # -------------------------------------------------------- pipelines
 
@@ -195,6 +197,7 @@ class TransmitLink:
             state.error, state.stalled, state.failing = None, False, None  # the new child reports its own
         self.ready.clear()
         self.stopping = False
+        self.failure = None
         mine, theirs = socket.socketpair()
         spec = {"config": self.config_path, "pipelines": self.pipelines, "once": self.once,
                 "parent": os.getpid(), "fd": theirs.fileno(), **_log_settings()}
@@ -305,6 +308,7 @@ class TransmitLink:
             self.ready.set()
         elif kind == "failed":  # the child could not start (its config, its ledger)
             log.error("transmit process could not start", error=rest[0])
+            self.failure = rest[0]
             for name in self.pipelines:
                 self.state(name).error = f"the transmit process could not start: {rest[0]}"
 

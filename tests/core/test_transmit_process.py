@@ -124,7 +124,9 @@ def test_the_daemon_restarts_a_killed_child_and_files_every_version_once(world):
         assert b'"alive": true' in health
     finally:
         world.stop(proc)
-    assert "transmit process stopped; starting it again" in world.daemon_log.read_text()
+    log = world.daemon_log.read_text()
+    # Said as a pipeline's failure and recovery are (the observers hear the same).
+    assert "transmit process stopped; starting it again" in log and '"pipeline resumed"' in log
     assert not alive(second)  # stopped with its parent
     world.assert_every_version_once()
 
