@@ -17,6 +17,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,17 @@ from s321.record import Action, Consignment
 ACTIVE = "active"
 DELETED = "deleted"
 _PAGE_SIZE = 16384
+# The consignments' index on transaction id (a hash) is the one write that is not local:
+# at a million consignments a batch of 2,000 new ones dirties some 1,300 of its pages.
+# A cache that holds a batch's pages (the default 2 MB holds 125 of 16 kB) reads each
+# once, not again for the insert; checkpointing every 10,000 WAL pages instead of every
+# 1,000 (every commit, at that size) copies a page rewritten by several batches back
+# once. Together about 12 us a record less at 500k-1M (the store's CPU 26-36 -> 15-23),
+# for 32 MB more memory and a WAL of up to ~160 MB. Neither touches durability: the WAL
+# is still synced at every commit (synchronous stays FULL).
+_CACHE_KIB = 32 * 1024
+_CHECKPOINT_PAGES = 10_000
+_ROW = itemgetter(4)  # an update's rowid
 
 # A consignment's integer key (`id`, numbered as consignments arrive) is what its
 # acceptances are indexed by: a batch of new consignments then adds its index entries at
@@ -161,15 +173,19 @@ class Session:
             held = [(state, at, versions.get(txid), hashes.get(txid), rows[txid])
                     for txid, state in self._changed.items() if txid in rows]
             if held:
+                held.sort(key=_ROW)  # in the table's order: each page read once
                 self._db.executemany("UPDATE consignments SET state = ?, updated_at = ?, version = ?,"
                                      " content_hash = ? WHERE rowid = ?", held)
             new = [txid for txid in self._changed if txid not in rows]
             if new:
-                # Numbered in the order they were accepted, as SQLite numbers them. A
+                # Numbered in the order they were accepted, as SQLite numbers them, and
+                # inserted in transaction id order, so that each page of that index (the
+                # one write here that is not local) is read once, not once a record. A
                 # plain INSERT: should the transaction id be held after all, it fails
                 # (the batch is rolled back, unanswered) rather than being stored twice.
                 last = self._db.execute("SELECT max(rowid) FROM consignments").fetchone()[0] or 0
                 rows.update(zip(new, range(last + 1, last + 1 + len(new))))
+                new.sort()
                 self._db.executemany(
                     "INSERT INTO consignments (rowid, transaction_id, state, updated_at, version, content_hash)"
                     " VALUES (?, ?, ?, ?, ?, ?)",
@@ -202,6 +218,8 @@ class SandboxStore:
         # Takes effect when the file is created; an existing file keeps its pages.
         self._db.execute(f"PRAGMA page_size={_PAGE_SIZE}")
         self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
+        self._db.execute(f"PRAGMA wal_autocheckpoint={_CHECKPOINT_PAGES}")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
         for table, column in (("consignments", "version INTEGER"), ("acceptances", "version INTEGER"),
