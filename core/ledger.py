@@ -683,7 +683,8 @@ class Ledger:
             # 11 body_id, 12 row_key); by name in `settle`.
             rows = db.execute(
                 "SELECT transaction_id, state, batch_id, version, wire_version, wire_action, wire_hash,"
-                f" first_wire_version, accepted_version, accepted_hash, on_file, body_id, {self._dialect.row_key} AS row_key"
+                " first_wire_version, accepted_version, accepted_hash, on_file, body_id,"
+                f" {self._dialect.row_key} AS row_key"
                 f" FROM consignments WHERE transaction_id IN ({marks})"
                 + (f" ORDER BY transaction_id{self._dialect.lock}" if self._dialect.lock else ""),
                 part).fetchall()
