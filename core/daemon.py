@@ -233,6 +233,8 @@ class Daemon:
             if p.config.enabled and (not self.only or name in self.only):
                 self._start(name)
         if self.link is not None and self.threads:
+            assert self.ledger is not None
+            self.link.owner = self.ledger.owner
             self.link.start(list(self.threads))  # from the main thread (see s321.transmit_process)
 
     def _watch_transmit(self) -> None:

@@ -130,6 +130,7 @@ def run_once(registry: Registry, loaded: LoadedConfig, only: list[str] | None = 
     if loaded.config.daemon.transmit == "process" and names:
         # From this (the main) thread, before the pipelines' threads start.
         link = TransmitLink(loaded.path, observers, once=True)
+        link.owner = ledger.owner
         link.start(names)
 
     def one(name: str) -> None:

@@ -164,6 +164,9 @@ class TransmitLink:
         self.stopping = False
         self.failure: str | None = None
         """Why the last child could not start (its config, its ledger), or None."""
+        self.owner: str | None = None
+        """The daemon's identity (its ledger's owner name): the child takes its leases in
+        it, so that the daemon is one holder on a shared ledger, whichever process sends."""
 
     # -------------------------------------------------------- pipelines
 
@@ -200,7 +203,7 @@ class TransmitLink:
         self.failure = None
         mine, theirs = socket.socketpair()
         spec = {"config": self.config_path, "pipelines": self.pipelines, "once": self.once,
-                "parent": os.getpid(), "fd": theirs.fileno(), **_log_settings()}
+                "parent": os.getpid(), "fd": theirs.fileno(), "owner": self.owner, **_log_settings()}
         try:
             self.proc = subprocess.Popen([sys.executable, "-m", "s321.transmit_process", json.dumps(spec)],
                                          pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
@@ -380,6 +383,8 @@ class _Child:
         self.daemon_cfg = loaded.config.daemon
         # Not held: the parent holds the lock of the file both processes write.
         self.ledger = open_ledger(loaded.config.ledger)
+        if spec.get("owner"):  # one daemon, one lease holder (its predecessor child is gone)
+            self.ledger.owner = spec["owner"]
         observers = _Observers(self.tell)
         self.metrics = metrics = _Metrics(self.tell)
         self.senders: dict[str, Transmitter] = {}

@@ -120,6 +120,9 @@ def test_the_daemon_restarts_a_killed_child_and_files_every_version_once(world):
         assert counted(text, "sent") >= counted(text, "accepted")
         [second] = children_of(proc.pid)
         assert "s321_ack_latency_seconds_count" in text
+        # Both children took their leases in the daemon's name: one daemon, one holder.
+        [daemon] = set(re.findall(r'daemon="([^"]+)"', text))
+        assert {o for o, in world.ledger_query("SELECT DISTINCT lease_owner FROM consignments")} == {daemon}
         health = urllib.request.urlopen(f"http://127.0.0.1:{world.http_port}/healthz", timeout=5).read()
         assert b'"alive": true' in health
     finally:
