@@ -155,13 +155,17 @@ class Daemon:
         # A database that cannot be reached yet is waited for (run_forever), not fatal.
         self.ledger: Ledger | None = None
         self.ledger_error: str | None = None
+        # `[daemon] transmit = "process"`: the pipelines here ingest, one child transmits;
+        # its first start is forked now, before the ledger is open or a thread runs.
+        self.link = TransmitLink(self.config_path, None, None) if cfg.daemon.transmit == "process" else None
+        if self.link is not None:
+            self.link.prefork()
         self._open_ledger()
         self.metrics = Metrics(depth=self._depth, daemon=self.ledger.owner if self.ledger else None)
         self.observers = Observers(self.registry.pm)
         self.threads: dict[str, PipelineThread] = {}
-        # `[daemon] transmit = "process"`: the pipelines here ingest, one child transmits.
-        self.link = TransmitLink(self.config_path, self.observers, self.metrics) \
-            if cfg.daemon.transmit == "process" else None
+        if self.link is not None:
+            self.link.observers, self.link.metrics = self.observers, self.metrics
         self._restart_at: float | None = None
         self._restart_pending = False
         self._restarts = 0

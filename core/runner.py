@@ -120,16 +120,18 @@ def run_once(registry: Registry, loaded: LoadedConfig, only: list[str] | None = 
     transport acknowledges (for a progress display). Once `stop` is set, pipelines get
     STOP_GRACE seconds to finish; one still busy is reported from its live counters."""
     own = ledger is None
-    ledger = ledger or open_ledger(loaded.config.ledger, held=True, holder="s321 run --once")
     observers = Observers(registry.pm)
     names = only or [n for n, p in loaded.pipelines.items() if p.config.enabled]
+    link: TransmitLink | None = None
+    if loaded.config.daemon.transmit == "process" and names:
+        link = TransmitLink(loaded.path, observers, once=True)
+        if own:
+            link.prefork()  # before the ledger is opened (s321.transmit_process)
+    ledger = ledger or open_ledger(loaded.config.ledger, held=True, holder="s321 run --once")
     results: dict[str, RunSummary] = {}
     live: dict[str, Counter[str]] = {n: Counter() for n in names}
     acknowledges: dict[str, bool] = {n: True for n in names}
-    link: TransmitLink | None = None
-    if loaded.config.daemon.transmit == "process" and names:
-        # From this (the main) thread, before the pipelines' threads start.
-        link = TransmitLink(loaded.path, observers, once=True)
+    if link is not None:  # from this (the main) thread, before the pipelines' threads start
         link.owner = ledger.owner
         link.start(names)
 

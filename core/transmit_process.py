@@ -147,7 +147,7 @@ class TransmitLink:
     """The parent's end: starts the child, tells it to wake, finish or stop, and applies
     what it reports. `observers` and `metrics` are the parent's own."""
 
-    def __init__(self, config_path: str | os.PathLike[str], observers: Observers, metrics: Any = None,
+    def __init__(self, config_path: str | os.PathLike[str], observers: Observers | None, metrics: Any = None,
                  once: bool = False):
         self.config_path = str(config_path)
         self.observers = observers
@@ -164,6 +164,7 @@ class TransmitLink:
         self.stopping = False
         self.failure: str | None = None
         """Why the last child could not start (its config, its ledger), or None."""
+        self._forked: tuple[_Forked, Connection] | None = None
         self.owner: str | None = None
         """The daemon's identity (its ledger's owner name): the child takes its leases in
         it, so that the daemon is one holder on a shared ledger, whichever process sends."""
@@ -201,19 +202,49 @@ class TransmitLink:
         self.ready.clear()
         self.stopping = False
         self.failure = None
-        mine, theirs = socket.socketpair()
         spec = {"config": self.config_path, "pipelines": self.pipelines, "once": self.once,
-                "parent": os.getpid(), "fd": theirs.fileno(), "owner": self.owner, **_log_settings()}
-        try:
-            self.proc = subprocess.Popen([sys.executable, "-m", "s321.transmit_process", json.dumps(spec)],
-                                         pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
-        finally:
-            theirs.close()
-        self._conn = Connection(mine.detach())
+                "parent": os.getpid(), "owner": self.owner, **_log_settings()}
+        if self._forked is not None:  # made early: it only waits for its orders
+            proc, self._conn = self._forked
+            self._forked = None
+            self.proc = proc  # type: ignore[assignment]
+            self.tell("begin", spec)
+        else:
+            mine, theirs = socket.socketpair()
+            spec["fd"] = theirs.fileno()
+            try:
+                self.proc = subprocess.Popen([sys.executable, "-m", "s321.transmit_process", json.dumps(spec)],
+                                             pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
+            finally:
+                theirs.close()
+            self._conn = Connection(mine.detach())
         self._reader = threading.Thread(target=self._read, args=(self._conn, self.proc), daemon=True,
                                         name="s321-transmit-link")
         self._reader.start()
         log.info("transmit process started", pid=self.proc.pid, pipelines=self.pipelines)
+
+    def prefork(self) -> bool:
+        """Fork the first child now, before this process opens its ledger or starts a
+        thread: it starts in milliseconds (the modules are loaded) and waits for `start`.
+        False (and `start` execs a fresh interpreter) where that is not safe: another
+        thread is running, or not in the main thread."""
+        if not hasattr(os, "fork") or threading.active_count() > 1 \
+                or threading.current_thread() is not threading.main_thread():
+            return False
+        mine, theirs = socket.socketpair()
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns into the parent's code
+            code = 2
+            try:
+                mine.close()
+                code = _forked_child(theirs, parent)
+            finally:
+                sys.stderr.flush()  # its log lines; never the parent's stdout buffer
+                os._exit(code)
+        theirs.close()
+        self._forked = (_Forked(pid), Connection(mine.detach()))
+        return True
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -236,6 +267,11 @@ class TransmitLink:
         """Tell the child to stop (after waiting up to the shutdown timeout for acks of
         what is on the wire, with `drain`); wait `timeout` seconds, then kill it.
         Returns its exit code."""
+        if self._forked is not None:  # made early, never started: end of file ends it
+            forked, conn = self._forked
+            self._forked = None
+            conn.close()
+            forked.wait(5)
         proc = self.proc
         if proc is None:
             return None
@@ -561,6 +597,71 @@ def _die_with_parent(parent: int) -> None:
         os._exit(0)
 
 
+class _Forked:
+    """A forked child, as much of `subprocess.Popen` as the link uses."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.returncode: int | None = None
+        self._lock = threading.Lock()
+
+    def poll(self) -> int | None:
+        with self._lock:
+            if self.returncode is None:
+                try:
+                    pid, status = os.waitpid(self.pid, os.WNOHANG)
+                except ChildProcessError:
+                    pid, status = self.pid, 255 << 8  # reaped elsewhere: gone
+                if pid:
+                    self.returncode = os.waitstatus_to_exitcode(status)
+            return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(f"pid {self.pid}", timeout or 0)
+            time.sleep(0.02)
+        assert self.returncode is not None
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.poll() is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def _forked_child(sock: socket.socket, parent: int) -> int:
+    """The pre-forked child: waits for its orders ("begin", spec), or for the parent to
+    go (end of file: it exits)."""
+    _die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    conn = Connection(sock.detach())
+    try:
+        kind, spec = conn.recv()
+    except (EOFError, OSError):
+        return 0
+    if kind != "begin":
+        return 2
+    return _serve(conn, spec)
+
+
+def _serve(conn: Connection, spec: dict[str, Any]) -> int:
+    try:
+        child = _Child(conn, spec)
+    except Exception as exc:
+        try:
+            conn.send(("failed", f"{type(exc).__name__}: {exc}"))
+        except OSError:
+            pass
+        return 2
+    return child.run()
+
+
 def main(argv: list[str]) -> int:
     spec = json.loads(argv[0])
     _die_with_parent(int(spec["parent"]))
@@ -571,16 +672,7 @@ def main(argv: list[str]) -> int:
 
     logs.configure(level=logging.getLevelName(int(spec["level"])), json=bool(spec["json"]))
     gctune.for_batches()
-    conn = Connection(int(spec["fd"]))
-    try:
-        child = _Child(conn, spec)
-    except Exception as exc:
-        try:
-            conn.send(("failed", f"{type(exc).__name__}: {exc}"))
-        except OSError:
-            pass
-        return 2
-    return child.run()
+    return _serve(Connection(int(spec["fd"])), spec)
 
 
 if __name__ == "__main__":
