@@ -32,9 +32,9 @@ _PAGE_SIZE = 16384
 # A cache that holds a batch's pages (the default 2 MB holds 125 of 16 kB) reads each
 # once, not again for the insert; checkpointing every 10,000 WAL pages instead of every
 # 1,000 (every commit, at that size) copies a page rewritten by several batches back
-# once. Together about 12 us a record less at 500k-1M (the store's CPU 26-36 -> 15-23),
-# for 32 MB more memory and a WAL of up to ~160 MB. Neither touches durability: the WAL
-# is still synced at every commit (synchronous stays FULL).
+# once. Together 7-10 us a record less at 200k-1M (the store's CPU 22-31 -> 15-23), for
+# 32 MB more memory and a WAL of up to ~160 MB. Neither touches durability: the WAL is
+# still synced at every commit (synchronous stays FULL).
 _CACHE_KIB = 32 * 1024
 _CHECKPOINT_PAGES = 10_000
 _ROW = itemgetter(4)  # an update's rowid
