@@ -18,13 +18,15 @@ Promises:
   that its parent is still the process that started it, and end of file on the socket.
   A child that dies is started again by the daemon, with backoff; what it had `sent`
   stays `sent` and is requeued by the new child's recovery, as after any restart.
-- The child is a fresh interpreter (`python -m s321.transmit_process`, by fork and exec),
-  not a fork of the parent: a daemon that restarts its child has threads (HTTP, inbox
-  watches, pipelines) and an open SQLite connection, whose locks a bare fork would copy
-  in whatever state they are; exec copies nothing but the one descriptor it is given.
-  The price is the child's start (importing s321 and loading the config: about a second
-  of one core, once). It is started from the main thread, since PR_SET_PDEATHSIG fires
-  when the *thread* that forked it ends.
+- The first child is forked (`prefork`) before the parent opens its ledger or starts a
+  thread, and waits for its orders: it starts in milliseconds, with the modules loaded.
+  Any later one (a restart, a reload, or a parent that already runs threads) is a fresh
+  interpreter (`python -m s321.transmit_process`, by fork and exec): a daemon by then has
+  threads (HTTP, inbox watches, pipelines) and an open SQLite connection, whose locks a
+  bare fork would copy in whatever state they are; exec copies nothing but the one
+  descriptor it is given, at the price of about half a second of one core to start.
+  Children are started from the main thread, since PR_SET_PDEATHSIG fires when the
+  *thread* that forked them ends.
 """
 
 from __future__ import annotations
