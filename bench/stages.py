@@ -104,12 +104,14 @@ def e2e(config: Path, pipeline: str) -> dict[str, Any]:
     registry = app.load_registry(config)
     t0, c0 = time.perf_counter(), time.process_time()
     loaded = config_mod.load(config, registry)
-    ledger = open_ledger(loaded.config.ledger)
     link = None
     if getattr(loaded.config.daemon, "transmit", "thread") == "process":  # as run --once starts it
         from s321.transmit_process import TransmitLink
 
         link = TransmitLink(config, Observers(registry.pm), once=True)
+        link.prefork()
+    ledger = open_ledger(loaded.config.ledger)
+    if link is not None:
         link.start([pipeline])
     worker = PipelineWorker(loaded.pipelines[pipeline], loaded.rates, ledger,
                             Observers(registry.pm), **({"make_sender": link.sender} if link else {}))
