@@ -187,8 +187,8 @@ class Session:
                 rows.update(zip(new, range(last + 1, last + 1 + len(new))))
                 new.sort()
                 self._db.executemany(
-                    "INSERT INTO consignments (rowid, transaction_id, state, updated_at, version, content_hash)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO consignments (rowid, transaction_id, state, updated_at, version,"
+                    " content_hash) VALUES (?, ?, ?, ?, ?, ?)",
                     [(rows[txid], txid, self._changed[txid], at, versions.get(txid), hashes.get(txid))
                      for txid in new])
             self._changed.clear()
