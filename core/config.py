@@ -93,10 +93,12 @@ class DaemonSection(BaseModel):
     rescan_seconds: float = Field(default=5.0, gt=0, description="inboxes are rescanned this often")
     poll_interval: float = Field(default=0.5, gt=0, description="idle wait between transmit passes")
     shutdown_timeout: float = Field(default=20.0, ge=0, description="wait for in-flight acks on stop")
-    transmit: Literal["thread", "process"] = Field(
-        default="thread", description="where pipelines transmit: \"thread\" (beside their ingest, in one "
-        "process) or \"process\" (one child process of the daemon or run sends for every pipeline, so "
-        "ingest and transmission use two cores; s321.transmit_process)")
+    transmit: Literal["auto", "thread", "process"] = Field(
+        default="auto", description="where pipelines transmit: \"thread\" (beside their ingest, in one "
+        "process), \"process\" (one child process of the daemon or run sends for every pipeline, so "
+        "ingest and transmission use two cores; s321.transmit_process) or \"auto\": \"process\" unless "
+        "the machine gives this process one core or a pipeline uses a component registered by code "
+        "rather than installed as a plugin (s321.transmit_process.choose)")
 
 
 class PluginsSection(BaseModel):

@@ -1,7 +1,8 @@
 """`s321 run -c CONFIG`: the daemon. One thread per pipeline, each watching its inbox
 (watchfiles, backed by a periodic rescan), transmitting through the shared ledger; with
-`[daemon] transmit = "process"` the threads only ingest and one child process transmits
-for all of them (s321.transmit_process), started again with backoff if it dies.
+`[daemon] transmit = "process"` (or "auto", the default, as s321.transmit_process.choose
+rules) the threads only ingest and one child process transmits for all of them
+(s321.transmit_process), started again with backoff if it dies.
 
 SIGTERM/SIGINT: stop reading, wait for in-flight acks up to the shutdown timeout, exit
 cleanly (what is still owed stays in the ledger).
@@ -42,7 +43,7 @@ from s321.logs import get_logger
 from s321.metrics import Metrics
 from s321.observers import Observers
 from s321.registry import Registry
-from s321.transmit_process import TransmitLink
+from s321.transmit_process import TransmitLink, choose
 from s321.worker import PipelineWorker
 
 log = get_logger(__name__)
@@ -157,7 +158,9 @@ class Daemon:
         self.ledger_error: str | None = None
         # `[daemon] transmit = "process"`: the pipelines here ingest, one child transmits;
         # its first start is forked now, before the ledger is open or a thread runs.
-        self.link = TransmitLink(self.config_path, None, None) if cfg.daemon.transmit == "process" else None
+        chosen = choose(cfg.daemon.transmit, self.registry,
+                        [p for n, p in self.loaded.pipelines.items() if not self.only or n in self.only])
+        self.link = TransmitLink(self.config_path, None, None) if chosen == "process" else None
         if self.link is not None:
             self.link.prefork()
         self._open_ledger()

@@ -10,7 +10,8 @@ ingestion stops between chunks (a file not read to its end is read again next ti
 transmission stops between passes; what is on the wire stays `sent` and is sent
 again by the next run, so nothing is lost; every pipeline still gets its summary.
 
-With `[daemon] transmit = "process"` the run ingests in this process and transmits in
+With `[daemon] transmit = "process"` (or "auto", the default, where
+s321.transmit_process.choose says so) the run ingests in this process and transmits in
 one child process (s321.transmit_process) for all its pipelines, told when each input is
 read; the summary is the same, from the counts and rejections the child reports.
 """
@@ -30,7 +31,7 @@ from s321.ledger_open import open_ledger
 from s321.logs import get_logger
 from s321.observers import Observers
 from s321.registry import Registry
-from s321.transmit_process import RemoteSender, TransmitLink
+from s321.transmit_process import RemoteSender, TransmitLink, choose
 from s321.transmitter import drive
 from s321.worker import PipelineWorker
 
@@ -123,7 +124,8 @@ def run_once(registry: Registry, loaded: LoadedConfig, only: list[str] | None = 
     observers = Observers(registry.pm)
     names = only or [n for n, p in loaded.pipelines.items() if p.config.enabled]
     link: TransmitLink | None = None
-    if loaded.config.daemon.transmit == "process" and names:
+    if names and choose(loaded.config.daemon.transmit, registry, [loaded.pipelines[n] for n in names
+                                                                 if n in loaded.pipelines]) == "process":
         link = TransmitLink(loaded.path, observers, once=True)
         if own:
             link.prefork()  # before the ledger is opened (s321.transmit_process)

@@ -42,16 +42,22 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from importlib import metadata
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from s321.backoff import Backoff
 from s321.logs import get_logger
 from s321.observers import Observers
+from s321.registry import ENTRY_POINT_GROUP, Registry
 from s321.transmitter import Transmitter, drive
+
+if TYPE_CHECKING:
+    from s321.config import Pipeline
 
 log = get_logger(__name__)
 
@@ -352,6 +358,59 @@ class TransmitLink:
             self.failure = rest[0]
             for name in self.pipelines:
                 self.state(name).error = f"the transmit process could not start: {rest[0]}"
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def in_process_components(registry: Registry, pipelines: Iterable[Pipeline]) -> list[str]:
+    """The components of `pipelines` that a child loading its plugins from the `s321`
+    entry points would not have as they are here: registered by code in this process
+    (a test, the `s321.testing` harness, an embedding program), or replaced after loading
+    (the harness's `wrap_transport`). "kind name (plugin)" each, sorted."""
+    installed = {ep.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    found: set[str] = set()
+    for p in pipelines:
+        used = [p.source, p.mapper, p.transport, p.serializer, *(c for c, _ in p.validators)]
+        for c in used:
+            if c.plugin not in installed or not registry.has(c.kind, c.name) \
+                    or registry.get(c.kind, c.name) is not c:
+                found.add(f"{c.kind} {c.name} ({c.plugin})")
+    return sorted(found)
+
+
+def choose(setting: str, registry: Registry, pipelines: Iterable[Pipeline]) -> str:
+    """Where this run's or daemon's pipelines transmit, "thread" or "process", for
+    `[daemon] transmit` = `setting`:
+
+    - "thread": always.
+    - "auto" (the default): "process", unless this process may use one core only (the
+      two halves would take turns on it, and the child costs its own CPU), or a pipeline
+      uses a component that the child, which loads its plugins from the entry points,
+      would not have as it is here; then "thread", said in the log at info level.
+    - "process": also on one core (with a warning: the two halves take turns on it);
+      with components the child cannot have, "thread" with a warning naming them, since
+      a child without them would fail every send.
+    """
+    if setting == "thread":
+        return "thread"
+    missing = in_process_components(registry, list(pipelines))
+    if missing:
+        say = log.warning if setting == "process" else log.info
+        say("transmitting in this process: the transmit process would not have these components, "
+            "registered by code here rather than installed as plugins", components=missing)
+        return "thread"
+    if cores() < 2:
+        if setting == "auto":
+            log.info("transmitting in this process: one core only")
+            return "thread"
+        log.warning("transmit process on one core: the two halves take turns on it")
+    return "process"
 
 
 def _log_settings() -> dict[str, Any]:

@@ -70,6 +70,17 @@ def build_registry(plugins: Iterable[Plugin] = ()) -> Registry:
     return registry
 
 
+def _transmit_here(config: Mapping[str, Any]) -> dict[str, Any]:
+    """`config` with `[daemon] transmit = "thread"` unless it says otherwise: the
+    harness's runs transmit in the test's own process, where its doubles are (the
+    `memory` receiver, a `wrap_transport` fault, the plugins under test, the ledger it
+    keeps open for asserts); a transmit process would see none of them. A test about
+    the transmit process sets "process" itself."""
+    daemon = dict(config.get("daemon") or {})
+    daemon.setdefault("transmit", "thread")
+    return {**config, "daemon": daemon}
+
+
 def _name_of(plugin: object) -> str:
     return str(getattr(plugin, "__name__", None) or type(plugin).__name__)
 
@@ -114,7 +125,7 @@ class PipelineHarness:
         self.receiver: MemoryReceiver = own.receiver
         """Where the `memory` transport delivers: what arrived, what it accepted."""
         self.config_path = self.folder / "s321.toml"
-        self.config_path.write_text(toml.dumps(config), encoding="utf-8")
+        self.config_path.write_text(toml.dumps(_transmit_here(config)), encoding="utf-8")
         self.loaded: LoadedConfig = config_mod.load(self.config_path, self.registry)
         self._ledger: Ledger | None = None
 
