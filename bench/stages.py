@@ -105,9 +105,13 @@ def e2e(config: Path, pipeline: str) -> dict[str, Any]:
     t0, c0 = time.perf_counter(), time.process_time()
     loaded = config_mod.load(config, registry)
     link = None
-    if getattr(loaded.config.daemon, "transmit", "thread") == "process":  # as run --once starts it
-        from s321.transmit_process import TransmitLink
+    from s321 import transmit_process
+    from s321.transmit_process import TransmitLink
 
+    setting = getattr(loaded.config.daemon, "transmit", "thread")
+    if hasattr(transmit_process, "choose"):  # as run --once starts it ("auto", the default: on 2 cores)
+        setting = transmit_process.choose(setting, registry, [loaded.pipelines[pipeline]])
+    if setting == "process":
         link = TransmitLink(config, Observers(registry.pm), once=True)
         link.prefork()
     ledger = open_ledger(loaded.config.ledger)
