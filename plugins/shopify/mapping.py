@@ -205,9 +205,33 @@ def _price_value(value: Raw) -> Decimal | None:
     return number
 
 
+class Memo:
+    """What `map_order` already made of the same raw values with the same tables: line
+    items (by their cells, the order's currency and the default origin) and sellers (by
+    the line items' vendors). Only what came out without a finding is kept, so a memo
+    never changes a record or its findings; whoever reloads the tables clears it."""
+
+    __slots__ = ("items", "sellers")
+    LIMIT = 8192
+    """Entries each, at most (a shop's products and vendors; past it, start again)."""
+
+    def __init__(self) -> None:
+        self.items: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self.sellers: dict[tuple[str | None, ...], dict[str, Any]] = {}
+
+    def clear(self) -> None:
+        self.items.clear()
+        self.sellers.clear()
+
+
+_TEXT_TYPES = frozenset({str, type(None)})
+"""Raw values a memo key may hold: 1, 1.0 and True are equal keys but not equal cells."""
+
+
 def map_order(order: ShopifyOrder, context: PipelineContext, tables: Enrichment,
-              default_origin: str | None = None) -> Mapped:
-    """Record fields for one order, or the reason it is not a Section 321 consignment."""
+              default_origin: str | None = None, memo: Memo | None = None) -> Mapped:
+    """Record fields for one order, or the reason it is not a Section 321 consignment.
+    `memo`: kept by the caller from order to order, while `tables` stay as they are."""
     if _text(order.cancelled_at):
         return Mapped(skipped="cancelled order")
     found: list[Finding] = []
@@ -255,8 +279,12 @@ def map_order(order: ShopifyOrder, context: PipelineContext, tables: Enrichment,
 
     currency = _text(order.currency) or context.defaults.currency
     origin = default_origin or context.defaults.country_of_origin
-    items = [_item(line, i, currency, tables, origin, found)
-             for i, line in enumerate(shipping_lines)]
+    if memo is None:
+        items = [_item(line, i, currency, tables, origin, found)
+                 for i, line in enumerate(shipping_lines)]
+    else:
+        items = [_memo_item(memo.items, line, i, currency, tables, origin, found)
+                 for i, line in enumerate(shipping_lines)]
 
     if order.billing_address and _ADDRESS_FIELDS(order.billing_address) == _ADDRESS_FIELDS(
             order.shipping_address):
@@ -270,9 +298,16 @@ def map_order(order: ShopifyOrder, context: PipelineContext, tables: Enrichment,
     customer["email"] = _text(order.email)
     customer["phone"] = customer["phone"] or _text(order.customer_phone) or _text(order.phone)
 
-    seller, seller_findings = tables.seller_fields(
-        [_text(line.vendor) for line in shipping_lines], context.defaults)
-    found += seller_findings
+    vendors = [_text(line.vendor) for line in shipping_lines]
+    seller = memo.sellers.get(tuple(vendors)) if memo is not None else None
+    if seller is None:
+        seller, seller_findings = tables.seller_fields(vendors, context.defaults)
+        if seller_findings:
+            found += seller_findings
+        elif memo is not None:
+            if len(memo.sellers) >= Memo.LIMIT:
+                memo.sellers.clear()
+            memo.sellers[tuple(vendors)] = seller
 
     tracking = next((t for t in (clean(n) for n in order.tracking_numbers) if t), None) \
         if order.tracking_numbers else None
@@ -325,6 +360,28 @@ def _item(line: ShopifyLine, index: int, order_currency: str | None, tables: Enr
     return {k: v for k, v in item.items() if v is not None}
 
 
+def _memo_item(memo: dict[tuple[Any, ...], dict[str, Any]], line: ShopifyLine, index: int,
+               order_currency: str | None, tables: Enrichment, default_origin: str | None,
+               found: list[Finding]) -> dict[str, Any]:
+    """`_item`, from `memo` when the same cells were mapped before without a finding (a
+    shop's orders repeat its products: 92 % of the line items of a 20k export)."""
+    key = (line.name, line.quantity, line.price, line.currency, line.sku, line.grams,
+           order_currency, default_origin)
+    try:
+        item = memo.get(key)
+    except TypeError:  # a JSON list or object where a value belongs: the finding says so
+        return _item(line, index, order_currency, tables, default_origin, found)
+    if item is not None:
+        return dict(item)  # each record its own dict: a mapped record may be changed
+    before = len(found)
+    item = _item(line, index, order_currency, tables, default_origin, found)
+    if len(found) == before and set(map(type, key)) <= _TEXT_TYPES:
+        if len(memo) >= Memo.LIMIT:
+            memo.clear()
+        memo[key] = dict(item)
+    return item
+
+
 def _drop_empty(party: dict[str, Any]) -> dict[str, Any] | None:
     party = {k: v for k, v in party.items() if v is not None}
     return party or None
@@ -351,6 +408,8 @@ class ShopifyMapper:
         self.hints = hints(options)
         self._input: str | None = None
         self._refresh_due = 0.0
+        self.memo = Memo()
+        self._stamps = _stamps(self.tables)
 
     def map(self, unit: RawUnit) -> Mapped:
         if not isinstance(unit.payload, ShopifyOrder):
@@ -361,9 +420,19 @@ class ShopifyMapper:
         if input_file != self._input or now >= self._refresh_due:
             self.tables.refresh()
             self._input, self._refresh_due = input_file, now + REFRESH_SECONDS
-        mapped = map_order(unit.payload, self.context, self.tables, self.default_origin)
+            stamps = _stamps(self.tables)
+            if stamps != self._stamps:  # a table was read again: what it gave may differ
+                self.memo.clear()
+                self._stamps = stamps
+        mapped = map_order(unit.payload, self.context, self.tables, self.default_origin, self.memo)
         mapped.hints = self.hints
         return mapped
+
+
+def _stamps(tables: Enrichment) -> list[Any]:
+    """What tells each table's contents apart: (mtime, size) of the file it last read
+    (a table that cannot say so gives a fresh object, so that the memo is cleared)."""
+    return [getattr(table, "_stamp", object()) for table in tables.tables()]
 
 
 def hints(options: ShopifyOptions) -> dict[str, str]:
