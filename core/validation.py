@@ -58,9 +58,13 @@ def presence(c: Consignment, profile: Profile, files_as: FilerType | None = None
     # look-ups together. A model answers like the dict `model_dump` would make of it.
     out: list[Finding] = []
     seen: set[str] = set()
-    for es in _plan(profile, type(c), c.filer_type, files_as):
+    sets, all_required, all_conditional = _plan(profile, type(c), c.filer_type, files_as)
+    # Most records have everything: one quick check for every set's paths at once.
+    required_present = all_required is not None and all_required(c)
+    conditional_present = all_conditional is not None and all_conditional(c)
+    for es in sets:
         missing: list[tuple[str, ...]] = []
-        if es.all_required is None or not es.all_required(c):
+        if not required_present and (es.all_required is None or not es.all_required(c)):
             for walk in es.required:
                 walk(c, (), missing)
         for parts, equals, walks in es.when:
@@ -75,7 +79,7 @@ def presence(c: Consignment, profile: Profile, files_as: FilerType | None = None
         for values, fields, report_on, message in es.one_of:
             if all(_empty(v) for v in _values(c, values, fields)):
                 out.append(error("missing-one-of", report_on, message))
-        if es.all_conditional is None or not es.all_conditional(c):
+        if not conditional_present and (es.all_conditional is None or not es.all_conditional(c)):
             for walk, message in es.conditional:
                 missing = []
                 walk(c, (), missing)
@@ -262,14 +266,22 @@ class _SetPlan(NamedTuple):
     all_conditional: _Check | None
 
 
-_PLANS: dict[tuple[int, type, FilerType | None, FilerType | None],
-             tuple[Profile, list[_SetPlan]]] = {}
+class _Plan(NamedTuple):
+    """A profile's element sets for one record class, filer type and role, with a quick
+    check over the required (and one over the conditional) paths of all of them."""
+
+    sets: list[_SetPlan]
+    all_required: _Check | None
+    all_conditional: _Check | None
+
+
+_PLANS: dict[tuple[int, type, FilerType | None, FilerType | None], tuple[Profile, _Plan]] = {}
 """Plans by profile (its id; the entry keeps the profile alive, so the id stays its
 own), record class, filer type and role. A profile is not changed once loaded."""
 
 
 def _plan(profile: Profile, root: type, filer_type: FilerType | None,
-          files_as: FilerType | None) -> list[_SetPlan]:
+          files_as: FilerType | None) -> _Plan:
     key = (id(profile), root, filer_type, files_as)
     entry = _PLANS.get(key)
     if entry is not None and entry[0] is profile:
@@ -295,8 +307,12 @@ def _plan(profile: Profile, root: type, filer_type: FilerType | None,
                               for p, text in es.conditional.items()),
             all_conditional=_all_present(root, [_split(p) for p in es.conditional]),
         ))
-    _PLANS[key] = (profile, plan)
-    return plan
+    sets = profile.element_sets(filer_type, files_as)
+    whole = _Plan(plan,
+                  _all_present(root, [_split(p) for es in sets for p in es.required]),
+                  _all_present(root, [_split(p) for es in sets for p in es.conditional]))
+    _PLANS[key] = (profile, whole)
+    return whole
 
 
 # --------------------------------------------------------------------------- quick checks
