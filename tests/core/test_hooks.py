@@ -2,15 +2,12 @@
 that shows a plugin using it in a real pipeline run."""
 
 import inspect
-import json
 import os
 import re
 import subprocess
 import sys
-import threading
 import time
 import types
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,6 +15,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict
 
 from builders import jsonl_pipeline_config, marketplace_fields, write_jsonl
+from webhooks import Receiver
 from s321 import app, hookspecs
 from s321 import config as config_mod
 from s321 import registry as registry_mod
@@ -299,26 +297,14 @@ def a_daemon_through_a_full_disk(tmp_path_factory):
     from faults import fill, tmpfs
 
     tmp = tmp_path_factory.mktemp("weather")
-    bodies: list[dict] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
-            bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    receiver = Receiver()
     inbox = tmp / "in"
     inbox.mkdir()
     with tmpfs(tmp / "disk", size="3m") as disk:
         config = jsonl_pipeline_config(tmp, inbox, tmp / "out", extra=f'settle_seconds = 0\narchive_dir = "{tmp / "archive"}"')
         config.write_text(f'[ledger]\npath = "{disk / "ledger.sqlite"}"\n[daemon]\nrescan_seconds = 0.2\n'
                           + config.read_text())
-        env = {**os.environ, "S321_WEBHOOK_URL": f"http://127.0.0.1:{server.server_address[1]}/hook"}
+        env = {**os.environ, "S321_WEBHOOK_URL": receiver.url}
         log = (tmp / "daemon.log").open("wb")
         proc = subprocess.Popen([sys.executable, "-m", "s321.cli", "run", "-c", str(config)], env=env,
                                 stdout=log, stderr=subprocess.STDOUT)
@@ -330,19 +316,16 @@ def a_daemon_through_a_full_disk(tmp_path_factory):
                 time.sleep(0.05)
             fill(disk)
             write_jsonl(inbox / "a.jsonl", [{"ref": f"r{i}", **marketplace_fields()} for i in range(300)])
-            while not any(b["event"] == "failed" for b in bodies) and time.monotonic() < deadline:
-                time.sleep(0.1)
+            receiver.wait_until(lambda bodies: any(b["event"] == "failed" for b in bodies),
+                                timeout=max(0.0, deadline - time.monotonic()))
             (disk / "filler").unlink()
-            deadline = time.monotonic() + 60
-            while not any(b["event"] == "recovered" for b in bodies) and time.monotonic() < deadline:
-                time.sleep(0.1)
+            receiver.wait_until(lambda bodies: any(b["event"] == "recovered" for b in bodies), timeout=60)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
             log.close()
-            server.shutdown()
-            server.server_close()
-    return bodies
+            receiver.close()
+    return receiver.bodies
 
 
 def test_hook_pipeline_failing(a_daemon_through_a_full_disk):

@@ -155,23 +155,9 @@ def test_killing_the_daemon_kills_its_child_and_frees_the_ledger(world):
 def test_an_observer_in_the_parent_hears_what_the_child_dead_letters(tmp_path):
     """The webhook observer (an installed plugin) is loaded in both processes: only the
     parent calls it, for a refusal the child met (a CA file that is not a certificate)."""
-    import json
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from webhooks import Receiver
 
-    bodies: list[dict] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
-            bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    receiver = Receiver()
     bad_ca = tmp_path / "not-a-ca.pem"
     bad_ca.write_text("this is not a certificate\n")
     (tmp_path / "w").mkdir()
@@ -180,12 +166,12 @@ def test_an_observer_in_the_parent_hears_what_the_child_dead_letters(tmp_path):
     world.config.write_text(re.sub(r'(?m)^(\s*)ca = ".*"$', rf'\1ca = "{bad_ca}"', body, count=1))
     process_mode(world)
     world.add_input("refused", 12)
-    env = {**os.environ, "S321_WEBHOOK_URL": f"http://127.0.0.1:{server.server_address[1]}/hook"}
+    env = {**os.environ, "S321_WEBHOOK_URL": receiver.url}
     try:
         proc = s321("run", "-c", world.config, "--once", env=env)
     finally:
-        server.shutdown()
-        server.server_close()
+        receiver.close()
+    bodies = receiver.bodies
     assert proc.returncode == 3, proc.stdout + proc.stderr[-3000:]
     assert "dead 12" in proc.stdout
     dead = [b for b in bodies if b["event"] == "dead"]

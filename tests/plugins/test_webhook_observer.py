@@ -2,57 +2,21 @@
 for rejections, dead letters and failed pipelines, that the payload holds no personal
 data, and that a receiver that is down never holds a run up."""
 
-import json
 import os
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from builders import jsonl_pipeline_config, marketplace_fields, write_jsonl
+from webhooks import Receiver
 from s321.findings import error
 from s321.plugins import webhook_observer
 from s321.registry import load
 
 PERSONAL = ["Ada Quartermaine", "Elmwood", "Springfield", "62701", "ada.quartermaine@example.com",
             "555 0142", "Brightwave", "Keji Road"]
-
-
-class Receiver:
-    """A webhook receiver: records every JSON body POSTed to it."""
-
-    def __init__(self, status: int = 204):
-        self.bodies: list[dict] = []
-        self.raw: list[bytes] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.raw.append(body)
-                receiver.bodies.append(json.loads(body))
-                self.send_response(status)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/s321"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def wait_for(self, n: int, timeout: float = 10) -> list[dict]:
-        deadline = time.monotonic() + timeout
-        while len(self.bodies) < n and time.monotonic() < deadline:
-            time.sleep(0.02)
-        return self.bodies
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
