@@ -5,6 +5,7 @@ keys, an outage mid-transfer that loses and doubles nothing, one connection reus
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import subprocess
 import threading
@@ -472,7 +473,9 @@ def test_an_outage_mid_transfer_loses_and_doubles_nothing(
         killer.join()
         assert outage_done.is_set()
         assert failures, "the outage did not interrupt the upload"
-        assert "upload of Bout1.json" in failures[0]
+        # The killer saw Bout1 under way; on a busy machine the server can die only once
+        # Bout1 is whole and Bout2 is being written. Either way the message names it.
+        assert re.search(r"upload of Bout[12]\.json: ", failures[0]), failures
         assert sorted(p.name for p in inbound.iterdir() if p.is_file()) == [
             "Bout0.json", "Bout1.json", "Bout2.json"]  # no .part left over
         sandbox.run_once()
