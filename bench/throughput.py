@@ -342,6 +342,12 @@ def _fastest(runs: list[dict[str, Any]]) -> dict[str, Any]:
         # Each end's own (whole processes, start-up included): which one bounds the rate.
         best["client_us_per_record"] = round(best["process_cpu_seconds"] / best["records"] * 1e6)
         best["sandbox_us_per_record"] = round(best["sandbox"].get("cpu_seconds", 0) / best["records"] * 1e6)
+        # Of the client's, the transmit process's (`[daemon] transmit`: none with a thread).
+        if "transmit_cpu_seconds" in best:
+            best["transmit_us_per_record"] = round(best["transmit_cpu_seconds"] / best["records"] * 1e6)
+        # The run's own process, busy the whole time (near 100 %): it is what bounds the rate.
+        if best["seconds"]:
+            best["parent_busy"] = round(best["cpu_seconds"] / best["seconds"], 3)
     if len(runs) > 1:
         best["all_seconds"] = [round(r["seconds"], 3) for r in runs]
     return best
@@ -371,7 +377,7 @@ def machine() -> dict[str, Any]:
 
 def table(results: list[dict[str, Any]]) -> str:
     cols = ("source", "size", "preview/s", "baseline/s", "ratio", "e2e acked/s", "ingest/s", "drain s",
-            "CPU µs/rec", "client µs/rec", "sandbox µs/rec", "RSS preview", "of it tables", "RSS baseline", "RSS e2e", "RSS sandbox")
+            "CPU µs/rec", "client µs/rec", "of it transmit", "parent busy", "sandbox µs/rec", "RSS preview", "of it tables", "RSS baseline", "RSS e2e", "RSS sandbox")
     rows = [cols]
     for r in results:
         p, b, t, e = r.get("preview"), r.get("baseline"), r.get("tables"), r.get("e2e")
@@ -380,7 +386,8 @@ def table(results: list[dict[str, Any]]) -> str:
             f"{p['per_second'] / b['per_second']:.2f}" if p and b else "-",
             _n(e, "per_second"), _n(e, "ingest_per_second"),
             f"{e['transmit_seconds']:.1f}" if e and "transmit_seconds" in e else "-",
-            _n(e, "cpu_us_per_record"), _n(e, "client_us_per_record"), _n(e, "sandbox_us_per_record"),
+            _n(e, "cpu_us_per_record"), _n(e, "client_us_per_record"), _n(e, "transmit_us_per_record"),
+            f"{e['parent_busy']:.0%}" if e and "parent_busy" in e else "-", _n(e, "sandbox_us_per_record"),
             _mb(p), f"{table_mb(r):.0f} MB" if t else "-", _mb(b), _mb(e),
             _mb(e["sandbox"] if e else None)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(cols))]
