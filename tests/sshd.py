@@ -129,25 +129,75 @@ class SshServer:
         if self.process is None:
             return
         sig = signal.SIGKILL if hard else signal.SIGTERM
+        listener = self.process.pid
         # Session processes call setsid(), so a process-group kill would miss them;
-        # they are found as descendants while the listener is still their parent.
-        for pid in [*_descendants(self.process.pid), self.process.pid]:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
+        # they are found as descendants while the listener is still their parent, and get
+        # SIGKILL either way (one forked a moment ago may still have the listener's
+        # SIGTERM handler, which only sets a flag; its client sees the same cut).
+        _signal(listener, signal.SIGSTOP)
+        for pid in _descendants(listener):
+            _signal(pid, signal.SIGKILL)
+        _signal(listener, sig)
+        _signal(listener, signal.SIGCONT)  # to act on a SIGTERM
         try:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
         self.process = None
+        # A listener woken by a new connection just before it was stopped accepts it and
+        # forks it a session before it acts on the signal: a session no list had, which
+        # would serve on after the "outage". Whatever still holds a connection on the
+        # server's port is such a session.
+        for _ in range(50):
+            held = _serving(self.port)
+            if not held:
+                break
+            for pid in held:
+                for one in [pid, *_descendants(pid)]:
+                    _signal(one, signal.SIGKILL)
+            time.sleep(0.01)
 
     def __enter__(self) -> SshServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _signal(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _serving(port: int) -> list[int]:
+    """sshd processes holding a TCP socket whose local port is `port`."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{fields[9]}]")
+    if not inodes:
+        return []
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() != "sshd":
+                continue
+            if any(os.readlink(fd) in inodes for fd in (entry / "fd").iterdir()):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
 
 
 def _descendants(root: int) -> list[int]:
