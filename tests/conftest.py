@@ -15,6 +15,19 @@ def _fresh_logging():
     structlog.reset_defaults()
 
 
+@pytest.fixture
+def ssh_server(tmp_path):
+    """A running OpenSSH server of the test's own (tests/sshd.py), stopped after it."""
+    from sshd import SshServer, sshd_missing
+
+    missing = sshd_missing()
+    if missing:
+        pytest.skip(missing)
+    server = SshServer(tmp_path / "sshd").start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def pg_server():
     """A running PostgreSQL server (tests/pgserver.py), one per session and xdist worker."""

@@ -8,17 +8,12 @@ import paramiko
 import pytest
 
 import sshd
-from sshd import SshServer, sshd_missing
+from sshd import SshServer
 
 
 @pytest.fixture
-def server(tmp_path):
-    missing = sshd_missing()
-    if missing:
-        pytest.skip(missing)
-    s = SshServer(tmp_path / "sshd").start()
-    yield s
-    s.stop()
+def server(ssh_server):
+    return ssh_server
 
 
 def _login(sock: socket.socket, server: SshServer) -> list[str]:

@@ -45,13 +45,8 @@ WIRE = S321Json()
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[SshServer]:
-    missing = sshd_missing()
-    if missing:
-        pytest.skip(missing)
-    srv = SshServer(tmp_path / "sshd").start()
-    yield srv
-    srv.stop()
+def server(ssh_server: SshServer) -> SshServer:
+    return ssh_server
 
 
 @pytest.fixture
