@@ -36,10 +36,7 @@ class Receiver:
 
     def wait_for(self, n: int, timeout: float = 10) -> list[dict[str, Any]]:
         """The bodies, once there are `n` of them or `timeout` seconds have passed."""
-        deadline = time.monotonic() + timeout
-        while len(self.bodies) < n and time.monotonic() < deadline:
-            time.sleep(0.02)
-        return self.bodies
+        return self.wait_until(lambda bodies: len(bodies) >= n, timeout)
 
     def wait_until(self, done: Callable[[list[dict[str, Any]]], bool],
                    timeout: float = 10) -> list[dict[str, Any]]:
