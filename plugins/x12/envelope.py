@@ -3,6 +3,8 @@
 Promises: `read_sets` reads a file twice (check, then deliver), so memory is bounded by
 the longest segment and the problems found; a broken transaction set is never half
 delivered; nothing here raises on bad input: every problem becomes a `Problem`.
+`resume_sets` delivers again from a segment of a sound set that `read_sets` delivered,
+without the check (its caller knows what the check found).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import BinaryIO
 
 from s321.findings import Finding, Severity, error
 
-from .tokenizer import CHUNK_SIZE, Segment, location, segments
+from .tokenizer import CHUNK_SIZE, Cursor, Mark, Segment, location, resume, segments
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +34,30 @@ class SetHeader:
     @property
     def location(self) -> str:
         return location(self.source, self.position)
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """Where `resume_sets` can deliver from: a segment of a sound transaction set, that
+    set's header, and the version its interchange declares (ISA12), which a later group
+    without a GS08 takes."""
+
+    mark: Mark
+    header: SetHeader
+    isa_version: str
+
+
+class SetCursor(Cursor):
+    """A `Cursor` on the segments `read_sets` delivers, which also knows the version the
+    interchange being read declares: `resume_at(header, segment)` is where delivery can
+    start again at the segment delivered last."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.isa_version = ""
+
+    def resume_at(self, header: SetHeader, segment: Segment) -> Resume:
+        return Resume(self.mark(segment), header, self.isa_version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,7 +331,8 @@ def scan(stream: BinaryIO, source: str, chunk_size: int = CHUNK_SIZE) -> Envelop
 
 
 def read_sets(
-    path: Path, source: str | None = None, chunk_size: int = CHUNK_SIZE, encoding: str = "utf-8"
+    path: Path, source: str | None = None, chunk_size: int = CHUNK_SIZE, encoding: str = "utf-8",
+    cursor: SetCursor | None = None, elements_of: frozenset[str] | None = None,
 ) -> Iterator[tuple[SetHeader, Segment] | Problem]:
     """The segments of every sound transaction set of `path`, ST to SE, each with its
     header, and a `Problem` for everything else, in file order.
@@ -313,26 +340,74 @@ def read_sets(
     Two passes over the file: the first checks the envelopes, the second hands out
     the segments of the sets that passed. So a broken set is never half delivered, and
     memory does not grow with the size of a set. Never raises: an unreadable file is a
-    Problem."""
+    Problem. A `cursor` follows the second pass: where delivery can resume. With
+    `elements_of`, only segments with these tags (and the envelope's) come with their
+    elements: the others are tags and numbers, for a reader that needs no more."""
     name = source or str(path)
     try:
         with path.open("rb") as fh:
             checker = scan(fh, name, chunk_size)
         problems = sorted(checker.problems, key=lambda p: p.position)
         with path.open("rb") as fh:
-            yield from _deliver(fh, name, chunk_size, checker.broken_sets, problems, encoding)
+            yield from _deliver(fh, name, chunk_size, checker.broken_sets, problems, encoding,
+                                cursor, elements_of)
     except OSError as exc:
-        yield Problem(
-            0,
-            (
-                error(
-                    "x12-read-error",
-                    "",
-                    f"the file could not be read: {exc.strerror or exc}",
-                    location(name, 0),
-                ),
-            ),
-        )
+        yield _unreadable(name, 0, exc)
+
+
+def _unreadable(name: str, number: int, exc: OSError) -> Problem:
+    return Problem(number, (error("x12-read-error", "",
+                                  f"the file could not be read: {exc.strerror or exc}",
+                                  location(name, number)),))
+
+
+def resume_sets(
+    path: Path, at: Resume, source: str | None = None, chunk_size: int = CHUNK_SIZE,
+    encoding: str = "utf-8",
+) -> Iterator[tuple[SetHeader, Segment] | Problem]:
+    """What `read_sets` delivers from the segment at `at` on, as long as it delivers
+    sets: the same segments with the same headers, on the trust that every set read
+    here is one `read_sets` delivered whole (the caller stops before a set it found
+    broken, or any Problem: none is looked for here). A file that cannot be read is a
+    Problem, as there."""
+    name = source or str(path)
+    try:
+        with path.open("rb") as fh:
+            yield from _redeliver(fh, name, chunk_size, at, encoding)
+    except OSError as exc:
+        yield _unreadable(name, at.mark.number + 1, exc)
+
+
+def _redeliver(
+    stream: BinaryIO, source: str, chunk_size: int, at: Resume, encoding: str
+) -> Iterator[tuple[SetHeader, Segment] | Problem]:
+    # _deliver's headers without its checks: the group's version and id are the set's.
+    isa_version = at.isa_version
+    current: SetHeader | None = at.header
+    in_group = True
+    version, functional_id = current.version, current.functional_id
+    for item in resume(stream, source, at.mark, chunk_size, encoding):
+        if not isinstance(item, Segment):
+            if item.code == "x12-read-error":
+                yield Problem(_position(item), (item,))
+            continue
+        tag = item.tag
+        if tag == "ISA":
+            isa_version, in_group, current = item.get(12), False, None
+        elif tag == "GS":
+            version, functional_id = item.get(8) or isa_version, item.get(1)
+            in_group, current = True, None
+        elif tag in ("GE", "IEA"):
+            in_group, current = False, None
+        elif tag == "ST":
+            current = None
+            if in_group:
+                current = SetHeader(item.get(2), item.get(1), item.number, version,
+                                    functional_id, source)
+        if current is not None:
+            yield current, item
+            if tag == "SE":
+                current = None
 
 
 def read_sets_from_bytes(
@@ -347,14 +422,16 @@ def read_sets_from_bytes(
 
 def _deliver(
     stream: BinaryIO, source: str, chunk_size: int, broken: set[int], problems: list[Problem],
-    encoding: str = "utf-8",
+    encoding: str = "utf-8", cursor: SetCursor | None = None,
+    elements_of: frozenset[str] | None = None,
 ) -> Iterator[tuple[SetHeader, Segment] | Problem]:
     pending = iter(problems)
     nxt = next(pending, None)
     isa: Segment | None = None
     gs: Segment | None = None
     current: SetHeader | None = None
-    for item in segments(stream, source, chunk_size, encoding=encoding):
+    for item in segments(stream, source, chunk_size, encoding=encoding, cursor=cursor,
+                         elements_of=elements_of):
         if not isinstance(item, Segment):
             if item.code == "x12-read-error":  # the first pass read it, this one could not
                 yield Problem(_position(item), (item,))
@@ -365,6 +442,8 @@ def _deliver(
         tag = item.tag
         if tag == "ISA":
             isa, gs, current = item, None, None
+            if cursor is not None:
+                cursor.isa_version = item.get(12)
         elif tag == "GS":
             gs, current = item, None
         elif tag in ("GE", "IEA"):

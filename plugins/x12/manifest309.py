@@ -205,6 +205,10 @@ class BillBuilder:
 
 _BILL_TAGS = frozenset({"M11", "N9", "N1", "N2", "N3", "N4", "PER", "N10"})
 
+KEYS_ELEMENTS = frozenset({"M10", "P4", "M11"})
+"""The segments whose elements a `keys_only` builder reads (with the envelope's, which
+make the header): a reading for it may leave every other segment without elements."""
+
 # The heading of an ACE truck 309 (guide.TS309): the truck (VEH) and each crew member's
 # NM1 loop (NM1, DMG, DMA, REF, N3, N4) come before the port's P4: trip data, no bill's.
 _TRIP_TAGS = frozenset({"VEH", "NM1"})

@@ -3,6 +3,8 @@
 Promises: a file is read in chunks, so memory is bounded by the longest segment, never
 by the size of the file; segments are numbered from 1 at the start of the file; nothing
 here raises on bad input: every problem becomes a `Finding` located at `FILE:segment N`.
+A tokenization knows the byte offset each segment it yielded starts at (`Cursor`), and
+can be started again there (`resume`): the same segments from that one on.
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ _BLANK_BYTES = _BLANKS.encode("ascii")
 _TAG = re.compile(r"[A-Z0-9]{2,3}\Z")
 _TAG_BYTES = re.compile(rb"[A-Z0-9]{2,3}\Z")
 ENVELOPE_TAGS = frozenset({"ISA", "GS", "ST", "SE", "GE", "IEA"})
-_ENVELOPE_BYTES = frozenset(t.encode("ascii") for t in ENVELOPE_TAGS)
 
 
 def location(source: str, number: int) -> str:
@@ -89,11 +90,12 @@ def _decode(raw: bytes, latin1_only: bool, encoding: str = "utf-8") -> str:
 class _Buffer:
     """A window on the stream: bytes are read a chunk at a time and dropped once used."""
 
-    def __init__(self, stream: BinaryIO, chunk_size: int):
+    def __init__(self, stream: BinaryIO, chunk_size: int, base: int = 0):
         self.stream = stream
         self.chunk_size = max(1, chunk_size)
         self.buf = bytearray()
         self.pos = 0
+        self.base = base  # the stream's offset of buf[0]
         self.eof = False
 
     def available(self) -> int:
@@ -106,6 +108,7 @@ class _Buffer:
         chunk = self.stream.read(self.chunk_size)
         if self.pos:
             del self.buf[: self.pos]
+            self.base += self.pos
             self.pos = 0
         if not chunk:
             self.eof = True
@@ -190,43 +193,103 @@ def _parse_isa(header: bytes) -> tuple[Delimiters, tuple[str, ...], int] | str:
 
 def segments(
     stream: BinaryIO, source: str, chunk_size: int = CHUNK_SIZE, envelope_only: bool = False,
-    encoding: str = "utf-8",
+    encoding: str = "utf-8", cursor: Cursor | None = None,
+    elements_of: frozenset[str] | None = None,
 ) -> Iterator[Segment | Finding]:
     """Tokenize `stream` into segments, yielding a `Finding` for bytes that are not X12.
 
     `source` names the input in finding locations. Whitespace (CR, LF, spaces) after a
     segment terminator is ignored; so is a UTF-8 byte order mark at the start. With
     `envelope_only`, segments other than ISA/GS/ST/SE/GE/IEA come without elements
-    (same tags, numbers and findings, for a cheaper first pass)."""
-    return _Tokenizer(stream, source, chunk_size, envelope_only, encoding).run()
+    (same tags, numbers and findings, for a cheaper first pass); with `elements_of`,
+    those with other tags than these and the envelope's. A `cursor` follows where each
+    segment starts."""
+    if envelope_only or elements_of is not None:
+        elements_of = ENVELOPE_TAGS | (elements_of or frozenset())
+    tok = _Tokenizer(stream, source, chunk_size, elements_of, encoding)
+    if cursor is not None:
+        cursor._tokenizer = tok
+    return tok.run()
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """Where a tokenization can be started again at a segment: the segment's byte offset
+    in the stream, the number of the segment before it, and the separators in force."""
+
+    offset: int
+    number: int
+    delimiters: Delimiters
+
+
+class Cursor:
+    """Where the segment a tokenization yielded last starts (`mark(segment)`), for a
+    reader that wants to come back to it; given to `segments` to follow that
+    tokenization."""
+
+    def __init__(self) -> None:
+        self._tokenizer: _Tokenizer | None = None
+
+    def mark(self, segment: Segment) -> Mark:
+        """The mark of `segment`, the one the tokenization yielded last."""
+        tok = self._tokenizer
+        assert tok is not None and segment.number == tok.number
+        return Mark(tok.at, segment.number - 1, segment.delimiters)
+
+
+def resume(stream: BinaryIO, source: str, mark: Mark, chunk_size: int = CHUNK_SIZE,
+           encoding: str = "utf-8") -> Iterator[Segment | Finding]:
+    """The items `segments` yields from the segment at `mark` on, for the same stream
+    read from its start: numbers, separators and findings the same (`stream` is
+    seeked to the mark's offset)."""
+    stream.seek(mark.offset)
+    tok = _Tokenizer(stream, source, chunk_size, None, encoding, base=mark.offset)
+    tok.number = mark.number
+    tok.use(mark.delimiters)
+    return tok.run(resumed=True)
 
 
 class _Tokenizer:
     """The state of one tokenization: the buffer, the segment count and the separators
     of the interchange being read (None between interchanges)."""
 
-    def __init__(self, stream: BinaryIO, source: str, chunk_size: int, envelope_only: bool,
-                 encoding: str = "utf-8"):
-        self.buf = _Buffer(stream, chunk_size)
+    def __init__(self, stream: BinaryIO, source: str, chunk_size: int,
+                 elements_of: frozenset[str] | None, encoding: str = "utf-8", base: int = 0):
+        self.buf = _Buffer(stream, chunk_size, base)
         self.encoding = encoding
         self.source = source
-        self.envelope_only = envelope_only
+        # The tags whose segments are split into elements (None: every tag's).
+        self.elements_of = (None if elements_of is None
+                            else frozenset(t.encode("ascii") for t in elements_of))
         self.number = 0
+        self.at = 0  # the byte offset of the segment yielded last
         self.delims: Delimiters | None = None
         self.term = self.es = b""
         self.strip = _WHITESPACE
         self.latin1_only = False
 
-    def run(self) -> Iterator[Segment | Finding]:
+    def use(self, delims: Delimiters) -> None:
+        """Read on with an interchange's separators."""
+        self.delims = delims
+        self.term, self.es = delims.segment.encode("latin-1"), delims.element.encode("latin-1")
+        self.strip = bytes(
+            b for b in _WHITESPACE if chr(b) not in (delims.element, delims.component)
+        )
+        seps = delims.element + delims.component + delims.segment + (delims.repetition or "")
+        self.latin1_only = any(ord(c) > 0x7F for c in seps)
+
+    def run(self, resumed: bool = False) -> Iterator[Segment | Finding]:
         buf = self.buf
         try:
-            if buf.ensure(3) and buf.buf.startswith(_BOM, buf.pos):
+            if not resumed and buf.ensure(3) and buf.buf.startswith(_BOM, buf.pos):
                 buf.pos += 3
             while buf.skip(self.strip if self.delims else _WHITESPACE):
                 if (
                     buf.ensure(4)
                     and buf.buf.startswith(b"ISA", buf.pos)
                     and _is_separator(buf.buf[buf.pos + 3])
+                    # A bare "ISA" segment inside an interchange is one, as in _body.
+                    and buf.buf[buf.pos + 3 : buf.pos + 4] != self.term
                 ):
                     yield self._header()
                 elif self.delims is None:
@@ -263,13 +326,8 @@ class _Tokenizer:
                 location(self.source, self.number),
             )
         delims, elements, length = parsed
-        self.delims = delims
-        self.term, self.es = delims.segment.encode("latin-1"), delims.element.encode("latin-1")
-        self.strip = bytes(
-            b for b in _WHITESPACE if chr(b) not in (delims.element, delims.component)
-        )
-        seps = delims.element + delims.component + delims.segment + (delims.repetition or "")
-        self.latin1_only = any(ord(c) > 0x7F for c in seps)
+        self.use(delims)
+        self.at = buf.base + buf.pos
         buf.pos += length
         return Segment("ISA", elements, self.number, delims)
 
@@ -285,18 +343,21 @@ class _Tokenizer:
                 yield self._overlong()
                 buf.discard_through(term)
             elif not buf.fill():
+                self.at = buf.base + buf.pos
                 buf.pos = len(buf.buf)
                 item = self._segment(data)  # the last segment may lack its terminator
                 if item is not None:
                     yield item
             return
         step, end = len(term), 0
+        origin = buf.base + buf.pos
         for part in parts[:-1]:
             here, end = end, end + len(part) + step
             raw = part.lstrip(self.strip)
             if raw.startswith(b"ISA") and len(raw) > 3 and _is_separator(raw[3]):
                 buf.pos += here + len(part) - len(raw)
                 return
+            self.at = origin + here + len(part) - len(raw)
             item = self._overlong() if len(part) > MAX_SEGMENT else self._segment(raw)
             if item is not None:
                 yield item
@@ -320,10 +381,10 @@ class _Tokenizer:
         if not raw:
             return None
         self.number += 1
-        if self.envelope_only:
+        if self.elements_of is not None:
             cut = raw.find(self.es, 0, 4)
             tag_bytes = (raw[:cut] if cut >= 0 else raw[:4]).strip(_BLANK_BYTES)
-            if tag_bytes not in _ENVELOPE_BYTES:
+            if tag_bytes not in self.elements_of:
                 if _TAG_BYTES.match(tag_bytes):
                     return Segment(tag_bytes.decode("ascii"), (), self.number, self.delims)  # type: ignore[arg-type]
                 return _bad_segment(self.source, self.number)

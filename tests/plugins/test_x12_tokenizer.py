@@ -425,3 +425,45 @@ def test_separator_mix_ups_never_raise(changes: list[tuple[int, int]]) -> None:
     for at, byte in changes:
         raw[at] = byte
     _check(bytes(raw))
+
+
+PIECES = st.sampled_from(["N1*CN*X", "ST*309*1", "SE*2*1", "GS*SO", "GE*1", "IEA*1", "A",
+                          "AB C*1", " N3 *x", "\x00", "ISA", "Ü1*x", "~", "\r\n", "LX*1",
+                          isa(es="|", cs="^") + "\n", isa(control="000000002") + "~\r\n"])
+
+
+@FUZZ
+@given(st.lists(PIECES, max_size=30), st.integers(1, 64))
+def test_a_tokenization_resumed_at_any_segment_goes_on_as_it_went(parts: list[str],
+                                                                  chunk: int) -> None:
+    """A reader that noted where a segment started (`Cursor.mark`) and reads again from
+    there gets every item the first reading gave from that segment on: numbers, elements,
+    separators (a later ISA's too) and findings, whatever the chunks the stream came in."""
+    raw = (isa() + "~" + "~".join(parts)).encode("utf-8")
+    cursor = tokenizer.Cursor()
+    items, marks = [], []
+    for item in segments(io.BytesIO(raw), "f.edi", chunk, cursor=cursor):
+        items.append(item)
+        marks.append(cursor.mark(item) if isinstance(item, Segment) else None)
+    for i, mark in enumerate(marks):
+        if mark is None:
+            continue
+        again = list(tokenizer.resume(io.BytesIO(raw), "f.edi", mark, chunk))
+        assert again == items[i:]
+
+
+@FUZZ
+@given(st.lists(PIECES, max_size=30))
+def test_a_reading_for_some_tags_sees_the_same_segments_with_their_elements(parts: list[str]
+                                                                          ) -> None:
+    raw = (isa() + "~" + "~".join(parts)).encode("utf-8")
+    full = list(segments(io.BytesIO(raw), "f.edi", 7))
+    some = list(segments(io.BytesIO(raw), "f.edi", 7, elements_of=frozenset({"N1"})))
+    assert len(some) == len(full)
+    for a, b in zip(full, some):
+        if isinstance(a, Segment) and isinstance(b, Segment):
+            assert (b.tag, b.number) == (a.tag, a.number)
+            if a.tag in ("N1", *tokenizer.ENVELOPE_TAGS):
+                assert b == a
+        else:
+            assert b == a
