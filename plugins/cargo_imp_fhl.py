@@ -4,11 +4,15 @@ The source streams FHL files (one, or a folder of them) and yields one raw unit 
 house waybill, keyed `fhl:` + master AWB + `/` + house number; what cannot be filed
 comes out as a unit with error findings and no payload. The mapper turns a house into
 Consignment fields; docs/sources.md says which line becomes which field.
+
+A file can be read from any house on (`read_span`, at a position the keys pass gave:
+`read_key_positions`), so that `s321 preview`'s workers read their own houses.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -97,16 +101,75 @@ class FhlSource:
         for path in input_files(targets, self.options.pattern):
             yield from self._read_file(path, payload=False)
 
+    # Spans (s321.parallel): workers read their own houses of a file.
+
+    def read_key_positions(self, paths: Iterable[Path] | None = None
+                           ) -> Iterator[tuple[RawUnit, tuple[int, str, int, int, fhl.HouseStart] | None]]:
+        """The units of `read_keys`, each house with where `read_span` can start at it
+        (the number of the file in this read, so that a file named twice is two
+        readings, then the file with its size and time of change, and the
+        `fhl.HouseStart`); None for every other unit, which is the whole of what `read()`
+        yields there (a problem of a message or master, a file refused whole)."""
+        targets = [Path(p) for p in paths] if paths is not None else [self.options.path]
+        for reading, path in enumerate(input_files(targets, self.options.pattern)):
+            try:
+                stat = path.stat()
+            except OSError:
+                for unit in self._read_file(path):  # says why, as read() does
+                    yield unit, None
+                continue
+            for unit, start in self._read_file_positions(path):
+                yield unit, None if start is None else (
+                    reading, str(path), stat.st_size, stat.st_mtime_ns, start)
+
+    def read_span(self, position: tuple[int, str, int, int, fhl.HouseStart], count: int
+                  ) -> Iterator[RawUnit]:
+        """The `count` units `read()` yields from the house at `position` on, the same in
+        every field (the file's encoding was checked by `read_key_positions`); a file
+        changed since, or that cannot be read, is one unit that says so."""
+        _reading, file, size, mtime_ns, start = position
+        path = Path(file)
+        at = f"{file}:{start.line}"
+        try:
+            stat = path.stat()
+            stream = path.open("rb")
+        except OSError as exc:
+            yield _unreadable(path, f"reading {path} stopped: {exc.strerror or exc}")
+            return
+        with stream:
+            units = None
+            if (stat.st_size, stat.st_mtime_ns) == (size, mtime_ns):
+                units = fhl.parse_span(stream, file, start, self.options.encoding)
+            done = 0
+            if units is not None:
+                try:
+                    for unit in islice(units, count):
+                        yield unit
+                        done += 1
+                except OSError as exc:
+                    yield _unreadable(path, f"reading {path} failed: {exc.strerror or exc}")
+                    return
+            if done < count:
+                yield RawUnit(f"fhl-file:{path.name}", at, None, (error(
+                    "fhl-unreadable-file", "", f"{path} changed while it was read: read it "
+                    "again", at),), (file, start.line))
+
     def ack(self, upto: Any) -> None:
         # Files stay where they are: the ledger makes reading them again a no-op, so
         # nothing has to be moved or deleted for delivery to be safe.
         self.acked = upto
 
     def _read_file(self, path: Path, payload: bool = True) -> Iterator[RawUnit]:
+        for unit, _start in self._read_file_positions(path, payload, track=False):
+            yield unit
+
+    def _read_file_positions(self, path: Path, payload: bool = False, track: bool = True
+                             ) -> Iterator[tuple[RawUnit, fhl.HouseStart | None]]:
+        """The units of a file, each house with its start when `track` (else None)."""
         try:
             stream = path.open("rb")
         except OSError as exc:
-            yield _unreadable(path, f"cannot open {path}: {exc.strerror or exc}")
+            yield _unreadable(path, f"cannot open {path}: {exc.strerror or exc}"), None
             return
         with stream:
             try:
@@ -115,12 +178,16 @@ class FhlSource:
                 problem = None  # the reading below names it
             if problem is not None:  # refused whole: no house of it is filed
                 yield RawUnit(f"fhl-file:{path.name}", problem.location or str(path), None,
-                              (problem,), (str(path), 0))
+                              (problem,), (str(path), 0)), None
                 return
             try:
-                yield from fhl.parse(stream, str(path), self.options.encoding, payload)
+                if track:
+                    yield from fhl.parse_positions(stream, str(path), self.options.encoding)
+                else:
+                    for unit in fhl.parse(stream, str(path), self.options.encoding, payload):
+                        yield unit, None
             except OSError as exc:  # the disk, not the content: name it and go on
-                yield _unreadable(path, f"reading {path} failed: {exc.strerror or exc}")
+                yield _unreadable(path, f"reading {path} failed: {exc.strerror or exc}"), None
 
 
 def _unreadable(path: Path, message: str) -> RawUnit:

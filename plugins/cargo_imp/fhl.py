@@ -4,12 +4,17 @@ Every line lands somewhere: in the house it follows, as a finding, or in a unit 
 own that says why it could not be filed (lines before any HBS, a message that is not
 an FHL, a master with no houses). Nothing raises for content and nothing is dropped
 without a finding. Memory holds one house at a time, with bounded lines per house.
+
+A reading can start again at any house (`parse_positions` notes where, `parse_span`
+reads from there): the same units from that house on, in every field.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import re
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -18,7 +23,7 @@ from s321.contracts import RawUnit
 from s321.findings import Finding, error, warning
 
 from . import segments
-from .lines import Line, read_lines
+from .lines import ChunkStart, Chunks, Line, read_lines
 from .model import CustomsInfo, House, SecurityDeclaration
 
 KNOWN_VERSIONS = frozenset({"2", "3", "4", "5"})
@@ -64,6 +69,70 @@ def parse(stream: BinaryIO, name: str, encoding: str = "utf-8", payload: bool = 
     return _Reader(name, payload).units(read_lines(stream, encoding))
 
 
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What a reader knows of the message and master around a house, as the house starts:
+    what `parse_span` gives a reader that starts there. One is shared by the houses of a
+    master (the message's and master's lines all come before the first house)."""
+
+    version: str | None
+    message_findings: list[Finding]
+    in_message: bool
+    master: segments.MasterBill | None
+    master_at: str
+    master_findings: list[Finding]
+    master_oci: list[CustomsInfo]
+    master_security: segments.SecurityLines
+    master_security_findings: list[Finding]
+    master_shared: tuple[tuple[CustomsInfo, ...], SecurityDeclaration | None] | None
+
+
+@dataclass(frozen=True, slots=True)
+class HouseStart:
+    """Where `parse_span` can start: the chunk the house's HBS line ends in, that line's
+    number, the context, and the reader's counts of houses so far."""
+
+    chunk: ChunkStart
+    line: int
+    context: Context
+    master_houses: int
+    message_houses: int
+
+
+def parse_positions(stream: BinaryIO, name: str, encoding: str = "utf-8"
+                    ) -> Iterator[tuple[RawUnit, HouseStart | None]]:
+    """The units of `parse(stream, name, encoding, payload=False)`, each house with where
+    `parse_span` can start at it; None for the other units (a problem of the file, a
+    message or a master)."""
+    reader = _Reader(name, payload=False)
+    chunks = Chunks()
+    reader.track(chunks)
+    return reader.positioned(read_lines(stream, encoding, chunks))
+
+
+def parse_span(stream: BinaryIO, name: str, start: HouseStart, encoding: str = "utf-8"
+               ) -> Iterator[RawUnit] | None:
+    """The units `parse(stream, name, encoding)` yields from the house at `start` on, the
+    same in every field; None when the line there is not that house's HBS line (the
+    file has changed since `start` was taken)."""
+    lines = read_lines(stream, encoding, Chunks(start.chunk))
+    for line in lines:
+        if line.number == start.line:
+            break
+    else:
+        return None
+    if _tagged(line.text)[0] != "HBS":
+        return None
+    reader = _Reader(name)
+    reader.resume(start)
+
+    def rest() -> Iterator[Line]:
+        yield line
+        yield from lines
+
+    return reader.units(rest())
+
+
 @dataclass(slots=True)
 class _Party:
     tag: str
@@ -105,12 +174,49 @@ class _Reader:
         self.master_shared: tuple[tuple[CustomsInfo, ...], SecurityDeclaration | None] | None = None
         self.stray_from: int | None = None
         self.stray_count = 0
-        self.ready: list[RawUnit] = []
-        """Units finished by the current line, handed out before the next is read."""
+        self.ready: list[tuple[RawUnit, HouseStart | None]] = []
+        """Units finished by the current line (each house with its start, when tracked),
+        handed out before the next is read."""
+        self.chunks: Chunks | None = None
+        self.starts: deque[HouseStart] = deque()  # of the house open, and one ending
+        self.context: tuple[tuple[Any, ...], Context] | None = None  # the last one made
 
-    # ------------------------------------------------------------------ dispatch
+    # ------------------------------------------------------------------ positions
 
-    def units(self, lines: Iterator[Line]) -> Iterator[RawUnit]:
+    def track(self, chunks: Chunks) -> None:
+        """Note where each house starts, following a reading of lines with `chunks`."""
+        self.chunks = chunks
+
+    def _note_start(self) -> None:
+        assert self.chunks is not None
+        # The context is made anew only when the message or master has changed since
+        # the last one: the objects themselves (kept alive by the key) and their sizes.
+        key = (self.version, self.message_findings, len(self.message_findings),
+               self.in_message, self.master, self.master_at, self.master_findings,
+               len(self.master_findings), self.master_oci, len(self.master_oci),
+               self.master_security, self.master_security_findings,
+               len(self.master_security_findings), self.master_shared)
+        if self.context is None or not _same(self.context[0], key):
+            context = Context(self.version, list(self.message_findings), self.in_message,
+                              self.master, self.master_at, list(self.master_findings),
+                              list(self.master_oci), copy.deepcopy(self.master_security),
+                              list(self.master_security_findings), self.master_shared)
+            self.context = (key, context)
+        self.starts.append(HouseStart(self.chunks.at, self.line, self.context[1],
+                                      self.master_houses, self.message_houses))
+
+    def resume(self, start: HouseStart) -> None:
+        """Be the reader that `start` was noted in, as its house's HBS line comes."""
+        c = copy.deepcopy(start.context)  # this reader's own lists, as the first had
+        self.version, self.message_findings, self.in_message = (
+            c.version, c.message_findings, c.in_message)
+        self.master, self.master_at, self.master_findings = c.master, c.master_at, c.master_findings
+        self.master_oci, self.master_security = c.master_oci, c.master_security
+        self.master_security_findings, self.master_shared = (
+            c.master_security_findings, c.master_shared)
+        self.master_houses, self.message_houses = start.master_houses, start.message_houses
+
+    def positioned(self, lines: Iterator[Line]) -> Iterator[tuple[RawUnit, HouseStart | None]]:
         for line in lines:
             self.line = line.number
             if line.text:
@@ -121,6 +227,12 @@ class _Reader:
         self._flush_stray()
         self._end_master()
         yield from self.ready
+
+    # ------------------------------------------------------------------ dispatch
+
+    def units(self, lines: Iterator[Line]) -> Iterator[RawUnit]:
+        for unit, _start in self.positioned(lines):
+            yield unit
 
     def _line(self, line: Line) -> None:
         text = line.text
@@ -218,6 +330,9 @@ class _Reader:
 
     def _start_house(self, rest: str) -> None:
         self._end_house()
+        shared = self._master_shared()  # made once per master, before its first house
+        if self.chunks is not None:
+            self._note_start()
         at = self.at
         self.house = House(number=None, location=at, version=self.version)
         self.house_findings = []
@@ -225,7 +340,7 @@ class _Reader:
         self.house_security = None
         self.master_oci_open = False
         self.message_houses += 1
-        self.house.master_customs_info, _ = self._master_shared()
+        self.house.master_customs_info, _ = shared
         if self.master is None:
             self.house_findings.append(warning(
                 "fhl-no-master", "master_bill_number",
@@ -252,8 +367,9 @@ class _Reader:
             line = house.location.rsplit(":", 1)[-1]
             key, payload = f"fhl:{master_key}/?{self.file}:{line}", None
         self.block = None
-        self.ready.append(RawUnit(key, house.location, payload, tuple(findings),
-                                  self._checkpoint()))
+        self.ready.append((RawUnit(key, house.location, payload, tuple(findings),
+                                   self._checkpoint()),
+                           self.starts.popleft() if self.chunks is not None else None))
 
     # ------------------------------------------------------------------ house lines
 
@@ -479,7 +595,7 @@ class _Reader:
 
     def _broken(self, key: str, at: str, *findings: Finding) -> None:
         """A unit that cannot be filed: no payload, and the findings that say why."""
-        self.ready.append(RawUnit(key, at, None, findings, self._checkpoint()))
+        self.ready.append((RawUnit(key, at, None, findings, self._checkpoint()), None))
 
     @property
     def at(self) -> str:
@@ -488,3 +604,7 @@ class _Reader:
 
     def _checkpoint(self) -> tuple[str, int]:
         return (self.name, self.line)
+
+
+def _same(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    return all(x is y or (type(x) in (int, str) and x == y) for x, y in zip(a, b, strict=True))

@@ -3,6 +3,8 @@
 Any of CRLF, LF or a lone CR ends a line, mixed freely. Each line comes out decoded,
 with surrounding whitespace removed and a note of what had to be repaired (undecodable
 bytes, control characters, an over-long line cut short); it never raises for content.
+A reading can be followed chunk by chunk (`Chunks`) and started again at the chunk a
+line ended in (`ChunkStart`): the same lines from there on, numbered the same.
 """
 
 from __future__ import annotations
@@ -43,31 +45,59 @@ def is_line_compatible(encoding: str) -> bool:
         return False
 
 
-def read_lines(stream: BinaryIO, encoding: str = "utf-8") -> Iterator[Line]:
+@dataclass(frozen=True, slots=True)
+class ChunkStart:
+    """The state of a reading at the start of one chunk: the chunk's offset in the stream,
+    the lines yielded before it, the line it continues (its bytes so far, and whether it
+    was cut short) and whether the chunk before ended in a CR."""
+
+    offset: int
+    number: int
+    pending: bytes = b""
+    cut: bool = False
+    after_cr: bool = False
+
+
+class Chunks:
+    """Follows a reading of lines: `at` is the start of the chunk it reads now, the
+    chunk the line yielded last ended in."""
+
+    def __init__(self, start: ChunkStart | None = None) -> None:
+        self.at = start or ChunkStart(0, 0)
+
+
+def read_lines(stream: BinaryIO, encoding: str = "utf-8", chunks: Chunks | None = None
+               ) -> Iterator[Line]:
+    """The lines of `stream`; with `chunks`, from its `at` on (the stream is seeked to
+    it), noting there the start of each chunk read."""
     try:
         utf8 = codecs.lookup(encoding).name == "utf-8"
     except LookupError:
         utf8 = False
+    chunks = chunks or Chunks()
+    if chunks.at.offset:
+        stream.seek(chunks.at.offset)
     if utf8:
-        yield from _read_utf8(stream)
+        yield from _read_utf8(stream, chunks)
         return
-    number = 0
-    for raw, cut in _split(stream):
+    number = chunks.at.number
+    for raw, cut in _split(stream, chunks):
         number += 1
         yield _decode(number, raw, cut, encoding)
 
 
-def _read_utf8(stream: BinaryIO) -> Iterator[Line]:
+def _read_utf8(stream: BinaryIO, chunks: Chunks) -> Iterator[Line]:
     """`read_lines` for UTF-8, the same lines: the whole lines of each chunk are decoded
     and split in one go when they are plain (valid UTF-8, none too long, no control
     character, nothing str.splitlines takes for a line end that bytes.splitlines does
     not); anything else goes line by line as `_split` and `_decode` do. A house is some
     30 lines, and a Python call or two per line was most of reading one."""
-    number = 0
-    pending = b""
-    cut = False
-    after_cr = False
+    start = chunks.at
+    number, pending, cut, after_cr = start.number, start.pending, start.cut, start.after_cr
+    offset = start.offset
     while chunk := stream.read(CHUNK_BYTES):
+        chunks.at = ChunkStart(offset, number, pending, cut, after_cr)
+        offset += len(chunk)
         if after_cr and chunk.startswith(b"\n"):
             chunk = chunk[1:]
         after_cr = chunk.endswith(b"\r")
@@ -112,11 +142,15 @@ def _read_utf8(stream: BinaryIO) -> Iterator[Line]:
         yield _decode(number, pending, cut, "utf-8")
 
 
-def _split(stream: BinaryIO) -> Iterator[tuple[bytes, bool]]:
-    pending = b""
-    cut = False
-    after_cr = False  # a chunk ended in CR: an LF opening the next one belongs to it
+def _split(stream: BinaryIO, chunks: Chunks | None = None) -> Iterator[tuple[bytes, bool]]:
+    chunks = chunks or Chunks()
+    start = chunks.at
+    # after_cr: a chunk ended in CR, so an LF opening the next one belongs to it.
+    number, pending, cut, after_cr = start.number, start.pending, start.cut, start.after_cr
+    offset = start.offset
     while chunk := stream.read(CHUNK_BYTES):
+        chunks.at = ChunkStart(offset, number, pending, cut, after_cr)
+        offset += len(chunk)
         if after_cr and chunk.startswith(b"\n"):
             chunk = chunk[1:]
         after_cr = chunk.endswith(b"\r")
@@ -124,6 +158,7 @@ def _split(stream: BinaryIO) -> Iterator[tuple[bytes, bool]]:
         for piece in chunk.splitlines(keepends=True):
             if piece.endswith((b"\n", b"\r")):
                 line, more_cut = _append(pending, piece.rstrip(b"\r\n"))
+                number += 1
                 yield line, cut or more_cut
                 pending, cut = b"", False
             else:

@@ -361,3 +361,81 @@ def test_a_file_named_twice_is_read_twice(shop, capsys):
     two = preview(capsys, "-c", str(shop), "-p", "shop", "--json", "--jobs", "2", export, export)
     assert one[:2] == two[:2]
     assert len(two[1].splitlines()) == 2 * 36  # a chunk of 7 holds the end of one, the start of the other
+
+
+CARRIERS = {"x12-309": ("truck", "manifests.edi"), "cargo-imp-fhl": ("air", "houses.txt")}
+
+
+@pytest.fixture(scope="module", params=sorted(CARRIERS))
+def carrier(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+            ) -> tuple[str, Path]:
+    """A config over 300 generated bills or houses of a carrier source, the first one
+    repeated at the end of their file (a duplicate key), and a file before it that is
+    not one of theirs."""
+    kind = request.param
+    mode, name = CARRIERS[kind]
+    folder = tmp_path_factory.mktemp(f"parallel-{kind}")
+    data = folder / "in" / name
+    data.parent.mkdir()
+    subprocess.run([sys.executable, str(ROOT / "bench" / "generate.py"), kind, "300", str(data)],
+                   check=True, capture_output=True)
+    again = folder / "again"
+    subprocess.run([sys.executable, str(ROOT / "bench" / "generate.py"), kind, "1", str(again)],
+                   check=True, capture_output=True)
+    with data.open("ab") as fh:  # keys repeat within one file only
+        fh.write(again.read_bytes())
+    (data.parent / f"b{data.suffix}").write_bytes(b"\xff\xfe neither X12 nor Cargo-IMP\n")
+    config = folder / "s321.toml"
+    config.write_text(f"""\
+[pipelines.carrier]
+originator_code = "CAR321"
+filer_type = "carrier"
+mode_of_transport = "{mode}"
+profile = "pilot-2019"
+
+[pipelines.carrier.defaults]
+known_carrier_customer = true
+
+[pipelines.carrier.source]
+plugin = "{kind}"
+path = "{data.parent}"
+
+[pipelines.carrier.transport]
+plugin = "file"
+directory = "{folder / 'outbox'}"
+""", encoding="utf-8")
+    return kind, config
+
+
+def test_a_carrier_source_s_workers_read_their_own_spans(carrier, monkeypatch):
+    """The X12 309 and FHL sources read spans too: the parent runs the keys pass only,
+    never reads a bill or house in full, and the outcomes (a duplicate key, a file
+    refused whole) are those of one process."""
+    kind, config = carrier
+    source_class = type(app.open_pipeline(app.load(config)[1], "carrier").source)
+    read = source_class.read
+    plans = []
+
+    def read_in_workers_only(self, paths=None):  # noqa: ANN001, ANN202
+        assert os.getpid() != PARENT, "the parent read the units"
+        return read(self, paths)
+
+    def note_plans(value):  # noqa: ANN001, ANN202
+        plans.append(value)
+        return dumps(value)
+
+    _registry, loaded = app.load(config)
+    serial = list(app.preview(loaded, "carrier"))
+    monkeypatch.setattr(source_class, "read", read_in_workers_only)
+    dumps = parallel.dumps
+    monkeypatch.setattr(parallel, "dumps", note_plans)
+    outcomes = list(app.preview(loaded, "carrier", jobs=2))
+    assert [o.to_json() for o in outcomes] == [o.to_json() for o in serial]
+    assert [(o.ref, o.source, o.checkpoint, o.status, o.findings, o.reason) for o in outcomes] == [
+        (o.ref, o.source, o.checkpoint, o.status, o.findings, o.reason) for o in serial]
+    handed = [p for p in plans if isinstance(p, parallel.Plan)]
+    assert len(handed) >= 300 // 7 and all(isinstance(piece, list) for p in handed[1:-1]
+                                            for piece in p.pieces)
+    duplicates = [o for o in serial if any(f.code == "duplicate-key" for f in o.findings)]
+    assert len(duplicates) == 2
+    assert sum(o.status.value != "valid" for o in serial) >= 3  # and the file refused whole

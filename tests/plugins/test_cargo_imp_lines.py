@@ -41,3 +41,22 @@ def test_any_bytes_read_the_same(monkeypatch, parts, chunk):
     data = b"".join(parts)
     assert list(lines.read_lines(io.BytesIO(data))) == line_by_line(data)
     assert list(lines.read_lines(io.BytesIO(data), "UTF8")) == line_by_line(data)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                    HealthCheck.function_scoped_fixture])
+@given(parts=st.lists(st.sampled_from(PIECES) | st.binary(max_size=12), max_size=80),
+       chunk=st.sampled_from([1, 2, 5, 16, 100, 4097]),
+       encoding=st.sampled_from(["utf-8", "latin-1"]))
+def test_a_reading_started_again_at_any_line_s_chunk_goes_on_as_it_went(monkeypatch, parts,
+                                                                         chunk, encoding):
+    """A reader that noted the chunk a line ended in (`Chunks.at`) and reads again from
+    there gets the lines from that one on, numbered and repaired the same."""
+    monkeypatch.setattr(lines, "CHUNK_BYTES", chunk)
+    data = b"".join(parts)
+    chunks = lines.Chunks()
+    seen = [(line, chunks.at) for line in lines.read_lines(io.BytesIO(data), encoding, chunks)]
+    for i, (line, at) in enumerate(seen):
+        again = [x for x in lines.read_lines(io.BytesIO(data), encoding, lines.Chunks(at))
+                 if x.number >= line.number]
+        assert again == [x for x, _ in seen[i:]]
