@@ -47,7 +47,7 @@ class WebhookPoster:
 
     def __init__(self, url: str, events: frozenset[str], timeout: float = 5.0):
         self.url, self.events, self.timeout = url, events, timeout
-        self.queue: queue.Queue[dict[str, Any]] = queue.Queue(QUEUE_SIZE)
+        self.queue: queue.Queue[dict[str, Any] | None] = queue.Queue(QUEUE_SIZE)
         self.dropped = 0
         self.sent = 0
         self._thread = threading.Thread(target=self._loop, name="s321-webhook", daemon=True)
@@ -71,9 +71,25 @@ class WebhookPoster:
             time.sleep(0.02)
         return not self.queue.unfinished_tasks
 
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the thread, dropping the events not yet tried (a process that ends just
+        exits: `flush` runs at exit). For whoever started a poster and must leave no
+        thread behind (tests, an embedding program)."""
+        while True:
+            try:
+                self.queue.get_nowait()
+            except queue.Empty:
+                break
+            self.queue.task_done()
+        self.queue.put(None)
+        self._thread.join(timeout)
+
     def _loop(self) -> None:
         while True:
             event = self.queue.get()
+            if event is None:
+                self.queue.task_done()
+                return
             try:
                 self._send(event)
             except Exception as exc:  # the poster outlives any one event
@@ -127,6 +143,15 @@ def poster() -> WebhookPoster | None:
             _poster = WebhookPoster(url, events & EVENTS, float(os.environ.get(TIMEOUT_ENV, "5") or 5))
             atexit.register(_poster.flush)
         return _poster
+
+
+def close() -> None:
+    """Stop the process's poster, if one was made (see `WebhookPoster.close`)."""
+    global _poster
+    with _lock:
+        if _poster is not None:
+            _poster.close()
+            _poster = None
 
 
 def _findings(findings: list[Any]) -> list[dict[str, str]]:

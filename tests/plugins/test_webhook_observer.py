@@ -5,6 +5,7 @@ data, and that a receiver that is down never holds a run up."""
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -24,6 +25,15 @@ def receiver():
     r = Receiver()
     yield r
     r.close()
+
+
+@pytest.fixture(autouse=True)
+def no_poster_left():
+    """The process's poster thread is stopped after each test: a thread left running
+    keeps later tests in this process from forking (the parallel preview's workers)."""
+    yield
+    webhook_observer.close()
+    assert not [t for t in threading.enumerate() if t.name == "s321-webhook"]
 
 
 def test_a_cbp_rejection_is_posted_with_codes_and_fields_only(receiver, monkeypatch):
