@@ -14,14 +14,16 @@ units of `read()` with the same keys, locations and checkpoints, payloads left o
 where that is cheaper (shopify-csv skips building its orders); otherwise `read()` is used.
 
 A file-based source may also offer spans, which let `s321 preview`'s workers read their
-own share of the input (s321.parallel; shopify-csv does): `read_key_positions(paths)`
+own share of the input (s321.parallel; shopify-csv, x12-309 and cargo-imp-fhl do):
+`read_key_positions(paths)`
 yields the units of `read_keys` each with a position, a picklable tuple whose first
 item tells the readings of inputs apart (shopify-csv: the file's number in this read,
 then file, byte offset, line), or with None for a unit no reading can start at, which
 must then be the unit `read()` yields there, in full; `read_span(position, count)`
 yields the `count` units `read()` yields from the one at `position` on, equal in every
 field (key, location, checkpoint, findings, payload), as long as they share the first
-item of their positions. Both or neither.
+item of their positions; a file changed since its positions were taken yields a unit
+that says so, never fewer units than asked unsaid. Both or neither.
 """
 
 from __future__ import annotations

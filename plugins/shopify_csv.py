@@ -476,8 +476,20 @@ class ShopifyCsvSource(ShopifyFileSource):
 
     def read_span(self, position: tuple[int, str, int, int], count: int) -> Iterator[RawUnit]:
         """The `count` units `read()` yields from the one at `position` on, the same in
-        every field (the file's encoding was checked by `read_key_positions`)."""
-        return islice(read_span(position[1:], self.options.encoding), count)
+        every field (the file's encoding was checked by `read_key_positions`); a file
+        that ends before them has changed since, and a unit says so."""
+        file, _offset, number = position[1:]
+        done = 0
+        last: RawUnit | None = None
+        for last in islice(read_span(position[1:], self.options.encoding), count):
+            yield last
+            done += 1
+        said = last is not None and last.payload is None and any(
+            f.code == "input-unreadable" for f in last.findings)
+        if done < count and not said:
+            yield broken(f"{file}:{number}", error(
+                "input-unreadable", "", f"{file} changed while it was read: it ends before "
+                f"{count - done} of its orders; read it again", f"{file}:{number}"))
 
 
 # The CSV export and the order JSON are one system: an order gets one transaction id

@@ -86,7 +86,8 @@ def test_the_source_reads_counted_spans(tmp_path: Path):
             assert unit == full[i]  # handed on as it is
         else:
             same_file = [u for u in full[i:] if u.location.startswith(at[1] + ":")]
-            assert list(src.read_span(at, 3)) == same_file[:3]
+            n = min(3, len(same_file))  # a span never runs past its file's units
+            assert list(src.read_span(at, n)) == same_file[:n]
 
 
 def test_a_file_changed_since_its_positions_names_itself(tmp_path: Path):
@@ -98,6 +99,22 @@ def test_a_file_changed_since_its_positions_names_itself(tmp_path: Path):
     assert unit.payload is None and "changed while it was read" in unit.findings[0].message
     path.unlink()
     [unit] = read_span(at)  # type: ignore[arg-type]
+    assert unit.findings[0].code == "input-unreadable"
+
+
+def test_a_file_cut_short_since_its_positions_never_gives_fewer_units_unsaid(tmp_path: Path):
+    path = tmp_path / "orders.csv"
+    path.write_bytes(EXPORT.read_bytes())
+    src = source(path)
+    starts = [at for _u, at in src.read_key_positions() if at is not None]
+    whole = list(src.read_span(starts[0], len(starts)))
+    assert len(whole) == len(starts) and all(u.payload is not None for u in whole)
+    path.write_bytes(EXPORT.read_bytes()[:starts[2][2]])  # the orders from the third on gone
+    *orders, last = src.read_span(starts[0], len(starts))
+    assert [u.key for u in orders] == [u.key for u in whole[:2]]
+    assert last.payload is None and "changed while it was read" in last.findings[0].message
+    path.unlink()
+    [unit] = src.read_span(starts[0], 3)  # one unit that says why, not two
     assert unit.findings[0].code == "input-unreadable"
 
 
