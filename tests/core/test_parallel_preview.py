@@ -444,3 +444,27 @@ def test_a_carrier_source_s_workers_read_their_own_spans(carrier, monkeypatch):
     duplicates = [o for o in serial if any(f.code == "duplicate-key" for f in o.findings)]
     assert len(duplicates) == 2
     assert sum(o.status.value != "valid" for o in serial) >= 3  # and the file refused whole
+
+
+def test_a_carrier_worker_killed_in_the_middle_of_its_span(carrier, capsys, monkeypatch):
+    """A worker reading an X12 or FHL span dies after a few of its units: the parent
+    reads that span again from its position, and the rest; every unit is printed once,
+    as one process prints it."""
+    kind, config = carrier
+    source_class = type(app.open_pipeline(app.load(config)[1], "carrier").source)
+    read_span = source_class.read_span
+    spans = [0]
+
+    def read_span_or_die(self, position, count):  # noqa: ANN001, ANN202
+        spans[0] += 1
+        for n, unit in enumerate(read_span(self, position, count)):
+            if os.getpid() != PARENT and spans[0] == 5 and n == 3:
+                os.kill(os.getpid(), signal.SIGKILL)
+            yield unit
+
+    monkeypatch.setattr(source_class, "read_span", read_span_or_die)
+    one = preview(capsys, "-c", str(config), "-p", "carrier", "--json", "--jobs", "1")
+    two = preview(capsys, "-c", str(config), "-p", "carrier", "--json", "--jobs", "2")
+    assert one[:2] == two[:2]
+    assert len(two[1].splitlines()) == len(one[1].splitlines()) > 300
+    assert "a preview worker stopped" in two[2]
