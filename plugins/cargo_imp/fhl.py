@@ -236,6 +236,10 @@ class _Reader:
 
     def _line(self, line: Line) -> None:
         text = line.text
+        if not self.payload and self.house is not None and text[0] == "/":
+            # Keys only: a continuation inside a house (most of its lines) changes no
+            # key or location, and is no envelope line, message or house start.
+            return
         tag, rest = _tagged(text)
         if tag is None and _ENVELOPE.fullmatch(text):  # no envelope line looks tagged
             self.foreign = False
