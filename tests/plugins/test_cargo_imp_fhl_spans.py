@@ -17,7 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from s321.contracts import PipelineContext, PipelineDefaults, RawUnit
+from spans_check import by_spans
+from s321.contracts import PipelineContext, PipelineDefaults
 from s321.plugins.cargo_imp import lines
 from s321.plugins.cargo_imp.model import House
 from s321.plugins.cargo_imp_fhl import FhlOptions, FhlSource
@@ -36,32 +37,6 @@ def source(path: Path) -> FhlSource:
         mode_of_transport=ModeOfTransport.AIR, profile="pilot-2019", source="cargo-imp-fhl",
         defaults=PipelineDefaults())
     return FhlSource(FhlOptions(path=path, pattern=["*"]), context)
-
-
-def by_spans(src: FhlSource, cuts: set[int] | None) -> tuple[list[RawUnit], list[RawUnit]]:
-    """(read()'s units, the units the keys pass hands on whole plus those read span by
-    span, a span starting at each house whose index is in `cuts` (None: every house), or
-    where the keys pass broke the run of houses, and reading as many as the run holds)."""
-    full = list(src.read())
-    pairs = list(src.read_key_positions())
-    assert [(u.key, u.location, u.checkpoint) for u, _ in pairs] == [
-        (u.key, u.location, u.checkpoint) for u in full]
-    got: list[RawUnit] = []
-    i = 0
-    while i < len(pairs):
-        unit, at = pairs[i]
-        if at is None:
-            assert unit == full[i]
-            got.append(unit)
-            i += 1
-            continue
-        n = 1
-        while (i + n < len(pairs) and pairs[i + n][1] is not None
-               and pairs[i + n][1][0] == at[0] and (cuts is not None and i + n not in cuts)):
-            n += 1
-        got += list(src.read_span(at, n))
-        i += n
-    return full, got
 
 
 @pytest.mark.parametrize("chunk", [lines.CHUNK_BYTES, 7, 100])

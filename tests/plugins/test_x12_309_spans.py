@@ -15,7 +15,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from s321.contracts import PipelineContext, PipelineDefaults, RawUnit
+from spans_check import by_spans
+from s321.contracts import PipelineContext, PipelineDefaults
 from s321.plugins.x12.manifest309 import Bill
 from s321.plugins.x12_309 import X12309Options, X12309Source
 from s321.record import FilerType, ModeOfTransport
@@ -29,32 +30,6 @@ def source(path: Path) -> X12309Source:
     context = PipelineContext("trucks", "CAR001", FilerType.CARRIER, ModeOfTransport.TRUCK,
                               "pilot-2019", "x12-309", PipelineDefaults())
     return X12309Source(X12309Options(path=path), context)
-
-
-def by_spans(src: X12309Source, cuts: set[int] | None) -> tuple[list[RawUnit], list[RawUnit]]:
-    """(read()'s units, the units the keys pass hands on whole plus those read span by
-    span, a span starting at each bill whose index is in `cuts` (None: every bill), or
-    where the keys pass broke the run of bills, and reading as many as the run holds)."""
-    full = list(src.read())
-    pairs = list(src.read_key_positions())
-    assert [(u.key, u.location, u.checkpoint) for u, _ in pairs] == [
-        (u.key, u.location, u.checkpoint) for u in full]
-    got: list[RawUnit] = []
-    i = 0
-    while i < len(pairs):
-        unit, at = pairs[i]
-        if at is None:
-            assert unit.payload is None
-            got.append(unit)
-            i += 1
-            continue
-        n = 1
-        while (i + n < len(pairs) and pairs[i + n][1] is not None
-               and pairs[i + n][1][0] == at[0] and (cuts is not None and i + n not in cuts)):
-            n += 1
-        got += list(src.read_span(at, n))
-        i += n
-    return full, got
 
 
 def test_the_samples_and_real_world_files_cut_at_every_bill_and_once_anywhere():
