@@ -137,18 +137,17 @@ class FhlSource:
             yield _unreadable(path, f"reading {path} stopped: {exc.strerror or exc}")
             return
         with stream:
-            units = None
-            if (stat.st_size, stat.st_mtime_ns) == (size, mtime_ns):
-                units = fhl.parse_span(stream, file, start, self.options.encoding)
             done = 0
-            if units is not None:
-                try:
-                    for unit in islice(units, count):
-                        yield unit
-                        done += 1
-                except OSError as exc:
-                    yield _unreadable(path, f"reading {path} failed: {exc.strerror or exc}")
-                    return
+            try:
+                units = None
+                if (stat.st_size, stat.st_mtime_ns) == (size, mtime_ns):
+                    units = fhl.parse_span(stream, file, start, self.options.encoding)
+                for unit in islice(units or (), count):
+                    yield unit
+                    done += 1
+            except OSError as exc:  # the disk, not the content: name it, as read() does
+                yield _unreadable(path, f"reading {path} failed: {exc.strerror or exc}")
+                return
             if done < count:
                 yield RawUnit(f"fhl-file:{path.name}", at, None, (error(
                     "fhl-unreadable-file", "", f"{path} changed while it was read: read it "

@@ -149,3 +149,21 @@ def test_lines_in_any_order_read_the_same(monkeypatch, parts: list[bytes], chunk
         path.write_bytes(b"".join(parts))
         full, got = by_spans(source(path), None)
         assert got == full
+
+
+def test_a_disk_error_while_a_span_is_read_is_a_unit_that_names_it(tmp_path: Path, monkeypatch):
+    """An I/O error anywhere in a span's reading (while its HBS line is looked for, or
+    later) is a unit naming the file, never an exception out of the worker."""
+    path = tmp_path / "h.txt"
+    path.write_bytes(SAMPLE.read_bytes())
+    src = source(path)
+    starts = [at for _u, at in src.read_key_positions() if at is not None]
+
+    def broken_disk(*_args, **_kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(lines, "read_lines", broken_disk)
+    monkeypatch.setattr("s321.plugins.cargo_imp.fhl.read_lines", broken_disk)
+    [unit] = src.read_span(starts[1], 3)
+    assert unit.payload is None and unit.findings[0].code == "fhl-unreadable-file"
+    assert "Input/output error" in unit.findings[0].message
