@@ -10,9 +10,9 @@ each stage in a fresh process (bench/stages.py) so that RSS peaks do not mix:
   transmitting over `p2p-socket` (mutual TLS) to `s321 sandbox` running in its own
   process, until every record is acknowledged.
 
-The same preview and baseline run for an X12 309 manifest file and a Cargo-IMP FHL file
-of as many bills / house waybills (`--sources`; their baseline is
-bench/baseline_carrier.py), a carrier filing them under pilot-2019.
+The same stages run for an X12 309 manifest file and a Cargo-IMP FHL file of as many
+bills / house waybills (`--sources`; their baseline is bench/baseline_carrier.py), a
+carrier filing them under pilot-2019.
 
 It prints a table and writes bench/results.json. Speed is never asserted by tests; this
 is the one command that measures it (docs/performance.md):
@@ -117,15 +117,28 @@ def carrier_input(data: Path, kind: str, size: int, seed: int) -> Path:
     return path
 
 
-def write_carrier_config(path: Path, kind: str, source: Path, work: Path) -> Path:
+def write_carrier_config(path: Path, kind: str, source: Path, work: Path,
+                         e2e: tuple[Path, str, Settings] | None = None) -> Path:
     """A one-pipeline config (`carrier`): a carrier filing what it carries; as
-    baseline_carrier.py assumes (originator CAR321, known carrier customers)."""
+    baseline_carrier.py assumes (originator CAR321, known carrier customers). With
+    `e2e` (ledger, transport table, settings), as `write_config` sends the shop's."""
+    if e2e is None:
+        transport = file_transport(work / "outbox", "carrier")
+        head = ""
+    else:
+        ledger, transport, settings = e2e
+        transmit = f'\n[daemon]\ntransmit = "{settings.transmit}"\n' if settings.transmit else ""
+        head = f'[ledger]\npath = "{ledger}"\nsynchronous = "{settings.synchronous}"\n{transmit}\n'
+    batch = f"batch_size = {e2e[2].batch_size}\n" if e2e and e2e[2].batch_size else ""
     path.write_text(f"""\
-[pipelines.carrier]
+{head}[pipelines.carrier]
 originator_code = "CAR321"
 filer_type = "carrier"
 mode_of_transport = "{CARRIER_MODE[kind]}"
 profile = "pilot-2019"
+{batch}
+[pipelines.carrier.retry]
+ack_timeout = 3600.0
 
 [pipelines.carrier.defaults]
 known_carrier_customer = true
@@ -134,9 +147,7 @@ known_carrier_customer = true
 plugin = "{kind}"
 path = "{source}"
 
-[pipelines.carrier.transport]
-plugin = "file"
-directory = "{work / 'outbox'}"
+{transport}
 """, encoding="utf-8")
     return path
 
@@ -185,12 +196,12 @@ tracking = "{files.tracking}"
     return path
 
 
-def file_transport(folder: Path) -> str:
-    return f'[pipelines.shop.transport]\nplugin = "file"\ndirectory = "{folder}"\n'
+def file_transport(folder: Path, pipeline: str = "shop") -> str:
+    return f'[pipelines.{pipeline}.transport]\nplugin = "file"\ndirectory = "{folder}"\n'
 
 
-def p2p_transport(port: int, certs: Path, settings: Settings) -> str:
-    return (f'[pipelines.shop.transport]\nplugin = "p2p-socket"\nhost = "127.0.0.1"\n'
+def p2p_transport(port: int, certs: Path, settings: Settings, pipeline: str = "shop") -> str:
+    return (f'[pipelines.{pipeline}.transport]\nplugin = "p2p-socket"\nhost = "127.0.0.1"\n'
             f'port = {port}\nca = "{certs / "ca.pem"}"\n'
             f'cert = {{ file = "{certs / "client.pem"}" }}\n'
             f'key = {{ file = "{certs / "client.key"}" }}\n'
@@ -313,7 +324,7 @@ def measure_carrier(kind: str, size: int, settings: Settings, seed: int) -> dict
     log = work / "stages.log"
     config = write_carrier_config(work / "preview.toml", kind, source, work)
     repeat = 1 if size >= SINGLE_RUN_FROM else settings.repeat
-    runs: dict[str, list[dict[str, Any]]] = {"preview": [], "baseline": []}
+    runs: dict[str, list[dict[str, Any]]] = {"preview": [], "baseline": [], "e2e": []}
     for _ in range(repeat):
         if "baseline" in settings.stages:
             runs["baseline"].append(run_stage(
@@ -321,6 +332,19 @@ def measure_carrier(kind: str, size: int, settings: Settings, seed: int) -> dict
         if "preview" in settings.stages:
             runs["preview"].append(run_stage(
                 ["preview", "--config", str(config), "--pipeline", "carrier"], log, settings))
+    if "e2e" in settings.stages:  # as for the shop: a run --once to the sandbox
+        for _ in range(repeat):
+            ledger = work / "ledger.sqlite"
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{ledger}{suffix}").unlink(missing_ok=True)
+            with sandbox(work / "sandbox", log, settings.python()) as (port, certs, usage):
+                e2e_config = write_carrier_config(
+                    work / "e2e.toml", kind, source, work,
+                    (ledger, p2p_transport(port, certs, settings, "carrier"), settings))
+                result = run_stage(["e2e", "--config", str(e2e_config), "--pipeline", "carrier"],
+                                   log, settings)
+            result["sandbox"] = usage
+            runs["e2e"].append(result)
     return {"size": size, "source": kind, **{stage: _fastest(r) for stage, r in runs.items() if r},
             "runs": runs}
 
@@ -436,8 +460,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3,
                         help=f"runs per stage below {SINGLE_RUN_FROM:,}; the fastest is shown")
     parser.add_argument("--sources", default=",".join(SOURCES),
-                        help="which inputs: shop (all stages), x12-309 and cargo-imp-fhl "
-                             "(preview and baseline)")
+                        help="which inputs: shop, x12-309, cargo-imp-fhl")
     parser.add_argument("--stages", default="preview,baseline,e2e",
                         help="which of preview, baseline, e2e to run")
     parser.add_argument("--batch-size", type=int,
