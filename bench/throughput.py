@@ -67,10 +67,10 @@ class Settings:
     synchronous: str
     stages: tuple[str, ...]
     code: Path | None = None
+    """Another checkout whose s321 code is measured (bench/checkout.py)."""
     sources: tuple[str, ...] = ("shop",)
     transmit: str | None = None
     """e2e: `[daemon] transmit` ("thread" or "process"); None: the daemon's default."""
-    """Another checkout whose s321 code is measured (bench/checkout.py)."""
 
     def python(self) -> list[str]:
         """The command that starts Python on the code measured."""
