@@ -31,6 +31,9 @@ _BLANK_BYTES = _BLANKS.encode("ascii")
 _TAG = re.compile(r"[A-Z0-9]{2,3}\Z")
 _TAG_BYTES = re.compile(rb"[A-Z0-9]{2,3}\Z")
 ENVELOPE_TAGS = frozenset({"ISA", "GS", "ST", "SE", "GE", "IEA"})
+_TAGS_SEEN: set[str] = set()
+"""Tags that matched _TAG once (at most 36³ + 36² of them), so a segment's tag is a set
+look-up instead of a regular expression's match."""
 
 
 def location(source: str, number: int) -> str:
@@ -393,9 +396,11 @@ class _Tokenizer:
         assert self.delims is not None
         parts = _decode(raw, self.latin1_only, self.encoding).split(self.delims.element)
         tag = parts[0].strip(_BLANKS)
-        if not _TAG.match(tag):
-            return _bad_segment(self.source, self.number)
-        seg = Segment(tag, tuple(p.strip(_BLANKS) for p in parts[1:]), self.number, self.delims)
+        if tag not in _TAGS_SEEN:
+            if not _TAG.match(tag):
+                return _bad_segment(self.source, self.number)
+            _TAGS_SEEN.add(tag)
+        seg = Segment(tag, tuple([p.strip(_BLANKS) for p in parts[1:]]), self.number, self.delims)
         if tag == "IEA":
             self.delims = None  # the next interchange may use other separators
         return seg
