@@ -293,8 +293,9 @@ class _Tokenizer:
                     buf.ensure(4)
                     and buf.buf.startswith(b"ISA", buf.pos)
                     and _is_separator(buf.buf[buf.pos + 3])
-                    # A bare "ISA" segment inside an interchange is one, as in _body.
-                    and buf.buf[buf.pos + 3 : buf.pos + 4] != self.term
+                    # A bare "ISA" segment inside an interchange is one, as in _body
+                    # (between interchanges the last one's terminator means nothing).
+                    and (self.delims is None or buf.buf[buf.pos + 3 : buf.pos + 4] != self.term)
                 ):
                     yield self._header()
                 elif self.delims is None:

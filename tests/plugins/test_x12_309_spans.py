@@ -89,7 +89,8 @@ def test_a_file_changed_or_gone_since_its_positions_names_itself(tmp_path: Path)
 
 # --------------------------------------------------------------------------- made files
 
-SEPARATORS = [("*", ">", "~"), ("|", "^", "\n"), ("\x1d", "\x1f", "\x1c"), ("*", ":", "'")]
+SEPARATORS = [("*", ">", "~"), ("|", "^", "\n"), ("\x1d", "\x1f", "\x1c"), ("*", ":", "'"),
+              ("~", ">", "*")]  # one interchange's terminator, the next one's element separator
 GAPS = ["", "\n", "\r\n", "  \n"]
 
 

@@ -467,3 +467,15 @@ def test_a_reading_for_some_tags_sees_the_same_segments_with_their_elements(part
                 assert b == a
         else:
             assert b == a
+
+
+def test_an_interchange_whose_element_separator_ended_the_last_one_s_segments() -> None:
+    """Two interchanges joined in one file, the second separating elements with what
+    ended the first one's segments (`~`): the second ISA is a header, not a bare segment."""
+    first = interchange([[BODY]], es="*", cs=">", term="~")
+    second = interchange([[BODY]], es="~", cs=">", term="*\n", control="000000002")
+    got = tokens(first + second)
+    assert not [t for t in got if isinstance(t, Finding)], got
+    isas = [s for s in got if isinstance(s, Segment) and s.tag == "ISA"]
+    assert [s.delimiters.element for s in isas] == ["*", "~"]
+    assert [s.get(13) for s in isas] == ["000000001", "000000002"]
