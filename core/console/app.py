@@ -257,7 +257,7 @@ async def records(request: Request, who: Who) -> Response:
         error = f"state {filters['state']!r}: not a state ({', '.join(s.value for s in State)})"
         filters["state"] = None
     before = q.get("before")
-    cursor = int(before) if before and before.isdigit() else None
+    cursor = int(before) if before and before.isascii() and before.isdigit() else None
     rows, next_cursor = _console(request).reader.records(
         who.scope, state=filters["state"], finding=filters["finding"], day=filters["day"],
         search=filters["q"], before=cursor)

@@ -51,7 +51,8 @@ class AceDesk:
 
     def answer(self, body: bytes, source: str) -> Answered:
         checked = validate(body, source)
-        control = int(checked.interchange_control) if checked.interchange_control.isdigit() else 1
+        isa13 = checked.interchange_control  # ASCII digits only: '²'.isdigit() holds too
+        control = int(isa13) if isa13.isascii() and isa13.isdigit() else 1
         env = Envelope(checked.receiver or RECEIVER, checked.sender or "UNKNOWN", control or 1, datetime.now(UTC))
         files = [("997", answers.encode_997(checked, env))]
         if not checked.syntax_ok:

@@ -345,5 +345,5 @@ def _code(code: str) -> str:
 
 
 def _control(batch_id: str) -> int:
-    digits = "".join(ch for ch in batch_id if ch.isdigit())[-9:]
+    digits = "".join(ch for ch in batch_id if "0" <= ch <= "9")[-9:]
     return int(digits) if digits and int(digits) else 1

@@ -483,7 +483,7 @@ def _value_problem(element: Element, value: str) -> tuple[str, str] | None:
 
 
 def _valid_date(value: str) -> bool:
-    if not value.isdigit() or len(value) not in (6, 8):
+    if not (value.isascii() and value.isdigit()) or len(value) not in (6, 8):
         return False
     year = int(value[:-4]) + (2000 if len(value) == 6 else 0)
     try:

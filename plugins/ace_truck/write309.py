@@ -153,7 +153,7 @@ def _check(spec: SegmentSpec, element: Element, value: str, txid: str, field: st
         fail(f"is {len(value)} characters, the guide allows {element.max}")
     if element.codes and value not in element.codes:
         fail(f"{value!r} is not one of the guide's codes {sorted(element.codes)}")
-    if element.type == "N0" and not value.isdigit():
+    if element.type == "N0" and not (value.isascii() and value.isdigit()):
         fail("must be digits")
 
 

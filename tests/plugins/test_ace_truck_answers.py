@@ -166,3 +166,11 @@ def test_reading_arbitrary_bytes_raises_only_answer_error(data: bytes) -> None:
         answers.decode_ack(data, lambda _ref: [])
     except answers.AnswerError:
         pass
+
+
+def test_an_answer_s_control_number_takes_ascii_digits_of_the_batch_only() -> None:
+    """The control number of an answer comes from its batch id's digits: '²' passes
+    str.isdigit() but is no digit int() reads; it is passed over, never a crash."""
+    assert answers._control("B-²12") == 12
+    assert answers._control("²³") == 1
+    assert answers._control("B-0000000000007") == 7

@@ -245,3 +245,20 @@ def test_the_desk_answers_any_bytes_that_start_like_x12(tmp_path: Path, data: st
     assert kinds in (["997"], ["997", "355"])
     for _, answer in answered.files:
         answers.read(answer)
+
+
+def test_the_desk_answers_digits_that_are_not_ascii(tmp_path: Path) -> None:
+    """str.isdigit() holds for '²' and '٣', which int() refuses or reads: an ISA13 or a
+    date made of them is bad input the desk answers, never a crash (found by the fuzz
+    test above: ISA13 '²000000042')."""
+    good = transmission()
+    assert b"*000000042*" in good and b"DMG*D8*19700101*" in good
+    bodies = [good.replace(b"*000000042*", "*²00000042*".encode("latin-1")),  # ISA13
+              good.replace(b"DMG*D8*19700101*", "DMG*D8*١٩٧٠0101*".encode())]  # a date
+    for n, body in enumerate(bodies):
+        store = SandboxStore(tmp_path / f"{n}.sqlite")
+        try:
+            answered = AceDesk(store).answer(body, "digits.edi")
+        finally:
+            store.close()
+        assert [kind for kind, _ in answered.files][0] == "997"
