@@ -17,7 +17,7 @@ from s321.findings import Finding, error, warning
 from s321.record import Consignment
 
 US_CUSTOMS_TERRITORY = frozenset({"US", "PR"})
-_HTS = re.compile(r"\d{6}(\d{2}){0,2}")  # 6, 8 or 10 digits
+_HTS = re.compile(r"[0-9]{6}([0-9]{2}){0,2}")  # 6, 8 or 10 ASCII digits (\d takes any script's)
 _HTS_SEPARATORS = re.compile(r"[.\s-]")
 
 
@@ -55,7 +55,7 @@ def derive(consignment: Consignment, rates: dict[str, Decimal]) -> Consignment:
         if origin and origin != origin.upper():
             item.country_of_origin = origin.upper()
         hts = item.hts_code
-        if hts and not hts.isdigit():
+        if hts and not (hts.isascii() and hts.isdigit()):
             item.hts_code = normalise_hts(hts)
         if sums is None:
             continue
@@ -129,8 +129,9 @@ def check(c: Consignment, rates: dict[str, Decimal], value_limit_usd: Decimal | 
         if item.country_of_origin and not is_country(item.country_of_origin):
             out.append(error("invalid-country", f"items.{i}.country_of_origin",
                              "not an ISO 3166-1 alpha-2 country code (e.g. CN, DE)"))
-        # (Decimal digits only, 6, 8 or 10 of them, is what the pattern accepts, quicker.)
-        if hts and not (hts.isdecimal() and len(hts) in (6, 8, 10)) and not _HTS.fullmatch(normalise_hts(hts)):
+        # (ASCII digits only, 6, 8 or 10 of them, is what the pattern accepts, quicker.)
+        if hts and not (hts.isascii() and hts.isdecimal() and len(hts) in (6, 8, 10)) \
+                and not _HTS.fullmatch(normalise_hts(hts)):
             out.append(error("invalid-hts", f"items.{i}.hts_code",
                              "an HTS code has 6, 8 or 10 digits (e.g. 610910, 61091000 or 6109100012)"))
         if item.product_url and not is_url(item.product_url):

@@ -145,7 +145,8 @@ def test_prices_must_not_be_negative_and_zero_is_allowed():
 @pytest.mark.parametrize("hts,ok", [("961700", True), ("9617000000", True), ("9617.00.0000", True),
                                     ("96170000", True), ("9617.00.00", True),
                                     ("96170", False), ("9617000", False), ("961700000", False),
-                                    ("96170000001", False), ("abcdef", False)])
+                                    ("96170000001", False), ("abcdef", False),
+                                    ("٩٦١٧٠٠", False), ("９６１７００", False)])  # not ASCII digits
 def test_hts_codes_have_6_8_or_10_digits(hts, ok):
     fields = marketplace_fields()
     fields["items"][0]["hts_code"] = hts
