@@ -5,6 +5,13 @@ from a unit on (`read_key_positions` and `read_span`, see s321.pipeline) is not 
 the parent at all: its keys pass notes where each chunk starts, and each worker reads
 its own chunk of the file.
 
+While the keys pass of such a source runs, the workers already read the chunks it has
+cut (as many at a time as the parent lets them have later on): their outcomes cannot be
+given before the pass ends (a key found again later marks them), so each finished
+chunk's outcomes wait in an unlinked temporary file of this process's (mode 0600), at
+most SPILL_BYTES of them; past that, or if the file cannot be written, no more chunks are
+handed out until the pass has ended.
+
 Promises: the same outcomes in the same order as `Processor.process()`, each carrying
 the `--json` line that path would print (`Outcome.line`; `record` is left out, since
 shipping models between processes costs more than making them). A worker that cannot
@@ -13,8 +20,9 @@ rest itself, so findings, counts and exit codes stay those of the serial path.
 Workers are forked before anything opens an SQLite connection (the mappers' enrichment
 tables are loaded in each worker), and only from a parent with one thread. Pickles
 pass only between the parent and the workers it forked, over the executor's own pipes
-(the parent pickles units it read; a worker, the outcomes it made): never from a file,
-a peer or anything outside the process tree.
+(the parent pickles units it read; a worker, the outcomes it made), and through the
+parent's own spill, a file it made with no name and mode 0600: never from a file of
+anyone else's, a peer or anything outside the process tree.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from concurrent.futures.process import BrokenProcessPool
 from decimal import Decimal
 from operator import attrgetter
 from pathlib import Path
+from tempfile import TemporaryFile
 from typing import Any
 
 from s321.config import Pipeline
@@ -55,10 +64,10 @@ CHUNK = 256
 AHEAD = 4
 """Chunks in flight per worker: keeps workers busy while memory stays bounded."""
 
-EARLY = 32
-"""Chunks of a source that reads spans handed out while the keys pass still runs (so the
-workers start at once): their outcomes wait until the pass has ended, at most this many
-chunks' lines (about 14 MB of shop orders), since a key found twice later on changes them."""
+SPILL_BYTES = 128 * 1024 * 1024
+"""The most that the outcomes of chunks finished while the keys pass runs may take in the
+temporary file they wait in (about 85,000 bills or houses of the carrier sources, whose
+keys pass is the longest): enough for all of them at 100k units, bounded at any size."""
 
 Chunk = list[tuple[RawUnit, list[str] | None]]
 """Units, each with the locations of the other units of its key when it repeats."""
@@ -246,6 +255,7 @@ def preview(pipeline: Pipeline, rates: dict[str, Decimal], paths: list[Path] | N
         yield from open_processor().process(paths)
         return
     _job = (pipeline, rates)
+    spill = _Spill(SPILL_BYTES)
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
                                initializer=_start_worker)
     try:
@@ -253,7 +263,7 @@ def preview(pipeline: Pipeline, rates: dict[str, Decimal], paths: list[Path] | N
         # process finds the keys that repeat.
         pool.submit(_ready)
         if reads_spans(reader.source):
-            cut = _plans(pool, reader, paths)
+            cut = _plans(pool, reader, paths, workers, spill)
             if cut is not None:
                 early, rest = cut
                 yield from _in_order(pool, rest, workers, open_processor, early)
@@ -263,6 +273,7 @@ def preview(pipeline: Pipeline, rates: dict[str, Decimal], paths: list[Path] | N
     finally:
         _job = None
         pool.shutdown(wait=True, cancel_futures=True)
+        spill.close()
 
 
 def _input_bytes(pipeline: Pipeline, paths: list[Path] | None) -> int:
@@ -279,24 +290,39 @@ def reads_spans(source: Any) -> bool:
         getattr(source, "read_span", None))
 
 
-def _plans(pool: ProcessPoolExecutor, reader: Processor, paths: list[Path] | None
-           ) -> tuple[deque[tuple[Plan, Future[Any]]], Iterator[Plan]] | None:
+def _plans(pool: ProcessPoolExecutor, reader: Processor, paths: list[Path] | None,
+           workers: int, spill: _Spill) -> tuple[deque[tuple[Plan, Handle]], Iterator[Plan]] | None:
     """The keys pass of a source that reads spans, which also cuts the input into chunks
     of CHUNK units: a position per span (never one per unit), the units no span can
-    start at, and each chunk's repeated keys. The first EARLY chunks go to the workers
-    at once (again, with their repeated keys, if any turn out to repeat). Returns those
-    in flight and the rest; None when the source raised: the parent then reads the units
-    itself, as it does for any other source."""
+    start at, and each chunk's repeated keys. Meanwhile the chunks cut so far go to the
+    workers in order, as many in flight as `_in_order` keeps, and each one finished
+    waits in `spill` (a chunk that turns out to hold a repeated key is worked again).
+    Returns those handed out and the rest; None when the source raised: the parent then
+    reads the units itself, as it does for any other source."""
     plans: list[Plan] = []
-    early: deque[tuple[Plan, Future[Any]]] = deque()
+    early: list[tuple[Plan, Handle]] = []  # plans[:len(early)], handed out in order
+    running: deque[int] = deque()  # those of `early` a worker may still be working on
+    handing_out = True
     pieces: list[Piece] = []
     in_chunk = 0
     span: list[Any] | None = None  # the chunk's last span, while units go on extending it
 
     def cut() -> None:
-        plan = Plan(pieces)
-        plans.append(plan)
-        if len(early) < EARLY:
+        nonlocal handing_out
+        plans.append(Plan(pieces))
+        for _ in range(len(running)):  # the finished ones wait on disk, in any order
+            at = running.popleft()
+            plan, future = early[at]
+            assert isinstance(future, Future)
+            if not future.done():
+                running.append(at)
+            elif (kept := _keep(spill, future)) is not None:
+                early[at] = (plan, kept)
+            else:  # the spill is full or failed, or a worker did: the rest wait for the pass
+                handing_out = False
+        while handing_out and len(running) <= workers * AHEAD and len(early) < len(plans):
+            plan = plans[len(early)]
+            running.append(len(early))
             early.append((plan, _submit(pool, _process_plan, plan)))
 
     with RepeatedKeys() as keys:  # flat memory: past a limit the keys wait on disk
@@ -329,9 +355,84 @@ def _plans(pool: ProcessPoolExecutor, reader: Processor, paths: list[Path] | Non
                     chunk_repeats = plans[tag].repeats = {}
                 chunk_repeats[slot] = repeated[slot]
     # Handed out before its units were known to repeat: worked again with them.
-    early = deque((plan, _submit(pool, _process_plan, plan) if plan.repeats else future)
-                  for plan, future in early)
-    return early, iter(plans[len(early):])
+    handed = deque((plan, _submit(pool, _process_plan, plan) if plan.repeats else handle)
+                   for plan, handle in early)
+    return handed, iter(plans[len(handed):])
+
+
+class _SpillLost(Exception):
+    """Outcomes that waited in the spill cannot be read back."""
+
+
+class _Spill:
+    """Outcomes of finished chunks (pickled, as a worker sent them) waiting for the keys
+    pass to end, in one unlinked temporary file, at most `limit` bytes."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self.file: Any = None
+
+    def keep(self, blob: bytes) -> _Kept | None:
+        """Where `blob` now is; None when it does not fit or cannot be written."""
+        if self.used + len(blob) > self.limit:
+            return None
+        try:
+            if self.file is None:
+                # Buyers' data: the file is this process's alone (mkstemp's 0600) and
+                # has no name in any folder, so nothing is left behind by a crash.
+                self.file = TemporaryFile(prefix="s321-preview-")
+            self.file.seek(self.used)
+            self.file.write(blob)
+        except OSError as exc:
+            log.warning("outcomes cannot wait on disk while the keys are read; the workers "
+                        "wait for the keys instead", error=exc.strerror)
+            self.limit = 0  # never again
+            return None
+        kept = _Kept(self, self.used, len(blob))
+        self.used += len(blob)
+        return kept
+
+    def read(self, offset: int, size: int) -> bytes:
+        try:
+            self.file.flush()
+            self.file.seek(offset)
+            blob: bytes = self.file.read(size)
+        except OSError as exc:
+            raise _SpillLost(exc.strerror or str(exc)) from exc
+        if len(blob) != size:
+            raise _SpillLost(f"{size - len(blob)} bytes of {size} are gone")
+        return blob
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Kept:
+    """A finished chunk's outcomes in the spill: `result()` as its future's."""
+
+    spill: _Spill
+    offset: int
+    size: int
+
+    def result(self) -> bytes:
+        return self.spill.read(self.offset, self.size)
+
+
+Handle = Future[Any] | _Kept
+"""A chunk handed to the workers: its future, or its outcomes waiting in the spill."""
+
+
+def _keep(spill: _Spill, future: Future[Any]) -> _Kept | None:
+    """A finished future's outcomes moved to the spill; None when the worker failed or
+    could not open the pipeline (`_collect` says so) or the spill did not take them."""
+    if future.exception() is not None:
+        return None
+    blob = future.result()
+    return spill.keep(blob) if blob is not None else None
 
 
 def _submit(pool: ProcessPoolExecutor, task: Callable[[bytes], bytes | None],
@@ -358,29 +459,35 @@ def _chunks(units: Iterator[RawUnit], repeated: dict[tuple[str, str], list[str]]
 
 def _in_order(pool: ProcessPoolExecutor, chunks: Iterator[Chunk] | Iterator[Plan], workers: int,
               open_processor: Callable[[], Processor],
-              submitted: deque[tuple[Plan, Future[Any]]] | None = None) -> Iterator[Outcome]:
+              submitted: deque[tuple[Plan, Handle]] | None = None) -> Iterator[Outcome]:
     """The outcomes of `chunks` (after those `submitted` already) in order, each chunk
-    handed to the workers while at most AHEAD a worker are in flight."""
-    pending: deque[tuple[Chunk | Plan, Future[Any] | None]] = deque(submitted or ())
+    handed to the workers while at most AHEAD a worker are in flight; outcomes that wait
+    in the spill are not in flight, so the workers go on while they are given."""
+    pending: deque[tuple[Chunk | Plan, Handle | None]] = deque(submitted or ())
+    in_flight = sum(not isinstance(handle, _Kept) for _chunk, handle in pending)
     local: Processor | None = None  # once a worker failed, this process does the rest
-    while len(pending) > workers * AHEAD:
-        outcomes, local = _collect(*pending.popleft(), local, open_processor)
-        yield from outcomes
-    for chunk in chunks:
-        future: Future[Any] | None = None
-        if local is None:
-            future = _submit(pool, _process_plan if isinstance(chunk, Plan) else _process_chunk,
-                             chunk)
-        pending.append((chunk, future))
-        while len(pending) > workers * AHEAD or (local is not None and pending):
-            outcomes, local = _collect(*pending.popleft(), local, open_processor)
-            yield from outcomes
-    while pending:
-        outcomes, local = _collect(*pending.popleft(), local, open_processor)
+    rest = iter(chunks)
+    while True:
+        while in_flight <= (workers * AHEAD if local is None else 0):
+            chunk = next(rest, None)
+            if chunk is None:
+                break
+            future: Future[Any] | None = None
+            if local is None:
+                future = _submit(pool, _process_plan if isinstance(chunk, Plan) else _process_chunk,
+                                 chunk)
+            pending.append((chunk, future))
+            in_flight += 1
+        if not pending:
+            return
+        chunk, handle = pending.popleft()
+        if not isinstance(handle, _Kept):
+            in_flight -= 1
+        outcomes, local = _collect(chunk, handle, local, open_processor)
         yield from outcomes
 
 
-def _collect(chunk: Chunk | Plan, future: Future[Any] | None, local: Processor | None,
+def _collect(chunk: Chunk | Plan, future: Handle | None, local: Processor | None,
              open_processor: Callable[[], Processor]) -> tuple[list[Outcome], Processor | None]:
     if future is not None and local is None:
         try:
@@ -399,6 +506,9 @@ def _collect(chunk: Chunk | Plan, future: Future[Any] | None, local: Processor |
                       "one process")
         except BrokenProcessPool:
             log.error("a preview worker stopped; the preview goes on in one process")
+        except _SpillLost as exc:
+            log.error("the preview's temporary file could not be read back; the preview goes "
+                      "on in one process", error=str(exc))
         except Exception as exc:
             log.error("a preview worker failed; the preview goes on in one process",
                       error_type=type(exc).__name__)

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -294,9 +295,11 @@ def test_the_workers_read_their_own_spans_the_parent_never_reads_the_orders(shop
     assert len(plans) == 43 and all(isinstance(p, parallel.Plan) for p in plans)
     assert all(isinstance(piece, list) for p in plans for piece in p.pieces)
     # The duplicate key (one order's rows again at the end) is named in both its chunks;
-    # the first was handed out before the keys pass found it repeated, and again after.
+    # a chunk handed out before the keys pass found it repeated is handed out again
+    # after, with its repeated keys; no other chunk is worked twice.
     assert sum(p.repeats is not None for p in plans) == 2
-    assert len(span_reads) == 44
+    twice = [p for p in plans if sum(q is p for q in span_reads) == 2]
+    assert len(span_reads) == 43 + len(twice) and all(p.repeats for p in twice)
 
 
 def test_a_worker_killed_in_the_middle_of_its_span(shop, capsys, monkeypatch):
@@ -468,3 +471,89 @@ def test_a_carrier_worker_killed_in_the_middle_of_its_span(carrier, capsys, monk
     assert one[:2] == two[:2]
     assert len(two[1].splitlines()) == len(one[1].splitlines()) > 300
     assert "a preview worker stopped" in two[2]
+
+
+def _slow_keys_pass(monkeypatch: pytest.MonkeyPatch, ended: list[float]) -> None:
+    """shopify-csv's keys pass made slow (5 ms an order), noting when it ended."""
+    from s321.plugins import shopify_csv
+
+    positions = shopify_csv.read_export_positions
+
+    def slowly(path, encoding="utf-8"):  # noqa: ANN001, ANN202
+        for pair in positions(path, encoding):
+            time.sleep(0.005)
+            yield pair
+        ended.append(time.monotonic())
+
+    monkeypatch.setattr(shopify_csv, "read_export_positions", slowly)
+
+
+def test_the_workers_work_while_the_keys_pass_runs(shop, monkeypatch, tmp_path):
+    """The keys pass of a source that reads spans takes a while (a large X12 or FHL
+    file's: seconds): the chunks it has cut go to the workers meanwhile, all of them,
+    not only the first few, and their outcomes wait (on disk) for the pass to end."""
+    monkeypatch.setattr(parallel, "CHUNK", 3)  # about 100 chunks
+    started = tmp_path / "started"
+    outcomes_of = parallel._plan_outcomes
+
+    def noting_the_start(processor, plan):  # noqa: ANN001, ANN202
+        if os.getpid() != PARENT:
+            with started.open("a") as fh:
+                fh.write(f"{time.monotonic()}\n")
+        return outcomes_of(processor, plan)
+
+    _registry, loaded = app.load(shop)
+    serial = list(app.preview(loaded, "shop"))
+    ended: list[float] = []
+    _slow_keys_pass(monkeypatch, ended)
+    monkeypatch.setattr(parallel, "_plan_outcomes", noting_the_start)
+    outcomes = list(app.preview(loaded, "shop", jobs=2))
+    assert [o.to_json() for o in outcomes] == [o.to_json() for o in serial]
+    assert [(o.ref, o.source, o.checkpoint, o.status, o.findings, o.reason) for o in outcomes] == [
+        (o.ref, o.source, o.checkpoint, o.status, o.findings, o.reason) for o in serial]
+    starts = [float(line) for line in started.read_text().split()]
+    chunks = -(-301 // 3)
+    assert len(ended) == 1 and len(starts) >= chunks
+    # Before, the first 32 chunks only were handed out while the pass ran.
+    assert sum(t < ended[0] for t in starts) >= 0.6 * chunks
+
+
+def test_outcomes_that_cannot_wait_on_disk(shop, capsys, monkeypatch):
+    """The temporary file cannot be made (a full or read-only temporary folder): the
+    workers wait for the keys pass, and the preview is the same."""
+    def no_room(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise OSError(28, "No space left on device")
+
+    one = preview(capsys, "-c", str(shop), "-p", "shop", "--json", "--jobs", "1")
+    _slow_keys_pass(monkeypatch, [])
+    monkeypatch.setattr(parallel, "TemporaryFile", no_room)
+    two = preview(capsys, "-c", str(shop), "-p", "shop", "--json", "--jobs", "2")
+    assert one[:2] == two[:2]
+    assert "outcomes cannot wait on disk" in two[2] and "No space left on device" in two[2]
+
+
+def test_outcomes_lost_from_the_temporary_file(shop, capsys, monkeypatch):
+    """The temporary file loses what it held (cut short under the preview): the parent
+    works those chunks itself, and the preview is complete and the same."""
+    read = parallel._Spill.read
+
+    def cut_short_then_read(self, offset, size):  # noqa: ANN001, ANN202
+        self.file.truncate(offset + size // 2)
+        return read(self, offset, size)
+
+    one = preview(capsys, "-c", str(shop), "-p", "shop", "--json", "--jobs", "1")
+    _slow_keys_pass(monkeypatch, [])
+    monkeypatch.setattr(parallel._Spill, "read", cut_short_then_read)
+    two = preview(capsys, "-c", str(shop), "-p", "shop", "--json", "--jobs", "2")
+    assert one[:2] == two[:2]
+    assert len(two[1].splitlines()) == 301
+    assert "temporary file could not be read back" in two[2]
+
+
+def test_outcomes_past_the_spill_limit_wait_for_the_keys_pass(shop, capsys, monkeypatch):
+    """A spill that is full takes no more: the chunks not handed out wait for the pass."""
+    one = preview(capsys, "-c", str(shop), "-p", "shop", "--json", "--jobs", "1")
+    _slow_keys_pass(monkeypatch, [])
+    monkeypatch.setattr(parallel, "SPILL_BYTES", 20_000)
+    two = preview(capsys, "-c", str(shop), "-p", "shop", "--json", "--jobs", "2")
+    assert one[:2] == two[:2]
