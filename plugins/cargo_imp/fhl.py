@@ -236,9 +236,15 @@ class _Reader:
 
     def _line(self, line: Line) -> None:
         text = line.text
-        if not self.payload and self.house is not None and text[0] == "/":
-            # Keys only: a continuation inside a house (most of its lines) changes no
-            # key or location, and is no envelope line, message or house start.
+        if text[0] == "/" and self.house is not None and not self.foreign:
+            # A continuation inside a house (most of its lines) is no envelope line,
+            # message or house start: it only adds to the house, and changes no key or
+            # location (keys only: nothing to do).
+            if self.payload:
+                self._continuation(text[1:].strip())
+                if line.repaired:
+                    self._note(warning("fhl-repaired-line", "", f"this line was {line.repaired}",
+                                       self.at))
             return
         tag, rest = _tagged(text)
         if tag is None and _ENVELOPE.fullmatch(text):  # no envelope line looks tagged
