@@ -557,3 +557,56 @@ def test_outcomes_past_the_spill_limit_wait_for_the_keys_pass(shop, capsys, monk
     monkeypatch.setattr(parallel, "SPILL_BYTES", 20_000)
     two = preview(capsys, "-c", str(shop), "-p", "shop", "--json", "--jobs", "2")
     assert one[:2] == two[:2]
+
+
+def test_a_killed_preview_leaves_no_buyers_data_in_the_temporary_folder(tmp_path):
+    """The outcomes that wait for the keys pass hold buyers' names and addresses: their
+    file is the preview's alone (0600) and has no name, so `kill -9` of the preview and
+    its workers leaves nothing in $TMPDIR."""
+    data = tmp_path / "in" / "manifests.edi"
+    data.parent.mkdir()
+    subprocess.run([sys.executable, str(ROOT / "bench" / "generate.py"), "x12-309", "30000", str(data)],
+                   check=True, capture_output=True)
+    config = tmp_path / "s321.toml"
+    config.write_text(f"""\
+[pipelines.carrier]
+originator_code = "CAR321"
+filer_type = "carrier"
+mode_of_transport = "truck"
+profile = "pilot-2019"
+
+[pipelines.carrier.defaults]
+known_carrier_customer = true
+
+[pipelines.carrier.source]
+plugin = "x12-309"
+path = "{data.parent}"
+
+[pipelines.carrier.transport]
+plugin = "file"
+directory = "{tmp_path / 'outbox'}"
+""", encoding="utf-8")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "s321.cli", "preview", "-c", str(config), "-p", "carrier",
+                             "--json", "--jobs", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, "TMPDIR": str(scratch)}, start_new_session=True)
+    spill = None
+    try:
+        deadline = time.monotonic() + 60
+        while spill is None and proc.poll() is None and time.monotonic() < deadline:
+            for fd in Path(f"/proc/{proc.pid}/fd").iterdir():
+                try:
+                    target = os.readlink(fd)
+                except OSError:
+                    continue
+                if target.startswith(str(scratch)):
+                    spill = (target, os.stat(fd).st_mode & 0o777)
+                    break
+            time.sleep(0.01)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+    assert spill is not None, "no outcomes waited on disk while the keys were read"
+    assert spill[0].endswith("(deleted)") and spill[1] == 0o600, spill
+    assert list(scratch.iterdir()) == []
