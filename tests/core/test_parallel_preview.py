@@ -473,19 +473,43 @@ def test_a_carrier_worker_killed_in_the_middle_of_its_span(carrier, capsys, monk
     assert "a preview worker stopped" in two[2]
 
 
-def _slow_keys_pass(monkeypatch: pytest.MonkeyPatch, ended: list[float]) -> None:
-    """shopify-csv's keys pass made slow (5 ms an order), noting when it ended."""
-    from s321.plugins import shopify_csv
+class SlowKeysPass:
+    """shopify-csv's keys pass made slow (5 ms an order, after waiting for a worker to
+    finish its first chunk, however long the workers take to start), noting when it
+    ended; and the moments the workers start a chunk."""
 
-    positions = shopify_csv.read_export_positions
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+        from s321.plugins import shopify_csv
 
-    def slowly(path, encoding="utf-8"):  # noqa: ANN001, ANN202
-        for pair in positions(path, encoding):
-            time.sleep(0.005)
-            yield pair
-        ended.append(time.monotonic())
+        self.ended: list[float] = []
+        self.started = folder / "started"
+        self.done = folder / "done"
+        positions = shopify_csv.read_export_positions
+        outcomes_of = parallel._plan_outcomes
 
-    monkeypatch.setattr(shopify_csv, "read_export_positions", slowly)
+        def slowly(path, encoding="utf-8"):  # noqa: ANN001, ANN202
+            for n, pair in enumerate(positions(path, encoding)):
+                if n == 3 * parallel.CHUNK:  # three chunks are out: wait for the first
+                    deadline = time.monotonic() + 60
+                    while not self.done.exists() and time.monotonic() < deadline:
+                        time.sleep(0.01)
+                time.sleep(0.005)
+                yield pair
+            self.ended.append(time.monotonic())
+
+        def noting(processor, plan):  # noqa: ANN001, ANN202
+            if os.getpid() != PARENT:
+                with self.started.open("a") as fh:
+                    fh.write(f"{time.monotonic()}\n")
+            yield from outcomes_of(processor, plan)
+            if os.getpid() != PARENT:
+                self.done.touch()
+
+        monkeypatch.setattr(shopify_csv, "read_export_positions", slowly)
+        monkeypatch.setattr(parallel, "_plan_outcomes", noting)
+
+    def starts(self) -> list[float]:
+        return [float(line) for line in self.started.read_text().split()]
 
 
 def test_the_workers_work_while_the_keys_pass_runs(shop, monkeypatch, tmp_path):
@@ -493,46 +517,35 @@ def test_the_workers_work_while_the_keys_pass_runs(shop, monkeypatch, tmp_path):
     file's: seconds): the chunks it has cut go to the workers meanwhile, all of them,
     not only the first few, and their outcomes wait (on disk) for the pass to end."""
     monkeypatch.setattr(parallel, "CHUNK", 3)  # about 100 chunks
-    started = tmp_path / "started"
-    outcomes_of = parallel._plan_outcomes
-
-    def noting_the_start(processor, plan):  # noqa: ANN001, ANN202
-        if os.getpid() != PARENT:
-            with started.open("a") as fh:
-                fh.write(f"{time.monotonic()}\n")
-        return outcomes_of(processor, plan)
-
     _registry, loaded = app.load(shop)
     serial = list(app.preview(loaded, "shop"))
-    ended: list[float] = []
-    _slow_keys_pass(monkeypatch, ended)
-    monkeypatch.setattr(parallel, "_plan_outcomes", noting_the_start)
+    slow = SlowKeysPass(monkeypatch, tmp_path)
     outcomes = list(app.preview(loaded, "shop", jobs=2))
     assert [o.to_json() for o in outcomes] == [o.to_json() for o in serial]
     assert [(o.ref, o.source, o.checkpoint, o.status, o.findings, o.reason) for o in outcomes] == [
         (o.ref, o.source, o.checkpoint, o.status, o.findings, o.reason) for o in serial]
-    starts = [float(line) for line in started.read_text().split()]
+    starts = slow.starts()
     chunks = -(-301 // 3)
-    assert len(ended) == 1 and len(starts) >= chunks
+    assert len(slow.ended) == 1 and len(starts) >= chunks
     # Before, the first 32 chunks only were handed out while the pass ran.
-    assert sum(t < ended[0] for t in starts) >= 0.6 * chunks
+    assert sum(t < slow.ended[0] for t in starts) >= 0.6 * chunks
 
 
-def test_outcomes_that_cannot_wait_on_disk(shop, capsys, monkeypatch):
+def test_outcomes_that_cannot_wait_on_disk(shop, capsys, monkeypatch, tmp_path):
     """The temporary file cannot be made (a full or read-only temporary folder): the
     workers wait for the keys pass, and the preview is the same."""
     def no_room(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         raise OSError(28, "No space left on device")
 
     one = preview(capsys, "-c", str(shop), "-p", "shop", "--json", "--jobs", "1")
-    _slow_keys_pass(monkeypatch, [])
+    SlowKeysPass(monkeypatch, tmp_path)
     monkeypatch.setattr(parallel, "TemporaryFile", no_room)
     two = preview(capsys, "-c", str(shop), "-p", "shop", "--json", "--jobs", "2")
     assert one[:2] == two[:2]
     assert "outcomes cannot wait on disk" in two[2] and "No space left on device" in two[2]
 
 
-def test_outcomes_lost_from_the_temporary_file(shop, capsys, monkeypatch):
+def test_outcomes_lost_from_the_temporary_file(shop, capsys, monkeypatch, tmp_path):
     """The temporary file loses what it held (cut short under the preview): the parent
     works those chunks itself, and the preview is complete and the same."""
     read = parallel._Spill.read
@@ -542,7 +555,7 @@ def test_outcomes_lost_from_the_temporary_file(shop, capsys, monkeypatch):
         return read(self, offset, size)
 
     one = preview(capsys, "-c", str(shop), "-p", "shop", "--json", "--jobs", "1")
-    _slow_keys_pass(monkeypatch, [])
+    SlowKeysPass(monkeypatch, tmp_path)
     monkeypatch.setattr(parallel._Spill, "read", cut_short_then_read)
     two = preview(capsys, "-c", str(shop), "-p", "shop", "--json", "--jobs", "2")
     assert one[:2] == two[:2]
@@ -550,10 +563,10 @@ def test_outcomes_lost_from_the_temporary_file(shop, capsys, monkeypatch):
     assert "temporary file could not be read back" in two[2]
 
 
-def test_outcomes_past_the_spill_limit_wait_for_the_keys_pass(shop, capsys, monkeypatch):
+def test_outcomes_past_the_spill_limit_wait_for_the_keys_pass(shop, capsys, monkeypatch, tmp_path):
     """A spill that is full takes no more: the chunks not handed out wait for the pass."""
     one = preview(capsys, "-c", str(shop), "-p", "shop", "--json", "--jobs", "1")
-    _slow_keys_pass(monkeypatch, [])
+    SlowKeysPass(monkeypatch, tmp_path)
     monkeypatch.setattr(parallel, "SPILL_BYTES", 20_000)
     two = preview(capsys, "-c", str(shop), "-p", "shop", "--json", "--jobs", "2")
     assert one[:2] == two[:2]
