@@ -20,17 +20,21 @@ import re
 import stat
 import time
 from dataclasses import dataclass
-
-import paramiko
+from typing import TYPE_CHECKING
 
 from s321 import private
 from s321.adapters.sftp_drop.hostkeys import HostKeyPin
 from s321.adapters.sftp_drop.options import SftpOptions
-from s321.adapters.sftp_drop.session import SftpSession, is_connection_failure, load_user_key, open_session
 from s321.backoff import Backoff, retry
 from s321.contracts import Ack, Batch, Capabilities, PipelineContext, Receipt, Serializer
 from s321.errors import FatalError, TransportError, classify
 from s321.logs import get_logger
+
+if TYPE_CHECKING:  # paramiko (and what it loads) is imported when a link is opened:
+    # every s321 command loads this plugin, and most never open an SFTP link.
+    import paramiko
+
+    from s321.adapters.sftp_drop.session import SftpSession
 
 log = get_logger(__name__)
 
@@ -120,6 +124,8 @@ class SftpDropTransport:
         return self._session
 
     def _open(self) -> SftpSession:
+        from s321.adapters.sftp_drop.session import load_user_key, open_session
+
         o = self.options
         pin = HostKeyPin(o.host, o.port, o.known_hosts, o.host_key_fingerprint)
         session = open_session(o, pin, load_user_key(o))
@@ -138,7 +144,7 @@ class SftpDropTransport:
     def _failed(self, exc: BaseException, doing: str) -> TransportError:
         """The error to raise; a session that an error left unusable is dropped so the
         next call reconnects instead of failing on a dead link."""
-        if self._session is not None and (is_connection_failure(exc) or not self._session.alive()):
+        if self._session is not None and (_is_connection_failure(exc) or not self._session.alive()):
             self.close()
         err = classify(exc)
         return type(err)(f"sftp {self.options.where}: {doing}: {err}")
@@ -305,3 +311,10 @@ def _is_dir(sftp: paramiko.SFTPClient, path: str) -> bool:
     except FileNotFoundError:
         return False
 
+
+def _is_connection_failure(exc: BaseException) -> bool:
+    """session.is_connection_failure, for a transport that has a session (so paramiko
+    is loaded already)."""
+    from s321.adapters.sftp_drop.session import is_connection_failure
+
+    return is_connection_failure(exc)

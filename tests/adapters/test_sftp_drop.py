@@ -800,3 +800,19 @@ def test_uploaded_batches_are_owner_only_whatever_the_servers_umask(tmp_path: Pa
         assert stat_mod.S_IMODE(uploaded.stat().st_mode) == 0o600
     finally:
         srv.stop()
+
+
+def test_paramiko_is_loaded_only_when_a_link_is_opened() -> None:
+    """Every `s321` command loads the installed plugins; paramiko and what it loads
+    (about 0.08 s of each command's start) come in only with a first SFTP link, so
+    `s321 check` of a shop's config does not pay for them."""
+    import sys
+
+    code = ("import sys\n"
+            "from s321 import app\n"
+            "registry = app.load_registry(None)\n"
+            "assert registry.has('transport', 'sftp-drop'), registry.names('transport')\n"
+            "print('paramiko' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
