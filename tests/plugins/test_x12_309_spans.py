@@ -164,3 +164,21 @@ def test_segments_in_any_order_read_the_same(segments: list[bytes]):
         path.write_bytes(b"".join(segments))
         full, got = by_spans(source(path), None)
         assert got == full
+
+
+def test_a_sample_delivered_wrapped_at_80_columns_gives_the_same_units(tmp_path: Path):
+    """A 309 cut into lines of 80 characters (CRLF), as a mailbox or a mainframe
+    delivers it: the same bills, keys, locations, findings and payloads as the file in
+    one line, from read(), the keys pass and every span."""
+    for path in SAMPLES:
+        target = tmp_path / path.name
+        flat = path.read_bytes().replace(b"\r", b"").replace(b"\n", b"")
+        target.write_bytes(flat)
+        one = list(source(target).read())
+        text = flat.decode("utf-8")  # cut between characters: a byte cut inside an é is not UTF-8
+        target.write_bytes("\r\n".join(text[i:i + 80] for i in range(0, len(text), 80)).encode("utf-8")
+                           + b"\r\n")
+        full, got = by_spans(source(target), None)
+        assert sum(u.payload is not None for u in one) >= 4, path
+        assert full == one, path
+        assert got == full, path

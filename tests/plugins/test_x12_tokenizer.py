@@ -479,3 +479,64 @@ def test_an_interchange_whose_element_separator_ended_the_last_one_s_segments() 
     isas = [s for s in got if isinstance(s, Segment) and s.tag == "ISA"]
     assert [s.delimiters.element for s in isas] == ["*", "~"]
     assert [s.get(13) for s in isas] == ["000000001", "000000002"]
+
+
+# --------------------------------------------------------------------------- wrapped files
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _breaks_are_not_separators(path: Path) -> bool:
+    """Whether none of the file's separators is a line break (some end segments with
+    one: a copy of those without line breaks is another file)."""
+    first = next(iter(segments(io.BytesIO(path.read_bytes()), path.name)))
+    assert isinstance(first, Segment), path
+    seps = first.delimiters
+    return not any(c in "\r\n" for c in (seps.element, seps.component, seps.segment))
+
+
+X12_FILES = [p for p in sorted([*(ROOT / "contrib" / "samples" / "x12-309").glob("*.edi"),
+                                *(ROOT / ".." / "shared" / "realworld" / "x12").glob("*")])
+             if _breaks_are_not_separators(p)]
+
+
+def one_line(raw: bytes) -> bytes:
+    """The file without its line breaks: what a wrapped copy of it must read as."""
+    return raw.replace(b"\r", b"").replace(b"\n", b"")
+
+
+def wrap(raw: bytes, width: int, newline: bytes) -> bytes:
+    return newline.join(raw[i:i + width] for i in range(0, len(raw), width)) + newline
+
+
+@pytest.mark.parametrize("path", X12_FILES, ids=lambda p: p.name)
+@settings(max_examples=25, deadline=None)
+@given(width=st.integers(8, 200), newline=st.sampled_from([b"\r\n", b"\n", b"\r"]),
+       chunk=st.sampled_from([7, 64, tokenizer.CHUNK_SIZE]))
+def test_a_wrapped_file_reads_as_the_same_file_in_one_line(path: Path, width: int, newline: bytes,
+                                                           chunk: int) -> None:
+    """Mailboxes and mainframes deliver X12 cut into lines of a fixed width (80,
+    mostly), anywhere, the ISA included: the same segments, numbers and findings as
+    the file in one line, and a reading resumed at any segment goes on as it went."""
+    flat = one_line(path.read_bytes())
+    wrapped = wrap(flat, width, newline)
+    assert tokens(wrapped, chunk) == tokens(flat)
+    cursor = tokenizer.Cursor()
+    items, marks = [], []
+    for item in segments(io.BytesIO(wrapped), "f.edi", chunk, cursor=cursor):
+        items.append(item)
+        marks.append(cursor.mark(item) if isinstance(item, Segment) else None)
+    for i in range(0, len(marks), 5):
+        if marks[i] is not None:
+            assert list(tokenizer.resume(io.BytesIO(wrapped), "f.edi", marks[i], chunk)) == items[i:]
+
+
+@pytest.mark.parametrize("cut", ["*>\r\n~GS", "*>~\r\nGS", "*\r\n>~GS", "\r\n*>~GS", "*>\n\n~GS"])
+def test_an_isa_wrapped_at_its_end_keeps_its_terminator(cut: str) -> None:
+    """A break right before ISA16, before the terminator or after it: the terminator is
+    the separator after the break, not the break."""
+    flat = interchange([[BODY]], term="~")
+    assert flat[103:108] == "*>~GS"
+    wrapped = flat[:103] + cut + flat[108:]
+    assert segs(wrapped) == segs(flat)
+    assert segs(wrapped)[0].delimiters.segment == "~"
