@@ -32,6 +32,10 @@ _WHITESPACE = b" \t\r\n\f\v"
 _BLANKS = " \t\r\n"  # str.strip() alone would also eat \x1c-\x1f, which can be separators
 _BOM = b"\xef\xbb\xbf"
 _BLANK_BYTES = _BLANKS.encode("ascii")
+_PADDING = _WHITESPACE + b"\x00\x1a"
+"""What may follow an interchange's IEA and mean nothing: white space, the NULs of a
+block-padded transfer and a DOS end-of-file mark (Ctrl-Z). Before the first IEA they
+are reported, as any other bytes outside an interchange (a file of NULs is no file)."""
 _TAG = re.compile(r"[A-Z0-9]{2,3}\Z")
 _TAG_BYTES = re.compile(rb"[A-Z0-9]{2,3}\Z")
 ENVELOPE_TAGS = frozenset({"ISA", "GS", "ST", "SE", "GE", "IEA"})
@@ -338,6 +342,7 @@ class _Tokenizer:
         self.strip = _WHITESPACE
         self.latin1_only = False
         self.unwrap = False  # CR and LF are no separator here: drop them inside segments
+        self.after_iea = False  # an interchange has ended: padding after it means nothing
 
     def use(self, delims: Delimiters) -> None:
         """Read on with an interchange's separators."""
@@ -355,7 +360,7 @@ class _Tokenizer:
         try:
             if not resumed and buf.ensure(3) and buf.buf.startswith(_BOM, buf.pos):
                 buf.pos += 3
-            while buf.skip(self.strip if self.delims else _WHITESPACE):
+            while buf.skip(self.strip if self.delims else _PADDING if self.after_iea else _WHITESPACE):
                 if (
                     buf.ensure(4)
                     and buf.buf.startswith(b"ISA", buf.pos)
@@ -473,6 +478,7 @@ class _Tokenizer:
         seg = Segment(tag, tuple([p.strip(_BLANKS) for p in parts[1:]]), self.number, self.delims)
         if tag == "IEA":
             self.delims = None  # the next interchange may use other separators
+            self.after_iea = True
         return seg
 
 

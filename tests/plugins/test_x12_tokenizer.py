@@ -540,3 +540,21 @@ def test_an_isa_wrapped_at_its_end_keeps_its_terminator(cut: str) -> None:
     wrapped = flat[:103] + cut + flat[108:]
     assert segs(wrapped) == segs(flat)
     assert segs(wrapped)[0].delimiters.segment == "~"
+
+
+@pytest.mark.parametrize("tail", [b"\x1a", b"\r\n\x1a", b"\x00" * 300, b"\n" + b"\x00" * 5 + b" \x1a"])
+def test_padding_after_an_interchange_means_nothing(tail: bytes) -> None:
+    """A DOS end-of-file mark (Ctrl-Z) or the NULs of a block-padded transfer after the
+    IEA: the same segments, and no finding."""
+    sound = interchange([[BODY]]).encode("utf-8")
+    assert tokens(sound + tail) == tokens(sound) == segs(sound)
+    two = sound + tail + interchange([[BODY]], control="000000002").encode("utf-8")
+    assert len(segs(two)) == 2 * len(segs(sound))
+
+
+@pytest.mark.parametrize("data", [b"\x00" * 300, b"\x1a", b"\x00" * 10 + interchange([[BODY]]).encode()])
+def test_nuls_before_any_interchange_are_reported(data: bytes) -> None:
+    """A file of NULs (a disk that lost its blocks) is no file: reported, never read as
+    an empty one."""
+    found = [t for t in tokens(data) if isinstance(t, Finding)]
+    assert [f.code for f in found] == ["x12-not-x12"]
