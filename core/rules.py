@@ -18,6 +18,10 @@ from s321.record import Consignment
 
 US_CUSTOMS_TERRITORY = frozenset({"US", "PR"})
 _HTS = re.compile(r"[0-9]{6}([0-9]{2}){0,2}")  # 6, 8 or 10 ASCII digits (\d takes any script's)
+_SCIENTIFIC = re.compile(r"[0-9](?:[.,][0-9]+)?[eE]\+[0-9]{1,3}")
+"""A number a spreadsheet rewrote for display (9400111899223197428490 -> 9.40011E+21):
+the digits past the first few are gone, so no bill or tracking number looks so."""
+_NUMBERS = ("house_bill_number", "master_bill_number", "tracking_number")
 _HTS_SEPARATORS = re.compile(r"[.\s-]")
 
 
@@ -102,6 +106,13 @@ def check(c: Consignment, rates: dict[str, Decimal], value_limit_usd: Decimal | 
             out.append(error("deliver-to-not-us", "ultimate_deliver_to.address.country",
                              f"the deliver-to address must be in the US (US or PR), "
                              f"not {deliver.address.country}"))
+    for name in _NUMBERS:
+        number = getattr(c, name)
+        if number and "+" in number and _SCIENTIFIC.fullmatch(number.strip()):
+            out.append(error("number-in-scientific-notation", name,
+                             f"{number.strip()!r} is a number a spreadsheet rewrote in scientific "
+                             "notation: its digits are lost. Take the number from the carrier "
+                             "again, and keep the column as text when a spreadsheet opens the file"))
     if c.security_scan is not None and not c.security_scan.performed:
         out.append(warning("security-scan-not-performed", "security_scan.performed",
                            "the consignment declares no foreign security scan"))

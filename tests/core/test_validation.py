@@ -153,6 +153,18 @@ def test_hts_codes_have_6_8_or_10_digits(hts, ok):
     assert (("invalid-hts", "items.0.hts_code") not in errors(fields)) is ok
 
 
+@pytest.mark.parametrize("number,ok", [("9400111899223197428490", True), ("1Z999AA10123456784", True),
+                                       ("MXLT25031401", True), ("SE+12", True), ("123-4E+5", True),
+                                       ("9.40011E+21", False), ("9,40011E+21", False), ("1E+12", False),
+                                       ("4.2e+14", False), (" 9.40011E+21 ", False)])
+@pytest.mark.parametrize("field", ["tracking_number", "house_bill_number", "master_bill_number"])
+def test_a_number_a_spreadsheet_rewrote_in_scientific_notation_is_an_error(field, number, ok):
+    """A tracking table saved by Excel holds 9.40011E+21 for 9400111899223197428490: filed,
+    CBP would get a number that belongs to no parcel."""
+    fields = marketplace_fields(**{field: number})
+    assert (("number-in-scientific-notation", field) not in errors(fields)) is ok
+
+
 @pytest.mark.parametrize("url,ok", [("https://shop.example.com/p/1", True), ("http://example.org", True),
                                     ("ftp://example.org/x", False), ("shop.example.com/p/1", False),
                                     ("https://", False), ("https://exa mple.com", False)])
