@@ -3,6 +3,9 @@
 Reads a webhook body or a single order (`.json`), a REST list `{"orders": [...]}` or a
 GraphQL response, and JSON Lines (`.jsonl`, `.ndjson`), all streamed: a JSONL file line
 by line, a list one element at a time. Malformed JSON is a broken unit at FILE:LINE.
+A GraphQL bulk operation's output is JSON Lines too: it is read twice, once to check
+that each order's lines follow it, then an order with its lines at a time
+(s321.plugins.shopify.bulk).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from s321.contracts import RawUnit
 from s321.findings import error
 from s321.hookspecs import hookimpl
 
-from .shopify import json_orders
+from .shopify import bulk, json_orders
 from .shopify.inputs import ShopifyFileSource, broken
 from .shopify.mapping import ShopifyMapper, ShopifyOptions, order_key
 
@@ -47,34 +50,99 @@ def _units(doc: Any, file: str, line: int) -> Iterator[RawUnit]:
 
 def read_lines(path: Path, encoding: str = "utf-8") -> Iterator[RawUnit]:
     """JSON Lines: one document (usually one order) per line; a bad line is a broken
-    unit and reading goes on with the next."""
+    unit and reading goes on with the next. A GraphQL bulk operation's output (an
+    order's line items on lines of their own) is read order by order (`_read_bulk`)."""
     file = str(path)
     try:
+        is_bulk = bulk.looks_bulk(path)
         fh = path.open("rb")
     except OSError as exc:
         yield broken(f"{file}:1", error("input-unreadable", "", f"{file}: cannot be read: "
                                         f"{exc.strerror or exc}"))
         return
     with fh:
-        for number, raw in enumerate(_lines(fh), 1):
-            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            location = f"{file}:{number}"
-            try:
-                text = raw.decode(encoding)
-                if not text.strip():
-                    continue
-                doc = json.loads(text)
-            except UnicodeDecodeError:
-                yield broken(location, error("invalid-utf8", "", "the line is not UTF-8 text"))
+        if is_bulk:
+            yield from _read_bulk(fh, file, encoding)
+            return
+        for item in _documents(fh, file, encoding):
+            if isinstance(item, RawUnit):
+                yield item
+            else:
+                yield from _units(item[1], file, item[0])
+
+
+def _documents(fh: IO[bytes], file: str, encoding: str) -> Iterator[tuple[int, Any] | RawUnit]:
+    """(line number, JSON value) for each line with one; a broken unit for a line without."""
+    for number, raw in enumerate(_lines(fh), 1):
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        location = f"{file}:{number}"
+        try:
+            text = raw.decode(encoding)
+            if not text.strip():
                 continue
-            except ValueError as exc:  # JSONDecodeError, or an absurdly long integer
-                yield broken(location, error("malformed-json", "", f"not valid JSON: {_why(exc)}"))
-                continue
-            except RecursionError:
-                yield broken(location, error("malformed-json", "", "JSON nested too deeply"))
-                continue
-            yield from _units(doc, file, number)
+            yield number, json.loads(text)
+        except UnicodeDecodeError:
+            yield broken(location, error("invalid-utf8", "", "the line is not UTF-8 text"))
+        except ValueError as exc:  # JSONDecodeError, or an absurdly long integer
+            yield broken(location, error("malformed-json", "", f"not valid JSON: {_why(exc)}"))
+        except RecursionError:
+            yield broken(location, error("malformed-json", "", "JSON nested too deeply"))
+
+
+def _read_bulk(fh: IO[bytes], file: str, encoding: str) -> Iterator[RawUnit]:
+    """A bulk operation's output, checked to be grouped over the whole file first (an
+    order must not be read before all its lines are: s321.plugins.shopify.bulk), then
+    read again an order and its lines at a time. A line that cannot be read while an
+    order is open leaves that order unfiled: the line may have been one of its items."""
+    named, ungrouped = bulk.ungrouped_at(d for d in _documents(fh, file, encoding)
+                                         if not isinstance(d, RawUnit))
+    fh.seek(0)
+    if not named:  # "__parentId" was only in some text: plain JSON Lines
+        for item in _documents(fh, file, encoding):
+            if isinstance(item, RawUnit):
+                yield item
+            else:
+                yield from _units(item[1], file, item[0])
+        return
+    if ungrouped is not None:
+        line, parent = ungrouped
+        yield broken(f"{file}:{line}", error(
+            "shopify-bulk-not-grouped", "",
+            f"a GraphQL bulk operation's output whose lines are not grouped: line {line} "
+            f"belongs to {parent}, which is not the object above it. An order read now "
+            "could miss lines that come later, so nothing of the file is read; run the "
+            "bulk query again with `groupObjects: true`"))
+        return
+    orders = bulk.Assembler()
+    for item in _documents(fh, file, encoding):
+        if isinstance(item, RawUnit):
+            orders.damage(f"{item.location} could not be read")
+            yield item
+            continue
+        done = orders.add(*item)
+        if done is not None:
+            yield from _bulk_order(done, file)
+    done = orders.finish()
+    if done is not None:
+        yield from _bulk_order(done, file)
+
+
+def _bulk_order(done: tuple[int, Any, list[str]], file: str) -> Iterator[RawUnit]:
+    line, doc, problems = done
+    if not problems:
+        yield from _units(doc, file, line)
+        return
+    location = f"{file}:{line}"
+    order, findings = json_orders.parse(doc, location)
+    incomplete = error("shopify-bulk-order-incomplete", "",
+                       "not all of the order's lines could be read (" + "; ".join(problems)
+                       + "), so it may be missing items: not filed; correct the file or "
+                       "export it again")
+    if order is None:
+        yield broken(location, *findings, incomplete)
+    else:
+        yield RawUnit(order_key(order.name), location, None, (*findings, incomplete), (file, line))
 
 
 def _lines(fh: Iterable[bytes]) -> Iterator[bytes]:

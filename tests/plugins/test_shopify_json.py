@@ -371,3 +371,82 @@ def test_json_lines_ended_by_cr_alone_or_crlf_read_like_lf(tmp_path, newline):
     got = [(u.key, u.location.rsplit(":", 1)[1]) for u in read(path)]
     assert got == [(u.key, u.location.rsplit(":", 1)[1]) for u in read(JSONL)]
     assert len(got) == 10
+
+
+# --------------------------------------------------------------------------- bulk operations
+
+
+def _bulk(orders: list[dict[str, Any]], grouped: bool = True) -> str:
+    """What a GraphQL bulk query of these orders writes: each order on a line without its
+    line items, each line item on a line of its own naming the order in `__parentId`;
+    grouped, an order's lines follow it; ungrouped, they come at the end."""
+    tops, children = [], []
+    for order in orders:
+        order = copy.deepcopy(order)
+        items = order.pop("lineItems")
+        nodes = items["nodes"] if "nodes" in items else [e["node"] for e in items["edges"]]
+        lines = [json.dumps(n | {"__parentId": order["id"]}) for n in nodes]
+        tops.append(json.dumps(order))
+        children.append(lines)
+    if grouped:
+        return "".join(t + "\n" + "".join(c + "\n" for c in lines) for t, lines in zip(tops, children))
+    return "".join(t + "\n" for t in tops) + "".join(c + "\n" for lines in children for c in lines)
+
+
+def _graphql_orders() -> list[dict[str, Any]]:
+    node = json.loads(GRAPHQL.read_text(encoding="utf-8"))["data"]["order"]
+    other = copy.deepcopy(node) | {"id": "gid://shopify/Order/6012345999002", "name": "#1047"}
+    for n, edge in enumerate(other["lineItems"]["edges"]):
+        edge["node"]["id"] = f"gid://shopify/LineItem/9{n}"
+    return [node, other]
+
+
+def test_a_grouped_bulk_operation_output_reads_as_the_graphql_orders(tmp_path):
+    """A bulk query's JSONL (`groupObjects: true`): each order with its line items, mapped
+    to the records the same orders give as a GraphQL response."""
+    orders = _graphql_orders()
+    page = tmp_path / "page.json"
+    page.write_text(json.dumps({"data": {"orders": {"nodes": orders}}}), encoding="utf-8")
+    bulk = tmp_path / "bulk.jsonl"
+    bulk.write_text(_bulk(orders), encoding="utf-8")
+    expected = [(u.key, m.record, m.findings) for u, m in read_and_map(page)]
+    got = read_and_map(bulk)
+    assert [(u.key, m.record, m.findings) for u, m in got] == expected
+    assert all(m.record and m.record["items"] for _u, m in got)
+    assert [u.location for u, _m in got] == [f"{bulk}:1", f"{bulk}:{2 + len(orders[0]['lineItems']['edges'])}"]
+
+
+def test_an_ungrouped_bulk_output_is_refused_whole_before_any_order(tmp_path):
+    """Ungrouped, an order's line items may come after other orders: an order read at its
+    own line would be filed short, so nothing of the file is read, and the finding says
+    how to export it grouped."""
+    path = tmp_path / "bulk.jsonl"
+    path.write_text(_bulk(_graphql_orders(), grouped=False), encoding="utf-8")
+    units = read(path)
+    assert len(units) == 1 and units[0].payload is None
+    assert [f.code for f in units[0].findings] == ["shopify-bulk-not-grouped"]
+    assert "groupObjects: true" in units[0].findings[0].message and units[0].location == f"{path}:3"
+
+
+def test_a_bulk_line_that_cannot_be_read_leaves_its_order_unfiled(tmp_path):
+    """A broken line inside an order may have been one of its items: that order is not
+    filed (it says why), the line is reported, and the other order is read."""
+    lines = _bulk(_graphql_orders()).splitlines(keepends=True)
+    lines[1] = lines[1][:40] + "\n"  # the first order's first line item, cut short
+    path = tmp_path / "bulk.jsonl"
+    path.write_text("".join(lines), encoding="utf-8")
+    units = read(path)
+    by_key = {u.key: u for u in units}
+    first = by_key["shopify:#1046"]
+    assert first.payload is None and "shopify-bulk-order-incomplete" in [f.code for f in first.findings]
+    assert by_key["shopify:#1047"].payload is not None
+    assert any(f.code == "malformed-json" for u in units for f in u.findings)
+
+
+def test_json_lines_with_parent_id_only_in_a_text_are_plain_json_lines(tmp_path):
+    order = webhook_order()
+    order["note"] = 'see "__parentId" in the docs'
+    path = tmp_path / "orders.jsonl"
+    path.write_text(json.dumps(order) + "\n", encoding="utf-8")
+    units = read(path)
+    assert [u.key for u in units] == ["shopify:" + order["name"]] and units[0].payload is not None
