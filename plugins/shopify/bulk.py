@@ -20,7 +20,7 @@ from typing import Any
 
 PARENT = "__parentId"
 _MARK = b'"__parentId"'
-_SCAN = 1 << 20
+_SCAN = 64 * 1024  # a block at a time: memory stays flat whatever the file
 
 
 def looks_bulk(path: Path) -> bool:
