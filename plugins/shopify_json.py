@@ -61,14 +61,15 @@ def read_lines(path: Path, encoding: str = "utf-8") -> Iterator[RawUnit]:
                                         f"{exc.strerror or exc}"))
         return
     with fh:
-        if is_bulk:
-            yield from _read_bulk(fh, file, encoding)
-            return
-        for item in _documents(fh, file, encoding):
-            if isinstance(item, RawUnit):
-                yield item
-            else:
-                yield from _units(item[1], file, item[0])
+        yield from (_read_bulk if is_bulk else _read_plain)(fh, file, encoding)
+
+
+def _read_plain(fh: IO[bytes], file: str, encoding: str) -> Iterator[RawUnit]:
+    for item in _documents(fh, file, encoding):
+        if isinstance(item, RawUnit):
+            yield item
+        else:
+            yield from _units(item[1], file, item[0])
 
 
 def _documents(fh: IO[bytes], file: str, encoding: str) -> Iterator[tuple[int, Any] | RawUnit]:
@@ -95,24 +96,31 @@ def _read_bulk(fh: IO[bytes], file: str, encoding: str) -> Iterator[RawUnit]:
     order must not be read before all its lines are: s321.plugins.shopify.bulk), then
     read again an order and its lines at a time. A line that cannot be read while an
     order is open leaves that order unfiled: the line may have been one of its items."""
-    named, ungrouped = bulk.ungrouped_at(d for d in _documents(fh, file, encoding)
-                                         if not isinstance(d, RawUnit))
-    fh.seek(0)
-    if not named:  # "__parentId" was only in some text: plain JSON Lines
+    unreadable: list[int] = []  # lines that could not be read, met before the verdict
+
+    def readable() -> Iterator[tuple[int, Any]]:
         for item in _documents(fh, file, encoding):
             if isinstance(item, RawUnit):
-                yield item
+                unreadable.append(int(item.location.rpartition(":")[2]))
             else:
-                yield from _units(item[1], file, item[0])
+                yield item
+
+    named, ungrouped = bulk.ungrouped_at(readable())
+    fh.seek(0)
+    if not named:  # "__parentId" was only in some text: plain JSON Lines
+        yield from _read_plain(fh, file, encoding)
         return
     if ungrouped is not None:
         line, parent = ungrouped
+        above = [n for n in unreadable if n < line]
+        fix = (f"line {above[-1]} above could not be read, and may have been that object: "
+               "correct the file or export it again" if above else
+               "run the bulk query again with `groupObjects: true`")
         yield broken(f"{file}:{line}", error(
             "shopify-bulk-not-grouped", "",
             f"a GraphQL bulk operation's output whose lines are not grouped: line {line} "
             f"belongs to {parent}, which is not the object above it. An order read now "
-            "could miss lines that come later, so nothing of the file is read; run the "
-            "bulk query again with `groupObjects: true`"))
+            f"could miss lines that come later, so nothing of the file is read; {fix}"))
         return
     orders = bulk.Assembler()
     for item in _documents(fh, file, encoding):

@@ -83,14 +83,16 @@ class Assembler:
             own = doc.get("id") if isinstance(doc, dict) else None
             self.by_id = {own: doc} if isinstance(own, str) else {}
             return done
-        assert self.top is not None and parent in self.by_id, "ungrouped: see ungrouped_at"
+        holder = self.by_id.get(parent)
+        if holder is None:  # a line of this object that could not be taken names it
+            self.damage(f"line {number} belongs to {parent}, a line that could not be taken")
+            return None
         child = {k: v for k, v in doc.items() if k != PARENT}
         name = connection_of(child.get("id"))
         if name is None:
-            self.damage(f"line {number} names it as its parent but has no Shopify id, so "
-                        "which of its lists it belongs to cannot be told")
+            self.damage(f"line {number} has no Shopify id, so which list of {parent} it "
+                        "belongs to cannot be told")
             return None
-        holder = self.by_id[parent]
         connection = holder.get(name)
         if not isinstance(connection, dict) or not isinstance(connection.get("nodes"), list):
             connection = holder[name] = {"nodes": []}

@@ -450,3 +450,33 @@ def test_json_lines_with_parent_id_only_in_a_text_are_plain_json_lines(tmp_path)
     path.write_text(json.dumps(order) + "\n", encoding="utf-8")
     units = read(path)
     assert [u.key for u in units] == ["shopify:" + order["name"]] and units[0].payload is not None
+
+
+def test_a_bulk_order_line_that_cannot_be_read_is_named_as_the_likely_cause(tmp_path):
+    """The second order's own line is cut short: its line items name an order that is
+    not above them; the finding points at the line that could not be read."""
+    lines = _bulk(_graphql_orders()).splitlines(keepends=True)
+    second = next(i for i, line in enumerate(lines) if '"#1047"' in line)
+    lines[second] = lines[second][:30] + "\n"
+    path = tmp_path / "bulk.jsonl"
+    path.write_text("".join(lines), encoding="utf-8")
+    refused = [u for u in read(path) if any(f.code == "shopify-bulk-not-grouped" for f in u.findings)]
+    assert len(refused) == 1
+    assert f"line {second + 1} above could not be read" in refused[0].findings[0].message
+
+
+def test_a_bulk_line_naming_a_line_that_could_not_be_taken_leaves_the_order_unfiled(tmp_path):
+    """A line item without a Shopify id cannot be put in a list; a line naming it (its
+    own child) cannot be placed either: the order is not filed, and nothing raises."""
+    orders = _graphql_orders()[:1]
+    lines = _bulk(orders).splitlines()
+    item = json.loads(lines[1])
+    item["id"] = "not-a-gid"
+    lines[1] = json.dumps(item)
+    lines.insert(2, json.dumps({"id": "gid://shopify/DiscountAllocation/1", "__parentId": "not-a-gid"}))
+    path = tmp_path / "bulk.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (unit,) = read(path)
+    assert unit.key == "shopify:#1046" and unit.payload is None
+    message = next(f.message for f in unit.findings if f.code == "shopify-bulk-order-incomplete")
+    assert "line 2 has no Shopify id" in message and "line 3 belongs to not-a-gid" in message
