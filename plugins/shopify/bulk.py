@@ -9,12 +9,14 @@ top-level object; ungrouped output may put them anywhere in the file.
 Promises: an order is handed on with every line that names it, or not at all. Grouping
 is checked over the whole file before any order is read (`ungrouped_at`): an order read
 from ungrouped output could miss lines that come later and be filed short, so such a
-file is refused whole by the source. Memory holds one order and its lines.
+file is refused whole by the source. (An order whose own line appears twice is two
+units with one key, which the pipeline's duplicate-key check refuses both of.) Memory
+holds one order and its lines.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
