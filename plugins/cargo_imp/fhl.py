@@ -217,15 +217,24 @@ class _Reader:
         self.master_houses, self.message_houses = start.master_houses, start.message_houses
 
     def positioned(self, lines: Iterator[Line]) -> Iterator[tuple[RawUnit, HouseStart | None]]:
+        handed = False
         for line in lines:
             self.line = line.number
             if line.text:
                 self._line(line)
                 if self.ready:
+                    handed = True
                     yield from self.ready
                     self.ready = []
         self._flush_stray()
         self._end_master()
+        if not handed and not self.ready:
+            # Nothing in the file made a unit, not even a finding: an empty upload, or a
+            # file whose blocks were lost (zeros), is said, never read as "no houses".
+            self._broken(f"fhl-empty:{self.file}", f"{self.name}:1", error(
+                "fhl-empty", "", "the file holds no master or house waybill (no MBI or HBS "
+                f"line in its {self.line} line(s)): it may have arrived empty or lost its "
+                "content"))
         yield from self.ready
 
     # ------------------------------------------------------------------ dispatch

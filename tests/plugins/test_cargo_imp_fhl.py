@@ -950,3 +950,23 @@ def test_a_value_without_currency_says_to_give_the_currency_not_a_rate() -> None
     assert finding.code == "unknown-currency-rate"
     assert "currency_rates" not in finding.message
     assert "`defaults.currency`" in finding.message, finding.message
+
+
+@pytest.mark.parametrize("data", [b"", b"\x00" * 5000, b"\n\n  \r\n", b"ZCZC 123\r\nNNNN\r\n",
+                                  b"FHL/4\n", b"\x01\x02\x03\n"])
+def test_a_file_with_no_master_or_house_is_said_never_read_as_no_houses(data: bytes) -> None:
+    """An empty upload, the zeros of a file that lost its blocks, or an envelope with no
+    message: one unit that says so, from the keys pass as from the reading."""
+    (unit,) = units(data)
+    assert unit.payload is None and [f.code for f in unit.findings] == ["fhl-empty"]
+    assert unit.key == "fhl-empty:in.txt" and unit.location == "in.txt:1"
+    keys = [(u.key, u.location) for u in fhl.parse(io.BytesIO(data), "in.txt", payload=False)]
+    assert keys == [(unit.key, unit.location)]
+
+
+def test_a_file_with_a_house_or_a_finding_is_not_empty() -> None:
+    sample = (Path(__file__).resolve().parents[2] / "contrib" / "samples" / "cargo-imp-fhl"
+              / "houses.txt").read_bytes()
+    assert not any(f.code == "fhl-empty" for u in units(sample) for f in u.findings)
+    (only,) = units(b"FWB/16\n")  # another message: its own finding, no second one
+    assert [f.code for f in only.findings] == ["fhl-not-fhl"]
