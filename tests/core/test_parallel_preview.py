@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -266,31 +267,39 @@ def test_the_config_sets_the_default_and_jobs_overrides_it(shop, capsys, tmp_pat
     assert code == 2 and "preview.jobs" in err
 
 
-def test_the_workers_read_their_own_spans_the_parent_never_reads_the_orders(shop, monkeypatch):
-    """shopify-csv reads spans: the parent only runs the keys pass (which notes where
-    each chunk starts) and never calls read(); the outcomes are those of one process."""
-    from s321.plugins.shopify_csv import ShopifyCsvSource
-
-    read = ShopifyCsvSource.read
-    span_reads = []
+def preview_reading_spans(monkeypatch: pytest.MonkeyPatch, config: Path, pipeline: str
+                          ) -> tuple[list[Any], list[Any]]:
+    """A preview on two processes whose parent must never call the source's read() (only
+    its keys pass), its outcomes asserted equal to one process's: (those outcomes, what
+    the parent handed to the workers, each Plan as pickled)."""
+    source_class = type(app.open_pipeline(app.load(config)[1], pipeline).source)
+    read = source_class.read
+    handed: list[Any] = []
 
     def read_in_workers_only(self, paths=None):  # noqa: ANN001, ANN202
-        assert os.getpid() != PARENT, "the parent read the orders"
+        assert os.getpid() != PARENT, "the parent read the units"
         return read(self, paths)
 
-    def spans_in_the_parent(plan):  # noqa: ANN001, ANN202
-        span_reads.append(plan)
-        return dumps_plan(plan)
+    def noting(value):  # noqa: ANN001, ANN202
+        handed.append(value)
+        return dumps(value)
 
-    _registry, loaded = app.load(shop)
-    serial = list(app.preview(loaded, "shop"))
-    monkeypatch.setattr(ShopifyCsvSource, "read", read_in_workers_only)
-    dumps_plan = parallel.dumps
-    monkeypatch.setattr(parallel, "dumps", spans_in_the_parent)
-    outcomes = list(app.preview(loaded, "shop", jobs=2))
+    _registry, loaded = app.load(config)
+    serial = list(app.preview(loaded, pipeline))
+    monkeypatch.setattr(source_class, "read", read_in_workers_only)
+    dumps = parallel.dumps
+    monkeypatch.setattr(parallel, "dumps", noting)
+    outcomes = list(app.preview(loaded, pipeline, jobs=2))
     assert [o.to_json() for o in outcomes] == [o.to_json() for o in serial]
     assert [(o.ref, o.source, o.checkpoint, o.status, o.findings, o.reason) for o in outcomes] == [
         (o.ref, o.source, o.checkpoint, o.status, o.findings, o.reason) for o in serial]
+    return serial, handed
+
+
+def test_the_workers_read_their_own_spans_the_parent_never_reads_the_orders(shop, monkeypatch):
+    """shopify-csv reads spans: the parent only runs the keys pass (which notes where
+    each chunk starts) and never calls read(); the outcomes are those of one process."""
+    _serial, span_reads = preview_reading_spans(monkeypatch, shop, "shop")
     plans = list({id(p): p for p in span_reads}.values())
     assert len(plans) == 43 and all(isinstance(p, parallel.Plan) for p in plans)
     assert all(isinstance(piece, list) for p in plans for piece in p.pieces)
@@ -419,29 +428,9 @@ def test_a_carrier_source_s_workers_read_their_own_spans(carrier, monkeypatch):
     """The X12 309 and FHL sources read spans too: the parent runs the keys pass only,
     never reads a bill or house in full, and the outcomes (a duplicate key, a file
     refused whole) are those of one process."""
-    kind, config = carrier
-    source_class = type(app.open_pipeline(app.load(config)[1], "carrier").source)
-    read = source_class.read
-    plans = []
-
-    def read_in_workers_only(self, paths=None):  # noqa: ANN001, ANN202
-        assert os.getpid() != PARENT, "the parent read the units"
-        return read(self, paths)
-
-    def note_plans(value):  # noqa: ANN001, ANN202
-        plans.append(value)
-        return dumps(value)
-
-    _registry, loaded = app.load(config)
-    serial = list(app.preview(loaded, "carrier"))
-    monkeypatch.setattr(source_class, "read", read_in_workers_only)
-    dumps = parallel.dumps
-    monkeypatch.setattr(parallel, "dumps", note_plans)
-    outcomes = list(app.preview(loaded, "carrier", jobs=2))
-    assert [o.to_json() for o in outcomes] == [o.to_json() for o in serial]
-    assert [(o.ref, o.source, o.checkpoint, o.status, o.findings, o.reason) for o in outcomes] == [
-        (o.ref, o.source, o.checkpoint, o.status, o.findings, o.reason) for o in serial]
-    handed = [p for p in plans if isinstance(p, parallel.Plan)]
+    _kind, config = carrier
+    serial, handed = preview_reading_spans(monkeypatch, config, "carrier")
+    handed = [p for p in handed if isinstance(p, parallel.Plan)]
     assert len(handed) >= 300 // 7 and all(isinstance(piece, list) for p in handed[1:-1]
                                             for piece in p.pieces)
     duplicates = [o for o in serial if any(f.code == "duplicate-key" for f in o.findings)]
