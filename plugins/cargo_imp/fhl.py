@@ -251,9 +251,7 @@ class _Reader:
             # location (keys only: nothing to do).
             if self.payload:
                 self._continuation(text[1:].strip())
-                if line.repaired:
-                    self._note(warning("fhl-repaired-line", "", f"this line was {line.repaired}",
-                                       self.at))
+                self._note_repaired(line)
             return
         tag, rest = _tagged(text)
         if tag is None and _ENVELOPE.fullmatch(text):  # no envelope line looks tagged
@@ -303,6 +301,10 @@ class _Reader:
             self._continuation(text[1:].strip())
         else:
             self._house_line(tag, rest)
+        self._note_repaired(line)
+
+    def _note_repaired(self, line: Line) -> None:
+        """A house's line that is not exactly what the file holds is said on the house."""
         if line.repaired and self.house is not None:
             self._note(warning("fhl-repaired-line", "", f"this line was {line.repaired}",
                                self.at))
