@@ -16,7 +16,8 @@ Promises: the same outcomes in the same order as `Processor.process()`, each car
 the `--json` line that path would print (`Outcome.line`; `record` is left out, since
 shipping models between processes costs more than making them). A worker that cannot
 open the pipeline, raises, or is killed never hangs the preview: the parent does the
-rest itself, so findings, counts and exit codes stay those of the serial path.
+rest itself, so findings, counts and exit codes stay those of the serial path; a preview
+killed outright takes its workers with it (s321.lifeline).
 Workers are forked before anything opens an SQLite connection (the mappers' enrichment
 tables are loaded in each worker), and only from a parent with one thread. Pickles
 pass only between the parent and the workers it forked, over the executor's own pipes
@@ -48,6 +49,7 @@ from s321.config import Pipeline
 from s321.contracts import RawUnit
 from s321.errors import S321Error
 from s321.inputs import input_files
+from s321.lifeline import die_with_parent
 from s321.logs import get_logger
 from s321.pipeline import Outcome, Processor, Status, input_of, mark_duplicate
 from s321.repeats import RepeatedKeys
@@ -172,17 +174,20 @@ def dumps(value: Any) -> bytes:
 
 # ---------------------------------------------------------------- in the worker
 
-_job: tuple[Pipeline, dict[str, Decimal]] | None = None
-"""Set in the parent just before the fork: what each worker builds its Processor from."""
+_job: tuple[Pipeline, dict[str, Decimal], int] | None = None
+"""Set in the parent just before the fork: what each worker builds its Processor from,
+and the parent's pid."""
 _processor: Processor | None = None
 
 
 def _start_worker() -> None:
     global _processor
     assert _job is not None
+    pipeline, rates, parent = _job
+    die_with_parent(parent)  # a parent killed by SIGKILL runs no shutdown of this pool
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     try:
-        _processor = Processor(*_job)
+        _processor = Processor(pipeline, rates)
     except Exception:  # the parent opens the pipeline itself and reports why, as today
         _processor = None
 
@@ -254,7 +259,7 @@ def preview(pipeline: Pipeline, rates: dict[str, Decimal], paths: list[Path] | N
         # Forking a process with other threads may copy a lock one of them holds.
         yield from open_processor().process(paths)
         return
-    _job = (pipeline, rates)
+    _job = (pipeline, rates, os.getpid())
     spill = _Spill(SPILL_BYTES)
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
                                initializer=_start_worker)

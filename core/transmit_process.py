@@ -31,7 +31,6 @@ Promises:
 
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
 import os
@@ -51,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from s321.backoff import Backoff
+from s321.lifeline import die_with_parent
 from s321.logs import get_logger
 from s321.observers import Observers
 from s321.registry import ENTRY_POINT_GROUP, Registry
@@ -64,8 +64,6 @@ log = get_logger(__name__)
 HOOKS = frozenset({"consignment_rejected", "consignments_dead_lettered", "pipeline_failing",
                    "pipeline_recovered"})
 """The observer hooks a Transmitter calls: the ones the child passes on."""
-
-PR_SET_PDEATHSIG = 1
 
 FLUSH_SECONDS = 0.2
 """How often the child sends its counts while it works (and at each pipeline's end)."""
@@ -645,19 +643,6 @@ class _Child:
             self.tell("finished", name, t.error, stalled)
 
 
-def _die_with_parent(parent: int) -> None:
-    """SIGKILL when the parent's thread that started this process ends (Linux); and exit
-    now if the parent is gone already (it died before the setting took)."""
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        except (OSError, AttributeError):
-            pass
-    if os.getppid() != parent:
-        os._exit(0)
-
-
 class _Forked:
     """A forked child, as much of `subprocess.Popen` as the link uses."""
 
@@ -697,7 +682,7 @@ class _Forked:
 def _forked_child(sock: socket.socket, parent: int) -> int:
     """The pre-forked child: waits for its orders ("begin", spec), or for the parent to
     go (end of file: it exits)."""
-    _die_with_parent(parent)
+    die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -725,7 +710,7 @@ def _serve(conn: Connection, spec: dict[str, Any]) -> int:
 
 def main(argv: list[str]) -> int:
     spec = json.loads(argv[0])
-    _die_with_parent(int(spec["parent"]))
+    die_with_parent(int(spec["parent"]))
     # Ctrl-C and a terminal's hang-up reach the whole process group: they are the parent's.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)

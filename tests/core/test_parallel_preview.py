@@ -561,15 +561,16 @@ def test_outcomes_past_the_spill_limit_wait_for_the_keys_pass(shop, capsys, monk
     assert one[:2] == two[:2]
 
 
-def test_a_killed_preview_leaves_no_buyers_data_in_the_temporary_folder(tmp_path):
-    """The outcomes that wait for the keys pass hold buyers' names and addresses: their
-    file is the preview's alone (0600) and has no name, so `kill -9` of the preview and
-    its workers leaves nothing in $TMPDIR."""
-    data = tmp_path / "in" / "manifests.edi"
+@pytest.fixture(scope="module")
+def big_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A config over 30,000 generated X12 309 bills: a keys pass long enough to catch the
+    preview at work from outside."""
+    folder = tmp_path_factory.mktemp("parallel-carrier")
+    data = folder / "in" / "manifests.edi"
     data.parent.mkdir()
     subprocess.run([sys.executable, str(ROOT / "bench" / "generate.py"), "x12-309", "30000", str(data)],
                    check=True, capture_output=True)
-    config = tmp_path / "s321.toml"
+    config = folder / "s321.toml"
     config.write_text(f"""\
 [pipelines.carrier]
 originator_code = "CAR321"
@@ -586,13 +587,47 @@ path = "{data.parent}"
 
 [pipelines.carrier.transport]
 plugin = "file"
-directory = "{tmp_path / 'outbox'}"
+directory = "{folder / 'outbox'}"
 """, encoding="utf-8")
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
-    proc = subprocess.Popen([sys.executable, "-m", "s321.cli", "preview", "-c", str(config), "-p", "carrier",
+    return config
+
+
+def start_preview(config: Path, scratch: Path) -> subprocess.Popen[bytes]:
+    """A real `s321 preview --jobs 2` in a session of its own, its TMPDIR `scratch`."""
+    return subprocess.Popen([sys.executable, "-m", "s321.cli", "preview", "-c", str(config), "-p", "carrier",
                              "--json", "--jobs", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             env={**os.environ, "TMPDIR": str(scratch)}, start_new_session=True)
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:  # ended meanwhile
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie has ended, and waits only for its reaper)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_killed_preview_leaves_no_buyers_data_in_the_temporary_folder(big_manifest, tmp_path):
+    """The outcomes that wait for the keys pass hold buyers' names and addresses: their
+    file is the preview's alone (0600) and has no name, so `kill -9` of the preview and
+    its workers leaves nothing in $TMPDIR."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    proc = start_preview(big_manifest, scratch)
     spill = None
     try:
         deadline = time.monotonic() + 60
@@ -615,3 +650,31 @@ directory = "{tmp_path / 'outbox'}"
     assert spill is not None, "no outcomes waited on disk while the keys were read"
     assert spill[0].endswith("(deleted)") and spill[1] == 0o600, spill
     assert list(scratch.iterdir()) == []
+
+
+def test_workers_end_with_a_preview_killed_alone(big_manifest, tmp_path):
+    """`kill -9` of the preview alone (the OOM killer, an operator's kill of the pid) runs
+    none of its clean-up: its workers, each holding a share of the buyers' data and its
+    own copy of the tables, end with it instead of waiting for work for ever."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    proc = start_preview(big_manifest, scratch)
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while len(workers) < 2 and proc.poll() is None and time.monotonic() < deadline:
+            workers = children(proc.pid)
+            time.sleep(0.01)
+        assert len(workers) == 2, f"the preview ended or started no workers: {proc.poll()}"
+        proc.kill()
+        proc.wait()
+        deadline = time.monotonic() + 10
+        while (left := [w for w in workers if alive(w)]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert left == [], "workers outlived their preview"
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.communicate()
