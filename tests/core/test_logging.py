@@ -47,3 +47,57 @@ def test_personal_fields_are_redacted_whatever_the_caller_passes():
     for word in PERSONAL:
         assert word not in text
     assert json.loads(text)["extra"]["count"] == 2
+
+
+def _logged_failure(json_lines: bool, exc: BaseException) -> str:
+    out = io.StringIO()
+    logs.configure(level="info", json=json_lines, stream=out)
+    try:
+        try:
+            raise KeyError(PERSONAL[0])  # a value looked up, quoted by its error
+        except KeyError as cause:
+            raise exc from cause
+    except BaseException:
+        logs.get_logger("t").exception("relay failed on a message")
+    return out.getvalue()
+
+
+def test_a_logged_traceback_keeps_where_and_what_kind_not_the_message():
+    """`log.exception` writes the traceback, whose messages may quote the input that
+    failed (`int('Ada Quartermaine')`): the frames and exception types stay, the messages
+    of errors that can quote data do not, in JSON and on a terminal alike."""
+    for json_lines in (True, False):
+        text = _logged_failure(json_lines, ValueError(f"invalid literal for int(): '{PERSONAL[1]} {PERSONAL[2]}'"))
+        for word in PERSONAL:
+            assert word not in text
+        assert "ValueError" in text and "KeyError" in text and "test_logging.py" in text
+        assert "relay failed on a message" in text
+
+
+def test_a_logged_traceback_keeps_the_message_of_a_system_error():
+    """What the system says (a file, a disk, a socket, the database) quotes no record and
+    is what an operator needs: it stays."""
+    text = _logged_failure(True, OSError(28, "No space left on device"))
+    assert "No space left on device" in text
+    for word in PERSONAL:
+        assert word not in text
+
+
+def test_objects_of_unknown_kinds_are_logged_by_their_type():
+    """A source's unit or a shop order passed to a log call by mistake is not written
+    out field by field."""
+    import dataclasses
+
+    @dataclasses.dataclass
+    class Order:
+        name: str
+        street: str
+
+    out = io.StringIO()
+    logs.configure(level="info", json=True, stream=out)
+    logs.get_logger("t").info("careless", unit=Order("Ada Quartermaine", "12 Elmwood Ave"),
+                              deep=[[[[[[[["Ada Quartermaine"]]]]]]]])
+    text = out.getvalue()
+    for word in PERSONAL:
+        assert word not in text
+    assert "Order" in text
