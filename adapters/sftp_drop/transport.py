@@ -10,7 +10,8 @@ moved to `rejected/` and listed in `bad_responses`, never lost.
 What the server says is not trusted: a listed name is used only if it is a plain file
 name (no '/', no '..'), and a response is read to at most MAX_ACK_BYTES + 1 bytes
 whatever size the listing gave, so a file swapped for a larger one is refused unread
-past the cap. Uploaded batches are made owner-only (s321.private) before any byte.
+past the cap. Uploaded batches are created owner-only (s321.private): the mode rides
+in the OPEN request itself, and folders made on the server are owner-only too.
 """
 
 from __future__ import annotations
@@ -165,9 +166,8 @@ class SftpDropTransport:
             if present is not None:
                 log.warning("replacing a batch file of another size", batch_id=batch.batch_id,
                             size_there=present, size_now=len(body))
-            with session.sftp.open(part, "wb") as fh:
-                # Before any byte is written: the batch holds personal data, and the
-                # server's umask would leave it readable by its other accounts.
+            with _create_private(session.sftp, part) as fh:
+                # Again, for servers that ignore the mode given on OPEN.
                 fh.chmod(private.file_mode())
                 fh.set_pipelined(self.options.pipelined)
                 fh.write(body)
@@ -287,13 +287,49 @@ class SftpDropTransport:
         target_dir = posixpath.join(self.options.outbound_dir, folder)
         if target_dir not in self._made_folders:
             if not _is_dir(sftp, target_dir):
-                sftp.mkdir(target_dir)
+                sftp.mkdir(target_dir, mode=private.dir_mode())
             self._made_folders.add(target_dir)
         target = posixpath.join(target_dir, name)
         if _size(sftp, target) is not None:
             target = f"{target}.{time.time_ns()}"
         self._rename(sftp, posixpath.join(self.options.outbound_dir, name), target)
         return target
+
+
+def _create_private(sftp: paramiko.SFTPClient, path: str) -> paramiko.SFTPFile:
+    """`sftp.open(path, "wb")`, with the file created owner-only by the OPEN request.
+
+    The batch holds personal data, and a chmod after opening comes a round trip late:
+    another account that opened the file in between keeps its descriptor and reads the
+    batch. SFTP's OPEN carries attributes, which OpenSSH passes to open(2); paramiko's
+    `open` sends none, so the request is made here, through paramiko internals. Where
+    those are missing, or the server refuses the attributes, this is a plain open (and
+    the caller's chmod the only protection)."""
+    try:
+        from paramiko.sftp import (CMD_HANDLE, CMD_OPEN, SFTP_FLAG_CREATE, SFTP_FLAG_TRUNC,
+                                   SFTP_FLAG_WRITE)
+        from paramiko.sftp_attr import SFTPAttributes
+        from paramiko.sftp_file import SFTPFile
+
+        request, remote_path = sftp._request, sftp._adjust_cwd(path)
+    except (ImportError, AttributeError) as exc:
+        log.debug("paramiko cannot send a mode with OPEN; chmod after open only", error=repr(exc))
+        return sftp.open(path, "wb")
+    attributes = SFTPAttributes()
+    attributes.st_mode = private.file_mode()
+    try:
+        kind, reply = request(CMD_OPEN, remote_path,
+                              SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | SFTP_FLAG_TRUNC, attributes)
+    except OSError as exc:
+        # A status without an errno is a plain "failure" or "unsupported"; a missing
+        # folder, a permission or a dead link would fail a plain open just the same.
+        if exc.errno is not None or _is_connection_failure(exc):
+            raise
+        log.debug("sftp server refused a mode with OPEN; chmod after open only", error=str(exc))
+        return sftp.open(path, "wb")
+    if kind != CMD_HANDLE:
+        raise OSError(f"sftp server answered OPEN of {path} with message type {kind}, not a handle")
+    return SFTPFile(sftp, reply.get_binary(), "wb")
 
 
 def _size(sftp: paramiko.SFTPClient, path: str) -> int | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import re
 import shutil
+import stat
 import subprocess
 import threading
 import time
@@ -778,28 +779,106 @@ def test_listed_names_that_are_not_plain_file_names_are_ignored(server: SshServe
     assert not (outbound / "archive").exists() and not (outbound / "rejected").exists()
 
 
-def test_uploaded_batches_are_owner_only_whatever_the_servers_umask(tmp_path: Path) -> None:
-    import os
-    import stat as stat_mod
-
+@pytest.fixture
+def permissive_server(tmp_path: Path) -> Iterator[SshServer]:
+    """An sshd whose sftp server runs with umask 000 (`internal-sftp -u`: sshd itself
+    forces at least 022), so a file or folder it creates without an explicit mode is
+    readable and writable by everyone."""
     missing = sshd_missing()
     if missing:
         pytest.skip(missing)
-    old = os.umask(0)  # sshd and its sftp server inherit it: files would be 0666
+    srv = SshServer(tmp_path / "open-sshd")
+    subsystem = f"Subsystem sftp internal-sftp -d {srv.root}"
+    srv.config.write_text(srv.config.read_text().replace(subsystem, f"{subsystem} -u 000"))
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def mode_of(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_uploaded_batches_are_owner_only_whatever_the_servers_umask(permissive_server: SshServer) -> None:
+    t = transport(permissive_server)
     try:
-        srv = SshServer(tmp_path / "open-sshd").start()
+        t.send(batch("Bmode"))
     finally:
-        os.umask(old)
+        t.close()
+    assert mode_of(permissive_server.root / "inbound" / "Bmode.json") == 0o600
+
+
+def _modes_seen_before_first_use(part: Path, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The server-side mode of `part` when s321 first chmods or writes the file it
+    opened: what the OPEN request made it, before any fix-up."""
+    seen: list[int] = []
+    for name in ("chmod", "write"):
+        real = getattr(paramiko.SFTPFile, name)
+
+        def first_look(self, *args, _real=real):  # type: ignore[no-untyped-def]
+            if not seen:
+                seen.append(mode_of(part))
+            return _real(self, *args)
+
+        monkeypatch.setattr(paramiko.SFTPFile, name, first_look)
+    return seen
+
+
+def test_a_batch_file_is_created_owner_only_not_made_so_afterwards(
+        permissive_server: SshServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Another account that opens the file between its creation and a chmod keeps its
+    # descriptor after the chmod, and reads the whole batch: 0600 must come with OPEN.
+    seen = _modes_seen_before_first_use(permissive_server.root / "inbound" / ".Bborn.json.part",
+                                        monkeypatch)
+    t = transport(permissive_server)
     try:
-        t = transport(srv)
-        try:
-            t.send(batch("Bmode"))
-        finally:
-            t.close()
-        uploaded = srv.root / "inbound" / "Bmode.json"
-        assert stat_mod.S_IMODE(uploaded.stat().st_mode) == 0o600
+        t.send(batch("Bborn"))
     finally:
-        srv.stop()
+        t.close()
+    assert [oct(m) for m in seen] == [oct(0o600)]
+    assert mode_of(permissive_server.root / "inbound" / "Bborn.json") == 0o600
+
+
+def test_a_server_that_refuses_the_mode_on_open_still_gets_an_owner_only_batch(
+        permissive_server: SshServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    # OpenSSH honours the mode; a server that answers an OPEN carrying attributes with
+    # a failure is simulated here, since none can be run.
+    from paramiko.sftp import CMD_OPEN
+
+    t = transport(permissive_server)
+    sftp = t._live().sftp
+    real_request = sftp._request
+    refused: list[bytes] = []
+
+    def request(kind, *args):  # type: ignore[no-untyped-def]
+        if kind == CMD_OPEN and args[-1].st_mode is not None:
+            refused.append(args[0])
+            raise OSError("Failure")
+        return real_request(kind, *args)
+
+    monkeypatch.setattr(sftp, "_request", request)
+    try:
+        t.send(batch("Bplain"))
+    finally:
+        t.close()
+    assert len(refused) == 1
+    assert mode_of(permissive_server.root / "inbound" / "Bplain.json") == 0o600
+
+
+def test_folders_made_on_the_server_are_owner_only(permissive_server: SshServer) -> None:
+    outbound = permissive_server.root / "outbound"
+    (outbound / "Bdir.ack.json").write_bytes(
+        WIRE.encode_ack(Ack(batch_id="Bdir", received_at=datetime.now(UTC), results=[])))
+    (outbound / "garbage.ack.json").write_bytes(b"\x00 not an acknowledgement")
+    t = transport(permissive_server)
+    try:
+        assert [a.batch_id for a in t.acks(timeout=0)] == ["Bdir"]
+    finally:
+        t.close()
+    assert files(outbound / "archive") == ["Bdir.ack.json"]
+    assert files(outbound / "rejected") == ["garbage.ack.json"]
+    assert mode_of(outbound / "archive") == 0o700
+    assert mode_of(outbound / "rejected") == 0o700
 
 
 def test_paramiko_is_loaded_only_when_a_link_is_opened() -> None:
