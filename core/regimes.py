@@ -121,13 +121,29 @@ def load(name_or_path: str, known: dict[str, Path] | None = None) -> Profile:
     return _load_file(path)
 
 
+def toml_text(data: bytes) -> str:
+    """The text of a TOML file (a profile, a config) from its bytes: UTF-8, with a
+    leading byte-order mark dropped (Windows editors write one; tomllib refuses it).
+    Raises ValueError naming the line and column of the first byte that is not UTF-8."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = data[:exc.start]  # valid UTF-8: the column counts characters, as tomllib's do
+        line = before.count(b"\n") + 1
+        column = len(before[before.rfind(b"\n") + 1:].decode("utf-8")) + 1
+        raise ValueError(f"not UTF-8 (byte 0x{data[exc.start]:02x} at line {line}, column {column}); "
+                         "save it as UTF-8") from None
+    return text.removeprefix("\ufeff")
+
+
 @lru_cache(maxsize=64)
 def _load_file(path: Path) -> Profile:
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        return Profile.model_validate(raw)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raw = tomllib.loads(toml_text(path.read_bytes()))
+    except (OSError, ValueError) as exc:  # unreadable, not UTF-8, not TOML
         raise ProfileError(f"{path}: {exc}") from None
+    try:
+        return Profile.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors(include_input=False)[0]
         loc = ".".join(str(p) for p in first["loc"])

@@ -14,7 +14,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from s321 import private, rules
+from s321 import private, regimes, rules
 from s321.framing import DEFAULT_MAX_FRAME
 from s321.sandbox.certs import DevCerts, ensure_dev_certs, server_context
 from s321.sandbox.connection import bindings
@@ -184,8 +184,10 @@ def parse_rates(value: str | None) -> dict[str, Decimal]:
             code, _, rate = part.partition("=")
             rates[code.strip()] = rate.strip()
     elif value:
-        with open(value, "rb") as fh:
-            raw = tomllib.load(fh)
+        try:
+            raw = tomllib.loads(regimes.toml_text(Path(value).read_bytes()))
+        except ValueError as exc:  # not UTF-8, not TOML
+            raise ValueError(f"{value}: {exc}") from None
         rates = raw.get("currency_rates", raw)
     out = {"USD": Decimal(1)}
     for code, rate in rates.items():
