@@ -15,6 +15,7 @@ import socket
 import time
 from pathlib import Path
 
+from s321 import private
 from s321.errors import S321Error
 
 
@@ -35,8 +36,12 @@ class LedgerLock:
 
     def acquire(self, holder: str) -> LedgerLock:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # The ledger's folder, made here before the ledger itself: private, as
+            # prepare_sqlite would make it (a folder others may write lets them plant
+            # the ledger's -wal before SQLite does, and read it).
+            private.ensure_dir(self.path.parent)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            private.ensure_file(self.path, fd=fd)  # an older one, made under a loose umask
         except OSError as exc:
             raise S321Error(f"{self.ledger_path}: cannot take the ledger's lock {self.path}: "
                             f"{exc.strerror or exc}") from None

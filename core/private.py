@@ -19,6 +19,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from s321.errors import S321Error
 from s321.logs import get_logger
 
 log = get_logger(__name__)
@@ -105,11 +106,11 @@ def ensure_dir(path: str | Path, *, tighten: bool = False) -> Path:
     return path
 
 
-def ensure_file(path: str | Path, *, warn: bool = True) -> None:
+def ensure_file(path: str | Path, *, warn: bool = True, fd: int | None = None) -> None:
     """Make an existing file of ours private, warning when it was not (`warn=False`
     for files that arrive with their writer's modes, such as an input being archived);
-    nothing if absent."""
-    _tighten(Path(path), file_mode(), warn=warn)
+    nothing if absent. `fd`: the file open at `path`, changed through it."""
+    _tighten(Path(path), file_mode(), fd=fd, warn=warn)
 
 
 def create(path: str | Path, *, exclusive: bool = False) -> int:
@@ -147,5 +148,29 @@ def prepare_sqlite(path: str | Path) -> None:
         os.close(create(path, exclusive=True))
     except FileExistsError:
         pass
-    for companion in sqlite_companions(path):
+    for companion in sqlite_companions(path.resolve()):  # SQLite writes beside the file a link names
+        _refuse_planted(companion, companion.name != path.resolve().name)
         ensure_file(companion)
+
+
+class NotOurs(S321Error):
+    """A database file that another account owns, or a journal that is a link."""
+
+
+def _refuse_planted(path: Path, journal: bool) -> None:
+    """A database or journal file that another account owns can be read (and changed)
+    by that account whatever its mode: it was planted, or left by s321 run as someone
+    else. A journal that is a symlink sends what SQLite writes wherever it points.
+    Both are refused, never used. (With `[files] group` set, the group shares the files
+    by choice: other owners in it are expected.)"""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if journal and stat.S_ISLNK(st.st_mode):
+        raise NotOurs(f"{path}: a symbolic link where SQLite keeps its journal; remove it "
+                      "(while no s321 uses this database)")
+    if _group == "none" and st.st_uid != os.geteuid():
+        raise NotOurs(f"{path}: owned by uid {st.st_uid}, not by this account (uid {os.geteuid()}): "
+                      "that account can read and change it whatever its mode. Remove it while no s321 "
+                      "uses this database if it is not s321's, or run s321 as its owner")

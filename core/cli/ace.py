@@ -5,10 +5,12 @@ arguments and calls `s321.plugins.ace_truck`; no logic of its own."""
 from __future__ import annotations
 
 import argparse
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from s321 import private
 from s321.cli import console
 from s321.cli.commands import load_or_report
 from s321.cli.exitcodes import Exit
@@ -112,7 +114,9 @@ def list_trip(args: argparse.Namespace) -> int:
         if ledger is not None:
             ledger.close()
     if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+        # Plates, trailer and shipment numbers: private like everything else s321 writes.
+        with os.fdopen(private.create(args.output), "w", encoding="utf-8") as fh:
+            fh.write(text)
         print(f"{args.output}: shipment list of trip {trip.trip_number}")
     else:
         print(text, end="")

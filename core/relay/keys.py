@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import zmq
 from pydantic import AfterValidator, BeforeValidator, SecretStr, ValidationInfo
+from s321 import private
 from s321.secrets import Secret
 from zmq.utils import z85
 
@@ -61,8 +62,7 @@ def generate(name: str, folder: str | Path, force: bool = False) -> tuple[Path, 
     public key. Refuses to overwrite existing files unless `force`."""
     if not NAME.match(name):
         raise ValueError(f"key name {name!r}: use letters, digits, '.', '_' or '-'")
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = private.ensure_dir(folder)  # beside secret keys: nobody else may rename or plant one
     public_path = folder / f"{name}{PUBLIC_SUFFIX}"
     secret_path = folder / f"{name}{SECRET_SUFFIX}"
     for path in (public_path, secret_path):

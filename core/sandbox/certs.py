@@ -12,6 +12,8 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
+from s321 import private
+
 SERVER_NAMES = ("localhost", "127.0.0.1", "::1")
 CLIENT_NAME = "client.s321.invalid"  # `.invalid` can never be a real host name
 
@@ -40,7 +42,7 @@ def ensure_dev_certs(folder: Path, server_names: tuple[str, ...] = SERVER_NAMES)
     certs = DevCerts.in_folder(Path(folder))
     if certs.exist():
         return certs
-    Path(folder).mkdir(parents=True, exist_ok=True)
+    private.ensure_dir(folder)
     # Imported here: trustme pulls in cryptography (some 30 ms), and every `s321`
     # command imports this module while only the first sandbox start needs it.
     import trustme
@@ -61,10 +63,10 @@ def _write_chain(path: Path, pems: list[bytes]) -> None:
 
 
 def _write_key(path: Path, pem: bytes) -> None:
-    # Created owner-only from the start: a key must never be readable by others,
-    # not even for the moment between writing it and a chmod.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
+    # Created owner-only from the start: a key must never be readable by others, not
+    # even for the moment between writing it and a chmod, nor left in an older file's
+    # looser mode; a symlink in its place is refused.
+    with os.fdopen(private.create(path), "wb") as fh:
         fh.write(pem)
 
 

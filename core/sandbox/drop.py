@@ -22,6 +22,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from s321 import private
 from s321.contracts import Serializer
 from s321.logs import get_logger
 from s321.plugins.wire_s321 import S321Json
@@ -53,7 +54,7 @@ class DropSandbox:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         for folder in (self.inbound / PROCESSED, self.inbound / REJECTED, self.outbound):
-            folder.mkdir(parents=True, exist_ok=True)
+            private.ensure_dir(folder)  # processed/ keeps whole batches
 
     @classmethod
     def in_folder(cls, folder: Path, reviewer: Reviewer, poll_interval: float = 0.2) -> DropSandbox:
@@ -131,7 +132,7 @@ class DropSandbox:
     def _write_ack(self, name: str, body: bytes) -> None:
         final = self.outbound / name
         part = self.outbound / f".{name}.part"
-        with part.open("wb") as fh:
+        with os.fdopen(private.create(part), "wb") as fh:
             fh.write(body)
             fh.flush()
             os.fsync(fh.fileno())

@@ -199,3 +199,116 @@ def test_an_archived_input_can_be_made_private_quietly(shared_dir):
     with capture_logs() as logs:
         private.ensure_file(archived, warn=False)
     assert mode(archived) == 0o600 and logs == []
+
+
+def a_run_config(folder: Path, ledger: Path) -> Path:
+    """A records-jsonl pipeline to the file transport, its ledger at `ledger`."""
+    inbox = folder / "in"
+    inbox.mkdir(exist_ok=True)
+    config = jsonl_pipeline_config(folder, inbox, folder / "out")
+    config.write_text(f'[ledger]\npath = "{ledger}"\n\n' + config.read_text())
+    return config
+
+
+def test_run_makes_the_ledger_folder_and_its_lock_owner_only_under_umask_000(shared_dir):
+    """`s321 run` takes the ledger's lock before it opens the ledger, so the lock made the
+    ledger's folder: with the umask's mode (0777 here, 0755 under 022), a folder where
+    another account could plant the -wal that SQLite then writes buyers' data into."""
+    import sys
+
+    config = a_run_config(shared_dir, shared_dir / "state" / "ledger.sqlite")
+    subprocess.run([sys.executable, "-m", "s321.cli", "run", "-c", str(config), "--once"],
+                   check=True, capture_output=True, preexec_fn=lambda: os.umask(0))
+    assert mode(shared_dir / "state") == 0o700
+    assert mode(shared_dir / "state" / "ledger.sqlite.lock") == 0o600
+    assert mode(shared_dir / "state" / "ledger.sqlite") == 0o600
+
+
+def test_a_looser_lock_file_is_tightened(shared_dir):
+    from s321.lock import LedgerLock
+
+    (shared_dir / "ledger.sqlite.lock").touch(0o666)
+    (shared_dir / "ledger.sqlite.lock").chmod(0o666)
+    lock = LedgerLock(shared_dir / "ledger.sqlite").acquire("test")
+    try:
+        assert mode(shared_dir / "ledger.sqlite.lock") == 0o600
+    finally:
+        lock.release()
+
+
+@pytest.mark.parametrize("companion", ["-wal", "-shm", ""])
+def test_a_ledger_file_another_account_owns_is_refused_not_used(shared_dir, companion):
+    """A -wal that another account made (in a folder it could write) stays readable by
+    that account whatever mode s321 gives it: opening the ledger refuses it, naming it."""
+    path = shared_dir / "ledger.sqlite"
+    Ledger(path).close()
+    planted = Path(f"{path}{companion}")
+    planted.touch()
+    nobody = int(subprocess.run(["id", "-u", "nobody"], capture_output=True, text=True, check=True).stdout)
+    os.chown(planted, nobody, -1)
+    with pytest.raises(private.NotOurs, match=rf"{planted.name}: owned by uid {nobody}"):
+        Ledger(path)
+
+
+def test_a_journal_that_is_a_link_is_refused(shared_dir):
+    path = shared_dir / "ledger.sqlite"
+    Ledger(path).close()
+    Path(f"{path}-wal").symlink_to(shared_dir / "elsewhere")
+    with pytest.raises(private.NotOurs, match="symbolic link"):
+        Ledger(path)
+    assert not (shared_dir / "elsewhere").exists()
+
+
+def test_a_ledger_reached_through_a_link_is_still_used(shared_dir):
+    """The config may name the ledger by a symlink (SQLite keeps the journals beside the
+    file it points to): that is no planted file."""
+    real = shared_dir / "real" / "ledger.sqlite"
+    Ledger(real).close()
+    (shared_dir / "ledger.sqlite").symlink_to(real)
+    Ledger(shared_dir / "ledger.sqlite").close()
+
+
+def test_generated_keys_live_in_an_owner_only_folder_under_umask_000(open_umask, shared_dir):
+    from s321.relay import keys
+
+    keys.generate("relay", shared_dir / "state" / "keys")
+    assert mode(shared_dir / "state") == mode(shared_dir / "state" / "keys") == 0o700
+
+
+def test_the_drivers_shipment_list_is_owner_only_under_umask_000(open_umask, shared_dir):
+    from s321.cli import main
+
+    out = shared_dir / "driver-list.txt"
+    trip = Path(__file__).resolve().parents[2] / "config" / "trips" / "NWTK2612070001.toml"
+    assert main(["ace", "manifest-list", str(trip), "-o", str(out)]) == 0
+    assert mode(out) == 0o600 and "NWTK" in out.read_text()
+
+
+def test_sandbox_keys_written_over_older_files_are_owner_only(shared_dir):
+    from s321.sandbox.certs import ensure_dev_certs
+
+    certs = shared_dir / "certs"
+    certs.mkdir()
+    for name in ("server.key", "client.key"):
+        (certs / name).touch()
+        (certs / name).chmod(0o644)
+    made = ensure_dev_certs(certs)
+    assert mode(made.server_key) == mode(made.client_key) == 0o600
+    assert not nobody_can_read(made.client_key)
+
+
+def test_the_sandbox_drop_folders_and_answers_are_owner_only_under_umask_000(open_umask, shared_dir):
+    from s321.sandbox.drop import DropSandbox
+    from s321.sandbox.review import Reviewer
+
+    store = SandboxStore(shared_dir / "sandbox.sqlite")
+    try:
+        drop = DropSandbox.in_folder(shared_dir / "drop", Reviewer(store))
+        for folder in ("drop/inbound", "drop/outbound", "drop/inbound/processed", "drop/inbound/rejected"):
+            assert mode(shared_dir / folder) == 0o700, folder
+        (shared_dir / "drop" / "inbound" / "B1.json").write_bytes(S321Json().encode_batch(a_batch()))
+        assert drop.run_once() == 1
+        answers = list((shared_dir / "drop" / "outbound").iterdir())
+        assert answers and all(mode(answer) == 0o600 for answer in answers), answers
+    finally:
+        store.close()
