@@ -111,10 +111,14 @@ class SqliteFile:
                  page_size: int | None = None):
         self.path = Path(path)
         self.synchronous = synchronous
-        self.existed = check_existing(self.path, self.kind)
-        if not self.existed:
-            _create_whole(self.path, schema, page_size)
-        private.prepare_sqlite(self.path)  # owner-only, with its -wal/-shm (s321.private)
+        try:
+            self.existed = check_existing(self.path, self.kind)
+            if not self.existed:
+                _create_whole(self.path, schema, page_size)
+            private.prepare_sqlite(self.path)  # owner-only, with its -wal/-shm (s321.private)
+        except OSError as exc:  # a folder that is a file, no permission, a full or read-only disk
+            at = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(self.path) else ""
+            raise StoreFileError(f"{self.path}: cannot open the {self.kind}{at}: {exc.strerror or exc}") from None
         try:
             self._open(schema, synchronous, page_size)
         except sqlite3.DatabaseError as exc:

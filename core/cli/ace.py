@@ -14,7 +14,9 @@ from s321 import private
 from s321.cli import console
 from s321.cli.commands import load_or_report
 from s321.cli.exitcodes import Exit
-from s321.ledger_open import open_ledger
+from s321.config import LoadedConfig
+from s321.ledger import Ledger
+from s321.ledger_open import NoLedger, open_ledger
 from s321.plugins.ace_truck.labels import manifest_list
 from s321.plugins.ace_truck.serializer import ledger_states, trip_places
 from s321.plugins.ace_truck.trip import TripBook, TripError, at_risk, exposed, load_trip
@@ -67,7 +69,7 @@ def check_trip(args: argparse.Namespace) -> int:
         for line in exc.problems:
             console.error(line)
         return Exit.CANNOT_RUN
-    ledger = open_ledger(loaded[1].config.ledger) if loaded is not None else None
+    ledger = _ledger_if_any(loaded[1]) if loaded is not None else None
     now = datetime.now(UTC)
     late = 0
     try:
@@ -102,7 +104,7 @@ def list_trip(args: argparse.Namespace) -> int:
         loaded = load_or_report(args.config)
         if loaded is None:
             return Exit.CANNOT_RUN
-        ledger = open_ledger(loaded[1].config.ledger)
+        ledger = _ledger_if_any(loaded[1])
     try:
         def state_of(scn: str) -> str | None:
             assert ledger is not None
@@ -121,3 +123,12 @@ def list_trip(args: argparse.Namespace) -> int:
     else:
         print(text, end="")
     return Exit.OK
+
+
+def _ledger_if_any(loaded: LoadedConfig) -> Ledger | None:
+    """The config's ledger, or None before a first run made one (nothing is queued yet;
+    a trip file is checked without it, never by making an empty ledger)."""
+    try:
+        return open_ledger(loaded.config.ledger, existing=True)
+    except NoLedger:
+        return None

@@ -87,7 +87,7 @@ def _open(args: argparse.Namespace) -> tuple[LoadedConfig, Ledger] | None:
     loaded = load_or_report(args.config)
     if loaded is None:
         return None
-    return loaded[1], open_ledger(loaded[1].config.ledger)
+    return loaded[1], open_ledger(loaded[1].config.ledger, existing=True)
 
 
 def _ledger(args: argparse.Namespace) -> Ledger | None:

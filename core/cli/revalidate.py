@@ -47,7 +47,7 @@ def revalidate(args: argparse.Namespace) -> int:
         console.error(f"{args.config}: no such pipeline: {', '.join(unknown)} (known: {', '.join(cfg.pipelines)})")
         return Exit.CANNOT_RUN
     names = args.pipeline or list(cfg.pipelines)
-    ledger = open_ledger(cfg.config.ledger)
+    ledger = open_ledger(cfg.config.ledger, existing=True)
     still_invalid = 0
     try:
         for name in names:

@@ -210,6 +210,31 @@ def test_ledger_init_makes_a_ledger_only_where_none_is(tmp_path: Path) -> None:
                                         "ok": True, "problems": [], "counts": {}}
 
 
+@pytest.mark.parametrize("command", [("status",), ("status", "--findings"), ("show", "#1001"), ("dlq", "list"),
+                                     ("revalidate",)])
+def test_commands_that_read_the_ledger_never_make_one(tmp_path: Path, command: tuple[str, ...]) -> None:
+    """A mistyped `[ledger] path` must not answer "no record has been received yet" from
+    an empty ledger made on the spot (and left behind): as `ledger check` does, these say
+    there is no ledger there."""
+    path = tmp_path / "state" / "ledgr.sqlite"
+    cfg = config(tmp_path, path)
+    done = s321(*command, "-c", str(cfg))
+    assert done.returncode == 2, done
+    assert f"{path}: no ledger there" in done.stderr and "Traceback" not in done.stderr
+    assert not path.exists() and not path.parent.exists()
+
+
+@pytest.mark.parametrize("command", [("run", "--once"), ("ledger", "init")])
+def test_a_ledger_path_under_a_file_is_said_not_a_traceback(tmp_path: Path, command: tuple[str, ...]) -> None:
+    (tmp_path / "state").write_text("not a folder\n")
+    path = tmp_path / "state" / "ledger.sqlite"
+    cfg = config(tmp_path, path)
+    done = s321(*command, "-c", str(cfg))
+    assert done.returncode == 2, done
+    assert "Traceback" not in done.stderr
+    assert str(path) in done.stderr and "Not a directory" in done.stderr, done.stderr
+
+
 # --------------------------------------------------------------------------- 4 and 7: failures are seen
 
 
