@@ -10,9 +10,10 @@ directory this creates are owner-only (s321.private): they hold full records.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from s321 import private
 from s321.contracts import Ack, Batch, Capabilities, PipelineContext, Receipt, Serializer
@@ -25,6 +26,15 @@ class FileOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     directory: ConfigPath
     max_batch: int = 500
+
+    @field_validator("directory")
+    @classmethod
+    def _a_folder(cls, value: Path) -> Path:
+        # Made when missing; a file in its place would fail every send, retried until
+        # the run gives up, with the records owed.
+        if value.exists() and not value.is_dir():
+            raise ValueError(f"{value} is a file, not a folder: name the folder batches are written to")
+        return value
 
 
 class FileTransport:

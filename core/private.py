@@ -10,6 +10,7 @@ is never changed: only `tighten=True` callers, for folders s321 alone writes, do
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import threading
@@ -101,6 +102,8 @@ def ensure_dir(path: str | Path, *, tighten: bool = False) -> Path:
         except FileExistsError:
             continue  # made meanwhile by someone else: not ours to change
         os.chmod(folder, dir_mode())  # mkdir's mode went through the umask
+    if not missing and not path.is_dir():  # never a chmod of a file named as a folder by mistake
+        raise NotADirectoryError(errno.ENOTDIR, "not a folder", str(path))
     if tighten and not missing:
         _tighten(path, dir_mode())
     return path

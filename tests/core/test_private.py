@@ -312,3 +312,23 @@ def test_the_sandbox_drop_folders_and_answers_are_owner_only_under_umask_000(ope
         assert answers and all(mode(answer) == 0o600 for answer in answers), answers
     finally:
         store.close()
+
+
+def test_a_file_named_as_a_folder_is_never_made_private(shared_dir):
+    """An `archive_dir` that names a table by mistake: the archive fails, said, and the
+    table keeps its mode (s321 changes the modes of its own folders only)."""
+    table = shared_dir / "catalog.csv"
+    table.write_text("sku,hts\n")
+    table.chmod(0o644)
+    with pytest.raises(NotADirectoryError):
+        private.ensure_dir(table, tighten=True)
+    assert mode(table) == 0o644
+
+
+def test_the_file_transport_refuses_a_file_for_its_folder(shared_dir):
+    """Refused in the config (`s321 check`), not retried until the run gives up."""
+    from pydantic import ValidationError
+
+    (shared_dir / "outbox").write_text("")
+    with pytest.raises(ValidationError, match="is a file, not a folder"):
+        FileOptions(directory=shared_dir / "outbox")
