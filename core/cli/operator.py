@@ -37,7 +37,7 @@ def configure(sub: Any) -> None:
     p.add_argument("--json", action="store_true")
     p.add_argument("--findings", action="store_true",
                    help="list the invalid, rejected and dead records with their findings")
-    p.add_argument("-p", "--pipeline", help="with --findings: only this pipeline")
+    p.add_argument("-p", "--pipeline", help="only this pipeline")
     p.set_defaults(func=status)
 
     p = sub.add_parser("show", help="one record's story: states, attempts, answers, findings",
@@ -54,7 +54,7 @@ def configure(sub: Any) -> None:
     dlq_sub = p.add_subparsers(dest="dlq_command", required=True, metavar="{list,retry}")
     q = dlq_sub.add_parser("list", help="dead records and the error that put them there")
     q.add_argument("-c", "--config", required=True)
-    q.add_argument("-p", "--pipeline")
+    q.add_argument("-p", "--pipeline", help="only this pipeline")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=dlq_list)
     q = dlq_sub.add_parser("retry", help="queue dead records again with a fresh retry budget",
@@ -87,7 +87,16 @@ def _open(args: argparse.Namespace) -> tuple[LoadedConfig, Ledger] | None:
     loaded = load_or_report(args.config)
     if loaded is None:
         return None
-    return loaded[1], open_ledger(loaded[1].config.ledger, existing=True)
+    ledger = open_ledger(loaded[1].config.ledger, existing=True)
+    name = getattr(args, "pipeline", None)
+    if name and name not in loaded[1].pipelines:
+        # A pipeline since removed from the config may still have records: the ledger's names count.
+        known = sorted({*loaded[1].pipelines, *(row["pipeline"] for row in ledger.status())})
+        if name not in known:
+            ledger.close()
+            console.error(f"{args.config}: no such pipeline: {name} (known: {', '.join(known)})")
+            return None
+    return loaded[1], ledger
 
 
 def _ledger(args: argparse.Namespace) -> Ledger | None:
@@ -134,7 +143,7 @@ def status(args: argparse.Namespace) -> int:
         return Exit.CANNOT_RUN
     if args.findings:
         return _findings(ledger, args)
-    rows = ledger.status()
+    rows = [row for row in ledger.status() if not args.pipeline or row["pipeline"] == args.pipeline]
     _daemon_errors(args)
     if args.json:
         for row in rows:

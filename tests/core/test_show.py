@@ -67,7 +67,13 @@ def test_status_findings_lists_invalid_records_with_their_findings(world) -> Non
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [(r["ref"], r["state"]) for r in rows] == [("#1002", "invalid")]
     assert "tracking_number" in {f["field"] for f in rows[0]["findings"]}
-    assert s321("status", "-c", config, "--findings", "-p", "other", "--json").stdout == ""
+    assert s321("status", "-c", config, "--findings", "-p", "shop", "--json").stdout == proc.stdout
+    for command in (("status", "--findings"), ("status",), ("dlq", "list")):
+        # A mistyped name is said, never answered with "nothing there".
+        mistyped = s321(*command, "-c", config, "-p", "Shop")
+        assert mistyped.returncode == 2 and "no such pipeline: Shop (known: shop)" in mistyped.stderr, mistyped
+    alone = s321("status", "-c", config, "-p", "shop", "--json")
+    assert alone.returncode == 0 and {json.loads(line)["pipeline"] for line in alone.stdout.splitlines()} == {"shop"}
     text = s321("status", "-c", config, "--findings")
     assert "#1002" in text.stdout and "tracking_number" in text.stdout
 
