@@ -14,11 +14,14 @@ from decimal import Decimal
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+import types
+import typing
 
-from s321.record import FilerType
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from s321.record import Consignment, FilerType
 
 DEFAULT = "pilot-2019"
 
@@ -79,6 +82,25 @@ class Profile(BaseModel):
     all: ElementSet = ElementSet()
     filer: dict[FilerType, ElementSet] = {}
 
+    @model_validator(mode="after")
+    def _fields_exist(self) -> Profile:
+        """Every path names a record field: a misspelt one would make every record
+        invalid ("nosuch: required"), or a rule that never applies, with no word at load."""
+        sets = [("all", self.all), *((f"filer.{k}", v) for k, v in self.filer.items())]
+        for where, element_set in sets:
+            paths = [("required", p) for p in element_set.required]
+            paths += [("optional", p) for p in element_set.optional]
+            paths += [("conditional", p) for p in element_set.conditional]
+            for rule in element_set.one_of:
+                paths += [("one_of.fields", p) for p in rule.fields] + [("one_of.report_on", rule.report_on)]
+            for rule in element_set.when:
+                paths += [("when.field", rule.field)] + [("when.required", p) for p in rule.required]
+            for key, path in paths:
+                problem = record_path_problem(path)
+                if problem:
+                    raise ValueError(f"{where}.{key}: {problem}")
+        return self
+
     def element_sets(self, filer_type: FilerType | None,
                      files_as: FilerType | None = None) -> list[ElementSet]:
         """The sets that apply to a filer: the common set, then its own (or, for a
@@ -91,6 +113,38 @@ class Profile(BaseModel):
         if role is not None and role != filer_type and role in self.filer:
             sets.append(self.filer[role])
         return sets
+
+
+def record_path_problem(path: str) -> str | None:
+    """Why `path` (`seller.address`, `items.*.hts_code`) names no field of the record;
+    None when it names one."""
+    kind: Any = Consignment
+    done: list[str] = []
+    for part in path.split("."):
+        kind = _unwrap_optional(kind)
+        if part == "*":
+            if typing.get_origin(kind) is not list:
+                return f"{path!r}: {'.'.join(done) or 'the record'} is not a list, so '*' has no items"
+            kind = typing.get_args(kind)[0]
+        elif isinstance(kind, type) and issubclass(kind, BaseModel):
+            if part not in kind.model_fields:
+                close = difflib.get_close_matches(part, list(kind.model_fields), n=1, cutoff=0.6)
+                hint = f"; did you mean {'.'.join([*done, close[0]])!r}?" if close else ""
+                return f"{path!r}: no record field {'.'.join([*done, part])!r}{hint}"
+            kind = kind.model_fields[part].annotation
+        elif typing.get_origin(kind) is list:
+            return f"{path!r}: {'.'.join(done)} is a list: its items' fields are {'.'.join(done)}.*.{part}"
+        else:
+            return f"{path!r}: {'.'.join(done)} has no fields"
+        done.append(part)
+    return None
+
+
+def _unwrap_optional(kind: Any) -> Any:
+    args = [a for a in typing.get_args(kind) if a is not type(None)]
+    if typing.get_origin(kind) in (typing.Union, types.UnionType) and len(args) == 1:
+        return args[0]
+    return kind
 
 
 def _bundled() -> dict[str, Path]:
@@ -147,4 +201,5 @@ def _load_file(path: Path) -> Profile:
     except ValidationError as exc:
         first = exc.errors(include_input=False)[0]
         loc = ".".join(str(p) for p in first["loc"])
-        raise ProfileError(f"{path}: {loc}: {first['msg']}") from None
+        message = first["msg"].removeprefix("Value error, ")  # pydantic's wording of our own ValueError
+        raise ProfileError(f"{path}: {loc + ': ' if loc else ''}{message}") from None

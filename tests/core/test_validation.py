@@ -2,6 +2,7 @@
 
 import json
 from decimal import Decimal
+import re
 from pathlib import Path
 from typing import Any
 
@@ -215,6 +216,22 @@ def test_a_new_regime_is_a_file_not_code(tmp_path):
         ("missing-required", "items.0.hts_code")}
 
 
+@pytest.mark.parametrize("rule, said", [
+    ('[all]\nrequired = ["nosuch.field"]', "all.required: 'nosuch.field': no record field 'nosuch'"),
+    ('[filer.carrier]\nrequired = ["seller.adress"]', "did you mean 'seller.address'?"),
+    ('[all]\nrequired = ["items.description"]', "its items' fields are items.*.description"),
+    ('[all]\none_of = [{ fields = ["tracking_number", "house_bill"], report_on = "tracking_number" }]',
+     "all.one_of.fields: 'house_bill'"),
+    ('[[all.when]]\nfield = "mode"\nequals = "air"', "all.when.field: 'mode'"),
+])
+def test_a_profile_naming_no_record_field_is_refused_at_load(tmp_path, rule, said):
+    """A misspelt path made every record invalid ("nosuch: required"), or a rule that
+    never applied, and `s321 check` said the config was fine."""
+    (tmp_path / "typo.toml").write_text(f'name = "typo"\n{rule}\n', encoding="utf-8")
+    with pytest.raises(regimes.ProfileError, match=re.escape(said)):
+        regimes.load("typo", regimes.available([tmp_path]))
+
+
 def test_an_unknown_profile_suggests_the_closest():
     with pytest.raises(regimes.ProfileError, match="did you mean 'pilot-2019'"):
         regimes.load("pilot-2109")
@@ -321,9 +338,12 @@ def element_sets(draw: st.DrawFn) -> dict[str, Any]:
 @st.composite
 def odd_profiles(draw: st.DrawFn) -> regimes.Profile:
     roles = st.one_of(st.none(), st.sampled_from(list(FilerType)))
-    filer = {t.value: dict(draw(element_sets()), files_as=draw(roles))
+    filer = {t: regimes.ElementSet.model_validate(dict(draw(element_sets()), files_as=draw(roles)))
              for t in draw(st.lists(st.sampled_from(list(FilerType)), unique=True))}
-    return regimes.Profile.model_validate({"name": "odd", "all": draw(element_sets()), "filer": filer})
+    # Built past the load-time check of the paths: presence must answer as the dump
+    # does even for paths no record has (a profile written for a later record).
+    return regimes.Profile.model_construct(name="odd", all=regimes.ElementSet.model_validate(draw(element_sets())),
+                                           filer=filer)
 
 
 @st.composite
