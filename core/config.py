@@ -8,6 +8,7 @@ plugin's own options model. Every problem is reported at once as
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -16,8 +17,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import (BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator,
-                      model_validator)
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo,
+                      field_validator, model_validator)
+from pydantic_core import PydanticCustomError
 
 from s321 import private, regimes, rules
 from s321.contracts import PipelineContext, PipelineDefaults
@@ -29,6 +31,21 @@ from s321.record import FilerType, ModeOfTransport
 
 DEFAULT_SERIALIZER = "s321/1"
 M = TypeVar("M", bound=BaseModel)
+
+_HOST_PORT = re.compile(r"[\w.\-\[\]:]*:[0-9]{1,5}")
+
+
+def host_port(value: str) -> str:
+    """A listening address, `HOST:PORT`: HOST a name, an IPv4 or a [bracketed IPv6]
+    address, PORT 0-65535 (0: any free one). Raises ValueError, saying what is valid,
+    rather than leaving a port bind() refuses to the moment of listening."""
+    if not _HOST_PORT.fullmatch(value) or int(value.rpartition(":")[2]) > 65535:
+        raise PydanticCustomError("host_port", "HOST:PORT, the port 0-65535")
+    return value
+
+
+HostPort = Annotated[str, AfterValidator(host_port),
+                     Field(json_schema_extra={"pattern": f"^{_HOST_PORT.pattern}$"})]  # for editors
 
 
 class PluginTable(BaseModel):
@@ -88,8 +105,8 @@ class PipelineConfig(BaseModel):
 
 class DaemonSection(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    http: str | None = Field(default=None, pattern=r"^[\w.\-\[\]:]*:\d+$",
-                             description="HOST:PORT for /healthz and /metrics, e.g. 127.0.0.1:9321")
+    http: HostPort | None = Field(default=None,
+                                 description="HOST:PORT for /healthz and /metrics, e.g. 127.0.0.1:9321")
     rescan_seconds: float = Field(default=5.0, gt=0, description="inboxes are rescanned this often")
     poll_interval: float = Field(default=0.5, gt=0, description="idle wait between transmit passes")
     shutdown_timeout: float = Field(default=20.0, ge=0, description="wait for in-flight acks on stop")
@@ -227,8 +244,8 @@ class ConsoleSection(BaseModel):
     """`[console]`: `s321 console`, the web console over the ledger (docs/console.md)."""
 
     model_config = ConfigDict(extra="forbid")
-    listen: str = Field(default="127.0.0.1:9322", pattern=r"^[\w.\-\[\]:]*:\d+$",
-                        description="HOST:PORT; plain HTTP only on a loopback address")
+    listen: HostPort = Field(default="127.0.0.1:9322",
+                             description="HOST:PORT; plain HTTP only on a loopback address")
     certificate: ConfigPath | None = Field(default=None, description="PEM certificate (chain): serve HTTPS")
     private_key: ConfigPath | None = Field(default=None, description="PEM private key of the certificate")
     audit_log: ConfigPath = Field(default=Path("s321-console-audit.log"), validate_default=True,

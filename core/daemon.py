@@ -35,7 +35,7 @@ import watchfiles
 from s321 import app
 from s321.backoff import Backoff
 from s321.config import LoadedConfig, Pipeline
-from s321.errors import ConfigError
+from s321.errors import ConfigError, S321Error
 from s321.httpd import serve
 from s321.ledger import Ledger, LedgerUnavailable
 from s321.ledger_open import open_ledger
@@ -178,7 +178,11 @@ class Daemon:
         self.http = None
         if cfg.daemon.http:
             host, _, port = cfg.daemon.http.rpartition(":")
-            self.http = serve((host or "127.0.0.1", int(port)), self.metrics, self.health)
+            try:
+                self.http = serve((host or "127.0.0.1", int(port)), self.metrics, self.health)
+            except S321Error as exc:  # in use, or not this machine's: the config must change
+                self.stop()  # the ledger and a forked transmit process, opened above
+                raise ConfigError([f"{self.config_path}: daemon.http: {exc}"]) from None
 
     # ------------------------------------------------------------------ pipelines
 

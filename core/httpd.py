@@ -18,6 +18,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from s321.errors import S321Error
 from s321.metrics import Metrics
 
 REQUEST_TIMEOUT = 5.0
@@ -66,6 +67,8 @@ class _BoundedServer(ThreadingHTTPServer):
 
 def serve(address: tuple[str, int], metrics: Metrics,
           health: Callable[[], tuple[bool, dict[str, Any]]]) -> ThreadingHTTPServer:
+    """Listen on `address` and answer from a thread of its own. Raises S321Error
+    (`cannot listen on HOST:PORT: reason`) when the address cannot be listened on."""
     class Handler(BaseHTTPRequestHandler):
         timeout = REQUEST_TIMEOUT  # socket timeout: a silent peer is dropped
 
@@ -88,6 +91,10 @@ def serve(address: tuple[str, int], metrics: Metrics,
         def log_message(self, format: str, *args: Any) -> None:
             pass  # scrapes every few seconds would drown the log
 
-    server = _BoundedServer(address, Handler)
+    try:
+        server = _BoundedServer(address, Handler)
+    except (OSError, OverflowError) as exc:  # the address is taken, not this machine's, a bad port
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise S321Error(f"cannot listen on {address[0]}:{address[1]}: {reason}") from None
     threading.Thread(target=server.serve_forever, name="s321-http", daemon=True).start()
     return server

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from s321.cli import console
 from s321.cli.commands import load_or_report
 from s321.cli.exitcodes import Exit
+from s321.config import host_port
 
 
 def configure(sub: Any) -> None:
@@ -23,7 +24,8 @@ def configure(sub: Any) -> None:
                        "[console.users]. Plain HTTP on loopback unless a certificate is given.",
                        epilog="example:\n  s321 console -c s321.toml --listen 127.0.0.1:9322")
     p.add_argument("-c", "--config", help="the config file (TOML)")
-    p.add_argument("--listen", metavar="HOST:PORT", help="overrides [console] listen (default 127.0.0.1:9322)")
+    p.add_argument("--listen", metavar="HOST:PORT", type=_listen,
+                   help="overrides [console] listen (default 127.0.0.1:9322)")
     p.add_argument("--certificate", type=Path, help="PEM certificate: serve HTTPS (with --private-key)")
     p.add_argument("--private-key", type=Path, help="PEM private key of the certificate")
     p.set_defaults(func=serve)
@@ -33,6 +35,13 @@ def configure(sub: Any) -> None:
                                "standard input) and print its argon2id hash, for `password_hash`.",
                                epilog="example:\n  s321 console hash-password")
     q.set_defaults(func=hash_password)
+
+
+def _listen(text: str) -> str:
+    try:
+        return host_port(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -54,8 +63,9 @@ def serve(args: argparse.Namespace) -> int:
         console.error(f"s321 console: {args.config}: no [console.users.NAME] tables: nobody could log in"
                       " (make a hash with `s321 console hash-password`)")
         return Exit.CANNOT_RUN
+    listener = server.listen(section)  # in use: S321Error, said by main() (exit 2)
     print(f"s321 console on {server.address(section)} (Ctrl-C stops it)", flush=True)
-    server.serve(loaded[1], section)
+    server.serve(loaded[1], section, listener)
     return Exit.OK
 
 

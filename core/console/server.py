@@ -6,12 +6,14 @@ searches are): the app logs each request without its query (s321.console.app).""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import uvicorn
 
 from s321.config import ConsoleSection, LoadedConfig
 from s321.console.app import build
+from s321.errors import S321Error
 
 
 def settings(loaded: LoadedConfig, listen: str | None = None, certificate: Path | None = None,
@@ -32,12 +34,27 @@ def address(section: ConsoleSection) -> str:
     return f"{scheme}://{host}:{port}/"
 
 
-def serve(loaded: LoadedConfig, section: ConsoleSection) -> None:
-    """Run until interrupted."""
+def listen(section: ConsoleSection) -> socket.socket:
+    """The console's socket, bound before anything is served or said to be. Raises
+    S321Error (`cannot listen on HOST:PORT: reason`) when the address is in use or not
+    this machine's."""
     host, port = section.listen.rsplit(":", 1)
+    host = host.strip("[]")
+    try:
+        return socket.create_server((host, int(port)), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+    except OSError as exc:
+        raise S321Error(f"cannot listen on {section.listen}: {exc.strerror or exc}") from None
+
+
+def serve(loaded: LoadedConfig, section: ConsoleSection, listener: socket.socket) -> None:
+    """Run on `listener` (from `listen`) until interrupted."""
     https = section.certificate is not None
     loaded.config.console = section
     app = build(loaded, https=https)
-    uvicorn.run(app, host=host.strip("[]"), port=int(port), access_log=False, log_level="warning",
-                ssl_certfile=str(section.certificate) if https else None,
-                ssl_keyfile=str(section.private_key) if https else None, server_header=False)
+    config = uvicorn.Config(app, access_log=False, log_level="warning",
+                            ssl_certfile=str(section.certificate) if https else None,
+                            ssl_keyfile=str(section.private_key) if https else None, server_header=False)
+    try:
+        uvicorn.Server(config).run(sockets=[listener])
+    except KeyboardInterrupt:  # Ctrl-C: uvicorn stopped gracefully, then raised it again
+        pass

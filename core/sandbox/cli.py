@@ -34,7 +34,7 @@ def configure(subparsers: Any) -> None:
         description="Listen for p2p-socket clients, review each record against its regime "
                     "profile and acknowledge it. Dev certificates are made on first start.")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=4321, help="port (default 4321); 0 picks a free one")
+    p.add_argument("--port", type=_port, default=4321, help="port (default 4321); 0 picks a free one")
     p.add_argument("--port-file", type=Path, help="also write the chosen port to this file")
     p.add_argument("--certs-dir", type=Path, default=STATE_DIR / "certs",
                    help=f"where dev certificates are made and kept (default {STATE_DIR}/certs)")
@@ -80,6 +80,14 @@ def configure(subparsers: Any) -> None:
     r.add_argument("--db", type=Path, default=STATE_DIR / "sandbox.sqlite")
     r.add_argument("--json", action="store_true", help="one JSON object a line")
     r.set_defaults(func=report)
+
+
+def _port(text: str) -> int:
+    """`--port`: refused by the parser, before any certificate is made for it."""
+    port = int(text) if text.isascii() and text.isdigit() else -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: a port, 0-65535 (0: any free one)")
+    return port
 
 
 def serve(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ still handshaking, else of the longest-idle authenticated one (told `unavailable
 
 from __future__ import annotations
 
+import errno
 import socket
 import ssl
 import struct
@@ -98,7 +99,10 @@ class SandboxServer:
     def start(self) -> None:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         # create_server sets SO_REUSEADDR: a restarted sandbox gets its port back at once.
-        listener = socket.create_server((self.host, self.port), family=family, backlog=128)
+        try:
+            listener = socket.create_server((self.host, self.port), family=family, backlog=128)
+        except OverflowError:  # raised as bind() raises every other address it refuses
+            raise OSError(errno.EINVAL, "the port must be 0-65535") from None
         listener.settimeout(0.2)  # the accept loop looks at the stop flag between waits
         self._listener = listener
         self.port = listener.getsockname()[1]
