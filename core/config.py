@@ -102,6 +102,15 @@ class PipelineConfig(BaseModel):
     source: PluginTable
     transport: PluginTable
 
+    @field_validator("archive_dir")
+    @classmethod
+    def _archive_is_a_folder(cls, value: Path | None) -> Path | None:
+        # Made when missing; a file in its place would fail every archive (the inputs
+        # stay in the inbox), after s321 was about to tighten a mode that is not its own.
+        if value is not None and value.exists() and not value.is_dir():
+            raise ValueError(f"{value} is a file, not a folder: name the folder read inputs are moved to")
+        return value
+
 
 class DaemonSection(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -517,6 +526,8 @@ def format_errors(path: Path, exc: ValidationError, model: type[BaseModel],
             msg = f"unknown key{'; valid keys: ' + valid if valid else ''}"
         elif err["type"] == "missing":
             msg = "required, but missing"
+        elif err["type"] == "value_error":
+            msg = msg.removeprefix("Value error, ")  # pydantic's wording of a check of ours
         lines.append(f"{path}: {full}: {msg}")
     return lines
 

@@ -37,6 +37,16 @@ def test_an_unknown_plugin_option_names_the_path_and_the_valid_keys(tmp_path):
     assert lines == [f"{path}: pipelines.shop.transport.port: unknown key; valid keys: directory, max_batch"]
 
 
+def test_an_archive_dir_that_names_a_file_is_refused_in_plain_words(tmp_path):
+    """A table named as the archive by mistake: refused by `check`, before a run could
+    fail every archive (and touch the table's mode). The message is ours, without
+    pydantic's "Value error," before it."""
+    (tmp_path / "catalog.csv").write_text("sku,hts\n")
+    path = jsonl_pipeline_config(tmp_path, "in", "out", extra='archive_dir = "catalog.csv"')
+    assert errors_of(path) == [f"{path}: pipelines.shop.archive_dir: {tmp_path / 'catalog.csv'} is a file, "
+                               "not a folder: name the folder read inputs are moved to"]
+
+
 def test_a_wrong_value_type_names_the_path(tmp_path):
     path = jsonl_pipeline_config(tmp_path, "in", "out")
     path.write_text(path.read_text().replace('directory = "out"', 'directory = "out"\nmax_batch = "many"'))
