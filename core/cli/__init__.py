@@ -228,13 +228,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             target = dict(_subparsers(parser)).get(args.command, parser)
         target.print_help(sys.stderr if args.command else sys.stdout)
         return Exit.CANNOT_RUN if args.command else Exit.OK
-    logs.configure(level=args.log_level or "warning", json=args.log_json)
-    gctune.for_batches()
     try:
-        return int(args.func(args) or 0)
+        with console.guarded_output():  # first: logging writes to the stderr it leaves
+            logs.configure(level=args.log_level or "warning", json=args.log_json)
+            gctune.for_batches()
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return Exit.INTERRUPTED
-    except S321Error as exc:  # a ledger in use, empty or damaged; a file that cannot be read
+    except S321Error as exc:  # a ledger in use, empty or damaged; a file that cannot be read or written
         console.error(f"s321: {exc}")
         return Exit.CANNOT_RUN
     except BrokenPipeError:
