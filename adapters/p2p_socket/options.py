@@ -13,12 +13,26 @@ import os
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, WithJsonSchema
 from s321.framing import DEFAULT_MAX_FRAME
 from s321.secrets import Secret
 
-_REFERENCE_HELP = ('must be a reference: {file = "client.key"} (the file holding it) or '
-                   '{env = "VARIABLE"} (a variable holding its path)')
+_EXAMPLE_FILES = {"ca": "ca.pem", "cert": "client.pem", "key": "client.key"}
+"""What each option's error shows as the file of its reference."""
+
+REFERENCE_SCHEMA = {
+    "type": "object", "minProperties": 1, "maxProperties": 1, "additionalProperties": False,
+    "properties": {"file": {"type": "string", "description": "the file, relative to the config file"},
+                   "env": {"type": "string", "description": "a variable holding its path"}},
+}
+"""JSON Schema of `{file = "path"}` or `{env = "VAR"}`: what editors (`s321 schema config`)
+and the plugin reference (s321.cli.docgen) show for a path given as a reference."""
+
+
+def _reference_help(option: str | None) -> str:
+    example = _EXAMPLE_FILES.get(option or "", "client.pem")
+    return (f'must be a reference: {{file = "{example}"}} (the file holding it) or '
+            '{env = "VARIABLE"} (a variable holding its path)')
 
 
 def _existing(path: Path, info: ValidationInfo) -> Path:
@@ -33,7 +47,7 @@ def _path_reference(value: Any, info: ValidationInfo) -> Path:
     if isinstance(value, Path):  # built in code (tests, the sandbox's helpers)
         return _existing(value, info)
     if not isinstance(value, dict) or len(value) != 1 or not ({"env", "file"} & value.keys()):
-        raise ValueError(_REFERENCE_HELP)
+        raise ValueError(_reference_help(info.field_name))
     if "file" in value:
         return _existing(Path(str(value["file"])).expanduser(), info)
     var = str(value["env"])
@@ -48,7 +62,7 @@ def _public_path(value: Any, info: ValidationInfo) -> Path:
     return _path_reference(value, info)
 
 
-SecretPath = Annotated[Path, BeforeValidator(_path_reference)]
+SecretPath = Annotated[Path, BeforeValidator(_path_reference), WithJsonSchema(REFERENCE_SCHEMA)]
 """A path to secret material, given as a `{file = ...}` or `{env = ...}` reference."""
 
 PublicPath = Annotated[Path, BeforeValidator(_public_path)]
@@ -63,8 +77,10 @@ class P2POptions(BaseModel):
     server_name: str | None = Field(
         default=None, description="Name the server certificate must carry (default: host).")
     ca: PublicPath = Field(description="PEM file of the CA(s) that signed the server certificate.")
-    cert: SecretPath = Field(description="PEM file of the client certificate (chain).")
-    key: SecretPath = Field(description="PEM file of the client certificate's private key.")
+    cert: SecretPath = Field(description="PEM file of the client certificate (chain).",
+                             examples=[{"file": "certs/client.pem"}])
+    key: SecretPath = Field(description="PEM file of the client certificate's private key.",
+                            examples=[{"file": "certs/client.key"}])
     key_passphrase: Secret | None = None
     connect_timeout: float = Field(default=10.0, gt=0, description="Seconds for TCP + TLS.")
     read_timeout: float = Field(

@@ -13,7 +13,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, SecretStr, WithJsonSchema
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
@@ -73,6 +73,15 @@ def type_name(annotation: Any) -> str:
     return str(annotation)
 
 
+def option_type(info: FieldInfo) -> str:
+    """type_name of an option, unless its JSON Schema says it is written as a reference,
+    a table of `file` or `env` (a path to a key: p2p-socket's `cert`, `key`)."""
+    for meta in info.metadata:
+        if isinstance(meta, WithJsonSchema) and set((meta.json_schema or {}).get("properties", {})) == {"file", "env"}:
+            return 'reference: { file = "path" } (relative to the config file) or { env = "VAR" } (holding the path)'
+    return type_name(info.annotation)
+
+
 def _toml(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -82,6 +91,8 @@ def _toml(value: Any) -> str:
         return repr(value)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, dict):  # an inline table: a reference, { file = "..." }
+        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
     if isinstance(value, Path):
         return f'"{value}"'
     if isinstance(value, str):
@@ -150,7 +161,7 @@ def render(registry: Registry) -> str:
             example = [f"[pipelines.NAME.{table}]", f'plugin = "{name}"']
             for option, info in comp.options.model_fields.items():
                 default = _default(info)
-                out.append(f"| `{option}` | {_cell(type_name(info.annotation))} | "
+                out.append(f"| `{option}` | {_cell(option_type(info))} | "
                            f"{'required' if info.is_required() else (f'`{default}`' if default else '—')} | "
                            f"`{_cell(_example(option, info))}` | {_cell(info.description or '')} |")
                 if info.is_required():

@@ -35,7 +35,7 @@ def configure(subparsers: Any) -> None:
     ksub = k.add_subparsers(dest="keys_command", required=True, metavar="SUBCOMMAND")
     g = ksub.add_parser("generate", help="write NAME.key (public) and NAME.key_secret (mode 0600)")
     g.add_argument("name", help="letters, digits, '.', '_' or '-'")
-    g.add_argument("--dir", type=Path, default=Path("."), help="folder for the files (default: here)")
+    g.add_argument("-d", "--dir", type=Path, default=Path("."), help="folder for the files (default: here)")
     g.add_argument("--force", action="store_true", help="replace an existing key pair")
     g.set_defaults(func=generate)
 
