@@ -165,6 +165,10 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         _err(f"{args.config}: no such pipeline: {', '.join(unknown)} (known: {', '.join(cfg.pipelines)})")
         return Exit.CANNOT_RUN
+    if not args.pipeline and not any(p.config.enabled for p in cfg.pipelines.values()):
+        # Said, not a silent success: a daemon still runs (a SIGHUP may enable one).
+        console.warn(f"{args.config}: every pipeline has enabled = false: nothing to "
+                     f"{'run' if args.once else 'run until a reload enables one'}")
     if not args.once:
         from s321.daemon import Daemon
         if getattr(args, "log_level", None) is None:  # the daemon tells its story by default

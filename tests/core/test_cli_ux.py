@@ -206,3 +206,12 @@ def test_the_sandbox_listens_on_a_fixed_documented_port():
     assert "(default 4321)" in s321("sandbox", "--help").stdout
     docs = (Path(__file__).parents[2] / "docs" / "operations.md").read_text()
     assert "| `s321 sandbox --port` | `4321` |" in docs
+
+
+def test_run_with_every_pipeline_disabled_says_so(tmp_path):
+    """Not a silent success: a config whose pipelines are all `enabled = false` runs
+    nothing, and a cron job's log should say why."""
+    cfg = setup(tmp_path, [marketplace_fields()], extra="enabled = false")
+    done = s321("run", "-c", cfg, "--once")
+    assert done.returncode == 0
+    assert "every pipeline has enabled = false: nothing to run" in done.stderr
