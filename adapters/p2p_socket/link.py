@@ -19,12 +19,19 @@ from s321.framing import Frame, FrameStream, FrameType, Welcome, client_handshak
 def client_context(ca: Path, cert: Path | None, key: Path | None,
                    passphrase: str | None = None) -> ssl.SSLContext:
     """A TLS client context that verifies the server against `ca` and presents `cert`.
-    (`cert` None is for tests of a server's refusal only.)"""
+    (`cert` None is for tests of a server's refusal only.) A key that needs a passphrase
+    none was given for fails (s321.adapters.p2p_socket.tls_files says which file):
+    OpenSSL never stops to ask for one on the terminal."""
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca))
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if cert is not None:
-        context.load_cert_chain(str(cert), str(key) if key else None, password=passphrase)
+        context.load_cert_chain(str(cert), str(key) if key else None,
+                                password=passphrase if passphrase is not None else _no_passphrase)
     return context
+
+
+def _no_passphrase() -> bytes:
+    return b""
 
 
 class Link:

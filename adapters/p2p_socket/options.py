@@ -13,9 +13,11 @@ import os
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, WithJsonSchema, model_validator
 from s321.framing import DEFAULT_MAX_FRAME
 from s321.secrets import Secret
+
+from .tls_files import tls_file_problem
 
 _EXAMPLE_FILES = {"ca": "ca.pem", "cert": "client.pem", "key": "client.key"}
 """What each option's error shows as the file of its reference."""
@@ -98,6 +100,16 @@ class P2POptions(BaseModel):
         default=5, ge=1, description="Link failures one send() rides out before giving up.")
     backoff_initial: float = Field(default=0.5, ge=0)
     backoff_max: float = Field(default=30.0, ge=0)
+
+    @model_validator(mode="after")
+    def _tls_files_work(self) -> P2POptions:
+        """The CA, certificate and key make a TLS context, at load (`s321 check`), not
+        at the first connection: a swapped pair or a wrong passphrase named here."""
+        passphrase = self.key_passphrase.get_secret_value() if self.key_passphrase else None
+        problem = tls_file_problem(self.ca, self.cert, self.key, passphrase)
+        if problem:
+            raise ValueError(problem)
+        return self
 
     @property
     def tls_server_name(self) -> str:

@@ -46,6 +46,7 @@ from s321.framing import (
 from s321.logs import get_logger
 
 from .link import Link, client_context, open_link
+from .tls_files import tls_file_problem
 from .options import P2POptions
 
 log = get_logger(__name__)
@@ -169,8 +170,8 @@ class P2PSocketTransport:
                 self._tls = client_context(o.ca, o.cert, o.key, passphrase)
             except (ssl.SSLError, OSError) as exc:
                 # Files that cannot be used are a configuration problem, not the peer's.
-                raise FatalError(f"cannot use the CA, certificate or key files "
-                                 f"(or the key passphrase): {exc}") from exc
+                problem = tls_file_problem(o.ca, o.cert, o.key, passphrase) or str(exc)
+                raise FatalError(f"cannot use the TLS files: {problem}") from exc
         return self._tls
 
     def _dial(self) -> Link:

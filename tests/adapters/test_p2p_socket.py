@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import random
+import re
 import socket
 import ssl
 import threading
@@ -382,9 +383,13 @@ def test_encrypted_key_with_passphrase_reference(sandbox: Sandbox, connect, tmp_
     monkeypatch.setenv("S321_TEST_PASSPHRASE", "correct horse")
     assert "agreed" in connect(key={"file": str(locked)},
                                key_passphrase={"env": "S321_TEST_PASSPHRASE"}).probe()
+    # A wrong passphrase, or none, is the config's fault, said at load (`s321 check`)
+    # naming the option, not at the first connection as OpenSSL's "PEM lib".
     monkeypatch.setenv("S321_TEST_PASSPHRASE", "wrong")
-    with pytest.raises(FatalError, match="passphrase"):
-        connect(key={"file": str(locked)}, key_passphrase={"env": "S321_TEST_PASSPHRASE"}).connect()
+    with pytest.raises(ValidationError, match=f"key_passphrase: does not open {locked}"):
+        connect(key={"file": str(locked)}, key_passphrase={"env": "S321_TEST_PASSPHRASE"})
+    with pytest.raises(ValidationError, match=f"key: {locked} is encrypted: give key_passphrase"):
+        connect(key={"file": str(locked)})
 
 
 # --------------------------------------------------------------------------- framing
@@ -479,3 +484,21 @@ def test_retry_backs_off_then_gives_up_or_stops_on_fatal() -> None:
     with pytest.raises(FatalError):
         retry(fatal, attempts=3, backoff=backoff, sleep=waits.append)
     assert fatal_calls == [1]
+
+
+def test_tls_files_that_cannot_be_used_are_named_at_load(sandbox: Sandbox, tmp_path: Path) -> None:
+    """`s321 check` loads the CA, certificate and key, and says which option is wrong:
+    OpenSSL says "PEM lib" for all of these."""
+    other_key = tmp_path / "other.key"
+    trustme.CA().issue_cert("other.test").private_key_pem.write_to_path(str(other_key))
+    cases = {
+        "swapped": ({"cert": {"file": str(sandbox.client_key)}, "key": {"file": str(sandbox.client_cert)}},
+                    f"cert: {sandbox.client_key} holds no PEM certificate (it holds a private key: "
+                    "are cert and key swapped?)"),
+        "not the pair": ({"key": {"file": str(other_key)}},
+                         f"key: {other_key} is not the private key of the certificate in {sandbox.client_cert}"),
+        "a key for a CA": ({"ca": str(sandbox.client_key)}, f"ca: {sandbox.client_key} holds no CA certificate"),
+    }
+    for overrides, said in cases.values():
+        with pytest.raises(ValidationError, match=re.escape(said)):
+            P2POptions.model_validate(sandbox.transport_options(**overrides))

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from builders import jsonl_pipeline_config
+from s321.sandbox.certs import ensure_dev_certs
 
 PAGE = Path(__file__).parents[2] / "docs" / "plugins-reference.md"
 
@@ -28,10 +29,8 @@ def _example_table(plugin):
 
 def _p2p_config(tmp_path, transport):
     (tmp_path / "in").mkdir()
-    certs = tmp_path / "certs"
-    certs.mkdir()
-    for name in ("ca.pem", "client.pem", "client.key"):
-        (certs / name).write_text("-----BEGIN PLACEHOLDER-----\n")
+    # Real files, named as the example names them: `check` loads them.
+    ensure_dev_certs(tmp_path / "certs")
     return jsonl_pipeline_config(tmp_path, tmp_path / "in", tmp_path / "out", transport=transport)
 
 
