@@ -1,10 +1,13 @@
 """The daemon's HTTP endpoint: `/healthz` (JSON, 200 when every pipeline thread is alive
 and none has stopped on a fatal error, else 503) and Prometheus `/metrics`.
 
-It keeps answering when peers hold connections open: a request must arrive within
-`REQUEST_TIMEOUT` seconds, one address holds at most `MAX_PER_PEER` connections, and
-when `MAX_CONNECTIONS` are open a newcomer takes the slot of the oldest (a scrape is
-answered in milliseconds, so the oldest is the one that is not asking anything).
+It keeps answering when peers hold connections open: a connection has
+`REQUEST_TIMEOUT` seconds in all to send its request (one that trickles a byte at a
+time is cut then too), one address holds at most `MAX_PER_PEER` connections, and a
+newcomer takes the slot of the oldest, of its own address when that address is at its
+share, else of any once `MAX_CONNECTIONS` are open (a scrape is answered in
+milliseconds, so the oldest is the one that is not asking anything). So connections
+held open from 127.0.0.1 never keep a scrape from 127.0.0.1, or `s321 status`, out.
 """
 
 from __future__ import annotations
@@ -40,14 +43,10 @@ class _BoundedServer(ThreadingHTTPServer):
         ip = str(client_address[0])
         with self._lock:
             if self._per_ip[ip] >= MAX_PER_PEER:
-                return False  # closed by the caller at once
-            if len(self._open) >= MAX_CONNECTIONS:
-                oldest = min(self._open, key=lambda s: self._open[s][1])
-                self._forget(oldest)
-                try:  # its handler thread sees the end of the stream and finishes
-                    socket.socket.shutdown(oldest, socket.SHUT_RDWR)
-                except OSError:
-                    pass
+                self._evict(min((s for s, (at, _) in self._open.items() if at == ip),
+                                key=lambda s: self._open[s][1]))
+            elif len(self._open) >= MAX_CONNECTIONS:
+                self._evict(min(self._open, key=lambda s: self._open[s][1]))
             self._open[request] = (ip, time.monotonic())
             self._per_ip[ip] += 1
         return True
@@ -57,6 +56,10 @@ class _BoundedServer(ThreadingHTTPServer):
             self._forget(request)
         super().shutdown_request(request)
 
+    def _evict(self, request: Any) -> None:
+        self._forget(request)
+        _cut(request)
+
     def _forget(self, request: Any) -> None:
         entry = self._open.pop(request, None)
         if entry is not None:
@@ -65,12 +68,37 @@ class _BoundedServer(ThreadingHTTPServer):
                 del self._per_ip[entry[0]]
 
 
+def _cut(sock: socket.socket) -> None:
+    """End a connection under its handler: the handler's thread sees the end of the
+    stream and finishes (and closes it)."""
+    try:
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
 def serve(address: tuple[str, int], metrics: Metrics,
           health: Callable[[], tuple[bool, dict[str, Any]]]) -> ThreadingHTTPServer:
     """Listen on `address` and answer from a thread of its own. Raises S321Error
     (`cannot listen on HOST:PORT: reason`) when the address cannot be listened on."""
     class Handler(BaseHTTPRequestHandler):
         timeout = REQUEST_TIMEOUT  # socket timeout: a silent peer is dropped
+
+        def setup(self) -> None:
+            super().setup()
+            # The socket timeout is per read: a peer sending a byte every few seconds
+            # would hold the connection for ever. The whole request gets REQUEST_TIMEOUT.
+            self._deadline = threading.Timer(REQUEST_TIMEOUT, _cut, (self.connection,))
+            self._deadline.daemon = True
+            self._deadline.start()
+
+        def parse_request(self) -> bool:
+            self._deadline.cancel()  # the request is in: answering it is this side's work
+            return super().parse_request()
+
+        def finish(self) -> None:
+            self._deadline.cancel()
+            super().finish()
 
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
             if self.path == "/metrics":

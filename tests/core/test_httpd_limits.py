@@ -1,7 +1,7 @@
 """The daemon's HTTP port keeps answering: 300 connections that never send a request,
 from other loopback addresses, do not keep a scrape from 127.0.0.1 from being answered
-within a second; one address cannot hold more than its share; a silent connection is
-dropped after the request timeout."""
+within a second; one address cannot hold more than its share, and its newcomer is
+answered; a silent or trickling connection is dropped after the request timeout."""
 
 import socket
 import time
@@ -47,18 +47,54 @@ def test_healthz_is_answered_within_a_second_while_300_connections_are_held(serv
             sock.close()
 
 
-def test_one_address_holds_at_most_its_share(server):
+def test_one_address_holds_at_most_its_share_and_a_newcomer_is_answered(server):
+    """Connections held open from 127.0.0.1 (the daemon's own host) must not keep its
+    scrape, or `s321 status`, from being answered: a newcomer of an address at its share
+    takes the slot of that address's oldest connection."""
     port = server.server_address[1]
     held = [connect(port, "127.0.0.7") for _ in range(httpd.MAX_PER_PEER)]
-    extra = connect(port, "127.0.0.7")
     try:
+        time.sleep(0.2)  # let the server accept them all
+        scrape = connect(port, "127.0.0.7")
+        scrape.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
+        assert scrape.recv(1024).startswith(b"HTTP/1.0 200")
+        scrape.close()
         try:
-            assert extra.recv(1) == b""  # closed at once, nothing served
+            assert held[0].recv(1) == b""  # the oldest was let go
         except ConnectionResetError:
             pass
     finally:
-        for sock in [*held, extra]:
+        for sock in held:
             sock.close()
+
+
+def test_a_request_trickled_a_byte_at_a_time_is_cut_at_the_request_timeout(monkeypatch):
+    """The socket timeout is per read: a byte every 0.3 s would never time out. The
+    whole request has REQUEST_TIMEOUT."""
+    monkeypatch.setattr(httpd, "REQUEST_TIMEOUT", 1.0)
+    srv = httpd.serve(("127.0.0.1", 0), Metrics(), lambda: (True, {}))
+    try:
+        sock = connect(srv.server_address[1], "127.0.0.9")
+        started = time.monotonic()
+        cut = False
+        for byte in b"GET /healthz HTTP/1.0\r\nX-Slow: " + b"a" * 40:
+            try:
+                sock.sendall(bytes([byte]))
+            except (BrokenPipeError, ConnectionResetError):
+                cut = True
+                break
+            time.sleep(0.3)
+        sock.settimeout(1)
+        if not cut:
+            try:
+                cut = sock.recv(1024) == b""
+            except (ConnectionResetError, TimeoutError):
+                cut = False
+        sock.close()
+        assert cut and time.monotonic() - started < 4.0
+    finally:
+        srv.shutdown()
+        srv.server_close()
 
 
 def test_a_silent_connection_is_dropped_after_the_request_timeout(monkeypatch):
