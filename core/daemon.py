@@ -39,7 +39,7 @@ from s321.errors import ConfigError, S321Error
 from s321.httpd import serve
 from s321.ledger import Ledger, LedgerUnavailable
 from s321.ledger_open import open_ledger
-from s321.logs import get_logger
+from s321.logs import error_text, get_logger
 from s321.metrics import Metrics
 from s321.observers import Observers
 from s321.registry import Registry
@@ -88,12 +88,12 @@ class PipelineThread(threading.Thread):
                     idle = w.idle()
                 except Exception as exc:
                     if self.failed is None:
-                        self.observers.pipeline_failing(w.name, f"{type(exc).__name__}: {exc}")
-                    self.failed = f"{type(exc).__name__}: {exc}"
+                        self.observers.pipeline_failing(w.name, error_text(exc))
+                    self.failed = error_text(exc)  # /healthz shows it to whoever asks
                     delay = max(0.5, backoff.delay(failures))
                     failures += 1
                     log.error("pipeline failed, retrying", pipeline=w.name, error=self.failed,
-                              retry_in=round(delay, 1), attempt=failures)
+                              retry_in=round(delay, 1), attempt=failures, exc_info=failures == 1)
                     self.stop_event.wait(delay)
                     continue
                 if self.failed is not None:
@@ -104,8 +104,8 @@ class PipelineThread(threading.Thread):
                     self.wake.wait(min(self.cfg.poll_interval, max(0.0, next_scan - time.monotonic())))
             self._drain()
         except Exception as exc:
-            self.failed = f"{type(exc).__name__}: {exc}"
-            log.error("pipeline stopped on a failure", pipeline=w.name, error=self.failed)
+            self.failed = error_text(exc)
+            log.error("pipeline stopped on a failure", pipeline=w.name, error=self.failed, exc_info=True)
         finally:
             if watcher is not None:
                 watcher.set()

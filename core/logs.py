@@ -65,6 +65,14 @@ def redact_personal_data(_logger: Any, _method: str, event: dict[str, Any]) -> d
     return {k: (REDACTED if k.lower() in _PERSONAL_KEYS else _scrub(v)) for k, v in event.items()}
 
 
+def error_text(exc: BaseException) -> str:
+    """An unexpected error as s321 says it where anyone may read it (a log line,
+    `/healthz`, a webhook, a run's summary): its type, and its message only when it is
+    the system's (SYSTEM_ERRORS). A bug's message may quote the record it failed on;
+    the log's traceback (`exc_info=True`) still shows where it was raised."""
+    return _headline(exc)
+
+
 def _headline(exc: BaseException) -> str:
     name = type(exc).__qualname__
     module = type(exc).__module__

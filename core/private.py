@@ -103,7 +103,7 @@ def ensure_dir(path: str | Path, *, tighten: bool = False) -> Path:
             continue  # made meanwhile by someone else: not ours to change
         os.chmod(folder, dir_mode())  # mkdir's mode went through the umask
     if not missing and not path.is_dir():  # never a chmod of a file named as a folder by mistake
-        raise NotADirectoryError(errno.ENOTDIR, "not a folder", str(path))
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path))
     if tighten and not missing:
         _tighten(path, dir_mode())
     return path

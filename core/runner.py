@@ -28,7 +28,7 @@ from typing import Any
 from s321.config import LoadedConfig
 from s321.ledger import Ledger
 from s321.ledger_open import open_ledger
-from s321.logs import get_logger
+from s321.logs import error_text, get_logger
 from s321.observers import Observers
 from s321.registry import Registry
 from s321.transmit_process import RemoteSender, TransmitLink, choose
@@ -88,14 +88,14 @@ def run_pipeline_once(worker: PipelineWorker, stop: threading.Event | None = Non
             worker.error = "acknowledgements still outstanding at the end of the run"
     except Exception as exc:  # one pipeline's failure never takes the others down
         failed = True
-        worker.error = f"pipeline failed: {type(exc).__name__}: {exc}"
-        log.error("pipeline failed", pipeline=p.name, error=worker.error)
+        worker.error = f"pipeline failed: {error_text(exc)}"
+        log.error("pipeline failed", pipeline=p.name, error=worker.error, exc_info=True)
     finally:
         try:
             worker.close()
         except Exception as exc:  # a ledger gone bad fails the close too: the run is failed already
             failed = True
-            worker.error = worker.error or f"pipeline failed: {type(exc).__name__}: {exc}"
+            worker.error = worker.error or f"pipeline failed: {error_text(exc)}"
         summary.counts = worker.counts
         summary.rejections = worker.rejections
         if summary.rejections:

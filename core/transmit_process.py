@@ -51,7 +51,7 @@ import structlog
 
 from s321.backoff import Backoff
 from s321.lifeline import die_with_parent
-from s321.logs import get_logger
+from s321.logs import error_text, get_logger
 from s321.observers import Observers
 from s321.registry import ENTRY_POINT_GROUP, Registry
 from s321.transmitter import Transmitter, drive
@@ -597,10 +597,10 @@ class _Child:
                     t.poll_acks(timeout=0.05 if t.owes()[1] else 0.0)
                     idle = t.idle()
                 except Exception as exc:
-                    message = f"{type(exc).__name__}: {exc}"
+                    message = error_text(exc)
                     if self.once:  # as run_pipeline_once: the run reports the failure
                         t.error = f"pipeline failed: {message}"
-                        log.error("pipeline failed", pipeline=name, error=t.error)
+                        log.error("pipeline failed", pipeline=name, error=t.error, exc_info=True)
                         break
                     if failed is None:
                         t.observers.pipeline_failing(name, message)  # type: ignore[union-attr]
@@ -608,7 +608,7 @@ class _Child:
                     delay = max(0.5, backoff.delay(failures))
                     failures += 1
                     log.error("pipeline failed, retrying", pipeline=name, error=failed, retry_in=round(delay, 1),
-                              attempt=failures)
+                              attempt=failures, exc_info=failures == 1)
                     self.stop.wait(delay)
                     continue
                 if failed is not None:
@@ -627,13 +627,13 @@ class _Child:
                 while t.owes()[1] and time.monotonic() < deadline:
                     t.poll_acks(timeout=0.2)
         except Exception as exc:
-            t.error = f"pipeline failed: {type(exc).__name__}: {exc}"
-            log.error("transmission stopped on a failure", pipeline=name, error=t.error)
+            t.error = f"pipeline failed: {error_text(exc)}"
+            log.error("transmission stopped on a failure", pipeline=name, error=t.error, exc_info=True)
         finally:
             try:
                 t.close()
             except Exception as exc:
-                t.error = t.error or f"pipeline failed: {type(exc).__name__}: {exc}"
+                t.error = t.error or f"pipeline failed: {error_text(exc)}"
             stalled = False
             try:
                 stalled = t.stalled()

@@ -101,3 +101,26 @@ def test_objects_of_unknown_kinds_are_logged_by_their_type():
     for word in PERSONAL:
         assert word not in text
     assert "Order" in text
+
+
+def test_a_pipeline_failing_on_a_bug_says_its_type_not_a_message_quoting_a_record(tmp_path, monkeypatch, capsys):
+    """A bug's error (a KeyError of a buyer's name) reaches the run's summary, the log,
+    the daemon's /healthz and the observers' pipeline_failing: its type and where it was
+    raised are said, its message is not."""
+    from s321.cli import main
+    from s321.worker import PipelineWorker
+
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    write_jsonl(inbox / "a.jsonl", [{"ref": "A-1", **marketplace_fields()}])
+    cfg = jsonl_pipeline_config(tmp_path, inbox, tmp_path / "out")
+
+    def broken_ingest(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        raise KeyError(PERSONAL[0])
+
+    monkeypatch.setattr(PipelineWorker, "ingest", broken_ingest)
+    assert main(["--log-level", "info", "run", "-c", str(cfg), "--once"]) == 3
+    out, err = capsys.readouterr()
+    for word in PERSONAL:
+        assert word not in out + err
+    assert "pipeline failed: KeyError" in out and "broken_ingest" in err  # the frame, for a bug report

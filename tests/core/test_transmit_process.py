@@ -154,14 +154,17 @@ def test_killing_the_daemon_kills_its_child_and_frees_the_ledger(world):
 
 def test_an_observer_in_the_parent_hears_what_the_child_dead_letters(tmp_path):
     """The webhook observer (an installed plugin) is loaded in both processes: only the
-    parent calls it, for a refusal the child met (a CA file that is not a certificate)."""
+    parent calls it, for a refusal the child met (a CA that did not sign the receiver's
+    certificate: the handshake is refused, which no retry mends)."""
+    import trustme
     from webhooks import Receiver
 
     receiver = Receiver()
-    bad_ca = tmp_path / "not-a-ca.pem"
-    bad_ca.write_text("this is not a certificate\n")
+    bad_ca = tmp_path / "another-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(bad_ca))
     (tmp_path / "w").mkdir()
     world = World(tmp_path / "w")
+    world.start_sandbox()
     body = world.config.read_text()
     world.config.write_text(re.sub(r'(?m)^(\s*)ca = ".*"$', rf'\1ca = "{bad_ca}"', body, count=1))
     process_mode(world)
@@ -171,10 +174,11 @@ def test_an_observer_in_the_parent_hears_what_the_child_dead_letters(tmp_path):
         proc = s321("run", "-c", world.config, "--once", env=env)
     finally:
         receiver.close()
+        world.stop_sandbox()
     bodies = receiver.bodies
     assert proc.returncode == 3, proc.stdout + proc.stderr[-3000:]
     assert "dead 12" in proc.stdout
     dead = [b for b in bodies if b["event"] == "dead"]
     assert len(dead) == 1 and dead[0]["count"] == 12, bodies  # told once, by the parent
-    assert "cannot use the CA" in dead[0]["error"]
+    assert "certificate refused" in dead[0]["error"]
     assert world.ledger_states() == {State.DEAD: 12}
