@@ -28,11 +28,12 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from s321.config import ConsoleUser, LoadedConfig, read_toml
+from s321.config import ConsoleSection, ConsoleUser, LoadedConfig, read_toml
 from s321.console import auth, fixes, svg
 from s321.console.actions import ACTIONS, AuditLog, perform
 from s321.console.queries import LedgerReader, LedgerUnavailable
-from s321.console.security import SecurityHeaders, cookie_name, same_origin
+from s321.console.security import (HostCheck, SecurityHeaders, certificate_names, cookie_name, own_hosts,
+                                   own_origins, same_origin)
 from s321.logs import get_logger
 from s321.states import State
 
@@ -64,6 +65,8 @@ class Console:
 
     loaded: LoadedConfig
     https: bool = False
+    hosts: frozenset[str] = frozenset()
+    """The Host values that name the console (security.own_hosts)."""
     users: dict[str, ConsoleUser] = field(default_factory=dict)
     sessions: auth.Sessions = field(default_factory=auth.Sessions)
     limiter: auth.LoginLimiter = field(default_factory=auth.LoginLimiter)
@@ -77,6 +80,7 @@ class Console:
         self.reader = LedgerReader(self.loaded.config.ledger)  # a file, or a PostgreSQL database
         self.audit = AuditLog(section.audit_log)
         self.cookie = cookie_name(self.https)
+        self.origins = own_origins(self.hosts, self.https)
         self._config_mtime = self._mtime()
 
     def _mtime(self) -> float:
@@ -136,7 +140,7 @@ def guarded(permission: str) -> Callable[[Handler], Callable[[Request], Awaitabl
         async def endpoint(request: Request) -> Response:
             console = _console(request)
             console.refresh_users()
-            if request.method == "POST" and not same_origin(request):
+            if request.method == "POST" and not same_origin(request, console.origins):
                 return refused(request, 403, "This form was posted from another site: refused.")
             session = console.sessions.get(request.cookies.get(console.cookie))
             user = console.users.get(session.user) if session and session.user else None
@@ -188,7 +192,7 @@ async def login_form(request: Request) -> Response:
 async def login(request: Request) -> Response:
     console = _console(request)
     console.refresh_users()
-    if not same_origin(request):
+    if not same_origin(request, console.origins):
         return refused(request, 403, "This form was posted from another site: refused.")
     session = console.sessions.get(request.cookies.get(console.cookie))
     form = await request.form()
@@ -361,9 +365,22 @@ async def ledger_unavailable(request: Request, exc: Exception) -> Response:
                                       status_code=503)
 
 
-def build(loaded: LoadedConfig, https: bool = False) -> Starlette:
-    """The console app for a loaded config."""
-    app = Starlette(routes=ROUTES, middleware=[Middleware(AccessLog), Middleware(SecurityHeaders, https=https)],
+def hosts_of(section: ConsoleSection, https: bool, listen: str | None = None) -> frozenset[str]:
+    """The Host values of a console: its listen address (`listen` when the port it
+    really has differs, as with port 0), the certificate's names over HTTPS, and the
+    operator's `[console] hosts`."""
+    names = certificate_names(section.certificate) if https and section.certificate else []
+    # `[console] hosts` is read when the config model has it (docs/console.md).
+    names += list(getattr(section, "hosts", None) or [])
+    return own_hosts(listen or section.listen, https, names)
+
+
+def build(loaded: LoadedConfig, https: bool = False, hosts: frozenset[str] | None = None) -> Starlette:
+    """The console app for a loaded config; `hosts` the Host values it answers (by
+    default those of its `[console]` section: `hosts_of`)."""
+    hosts = hosts_of(loaded.config.console, https) if hosts is None else hosts
+    app = Starlette(routes=ROUTES, middleware=[Middleware(AccessLog), Middleware(SecurityHeaders, https=https),
+                                               Middleware(HostCheck, hosts=hosts)],
                     exception_handlers={LedgerUnavailable: ledger_unavailable})
-    app.state.console = Console(loaded, https=https)
+    app.state.console = Console(loaded, https=https, hosts=hosts)
     return app

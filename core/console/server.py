@@ -12,7 +12,7 @@ from pathlib import Path
 import uvicorn
 
 from s321.config import ConsoleSection, LoadedConfig
-from s321.console.app import build
+from s321.console.app import build, hosts_of
 from s321.errors import S321Error
 
 
@@ -50,7 +50,8 @@ def serve(loaded: LoadedConfig, section: ConsoleSection, listener: socket.socket
     """Run on `listener` (from `listen`) until interrupted."""
     https = section.certificate is not None
     loaded.config.console = section
-    app = build(loaded, https=https)
+    host = section.listen.rsplit(":", 1)[0]
+    app = build(loaded, https=https, hosts=hosts_of(section, https, f"{host}:{listener.getsockname()[1]}"))
     config = uvicorn.Config(app, access_log=False, log_level="warning",
                             ssl_certfile=str(section.certificate) if https else None,
                             ssl_keyfile=str(section.private_key) if https else None, server_header=False)

@@ -19,7 +19,7 @@ import pytest
 import trustme
 from starlette.routing import Route
 
-from console.world import PASSWORD, USERS, World, client_for, csrf_of, log_in
+from console.world import ORIGIN, PASSWORD, USERS, World, client_for, csrf_of, log_in
 from s321 import logs
 from s321.config import ConsoleSection
 from s321.console import auth
@@ -115,7 +115,7 @@ def test_a_form_from_another_origin_or_without_its_token_is_refused(world: World
     wrong_token = client.post(f"/records/{txid}/retry", data={"csrf": "x" * 43})
     assert wrong_token.status_code == 403
     assert state(world, txid) == "dead"
-    ok = client.post(f"/records/{txid}/retry", data={"csrf": token}, headers={"origin": "http://testserver"})
+    ok = client.post(f"/records/{txid}/retry", data={"csrf": token}, headers={"origin": ORIGIN})
     assert ok.status_code == 303 and state(world, txid) == "queued"
 
 

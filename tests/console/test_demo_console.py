@@ -43,12 +43,12 @@ def test_the_demo_logins_work_and_the_client_login_is_scoped(demo: object, tmp_p
     _, loaded = s321_app.load(config)
     Ledger(loaded.config.ledger.path).close()
     for name, (role, scope, password) in demo.CONSOLE_USERS.items():  # type: ignore[attr-defined]
-        client = TestClient(build(loaded), follow_redirects=False)
+        client = TestClient(build(loaded), base_url=f"http://{loaded.config.console.listen}", follow_redirects=False)
         assert _log_in(client, name, password) == 303
         assert loaded.config.console.users[name].role == role
         assert loaded.config.console.users[name].originator_codes == scope
         assert client.get("/").status_code == 200
-    assert _log_in(TestClient(build(loaded), follow_redirects=False), "broker", "wrong") == 303
+    assert _log_in(TestClient(build(loaded), base_url=f"http://{loaded.config.console.listen}", follow_redirects=False), "broker", "wrong") == 303
     assert "password" not in config.read_text().replace("password_hash", "")
 
 
@@ -58,7 +58,7 @@ def test_a_ledger_not_made_yet_is_a_clear_page_not_a_crash(demo: object, tmp_pat
                                                                                       port=1))
     demo.add_console(config)  # type: ignore[attr-defined]
     _, loaded = s321_app.load(config)
-    client = TestClient(build(loaded), follow_redirects=False)
+    client = TestClient(build(loaded), base_url=f"http://{loaded.config.console.listen}", follow_redirects=False)
     _log_in(client, "broker", "demo-broker")
     for path in ("/", "/records", "/findings", "/dead"):
         response = client.get(path)

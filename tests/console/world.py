@@ -25,6 +25,8 @@ from s321.sandbox import Sandbox
 from ports import free_port
 
 PASSWORD = "correct horse battery staple"
+ORIGIN = "http://127.0.0.1:9322"
+"""The console's own origin: the world's config keeps the default listen address."""
 USERS = {
     # name: (role, scope)
     "vera": ("viewer", None),
@@ -133,7 +135,7 @@ def make_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 def client_for(world: World) -> TestClient:
     _, loaded = s321_app.load(world.config)
-    return TestClient(build(loaded), follow_redirects=False)
+    return TestClient(build(loaded), base_url=ORIGIN, follow_redirects=False)
 
 
 def csrf_of(html: str) -> str:
