@@ -290,7 +290,18 @@ class Config(BaseModel):
     ledger: LedgerSection = Field(default={}, validate_default=True)
     files: private.FilesSection = private.FilesSection()
     console: ConsoleSection = Field(default={}, validate_default=True)
-    pipelines: dict[str, PipelineConfig] = Field(min_length=1)
+    pipelines: dict[str, PipelineConfig]
+
+    @field_validator("pipelines")
+    @classmethod
+    def _pipelines(cls, pipelines: dict[str, PipelineConfig]) -> dict[str, PipelineConfig]:
+        if not pipelines:
+            raise ValueError("no pipeline: add a [pipelines.NAME] table (config/shop.toml is an example)")
+        for name in pipelines:
+            if not name.strip() or name != name.strip() or not name.isprintable():
+                # The name is the pipeline's key in the ledger, the metrics and every command's -p.
+                raise ValueError(f"pipeline name {name!r}: give a name without blanks around it")
+        return pipelines
 
     @field_validator("currency_rates")
     @classmethod

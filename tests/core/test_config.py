@@ -384,3 +384,13 @@ def test_a_wrong_ledger_url_says_what_would_be_valid(tmp_path, table, words):
     [line] = errors_of(path)
     assert line.startswith(f"{path}: ledger") and words in line
     assert "pw-secret" not in line
+
+
+def test_an_empty_pipelines_table_and_a_blank_name_are_said_in_words(tmp_path):
+    empty = tmp_path / "empty.toml"
+    empty.write_text("[pipelines]\n")
+    assert errors_of(empty) == [f"{empty}: pipelines: no pipeline: add a [pipelines.NAME] table "
+                                "(config/shop.toml is an example)"]
+    path = jsonl_pipeline_config(tmp_path, "in", "out")
+    path.write_text(path.read_text().replace("pipelines.shop", 'pipelines." shop"'))
+    assert f"{path}: pipelines: pipeline name ' shop': give a name without blanks around it" in errors_of(path)
