@@ -12,6 +12,7 @@ record's content.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
 from collections.abc import Awaitable, Callable
@@ -199,21 +200,25 @@ async def login(request: Request) -> Response:
     if session is None or not hmac.compare_digest(str(form.get("csrf") or ""), session.csrf):
         return RedirectResponse("/login?error=expired", status_code=303)
     name = str(form.get("username") or "").strip()
+    # The peer's own address: uvicorn runs without proxy headers (server.py), so a
+    # client cannot pick the address it is counted under.
     client = request.client.host if request.client else "-"
-    keys = [f"ip:{client}", f"user:{name}"]
-    wait = console.limiter.blocked(keys)
+    wait = console.limiter.blocked(name, client)
     if wait:
         response = templates.TemplateResponse(
             request, "login.html", {"csrf": session.csrf, "who": None, "error": "limited",
                                     "wait": int(wait) + 1}, status_code=429)
         response.headers["retry-after"] = str(int(wait) + 1)
         return response
+    slow = console.limiter.slowdown()
+    if slow:
+        await asyncio.sleep(slow)
     user = auth.verify(console.users, name, str(form.get("password") or ""))
     if user is None:
-        console.limiter.failed(keys)
+        console.limiter.failed(name, client)
         log.info("console login refused", role=None)
         return RedirectResponse("/login?error=wrong", status_code=303)
-    console.limiter.succeeded(keys)
+    console.limiter.succeeded(name, client)
     new = console.sessions.login(session, name)
     log.info("console login", role=user.role)
     response = RedirectResponse("/", status_code=303)

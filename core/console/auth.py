@@ -5,8 +5,9 @@ Promises: a password is checked only against its argon2id hash (argon2-cffi); a
 session lives in this process's memory only (a restart logs everyone out; logout ends
 it at once), its id is new at every login, it ends 30 minutes after its last use or 12
 hours after login (the config may shorten or lengthen both), and it ends at once when
-its user is no longer in the users the console was given; a client address or user name
-that fails to log in too often is refused for a while, whatever the password.
+its user is no longer in the users the console was given; a user name that fails to
+log in too often (from one address, or from many) is refused for a while, whatever the
+password, while failures for other names never refuse it (LoginLimiter).
 """
 
 from __future__ import annotations
@@ -124,34 +125,75 @@ class Sessions:
 
 @dataclass
 class LoginLimiter:
-    """At most `attempts` failed logins per client address and per user name in
-    `window` seconds; past that, refused until the oldest failure leaves the window."""
+    """Failed logins slow down guesses at the names they were for, and nothing else.
 
-    attempts: int = 5
+    Per user name and client address, `free` failures in `window` seconds cost nothing;
+    past that, that name from that address is refused (429) until a delay has passed
+    since its last failure, doubling from 1 s to `window`. Per user name from any
+    address (a guesser with many addresses) the same past `free_per_name` failures,
+    the delay doubling to `cap_per_name`. Failures for other names never refuse a
+    name, so made-up names cannot lock a user out. Past `busy` failures in a minute
+    overall, every login is held `slow` seconds before its password is checked: it
+    slows, never refuses. A success clears its name's failures. At most `max_keys`
+    names and pairs are remembered (the oldest forgotten first)."""
+
+    free: int = 5
     window: float = 300.0
-    _failures: dict[str, deque[float]] = field(default_factory=dict)
+    free_per_name: int = 20
+    cap_per_name: float = 60.0
+    busy: int = 100
+    slow: float = 1.0
+    max_keys: int = 10_000
+    _failures: dict[tuple[str, str], deque[float]] = field(default_factory=dict)
+    _recent: deque[float] = field(default_factory=deque)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def blocked(self, keys: list[str], now: float | None = None) -> float:
-        """Seconds until a login from these keys may be tried again (0: now)."""
+    def blocked(self, name: str, address: str, now: float | None = None) -> float:
+        """Seconds until `name` may be tried again from `address` (0: now)."""
         now = time.time() if now is None else now
-        wait = 0.0
         with self._lock:
-            for key in keys:
-                times = self._failures.get(key)
-                while times and now - times[0] > self.window:
-                    times.popleft()
-                if times and len(times) >= self.attempts:
-                    wait = max(wait, self.window - (now - times[0]))
-        return wait
+            return max(self._wait(("pair", f"{name}\0{address}"), self.free, self.window, now),
+                       self._wait(("name", name), self.free_per_name, self.cap_per_name, now))
 
-    def failed(self, keys: list[str], now: float | None = None) -> None:
+    def slowdown(self, now: float | None = None) -> float:
+        """Seconds to hold a login before checking its password (0 unless many fail)."""
         now = time.time() if now is None else now
         with self._lock:
-            for key in keys:
+            while self._recent and now - self._recent[0] > 60:
+                self._recent.popleft()
+            return self.slow if len(self._recent) >= self.busy else 0.0
+
+    def failed(self, name: str, address: str, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        with self._lock:
+            for key in (("pair", f"{name}\0{address}"), ("name", name)):
                 self._failures.setdefault(key, deque()).append(now)
+            self._recent.append(now)
+            if len(self._recent) > self.busy:
+                self._recent.popleft()
+            if len(self._failures) > self.max_keys:
+                self._forget(now)
 
-    def succeeded(self, keys: list[str]) -> None:
+    def succeeded(self, name: str, address: str) -> None:
         with self._lock:
-            for key in keys:
-                self._failures.pop(key, None)
+            self._failures.pop(("pair", f"{name}\0{address}"), None)
+            self._failures.pop(("name", name), None)
+
+    def _wait(self, key: tuple[str, str], free: int, cap: float, now: float) -> float:
+        times = self._failures.get(key)
+        while times and now - times[0] > self.window:
+            times.popleft()
+        if not times:
+            self._failures.pop(key, None)
+            return 0.0
+        if len(times) < free:
+            return 0.0
+        delay = min(cap, 2.0 ** (len(times) - free))
+        return max(0.0, times[-1] + delay - now)
+
+    def _forget(self, now: float) -> None:
+        """Drop what has left the window; if still too many, the oldest keys."""
+        for key in [k for k, t in self._failures.items() if not t or now - t[-1] > self.window]:
+            del self._failures[key]
+        for key in list(self._failures)[:max(0, len(self._failures) - self.max_keys)]:
+            del self._failures[key]

@@ -1,7 +1,8 @@
 """Serving the console: uvicorn on the configured address, HTTPS with the operator's
 certificate and key, plain HTTP only on loopback (the config refuses anything else).
 
-Promises: uvicorn's own access log is off (it would write query strings, where
+Promises: a client's address is the connection's (X-Forwarded-For is not believed);
+uvicorn's own access log is off (it would write query strings, where
 searches are): the app logs each request without its query (s321.console.app)."""
 
 from __future__ import annotations
@@ -52,7 +53,9 @@ def serve(loaded: LoadedConfig, section: ConsoleSection, listener: socket.socket
     loaded.config.console = section
     host = section.listen.rsplit(":", 1)[0]
     app = build(loaded, https=https, hosts=hosts_of(section, https, f"{host}:{listener.getsockname()[1]}"))
-    config = uvicorn.Config(app, access_log=False, log_level="warning",
+    # proxy_headers off: uvicorn would otherwise take X-Forwarded-For from any loopback
+    # client as its address, and the login limiter counts by address.
+    config = uvicorn.Config(app, access_log=False, log_level="warning", proxy_headers=False,
                             ssl_certfile=str(section.certificate) if https else None,
                             ssl_keyfile=str(section.private_key) if https else None, server_header=False)
     try:

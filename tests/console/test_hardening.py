@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from console.world import PASSWORD, World
+from s321.console import auth
 from ports import free_port
 
 
@@ -122,3 +123,49 @@ def test_a_host_that_does_not_name_the_console_is_refused_before_any_route(conso
     own = client.request("POST", "/login", {"csrf": token, "username": "ada", "password": PASSWORD},
                          headers={"Origin": f"http://localhost:{console.port}"})
     assert own.status == 303 and own.headers["location"] == "/"
+
+
+# ---------------------------------------------------------------------------- 2. login limiter
+
+
+def test_failed_logins_for_made_up_names_do_not_lock_a_user_out(console: Console) -> None:
+    """Every user of a loopback console comes from 127.0.0.1: failures for other names
+    from that address must not refuse the right password of a real user."""
+    for i in range(8):
+        wrong = console.fresh().log_in(f"nobody-{i}", "guess")
+        assert wrong.status == 303 and wrong.headers["location"] == "/login?error=wrong"
+    ada = console.fresh().log_in("ada")
+    assert ada.status == 303 and ada.headers["location"] == "/"
+
+
+def test_guessing_one_name_stays_slow_whatever_x_forwarded_for_says(console: Console) -> None:
+    """The address a login is counted under is the connection's: a client rotating
+    X-Forwarded-For is still one address, and its guesses at one name are refused
+    after five, even the right password, with a Retry-After."""
+    for i in range(5):
+        wrong = console.fresh(**{"X-Forwarded-For": f"10.0.{i}.1"}).log_in("otto", "guess")
+        assert wrong.headers["location"] == "/login?error=wrong"
+    limited = console.fresh(**{"X-Forwarded-For": "10.0.99.1"}).log_in("otto")
+    assert limited.status == 429 and int(limited.headers["retry-after"]) >= 1
+    # Other users from the same address are not refused.
+    assert console.fresh().log_in("vera").headers["location"] == "/"
+
+
+def test_the_limiters_delays_grow_per_name_and_address_and_per_name() -> None:
+    limiter = auth.LoginLimiter()
+    for t in range(5):
+        assert limiter.blocked("ada", "10.0.0.1", now=t) == 0
+        limiter.failed("ada", "10.0.0.1", now=t)
+    assert limiter.blocked("ada", "10.0.0.1", now=4) == 1  # the 6th waits 1 s after the 5th
+    limiter.failed("ada", "10.0.0.1", now=5)
+    assert limiter.blocked("ada", "10.0.0.1", now=5) == 2  # then 2, 4, 8 ... up to the window
+    assert limiter.blocked("ada", "10.0.0.2", now=5) == 0  # another address: its own count
+    assert limiter.blocked("eve", "10.0.0.1", now=5) == 0  # another name: never refused for ada's
+    for i in range(20):  # many addresses, one name
+        limiter.failed("otto", f"10.1.0.{i}", now=100)
+    assert 0 < limiter.blocked("otto", "10.9.9.9", now=100) <= 60
+    assert limiter.slowdown(now=100) == 0
+    for i in range(100):  # spraying many names: slowed, not refused
+        limiter.failed(f"name-{i}", "10.0.0.3", now=101)
+    assert limiter.slowdown(now=101) > 0 and limiter.blocked("vera", "10.0.0.3", now=101) == 0
+    assert limiter.slowdown(now=200) == 0
