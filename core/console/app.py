@@ -7,7 +7,8 @@ from); every page reads the ledger with the user's scope, so a record outside it
 "not found", exactly like one that does not exist; every POST is checked for origin
 and CSRF token before its handler runs; the access log (structlog) carries method, the
 route's path without its query string (searches stay out), status and role, never a
-record's content.
+record's content; password checks and ledger queries run in worker threads, never on
+the event loop, so one slow request does not hold the others.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -213,7 +215,8 @@ async def login(request: Request) -> Response:
     slow = console.limiter.slowdown()
     if slow:
         await asyncio.sleep(slow)
-    user = auth.verify(console.users, name, str(form.get("password") or ""))
+    # argon2id takes ~140 ms: in a worker thread, so that other requests are served meanwhile.
+    user = await run_in_threadpool(auth.verify, console.users, name, str(form.get("password") or ""))
     if user is None:
         console.limiter.failed(name, client)
         log.info("console login refused", role=None)
@@ -245,8 +248,8 @@ async def logout(request: Request, who: Who) -> Response:
 @guarded("read")
 async def overview(request: Request, who: Who) -> Response:
     reader = _console(request).reader
-    rows = reader.overview(who.scope)
-    timeline = reader.timeline(who.scope)
+    rows = await run_in_threadpool(reader.overview, who.scope)
+    timeline = await run_in_threadpool(reader.timeline, who.scope)
     return page(request, "overview.html", who, rows=rows, chart=svg.timeline_chart(timeline),
                 timeline=timeline)
 
@@ -267,9 +270,9 @@ async def records(request: Request, who: Who) -> Response:
         filters["state"] = None
     before = q.get("before")
     cursor = int(before) if before and before.isascii() and before.isdigit() else None
-    rows, next_cursor = _console(request).reader.records(
-        who.scope, state=filters["state"], finding=filters["finding"], day=filters["day"],
-        search=filters["q"], before=cursor)
+    rows, next_cursor = await run_in_threadpool(
+        _console(request).reader.records, who.scope, state=filters["state"], finding=filters["finding"],
+        day=filters["day"], search=filters["q"], before=cursor)
     links = {k: v for k, v in filters.items() if v}
     return page(request, "records.html", who, rows=rows, filters=filters, next_cursor=next_cursor,
                 links=links, error=error, first_page=cursor is None)
@@ -278,7 +281,7 @@ async def records(request: Request, who: Who) -> Response:
 @guarded("read")
 async def record(request: Request, who: Who) -> Response:
     txid = request.path_params["transaction_id"]
-    found = _console(request).reader.record(who.scope, txid)
+    found = await run_in_threadpool(_console(request).reader.record, who.scope, txid)
     if found is None:
         return page(request, "missing.html", who, 404, transaction_id=txid)
     hints = fixes.hints()
@@ -288,13 +291,14 @@ async def record(request: Request, who: Who) -> Response:
 
 @guarded("read")
 async def findings(request: Request, who: Who) -> Response:
-    return page(request, "findings.html", who, rows=_console(request).reader.findings(who.scope),
+    rows = await run_in_threadpool(_console(request).reader.findings, who.scope)
+    return page(request, "findings.html", who, rows=rows,
                 hints=fixes.hints())
 
 
 @guarded("read")
 async def dead(request: Request, who: Who) -> Response:
-    rows, total = _console(request).reader.dead(who.scope)
+    rows, total = await run_in_threadpool(_console(request).reader.dead, who.scope)
     return page(request, "dead.html", who, rows=rows, total=total,
                 may={a: who.may(a) for a in ACTIONS})
 
@@ -307,7 +311,7 @@ def _action(action: str) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request, who: Who) -> Response:
         console = _console(request)
         txid = request.path_params["transaction_id"]
-        found = console.reader.record(who.scope, txid)
+        found = await run_in_threadpool(console.reader.record, who.scope, txid)
         if found is None:
             return page(request, "missing.html", who, 404, transaction_id=txid)
         form = await request.form()
@@ -315,7 +319,7 @@ def _action(action: str) -> Callable[[Request], Awaitable[Response]]:
             result = None
             who.session.flash = {"ok": False, "message": "Not deleted: type the record's reference to confirm."}
         else:
-            result = perform(console.loaded, action, txid)
+            result = await run_in_threadpool(perform, console.loaded, action, txid)
             console.audit.write(who.name, who.user.role, action, txid, found["ref"], result)
             log.info("console action", action=action, transaction_id=txid, ok=result.ok, role=who.user.role)
             who.session.flash = {"ok": result.ok, "message": f"{action}: {result.message}",

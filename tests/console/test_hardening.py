@@ -10,6 +10,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -169,3 +170,28 @@ def test_the_limiters_delays_grow_per_name_and_address_and_per_name() -> None:
         limiter.failed(f"name-{i}", "10.0.0.3", now=101)
     assert limiter.slowdown(now=101) > 0 and limiter.blocked("vera", "10.0.0.3", now=101) == 0
     assert limiter.slowdown(now=200) == 0
+
+
+# ---------------------------------------------------------------------------- 3. slow work off the loop
+
+
+def test_other_requests_are_served_while_passwords_are_checked(console: Console) -> None:
+    """Each argon2id check takes ~140 ms: done on the event loop, ten logins at once
+    held every other request (a static file) for over a second."""
+    clients = [console.fresh() for _ in range(10)]
+    tokens = [c.csrf() for c in clients]
+    started = time.monotonic()
+    threads = [threading.Thread(target=c.request, args=("POST", "/login"),
+                                kwargs={"form": {"csrf": t, "username": f"spray-{i}", "password": "guess"}})
+               for i, (c, t) in enumerate(zip(clients, tokens))]
+    for t in threads:
+        t.start()
+    time.sleep(0.15)  # the logins are in
+    t0 = time.monotonic()
+    assert console.fresh().request("GET", "/static/console.css").status == 200
+    probe = time.monotonic() - t0
+    for t in threads:
+        t.join()
+    logins = time.monotonic() - started
+    assert logins > 0.5  # the checks did take their time...
+    assert probe < 0.4, (probe, logins)  # ...and a static file did not wait for them
