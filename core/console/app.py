@@ -35,7 +35,7 @@ from s321.config import ConsoleSection, ConsoleUser, LoadedConfig, read_toml
 from s321.console import auth, fixes, svg
 from s321.console.actions import ACTIONS, AuditLog, perform
 from s321.console.queries import LedgerReader, LedgerUnavailable
-from s321.console.security import (HostCheck, SecurityHeaders, certificate_names, cookie_name, own_hosts,
+from s321.console.security import (BodyLimit, HostCheck, SecurityHeaders, certificate_names, cookie_name, own_hosts,
                                    own_origins, same_origin)
 from s321.logs import get_logger
 from s321.states import State
@@ -135,6 +135,12 @@ def refused(request: Request, status: int, message: str) -> Response:
                                       status_code=status)
 
 
+async def form_of(request: Request) -> Any:
+    """The posted form: a few short fields, no files (BodyLimit has already refused any
+    body but a urlencoded one of 64 KiB at most)."""
+    return await request.form(max_files=0, max_fields=16, max_part_size=4096)
+
+
 def guarded(permission: str) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
     """Wrap a handler: live session, user still configured, `permission` in the user's
     role, and for a POST the origin check and the CSRF token."""
@@ -152,7 +158,7 @@ def guarded(permission: str) -> Callable[[Handler], Callable[[Request], Awaitabl
                     return RedirectResponse("/login", status_code=303)
                 return refused(request, 403, "Your session has ended: log in again.")
             if request.method == "POST":
-                form = await request.form()
+                form = await form_of(request)
                 token = str(form.get("csrf") or request.headers.get("x-csrf-token") or "")
                 if not hmac.compare_digest(token, session.csrf):
                     return refused(request, 403, "This form is stale or was not made by the console: refused.")
@@ -198,7 +204,7 @@ async def login(request: Request) -> Response:
     if not same_origin(request, console.origins):
         return refused(request, 403, "This form was posted from another site: refused.")
     session = console.sessions.get(request.cookies.get(console.cookie))
-    form = await request.form()
+    form = await form_of(request)
     if session is None or not hmac.compare_digest(str(form.get("csrf") or ""), session.csrf):
         return RedirectResponse("/login?error=expired", status_code=303)
     name = str(form.get("username") or "").strip()
@@ -314,7 +320,7 @@ def _action(action: str) -> Callable[[Request], Awaitable[Response]]:
         found = await run_in_threadpool(console.reader.record, who.scope, txid)
         if found is None:
             return page(request, "missing.html", who, 404, transaction_id=txid)
-        form = await request.form()
+        form = await form_of(request)
         if action == "delete" and str(form.get("confirm") or "").strip() not in (found["ref"], txid):
             result = None
             who.session.flash = {"ok": False, "message": "Not deleted: type the record's reference to confirm."}
@@ -389,7 +395,7 @@ def build(loaded: LoadedConfig, https: bool = False, hosts: frozenset[str] | Non
     default those of its `[console]` section: `hosts_of`)."""
     hosts = hosts_of(loaded.config.console, https) if hosts is None else hosts
     app = Starlette(routes=ROUTES, middleware=[Middleware(AccessLog), Middleware(SecurityHeaders, https=https),
-                                               Middleware(HostCheck, hosts=hosts)],
+                                               Middleware(HostCheck, hosts=hosts), Middleware(BodyLimit)],
                     exception_handlers={LedgerUnavailable: ledger_unavailable})
     app.state.console = Console(loaded, https=https, hosts=hosts)
     return app

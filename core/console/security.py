@@ -4,7 +4,9 @@ cross-origin check on every POST, and the session cookie's attributes.
 Promises: a request whose Host does not name the console (its listen address, the
 loopback names of a loopback console, the certificate's names, the names the operator
 lists) is answered 400 before any route runs, so a page on a rebound DNS name is
-never the console's own origin; every response carries a Content-Security-Policy without inline scripts,
+never the console's own origin; a request body that is not a urlencoded form, or is over
+64 KiB (said or counted), or takes over 10 s, is refused before any route reads it;
+every response carries a Content-Security-Policy without inline scripts,
 eval or framing (`frame-ancestors 'none'`), `nosniff`, `same-origin` referrers (a search in a URL
 never leaves the console in a Referer) and, for pages, `no-store`; a POST whose Origin is not the
 console's own, or that a browser marks as cross-site, is refused before any handler
@@ -13,6 +15,7 @@ runs.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -131,12 +134,81 @@ class HostCheck:
             await self.app(scope, receive, send)
             return
         log.info("console request refused: Host does not name the console", path=scope["path"])
-        body = (b"400: the Host header does not name this console. Use its own address,"
-                b" or list the name in [console] hosts (docs/console.md).\n")
-        await send({"type": "http.response.start", "status": 400,
-                    "headers": [(b"content-type", b"text/plain; charset=utf-8"),
-                                (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
-        await send({"type": "http.response.body", "body": body})
+        await _answer(send, 400, "400: the Host header does not name this console. Use its own address,"
+                                 " or list the name in [console] hosts (docs/console.md).")
+
+
+MAX_BODY = 64 * 1024
+"""The largest request body: the console's forms are a few short fields."""
+BODY_SECONDS = 10.0
+"""The longest a request body may take to arrive."""
+FORM = "application/x-www-form-urlencoded"
+
+
+async def _answer(send: Send, status: int, text: str) -> None:
+    body = text.encode() + b"\n"
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"text/plain; charset=utf-8"),
+                            (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodyLimit:
+    """ASGI middleware in front of routing: a request with a body must be a urlencoded
+    form (else 415: no multipart, so no file is ever spooled), of at most `limit` bytes
+    whether its Content-Length says so or its chunks add up to it (else 413), arriving
+    within `seconds` (else 408). The body is read here, whole, and handed on."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY, seconds: float = BODY_SECONDS):
+        self.app = app
+        self.limit = limit
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        length = headers.get(b"content-length", b"").decode("latin-1")
+        has_body = b"transfer-encoding" in headers or (length not in ("", "0"))
+        if not has_body:
+            await self.app(scope, receive, send)
+            return
+        kind = headers.get(b"content-type", b"").split(b";")[0].strip().lower().decode("latin-1")
+        if kind != FORM:
+            await _answer(send, 415, f"415: a request body must be {FORM}.")
+            return
+        if length and (not length.isdigit() or int(length) > self.limit):
+            await _answer(send, 413, f"413: a request body may be {self.limit} bytes at most.")
+            return
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async with asyncio.timeout(self.seconds):
+                more = True
+                while more:
+                    message = await receive()
+                    if message["type"] != "http.request":
+                        return  # the client went away
+                    chunks.append(message.get("body", b""))
+                    size += len(chunks[-1])
+                    if size > self.limit:
+                        await _answer(send, 413, f"413: a request body may be {self.limit} bytes at most.")
+                        return
+                    more = message.get("more_body", False)
+        except TimeoutError:
+            await _answer(send, 408, f"408: the request body did not arrive within {self.seconds:g} s.")
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
 
 def same_origin(request: Request, origins: frozenset[str]) -> bool:

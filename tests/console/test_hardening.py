@@ -195,3 +195,46 @@ def test_other_requests_are_served_while_passwords_are_checked(console: Console)
     logins = time.monotonic() - started
     assert logins > 0.5  # the checks did take their time...
     assert probe < 0.4, (probe, logins)  # ...and a static file did not wait for them
+
+
+# ---------------------------------------------------------------------------- 4. bounded input
+
+
+def raw(console: Console, head: str, body: bytes = b"", wait: float = 10) -> bytes:
+    """Send a request's head (and the start of a body), and read the answer, if any."""
+    with socket.create_connection(("127.0.0.1", console.port), timeout=wait) as s:
+        s.sendall(head.replace("\n", "\r\n").encode() + b"\r\n" + body)
+        try:
+            return s.recv(65536)
+        except TimeoutError:
+            return b""
+
+
+def test_bodies_are_refused_before_they_are_read(console: Console) -> None:
+    host = f"Host: 127.0.0.1:{console.port}"
+    multipart = raw(console, f"POST /login HTTP/1.1\n{host}\nContent-Type: multipart/form-data; boundary=b\n"
+                             f"Content-Length: {100 * 2**20}\n", b"--b\r\n")
+    assert multipart.startswith(b"HTTP/1.1 415"), multipart[:100]
+    big = raw(console, f"POST /login HTTP/1.1\n{host}\nContent-Type: application/x-www-form-urlencoded\n"
+                       f"Content-Length: {1000 * 2**20}\n", b"username=x&f=AAAA")
+    assert big.startswith(b"HTTP/1.1 413"), big[:100]
+    chunk = b"A" * 16384
+    chunked = raw(console, f"POST /login HTTP/1.1\n{host}\nContent-Type: application/x-www-form-urlencoded\n"
+                           "Transfer-Encoding: chunked\n",
+                  b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(5)))
+    assert chunked.startswith(b"HTTP/1.1 413"), chunked[:100]
+    client = console.fresh()
+    token = client.csrf()
+    fields = client.request("POST", "/login", body=("&".join(f"f{i}=1" for i in range(2000)) + f"&csrf={token}").encode(),
+                            headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert fields.status == 400
+    # A form as the console's own pages post it still works.
+    assert console.fresh().log_in("vera").headers["location"] == "/"
+
+
+def test_a_request_that_never_ends_its_headers_is_closed(console: Console) -> None:
+    with socket.create_connection(("127.0.0.1", console.port), timeout=15) as s:
+        s.sendall(b"GET /login HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        started = time.monotonic()
+        assert s.recv(100) == b""  # closed, answered nothing
+        assert time.monotonic() - started < 9
