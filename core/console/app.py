@@ -123,6 +123,9 @@ class Who:
         return auth.allowed(self.user.role, action)
 
 
+MAX_CURSOR = 2**63 - 1
+"""The largest rowid (and body_id) a ledger has: a page cursor beyond it is not one of ours."""
+
 Handler = Callable[[Request, "Who"], Awaitable[Response]]
 
 
@@ -160,7 +163,8 @@ def guarded(permission: str) -> Callable[[Handler], Callable[[Request], Awaitabl
             if request.method == "POST":
                 form = await form_of(request)
                 token = str(form.get("csrf") or request.headers.get("x-csrf-token") or "")
-                if not hmac.compare_digest(token, session.csrf):
+                # Bytes: compare_digest refuses str with non-ASCII characters (a TypeError, a 500).
+                if not hmac.compare_digest(token.encode(), session.csrf.encode()):
                     return refused(request, 403, "This form is stale or was not made by the console: refused.")
             who = Who(session.user or "", user, session)
             if not who.may(permission):
@@ -205,7 +209,7 @@ async def login(request: Request) -> Response:
         return refused(request, 403, "This form was posted from another site: refused.")
     session = console.sessions.get(request.cookies.get(console.cookie))
     form = await form_of(request)
-    if session is None or not hmac.compare_digest(str(form.get("csrf") or ""), session.csrf):
+    if session is None or not hmac.compare_digest(str(form.get("csrf") or "").encode(), session.csrf.encode()):
         return RedirectResponse("/login?error=expired", status_code=303)
     name = str(form.get("username") or "").strip()
     # The peer's own address: uvicorn runs without proxy headers (server.py), so a
@@ -276,6 +280,8 @@ async def records(request: Request, who: Who) -> Response:
         filters["state"] = None
     before = q.get("before")
     cursor = int(before) if before and before.isascii() and before.isdigit() else None
+    if cursor is not None and cursor > MAX_CURSOR:
+        return refused(request, 400, "This page link is not one the console made: refused.")
     rows, next_cursor = await run_in_threadpool(
         _console(request).reader.records, who.scope, state=filters["state"], finding=filters["finding"],
         day=filters["day"], search=filters["q"], before=cursor)

@@ -238,3 +238,18 @@ def test_a_request_that_never_ends_its_headers_is_closed(console: Console) -> No
         started = time.monotonic()
         assert s.recv(100) == b""  # closed, answered nothing
         assert time.monotonic() - started < 9
+
+
+# ---------------------------------------------------------------------------- 5. crafted values
+
+
+def test_crafted_values_are_refused_not_500s(console: Console) -> None:
+    client = console.fresh()
+    client.csrf()
+    login = client.request("POST", "/login", {"csrf": "é" * 43, "username": "ada", "password": PASSWORD})
+    assert login.status == 303 and login.headers["location"] == "/login?error=expired"
+    assert client.log_in("ada").headers["location"] == "/"
+    logout = client.request("POST", "/logout", {"csrf": "é" * 43})
+    assert logout.status == 403 and "stale" in logout.text
+    assert client.request("GET", "/records?before=" + "9" * 30).status == 400
+    assert client.request("GET", f"/records?before={2**63 - 1}").status == 200
