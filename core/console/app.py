@@ -33,7 +33,7 @@ from starlette.templating import Jinja2Templates
 
 from s321.config import ConsoleSection, ConsoleUser, LoadedConfig, read_toml
 from s321.console import auth, fixes, svg
-from s321.console.actions import ACTIONS, AuditLog, perform
+from s321.console.actions import ACTIONS, AuditLog, Result, perform
 from s321.console.queries import LedgerReader, LedgerUnavailable
 from s321.console.security import (BodyLimit, HostCheck, SecurityHeaders, certificate_names, cookie_name, own_hosts,
                                    own_origins, same_origin)
@@ -152,23 +152,31 @@ def guarded(permission: str) -> Callable[[Handler], Callable[[Request], Awaitabl
         async def endpoint(request: Request) -> Response:
             console = _console(request)
             console.refresh_users()
-            if request.method == "POST" and not same_origin(request, console.origins):
-                return refused(request, 403, "This form was posted from another site: refused.")
             session = console.sessions.get(request.cookies.get(console.cookie))
             user = console.users.get(session.user) if session and session.user else None
+
+            def refuse(status: int, message: str) -> Response:
+                if permission in ACTIONS:  # an action asked for and refused is audited too
+                    console.audit.write(session.user if user and session else "-", user.role if user else "-",
+                                        permission, request.path_params.get("transaction_id", ""), "",
+                                        Result(False, f"refused: {message}"))
+                return refused(request, status, message)
+
+            if request.method == "POST" and not same_origin(request, console.origins):
+                return refuse(403, "This form was posted from another site: refused.")
             if session is None or user is None:
                 if request.method == "GET":
                     return RedirectResponse("/login", status_code=303)
-                return refused(request, 403, "Your session has ended: log in again.")
+                return refuse(403, "Your session has ended: log in again.")
             if request.method == "POST":
                 form = await form_of(request)
                 token = str(form.get("csrf") or request.headers.get("x-csrf-token") or "")
                 # Bytes: compare_digest refuses str with non-ASCII characters (a TypeError, a 500).
                 if not hmac.compare_digest(token.encode(), session.csrf.encode()):
-                    return refused(request, 403, "This form is stale or was not made by the console: refused.")
+                    return refuse(403, "This form is stale or was not made by the console: refused.")
+            if not auth.allowed(user.role, permission):
+                return refuse(403, f"Your role ({user.role}) may not {permission}.")
             who = Who(session.user or "", user, session)
-            if not who.may(permission):
-                return refused(request, 403, f"Your role ({user.role}) may not {permission}.")
             return await handler(request, who)
 
         endpoint.permission = permission  # type: ignore[attr-defined]
@@ -324,11 +332,13 @@ def _action(action: str) -> Callable[[Request], Awaitable[Response]]:
         console = _console(request)
         txid = request.path_params["transaction_id"]
         found = await run_in_threadpool(console.reader.record, who.scope, txid)
-        if found is None:
+        if found is None:  # or outside the user's scope: the same answer, and the same audit line
+            console.audit.write(who.name, who.user.role, action, txid, "", Result(False, "refused: not found"))
             return page(request, "missing.html", who, 404, transaction_id=txid)
         form = await form_of(request)
         if action == "delete" and str(form.get("confirm") or "").strip() not in (found["ref"], txid):
-            result = None
+            console.audit.write(who.name, who.user.role, action, txid, found["ref"],
+                                Result(False, "refused: not confirmed (the reference was not typed)"))
             who.session.flash = {"ok": False, "message": "Not deleted: type the record's reference to confirm."}
         else:
             result = await run_in_threadpool(perform, console.loaded, action, txid)

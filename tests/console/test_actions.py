@@ -46,8 +46,9 @@ def audit_lines(world: World) -> list[dict[str, object]]:
 @pytest.mark.parametrize("route", ACTION_ROUTES, ids=lambda r: r.name)
 def test_action_route_role_scope(world: World, route: Route, user: str) -> None:
     """Refused (403) without the role's permission, not found (404) outside the scope,
-    and in both cases nothing changes and nothing is audited; allowed, it is done
-    through the CLI's code and audited."""
+    and in both cases nothing changes and the refusal is audited; allowed, it is done
+    through the CLI's code and audited (a delete without its typed reference: refused,
+    and audited so)."""
     client = client_for(world)
     token = log_in(client, user)
     role, scope = USERS[user]
@@ -64,11 +65,14 @@ def test_action_route_role_scope(world: World, route: Route, user: str) -> None:
             assert response.status_code == 404
         else:
             assert response.status_code == 303
-            if route.name != "delete":  # a delete not confirmed is not even tried
-                assert len(audit_lines(world)) == audited + 1
-                assert audit_lines(world)[-1]["user"] == user
+            assert len(audit_lines(world)) == audited + 1
+            assert audit_lines(world)[-1]["user"] == user
+            if route.name == "delete":  # not confirmed: not even tried
+                assert audit_lines(world)[-1]["ok"] is False and state(world, txid) == before
             continue
-        assert state(world, txid) == before and len(audit_lines(world)) == audited
+        assert state(world, txid) == before and len(audit_lines(world)) == audited + 1
+        line = audit_lines(world)[-1]
+        assert (line["user"], line["action"], line["transaction_id"], line["ok"]) == (user, route.name, txid, False)
 
 
 def test_retry_of_a_dead_letter_queues_it_and_is_audited(world: World) -> None:
@@ -115,6 +119,8 @@ def test_a_form_from_another_origin_or_without_its_token_is_refused(world: World
     wrong_token = client.post(f"/records/{txid}/retry", data={"csrf": "x" * 43})
     assert wrong_token.status_code == 403
     assert state(world, txid) == "dead"
+    refusals = [line for line in audit_lines(world) if line["transaction_id"] == txid]
+    assert [line["ok"] for line in refusals] == [False] * 4 and "another site" in str(refusals[0]["outcome"])
     ok = client.post(f"/records/{txid}/retry", data={"csrf": token}, headers={"origin": ORIGIN})
     assert ok.status_code == 303 and state(world, txid) == "queued"
 
