@@ -262,6 +262,9 @@ class ConsoleSection(BaseModel):
     idle_minutes: float = Field(default=30, gt=0, description="a session ends after this long unused")
     absolute_hours: float = Field(default=12, gt=0, description="a session ends this long after login")
     users: dict[str, ConsoleUser] = {}
+    hosts: list[Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9.\-\[\]:]+$")]] = Field(
+        default=[], description="other names the console is reached by (a DNS name, host:port behind a "
+                                "port mapping); any other Host header is refused (DNS rebinding)")
 
     @model_validator(mode="after")
     def _https_or_loopback(self) -> ConsoleSection:

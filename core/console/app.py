@@ -401,8 +401,7 @@ def hosts_of(section: ConsoleSection, https: bool, listen: str | None = None) ->
     really has differs, as with port 0), the certificate's names over HTTPS, and the
     operator's `[console] hosts`."""
     names = certificate_names(section.certificate) if https and section.certificate else []
-    # `[console] hosts` is read when the config model has it (docs/console.md).
-    names += list(getattr(section, "hosts", None) or [])
+    names += section.hosts
     return own_hosts(listen or section.listen, https, names)
 
 

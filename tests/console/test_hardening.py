@@ -253,3 +253,17 @@ def test_crafted_values_are_refused_not_500s(console: Console) -> None:
     assert logout.status == 403 and "stale" in logout.text
     assert client.request("GET", "/records?before=" + "9" * 30).status == 400
     assert client.request("GET", f"/records?before={2**63 - 1}").status == 200
+
+
+def test_names_given_in_console_hosts_are_the_consoles_own() -> None:
+    """A console reached under another name (a proxy, a DNS name) is told that name in
+    `[console] hosts`: only those names, with or without the port, are added."""
+    from s321.config import ConsoleSection
+    from s321.console.app import hosts_of
+
+    section = ConsoleSection.model_validate({"hosts": ["console.example.test"]})
+    hosts = hosts_of(section, https=False)
+    assert {"console.example.test", "console.example.test:9322", "127.0.0.1:9322"} <= hosts
+    assert "rebind.attacker.example:9322" not in hosts
+    with pytest.raises(ValueError):
+        ConsoleSection.model_validate({"hosts": ["evil.example/path"]})
