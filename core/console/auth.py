@@ -15,7 +15,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,20 +78,44 @@ class Session:
 
 @dataclass
 class Sessions:
-    """Server-side sessions, in memory."""
+    """Server-side sessions, in memory. Anyone can make a logged-out one (the login
+    form's CSRF token rides in it): those live `anonymous_seconds` unused, and past
+    `max_anonymous` the oldest ends, so a flood of them costs bounded memory and never
+    ends a logged-in session. Expired sessions are swept every `sweep_seconds`, not
+    at every new one."""
 
     idle_seconds: float = 30 * 60
     absolute_seconds: float = 12 * 3600
+    anonymous_seconds: float = 10 * 60
+    max_anonymous: int = 10_000
+    sweep_seconds: float = 60.0
     _by_id: dict[str, Session] = field(default_factory=dict)
+    _anonymous: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    _swept: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def new(self, user: str | None = None, now: float | None = None) -> Session:
         now = time.time() if now is None else now
         session = Session(secrets.token_urlsafe(32), secrets.token_urlsafe(32), now, now, user)
         with self._lock:
-            self._expire(now)
+            if now - self._swept >= self.sweep_seconds:
+                self._expire(now)
+                self._swept = now
             self._by_id[session.id] = session
+            if user is None:
+                self._anonymous[session.id] = None
+                while len(self._anonymous) > self.max_anonymous:
+                    oldest, _ = self._anonymous.popitem(last=False)
+                    self._by_id.pop(oldest, None)
         return session
+
+    def _expired(self, session: Session, now: float) -> bool:
+        idle = self.idle_seconds if session.user is not None else min(self.idle_seconds, self.anonymous_seconds)
+        return now - session.last_seen > idle or now - session.created > self.absolute_seconds
+
+    def _drop(self, session_id: str) -> None:
+        self._by_id.pop(session_id, None)
+        self._anonymous.pop(session_id, None)
 
     def get(self, session_id: str | None, now: float | None = None) -> Session | None:
         """The live session with this id, touched; None when unknown or expired."""
@@ -102,8 +126,8 @@ class Sessions:
             session = self._by_id.get(session_id)
             if session is None:
                 return None
-            if now - session.last_seen > self.idle_seconds or now - session.created > self.absolute_seconds:
-                del self._by_id[session_id]
+            if self._expired(session, now):
+                self._drop(session_id)
                 return None
             session.last_seen = now
             return session
@@ -116,7 +140,7 @@ class Sessions:
     def end(self, session: Session | None) -> None:
         if session is not None:
             with self._lock:
-                self._by_id.pop(session.id, None)
+                self._drop(session.id)
 
     def end_users_not_in(self, users: set[str]) -> None:
         """Removing a user from the config ends its sessions."""
@@ -125,9 +149,8 @@ class Sessions:
                 del self._by_id[sid]
 
     def _expire(self, now: float) -> None:
-        for sid in [sid for sid, s in self._by_id.items()
-                    if now - s.last_seen > self.idle_seconds or now - s.created > self.absolute_seconds]:
-            del self._by_id[sid]
+        for sid in [sid for sid, s in self._by_id.items() if self._expired(s, now)]:
+            self._drop(sid)
 
 
 @dataclass

@@ -267,3 +267,27 @@ def test_names_given_in_console_hosts_are_the_consoles_own() -> None:
     assert "rebind.attacker.example:9322" not in hosts
     with pytest.raises(ValueError):
         ConsoleSection.model_validate({"hosts": ["evil.example/path"]})
+
+
+# ---------------------------------------------------------------------------- 7. logged-out sessions
+
+
+def test_a_flood_of_logged_out_sessions_is_bounded_and_ends_no_login() -> None:
+    """Every GET /login without a cookie makes a session (for the form's CSRF token):
+    past the cap the oldest logged-out ones end, never a logged-in one."""
+    sessions = auth.Sessions(max_anonymous=1_000)
+    ada = sessions.new("ada", now=1000.0)
+    first = sessions.new(now=1000.0)
+    for i in range(5_000):
+        sessions.new(now=1000.0 + i * 0.001)
+    assert len(sessions._by_id) == 1_001
+    assert sessions.get(first.id, now=1006.0) is None  # the oldest went first
+    assert sessions.get(ada.id, now=1006.0) is not None
+
+
+def test_a_logged_out_session_lives_shorter_than_a_login() -> None:
+    sessions = auth.Sessions()
+    form, ada = sessions.new(now=0.0), sessions.new("ada", now=0.0)
+    later = sessions.anonymous_seconds + 1
+    assert sessions.get(form.id, now=later) is None
+    assert sessions.get(ada.id, now=later) is not None
