@@ -101,6 +101,10 @@ class _Output:
             self._failed = exc.strerror or str(exc)
             self._drop_buffered()
             raise S321Error(f"cannot write the output: {self._failed}") from None
+        except UnicodeEncodeError as exc:  # PYTHONIOENCODING=ascii, or a terminal set to Latin-1
+            self._failed = (f"its encoding, {exc.encoding}, cannot write every character of it "
+                            "(names and addresses need UTF-8: set PYTHONIOENCODING=utf-8)")
+            raise S321Error(f"cannot write the output: {self._failed}") from None
 
     def _drop_buffered(self) -> None:
         """Point the descriptor at /dev/null: the interpreter flushes stdout again at

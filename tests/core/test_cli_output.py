@@ -80,3 +80,20 @@ def test_a_reader_that_goes_away_still_stops_quietly(cfg):
     proc = subprocess.run(f'"{sys.executable}" -m s321.cli preview -c "{cfg}" -p shop --json | head -c 1',
                           shell=True, capture_output=True, text=True, env=dict(os.environ), timeout=120)
     assert proc.stdout == "{" and proc.stderr == ""
+
+
+def test_an_output_whose_encoding_cannot_write_a_name_is_said_not_a_traceback(tmp_path):
+    """PYTHONIOENCODING=ascii (or a Latin-1 terminal) and a buyer named Zoë: a line
+    saying what to set, exit 2, and never the name in the message."""
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    fields = marketplace_fields()
+    fields["ultimate_deliver_to"] = {**fields["ultimate_deliver_to"], "name": "Zoë Ŝmith"}
+    write_jsonl(inbox / "orders.jsonl", [{"ref": "A-1", **fields}])
+    cfg = jsonl_pipeline_config(tmp_path, inbox, tmp_path / "out")
+    proc = subprocess.run([sys.executable, "-m", "s321.cli", "preview", "-c", str(cfg), "-p", "shop", "--json"],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONIOENCODING": "ascii"})
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and "Zo" not in proc.stderr
+    assert "cannot write the output: its encoding, ascii" in proc.stderr and "PYTHONIOENCODING=utf-8" in proc.stderr
