@@ -28,11 +28,16 @@ file such as /dev/zero must not be read to the end of memory."""
 def _resolve(value: Any, info: ValidationInfo) -> SecretStr:
     if isinstance(value, SecretStr):
         return value
-    if not isinstance(value, dict) or len(value) != 1 or not ({"env", "file"} & value.keys()):
+    if not isinstance(value, dict):
         raise ValueError(
             'a secret must be a reference, {env = "VARIABLE"} or {file = "path"}, '
             "never a literal value"
         )
+    if len(value) != 1 or not ({"env", "file"} & value.keys()):
+        # A table, but not one reference: say which keys it has (never their values).
+        given = ", ".join(sorted(map(str, value))) or "no key"
+        raise ValueError(f'a secret reference has one key, env or file ({{env = "VARIABLE"}} or '
+                         f'{{file = "path"}}), not {given}')
     if "env" in value:
         var = str(value["env"])
         if not _VARIABLE.match(var):

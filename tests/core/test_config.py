@@ -285,6 +285,18 @@ def test_a_literal_secret_is_refused_without_echoing_it():
     assert "never a literal" in line and "hunter2" not in line
 
 
+@pytest.mark.parametrize("table, said", [({}, "not no key"), ({"vault": "kv/s321"}, "not vault"),
+                                         ({"env": "A", "file": "b"}, "not env, file")])
+def test_a_table_that_is_not_one_reference_names_its_keys_not_literal(table, said):
+    """`{vault = ...}` or both keys is not "a literal value": it is a table with the
+    wrong keys, and the message says which (never their values)."""
+    with pytest.raises(ValidationError) as info:
+        WithSecret.model_validate({"password": table})
+    text = str(info.value)
+    assert "a secret reference has one key, env or file" in text and said in text
+    assert "kv/s321" not in text
+
+
 def test_an_unset_secret_variable_is_named(monkeypatch):
     monkeypatch.delenv("S321_NOPE", raising=False)
     with pytest.raises(ValidationError, match="S321_NOPE"):
