@@ -399,6 +399,11 @@ def load_all(path: str | Path, registry: Registry) -> tuple[LoadedConfig | None,
     private.configure(config.files.group)  # modes of every file s321 creates from here on
     loaded = LoadedConfig(path, config)
     problems = []
+    installed = {p.name for p in registry.plugins}
+    for name in config.plugins.block:
+        if name not in installed:  # a typo here leaves the plugin meant loaded
+            problems.append(f"{path}: plugins.block: no installed plugin {name!r} "
+                            f"(installed: {', '.join(sorted(installed)) or 'none'})")
     known_profiles = regimes.available(config.profile_paths)
     for name, pc in config.pipelines.items():
         pipeline = _resolve_pipeline(path, name, pc, registry, known_profiles, ctx, problems)
@@ -475,7 +480,9 @@ def _resolve_pipeline(path: Path, name: str, pc: PipelineConfig, registry: Regis
         try:
             return registry.get(kind, cname)
         except PluginError as exc:
-            problems.append(f"{path}: {loc}: {exc}")
+            blocked = sorted(p.name for p in registry.plugins if p.status == "blocked")
+            said = f"; blocked, and not loaded: {', '.join(blocked)}" if blocked else ""
+            problems.append(f"{path}: {loc}: {exc}{said}")
             return None
 
     def options(comp: Component | None, table: dict[str, Any], loc: str) -> BaseModel | None:
@@ -489,7 +496,9 @@ def _resolve_pipeline(path: Path, name: str, pc: PipelineConfig, registry: Regis
 
     source = component("source", pc.source.plugin, f"{where}.source.plugin")
     source_options = options(source, pc.source.options(), f"{where}.source")
-    mapper = component("mapper", pc.mapper or pc.source.plugin, f"{where}.mapper")
+    # The mapper is the source's own unless named: an unknown source is said once.
+    mapper = component("mapper", pc.mapper or pc.source.plugin, f"{where}.mapper") \
+        if pc.mapper or source is not None else None
     transport = component("transport", pc.transport.plugin, f"{where}.transport.plugin")
     transport_options = options(transport, pc.transport.options(), f"{where}.transport")
     serializer = component("serializer", pc.serializer, f"{where}.serializer")

@@ -290,9 +290,12 @@ def test_a_literal_secret_is_refused_without_echoing_it():
 def test_a_table_that_is_not_one_reference_names_its_keys_not_literal(table, said):
     """`{vault = ...}` or both keys is not "a literal value": it is a table with the
     wrong keys, and the message says which (never their values)."""
+    from pathlib import Path
+
+    from s321.config import format_errors
     with pytest.raises(ValidationError) as info:
         WithSecret.model_validate({"password": table})
-    text = str(info.value)
+    [text] = format_errors(Path("s321.toml"), info.value, WithSecret)  # what `s321 check` prints
     assert "a secret reference has one key, env or file" in text and said in text
     assert "kv/s321" not in text
 
@@ -406,3 +409,17 @@ def test_an_empty_pipelines_table_and_a_blank_name_are_said_in_words(tmp_path):
     path = jsonl_pipeline_config(tmp_path, "in", "out")
     path.write_text(path.read_text().replace("pipelines.shop", 'pipelines." shop"'))
     assert f"{path}: pipelines: pipeline name ' shop': give a name without blanks around it" in errors_of(path)
+
+
+def test_plugins_block_names_installed_plugins_and_a_blocked_one_is_said(tmp_path):
+    """A misspelt name in [plugins] block leaves the plugin meant loaded: refused. A
+    pipeline naming a component of a blocked plugin is told it is blocked, not offered
+    the nearest other name alone; an unknown source is one error, not a second one for
+    a mapper the config never named."""
+    path = jsonl_pipeline_config(tmp_path, "in", "out")
+    path.write_text(path.read_text() + '\n[plugins]\nblock = ["records-jsonl", "record-jsonl"]\n')
+    lines = errors_of(path)
+    assert any(line.startswith(f"{path}: plugins.block: no installed plugin 'record-jsonl'") for line in lines)
+    [source] = [line for line in lines if ".source.plugin" in line]
+    assert "unknown source 'records-jsonl'" in source and "blocked, and not loaded: records-jsonl" in source
+    assert not [line for line in lines if ".mapper" in line], lines
