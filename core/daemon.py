@@ -355,6 +355,12 @@ class Daemon:
             alive = t.is_alive() and not t.failed and not t.worker.stalled()
             ok = ok and alive
             detail[name] = {"alive": alive, "error": t.failed or t.worker.error}
+        if self.link is not None and self.threads:
+            # Healthy once the transmit process has read the config and sends: until then
+            # (starting, or started again after it stopped) nothing is sent.
+            ready = self.link.ready.is_set() and not self.link.down()
+            ok = ok and ready
+            return ok, {"pipelines": detail, "transmit": "ready" if ready else "starting"}
         return ok, {"pipelines": detail}
 
     def _depth(self) -> dict[str, tuple[int, int]]:

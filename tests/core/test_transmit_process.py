@@ -182,3 +182,27 @@ def test_an_observer_in_the_parent_hears_what_the_child_dead_letters(tmp_path):
     assert len(dead) == 1 and dead[0]["count"] == 12, bodies  # told once, by the parent
     assert "certificate refused" in dead[0]["error"]
     assert world.ledger_states() == {State.DEAD: 12}
+
+
+def test_healthz_is_ok_only_once_the_transmit_process_is_ready(world):
+    """A daemon answering 200 sends: its transmit process has read the config. Before,
+    /healthz said ok while the child was still starting, and a config changed in that
+    moment was the one the child read."""
+    import json
+    import urllib.request
+
+    proc = world.daemon(wait_up=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{world.http_port}/healthz", timeout=2) as resp:
+                    body = json.loads(resp.read())
+                    break
+            except urllib.error.HTTPError as exc:  # 503 while the child starts
+                assert time.monotonic() < deadline, "never healthy"
+                assert json.loads(exc.read())["transmit"] == "starting"
+                time.sleep(0.05)
+        assert body["ok"] is True and body["transmit"] == "ready"
+    finally:
+        world.stop(proc)
