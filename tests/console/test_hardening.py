@@ -8,8 +8,6 @@ from __future__ import annotations
 import http.client
 import re
 import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.parse
@@ -18,9 +16,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from console.world import PASSWORD, World
+from console.world import PASSWORD, World, running_console
 from s321.console import auth
-from ports import free_port
 
 
 @dataclass
@@ -72,31 +69,10 @@ class Console:
         return Console(self.port, extra=extra)
 
 
-def wait_for_port(port: int, proc: subprocess.Popen[str], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"s321 console exited: {proc.stdout.read() if proc.stdout else ''}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError("s321 console did not start listening")
-
-
 @pytest.fixture(scope="module")
 def console(world: World) -> Iterator[Console]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "s321.cli", "console", "-c", str(world.config),
-                             "--listen", f"127.0.0.1:{port}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
-    try:
-        wait_for_port(port, proc)
+    with running_console(world.config) as port:
         yield Console(port)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 # ---------------------------------------------------------------------------- 1. Host

@@ -6,9 +6,12 @@ over its TLS link: accepted and invalid records for ALPHA01, dead letters for BE
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,3 +153,28 @@ def log_in(client: TestClient, user: str, password: str = PASSWORD) -> str:
     done = client.post("/login", data={"csrf": token, "username": user, "password": password})
     assert done.status_code == 303 and done.headers["location"] == "/", done.text
     return csrf_of(client.get("/").text)
+
+
+@contextmanager
+def running_console(config: Path) -> Iterator[int]:
+    """A real `s321 console` over `config` on a free loopback port, listening: the port.
+    Stopped on leaving."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "s321.cli", "console", "-c", str(config),
+                             "--listen", f"127.0.0.1:{port}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(f"s321 console exited: {proc.stdout.read() if proc.stdout else ''}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "s321 console did not start listening"
+                time.sleep(0.1)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

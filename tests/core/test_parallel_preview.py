@@ -402,6 +402,11 @@ def carrier(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     with data.open("ab") as fh:  # keys repeat within one file only
         fh.write(again.read_bytes())
     (data.parent / f"b{data.suffix}").write_bytes(b"\xff\xfe neither X12 nor Cargo-IMP\n")
+    return kind, carrier_config(folder, kind, mode, data.parent)
+
+
+def carrier_config(folder: Path, kind: str, mode: str, inbox: Path) -> Path:
+    """`folder/s321.toml`: pipeline `carrier`, source `kind` over `inbox`, to a file outbox."""
     config = folder / "s321.toml"
     config.write_text(f"""\
 [pipelines.carrier]
@@ -415,13 +420,13 @@ known_carrier_customer = true
 
 [pipelines.carrier.source]
 plugin = "{kind}"
-path = "{data.parent}"
+path = "{inbox}"
 
 [pipelines.carrier.transport]
 plugin = "file"
 directory = "{folder / 'outbox'}"
 """, encoding="utf-8")
-    return kind, config
+    return config
 
 
 def test_a_carrier_source_s_workers_read_their_own_spans(carrier, monkeypatch):
@@ -570,26 +575,7 @@ def big_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data.parent.mkdir()
     subprocess.run([sys.executable, str(ROOT / "bench" / "generate.py"), "x12-309", "30000", str(data)],
                    check=True, capture_output=True)
-    config = folder / "s321.toml"
-    config.write_text(f"""\
-[pipelines.carrier]
-originator_code = "CAR321"
-filer_type = "carrier"
-mode_of_transport = "truck"
-profile = "pilot-2019"
-
-[pipelines.carrier.defaults]
-known_carrier_customer = true
-
-[pipelines.carrier.source]
-plugin = "x12-309"
-path = "{data.parent}"
-
-[pipelines.carrier.transport]
-plugin = "file"
-directory = "{folder / 'outbox'}"
-""", encoding="utf-8")
-    return config
+    return carrier_config(folder, "x12-309", "truck", data.parent)
 
 
 def start_preview(config: Path, scratch: Path) -> subprocess.Popen[bytes]:
